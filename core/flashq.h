@@ -1,0 +1,81 @@
+// FlashQ attention per-element steps (SPEC section 5), host + device. The reference loops and
+// the kernels call these in the same order, so their results agree bit for bit.
+#pragma once
+
+#include <cstdint>
+
+#include "core/fp16.h"
+#include "core/macros.h"
+#include "core/quant.h"
+#include "core/sas.h"
+
+namespace turbo {
+
+enum class PQuant : int { kU8 = 0, kS8 = 1, kU8Row = 2, kFp16 = 3 };
+
+// c = (s_Q * s_K) * tau, FP32 in that order.
+TURBO_HD float score_scale(float s_q, float s_k, float tau) { return (s_q * s_k) * tau; }
+
+// S = fp16(clamp((float)acc * c, -65504, 65504)): saturating, so S is always finite.
+TURBO_HD float score_fp16(int32_t acc, float c) {
+  float v = static_cast<float>(acc) * c;
+  v = minf(maxf(v, -kHalfMax), kHalfMax);
+  return round_half(v);
+}
+
+// Per-row P quantization parameters of one tile. `row_max` is only read for kU8Row.
+struct PScale {
+  float s_p;  // dequant scale of the P codes
+  float inv;  // multiplier applied to P before rint
+  int max_code;
+};
+
+TURBO_HD PScale p_scale(PQuant mode, float row_max) {
+  PScale r;
+  switch (mode) {
+    case PQuant::kS8:
+      r.s_p = 1.0f / 127.0f;
+      r.inv = 127.0f;
+      r.max_code = 127;
+      break;
+    case PQuant::kU8Row:
+      r.s_p = row_max / 255.0f;
+      r.inv = r.s_p == 0.0f ? 0.0f : 1.0f / r.s_p;
+      r.max_code = 255;
+      break;
+    case PQuant::kU8:
+    case PQuant::kFp16:  // unused for fp16, which keeps P as is
+    default:
+      r.s_p = 1.0f / 255.0f;
+      r.inv = 255.0f;
+      r.max_code = 255;
+      break;
+  }
+  return r;
+}
+
+// P8 = min(max_code, rint(P * inv)); P >= 0 so no lower clamp is needed.
+TURBO_HD int p_code(float p, const PScale& s) {
+  float v = p * s.inv;
+  v = minf(v, static_cast<float>(s.max_code));
+  return rint_to_int(v);
+}
+
+// l = fma(l, alpha, (float)sum_j(P8) * s_P)
+TURBO_HD float update_rowsum(float l, float alpha, int32_t sum_p8, float s_p) {
+  return fmaf_rn(l, alpha, static_cast<float>(sum_p8) * s_p);
+}
+
+// O[d] = fma(O[d], alpha, (float)accPV[d] * (s_P * s_V))
+TURBO_HD float update_output(float o, float alpha, int32_t acc_pv, float s_pv) {
+  return fmaf_rn(o, alpha, static_cast<float>(acc_pv) * s_pv);
+}
+
+// Final normalisation: fp16(O[d] / l).
+TURBO_HD float finalize_output(float o, float l) { return round_half(o / l); }
+
+// Split-K merge of one run (SPEC 6): in order s = 0 .. S-1 from l = 0, O = 0, with m = max_s m_s
+// already known: a_s = 1 if m_s == m else SAS(fp16(m - m_s)); l = fma(l_s, a_s, l).
+TURBO_HD float merge_factor(float m_s, float m, const SasParams& p) { return sas_rescale(m_s, m, p); }
+
+}  // namespace turbo

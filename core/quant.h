@@ -1,0 +1,153 @@
+// FlashQ quantizer formulas (SPEC sections 1-3), host + device.
+//
+// Rounding contract, written once here (FBGEMM QuantUtils style):
+//  - stage 1 (symmetric INT8): s = amax / 127 (FP32); inv = 1.0f / s (IEEE division, once per
+//    group); q = clamp(rint(x * inv), -127, 127), rint = round half to even. amax == 0 gives
+//    s = 0, inv = 0 and all codes 0.
+//  - stage 2 (integer, asymmetric, on INT8 codes): s2 = max(1, ceil((hi - lo) / L)), z = lo,
+//    c = min(L, floor((2 (q - z) + s2) / (2 s2)))  (round half up, integers only),
+//    dequant q' = clamp(c s2 + z, -127, 127).
+//  - direct asymmetric (KIVI-style baselines): s = (mx - mn) / L, z = mn, both rounded to the
+//    storage precision first; c = clamp(rint((x - z) * (1/s)), 0, L); dequant fma(c, s, z).
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "core/fp16.h"
+#include "core/macros.h"
+
+namespace turbo {
+
+TURBO_HD int rint_to_int(float v) {
+#if TURBO_ON_DEVICE
+  return __float2int_rn(v);
+#else
+  return static_cast<int>(std::nearbyint(v));
+#endif
+}
+
+TURBO_HD float fmaf_rn(float a, float b, float c) {
+#if TURBO_ON_DEVICE
+  return __fmaf_rn(a, b, c);
+#else
+  return std::fma(a, b, c);
+#endif
+}
+
+TURBO_HD float absf(float v) { return v < 0.0f ? -v : v; }
+TURBO_HD float maxf(float a, float b) { return a > b ? a : b; }
+TURBO_HD float minf(float a, float b) { return a < b ? a : b; }
+TURBO_HD int clampi(int v, int lo, int hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+// ---- Stage 1: symmetric INT8 -------------------------------------------------------------
+
+constexpr int kInt8Max = 127;
+
+struct Stage1Scale {
+  float scale;  // s, stored FP32
+  float inv;    // 1.0f / s, or 0 when s == 0
+};
+
+TURBO_HD Stage1Scale stage1_scale(float amax) {
+  Stage1Scale r;
+  r.scale = amax / 127.0f;
+  r.inv = r.scale == 0.0f ? 0.0f : 1.0f / r.scale;
+  return r;
+}
+
+// x * inv rounded half-to-even and saturated to [-127, 127]. The clamp happens on the float
+// first so that no out-of-range float reaches the integer conversion.
+TURBO_HD int8_t stage1_code(float x, float inv) {
+  float v = x * inv;
+  v = minf(maxf(v, -127.0f), 127.0f);
+  return static_cast<int8_t>(rint_to_int(v));
+}
+
+// ---- Stage 2: progressive INT8 -> INT4 / INT2 ---------------------------------------------
+
+struct Stage2Params {
+  uint8_t s2;  // integer step, >= 1
+  int8_t z;    // zero point = group minimum
+};
+
+TURBO_HD Stage2Params stage2_params(int lo, int hi, int bits) {
+  const int levels = (1 << bits) - 1;
+  int s2 = (hi - lo + levels - 1) / levels;  // ceil for hi - lo >= 0
+  if (s2 < 1) s2 = 1;
+  Stage2Params p;
+  p.s2 = static_cast<uint8_t>(s2);
+  p.z = static_cast<int8_t>(lo);
+  return p;
+}
+
+TURBO_HD uint8_t stage2_code(int q, Stage2Params p, int bits) {
+  const int levels = (1 << bits) - 1;
+  const int s2 = p.s2;
+  const int c = (2 * (q - p.z) + s2) / (2 * s2);  // q - z >= 0: integer division is floor
+  return static_cast<uint8_t>(c < levels ? c : levels);
+}
+
+TURBO_HD int8_t stage2_dequant(int c, Stage2Params p) {
+  return static_cast<int8_t>(clampi(c * static_cast<int>(p.s2) + p.z, -127, 127));
+}
+
+// ---- Direct asymmetric quantizer (baselines) -----------------------------------------------
+
+enum class ScaleStorage : int { kFp16 = 0, kFp32 = 1 };
+
+struct AsymParams {
+  float scale;  // as stored (already rounded to the storage precision)
+  float zero;
+  float inv;    // 1 / scale, 0 when scale == 0
+};
+
+TURBO_HD AsymParams asym_params(float mn, float mx, int bits, ScaleStorage storage) {
+  const float levels = static_cast<float>((1 << bits) - 1);
+  float s = (mx - mn) / levels;
+  float z = mn;
+  if (storage == ScaleStorage::kFp16) {
+    s = round_half(s);
+    z = round_half(z);
+  }
+  AsymParams p;
+  p.scale = s;
+  p.zero = z;
+  p.inv = s == 0.0f ? 0.0f : 1.0f / s;
+  return p;
+}
+
+TURBO_HD uint8_t asym_code(float x, AsymParams p, int bits) {
+  const float levels = static_cast<float>((1 << bits) - 1);
+  float v = (x - p.zero) * p.inv;
+  v = minf(maxf(v, 0.0f), levels);
+  return static_cast<uint8_t>(rint_to_int(v));
+}
+
+TURBO_HD float asym_dequant(int c, AsymParams p) {
+  return fmaf_rn(static_cast<float>(c), p.scale, p.zero);
+}
+
+// ---- Packing: 8 / b codes per byte, the first code in the low bits ---------------------------
+
+TURBO_HD int codes_per_byte(int bits) { return 8 / bits; }
+
+TURBO_HD int64_t packed_bytes(int64_t n_codes, int bits) {
+  const int per = 8 / bits;
+  return (n_codes + per - 1) / per;
+}
+
+TURBO_HD void pack_code(uint8_t* out, int64_t i, uint8_t code, int bits) {
+  const int per = 8 / bits;
+  const int shift = static_cast<int>(i % per) * bits;
+  const uint8_t mask = static_cast<uint8_t>(((1 << bits) - 1) << shift);
+  out[i / per] = static_cast<uint8_t>((out[i / per] & ~mask) | ((code << shift) & mask));
+}
+
+TURBO_HD uint8_t unpack_code(const uint8_t* in, int64_t i, int bits) {
+  const int per = 8 / bits;
+  const int shift = static_cast<int>(i % per) * bits;
+  return static_cast<uint8_t>((in[i / per] >> shift) & ((1 << bits) - 1));
+}
+
+}  // namespace turbo
