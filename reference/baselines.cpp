@@ -1,0 +1,778 @@
+// Baseline attention methods of the "ref" backend (declarations and summary: baselines.h).
+//
+// Every baseline is written as a KV *stream* per (batch, kv head) that stores exactly what the
+// method's cache stores (so KvCache::bytes() counts real storage, SPEC 8), plus an attention
+// routine over the stream's contents. Prefill builds a stream from the whole window (the window is
+// treated as cached) and attends causally from position 0; decode attends with the last q_len
+// positions over the cache. A stream is a pure function of the FP16 rows appended to it, in any
+// batching of appends. Numerics, per method (FP32 = binary32 with RN, no FMA contraction;
+// exp = libm expf; "fp16(x)" = one RN rounding to FP16):
+//
+// kivi (KIVI, Liu et al. 2024). Direct asymmetric quantizer of SPEC 3 (core/quant.h asym_*),
+//   bits b = kv_bits (4 or 2; a cache may give per-kv-head bits 4/2 in KvCacheSpec::head_bits),
+//   scale/zero stored per `scale_storage` (fp16 default, as KIVI).
+//   K: per channel over groups of G = group_size consecutive tokens (groups start at token 0).
+//   V: per token over groups of min(G, D) consecutive channels (a last shorter group if D % G).
+//   The newest R = residual tokens stay FP16; so do K tokens of an incomplete group: of L tokens,
+//   V holds max(0, L - R) quantized tokens and K floor(max(0, L - R) / G) * G.
+//   Attention: dequantize fma(c, s, z), round to FP16, then the floor's arithmetic below.
+// int8kv: K and V per token symmetric INT8 (SPEC 1 stage1_scale / stage1_code, token groups, FP32
+//   scale per token); dequantized (float)q * s rounded to FP16, then the floor's arithmetic.
+//   The floor's arithmetic (as ref::attention_fp16_floor): s_j = (sum_d q_d k_jd) * tau in FP32
+//   (d ascending), m = max_j s_j, p_j = exp(s_j - m), l = sum_j p_j, o_d = sum_j p_j v_jd (j
+//   ascending), out = fp16(o_d / l).
+// sage (SageAttention, Zhang et al. 2025). The cache stores K/V in FP16 (SageAttention quantizes
+//   on the fly, not the cache). At attention time: with k_smooth = mean, K' = K - mean_c, the
+//   per-channel mean over all tokens of the stream by SPEC 1's exact formula (ref::channel_mean);
+//   with k_smooth = none K' = K. Q in INT8 per block of Br rows (blocks start at the first query
+//   row of the call), K' in INT8 per tile of Bc tokens from token 0 (stage-1 formulas, SPEC 1).
+//   Per query row, tiles in order, only keys <= the row's position (causal):
+//   S = (float)acc * ((s_q * s_k) * tau) in FP32 (not rounded to FP16); online softmax in FP32:
+//   m_new = max(m, max S), alpha = exp(m - m_new) (0 on the first tile), P = exp(S - m_new),
+//   l = l * alpha + sum P (FP32 P, before rounding); O_d = O_d * alpha + sum_t fp16(P_t) * v_td
+//   (FP16 P and V, FP32 products and sums, t ascending); out = fp16(O_d / l).
+// fp8 (FP8 E4M3 attention, e.g. FlashAttention-3 FP8). Q per block of Br rows, K and V per tile
+//   of Bc tokens: s = amax / 448 (FP32), codes e4m3(x * (1 / s)) (core/fp8.h, RN, satfinite).
+//   The cache stores complete Bc-token blocks as E4M3 codes + one FP32 scale each for K and V,
+//   and the newest < Bc tokens in FP16; attention quantizes that partial tile on the fly as one
+//   tile (as prefill does for the last tile, so prefill and decode quantize K/V identically).
+//   Dot products of E4M3 values are exact in FP64 (products span < 2^40, D <= 256) and are
+//   rounded once to FP32, as an FP8 tensor core with an exact FP32 accumulator would give:
+//   S = (float)dot(q8, k8) * ((s_q * s_k) * tau). Online softmax as for sage. P quantization by
+//   p_quant: u8_row -> per row per tile s_P = rowmax(P) / 448; fp16 -> P kept as fp16(P), s_P = 1;
+//   u8 / s8 (default) -> static s_P = 1 / 448 (P <= 1 maps onto the full E4M3 range). P8 =
+//   e4m3(P * (1 / s_P)); l accumulates the FP32 P; acc_d = (float)dot(P8, v8_d) (FP64, rounded
+//   once); O_d = O_d * alpha + acc_d * (s_P * s_V); out = fp16(O_d / l).
+// Stats: rows and scored entries are filled; zeroed and dropped_mass stay 0 (no SAS).
+#include "reference/baselines.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core/fp16.h"
+#include "core/fp8.h"
+#include "core/quant.h"
+#include "reference/flashq.h"
+
+namespace turbo {
+namespace ref {
+namespace {
+
+// ---- what attention reads from a stream -------------------------------------------------------
+
+struct PreparedKv {
+  int64_t len = 0;
+  int d = 0;
+  std::vector<float> k, v;             // [len, d] values (FP16 values, or E4M3 values for fp8)
+  std::vector<int8_t> k8;              // sage: INT8 K' codes [len, d]
+  std::vector<float> k_scale, v_scale; // per tile (sage: K; fp8: K and V)
+  int tile = 1;                        // tokens per tile (sage, fp8)
+};
+
+// Quantizes n rows x d FP32 values as one E4M3 tile: returns the scale, writes the decoded
+// E4M3 values (the codes' values, before scaling) to `out`.
+float quantize_fp8_tile(const float* x, int64_t n, int d, uint8_t* codes) {
+  float amax = 0.0f;
+  for (int64_t i = 0; i < n * d; ++i) amax = maxf(amax, absf(x[i]));
+  const Fp8Scale s = fp8_scale(amax);
+  for (int64_t i = 0; i < n * d; ++i) codes[i] = float_to_e4m3(x[i] * s.inv);
+  return s.scale;
+}
+
+void half_row_to_float(const Half* src, int d, float* dst) {
+  for (int c = 0; c < d; ++c) dst[c] = half_to_float(src[c]);
+}
+
+// ---- streams: what each method's cache stores -------------------------------------------------
+
+class Stream {
+ public:
+  explicit Stream(int d) : d_(d) {}
+  virtual ~Stream() = default;
+  // One token: k, v rows of d FP16 values.
+  virtual void append(const Half* k, const Half* v) = 0;
+  virtual PreparedKv prepare(const AttentionConfig& config) const = 0;
+  virtual KvBytes bytes() const = 0;
+  int64_t length() const { return len_; }
+
+ protected:
+  int d_;
+  int64_t len_ = 0;
+};
+
+class KiviStream final : public Stream {
+ public:
+  KiviStream(int d, int bits, int group, int residual, ScaleStorage storage)
+      : Stream(d), bits_(bits), g_(group), r_(residual), storage_(storage),
+        vg_(std::min(group, d)), n_vg_((d + vg_ - 1) / vg_) {}
+
+  void append(const Half* k, const Half* v) override {
+    pend_k_.insert(pend_k_.end(), k, k + d_);
+    pend_v_.insert(pend_v_.end(), v, v + d_);
+    ++len_;
+    while (len_ - v_quant_ > r_) {
+      quantize_v_row(pend_v_.data());
+      pend_v_.erase(pend_v_.begin(), pend_v_.begin() + d_);
+    }
+    while (len_ - k_quant_ - g_ >= r_) {
+      quantize_k_group(pend_k_.data());
+      pend_k_.erase(pend_k_.begin(), pend_k_.begin() + static_cast<int64_t>(g_) * d_);
+    }
+  }
+
+  PreparedKv prepare(const AttentionConfig&) const override {
+    PreparedKv p;
+    p.len = len_;
+    p.d = d_;
+    p.k.resize(static_cast<size_t>(len_ * d_));
+    p.v.resize(static_cast<size_t>(len_ * d_));
+    for (int64_t t = 0; t < k_quant_; ++t)
+      for (int c = 0; c < d_; ++c) {
+        const int64_t s = (t / g_) * d_ + c;
+        p.k[t * d_ + c] = dequant(unpack_code(k_codes_.data(), t * d_ + c, bits_), k_scale_[s], k_zero_[s]);
+      }
+    for (int64_t t = k_quant_; t < len_; ++t)
+      half_row_to_float(&pend_k_[(t - k_quant_) * d_], d_, &p.k[t * d_]);
+    for (int64_t t = 0; t < v_quant_; ++t)
+      for (int c = 0; c < d_; ++c) {
+        const int64_t s = t * n_vg_ + c / vg_;
+        p.v[t * d_ + c] = dequant(unpack_code(v_codes_.data(), t * d_ + c, bits_), v_scale_[s], v_zero_[s]);
+      }
+    for (int64_t t = v_quant_; t < len_; ++t)
+      half_row_to_float(&pend_v_[(t - v_quant_) * d_], d_, &p.v[t * d_]);
+    return p;
+  }
+
+  KvBytes bytes() const override {
+    KvBytes b;
+    b.codes = static_cast<int64_t>(k_codes_.size() + v_codes_.size());
+    const int64_t per = storage_ == ScaleStorage::kFp16 ? 2 : 4;
+    b.metadata = per * static_cast<int64_t>(k_scale_.size() + k_zero_.size() + v_scale_.size() +
+                                            v_zero_.size());
+    b.buffer = 2 * static_cast<int64_t>(pend_k_.size() + pend_v_.size());
+    b.tokens = len_;
+    return b;
+  }
+
+ private:
+  static float dequant(int c, float scale, float zero) {
+    AsymParams p{scale, zero, 0.0f};
+    return round_half(asym_dequant(c, p));
+  }
+
+  void grow_codes(std::vector<uint8_t>& codes, int64_t n_codes) {
+    codes.resize(static_cast<size_t>(packed_bytes(n_codes, bits_)), 0);
+  }
+
+  // K rows [k_quant_, k_quant_ + G) from `rows` ([G, d] FP16): one group per channel.
+  void quantize_k_group(const Half* rows) {
+    grow_codes(k_codes_, (k_quant_ + g_) * d_);
+    for (int c = 0; c < d_; ++c) {
+      float mn = INFINITY, mx = -INFINITY;
+      for (int t = 0; t < g_; ++t) {
+        const float x = half_to_float(rows[t * d_ + c]);
+        mn = minf(mn, x);
+        mx = maxf(mx, x);
+      }
+      const AsymParams p = asym_params(mn, mx, bits_, storage_);
+      k_scale_.push_back(p.scale);
+      k_zero_.push_back(p.zero);
+      for (int t = 0; t < g_; ++t)
+        pack_code(k_codes_.data(), (k_quant_ + t) * d_ + c,
+                  asym_code(half_to_float(rows[t * d_ + c]), p, bits_), bits_);
+    }
+    k_quant_ += g_;
+  }
+
+  // V row v_quant_: groups of vg_ channels.
+  void quantize_v_row(const Half* row) {
+    grow_codes(v_codes_, (v_quant_ + 1) * d_);
+    for (int g0 = 0; g0 < d_; g0 += vg_) {
+      const int g1 = std::min(d_, g0 + vg_);
+      float mn = INFINITY, mx = -INFINITY;
+      for (int c = g0; c < g1; ++c) {
+        mn = minf(mn, half_to_float(row[c]));
+        mx = maxf(mx, half_to_float(row[c]));
+      }
+      const AsymParams p = asym_params(mn, mx, bits_, storage_);
+      v_scale_.push_back(p.scale);
+      v_zero_.push_back(p.zero);
+      for (int c = g0; c < g1; ++c)
+        pack_code(v_codes_.data(), v_quant_ * d_ + c, asym_code(half_to_float(row[c]), p, bits_),
+                  bits_);
+    }
+    ++v_quant_;
+  }
+
+  int bits_, g_, r_;
+  ScaleStorage storage_;
+  int vg_, n_vg_;
+  int64_t k_quant_ = 0, v_quant_ = 0;
+  std::vector<uint8_t> k_codes_, v_codes_;  // packed, token-major
+  std::vector<float> k_scale_, k_zero_;     // [k_quant / G, d]
+  std::vector<float> v_scale_, v_zero_;     // [v_quant, n_vg]
+  std::vector<Half> pend_k_, pend_v_;       // FP16 rows not yet quantized
+};
+
+class Int8Stream final : public Stream {
+ public:
+  explicit Int8Stream(int d) : Stream(d) {}
+
+  void append(const Half* k, const Half* v) override {
+    push(k, k_codes_, k_scale_);
+    push(v, v_codes_, v_scale_);
+    ++len_;
+  }
+
+  PreparedKv prepare(const AttentionConfig&) const override {
+    PreparedKv p;
+    p.len = len_;
+    p.d = d_;
+    p.k.resize(static_cast<size_t>(len_ * d_));
+    p.v.resize(static_cast<size_t>(len_ * d_));
+    for (int64_t t = 0; t < len_; ++t)
+      for (int c = 0; c < d_; ++c) {
+        p.k[t * d_ + c] = round_half(static_cast<float>(k_codes_[t * d_ + c]) * k_scale_[t]);
+        p.v[t * d_ + c] = round_half(static_cast<float>(v_codes_[t * d_ + c]) * v_scale_[t]);
+      }
+    return p;
+  }
+
+  KvBytes bytes() const override {
+    KvBytes b;
+    b.codes = static_cast<int64_t>(k_codes_.size() + v_codes_.size());
+    b.metadata = 4 * static_cast<int64_t>(k_scale_.size() + v_scale_.size());
+    b.tokens = len_;
+    return b;
+  }
+
+ private:
+  void push(const Half* x, std::vector<int8_t>& codes, std::vector<float>& scales) {
+    float amax = 0.0f;
+    for (int c = 0; c < d_; ++c) amax = maxf(amax, absf(half_to_float(x[c])));
+    const Stage1Scale s = stage1_scale(amax);
+    scales.push_back(s.scale);
+    for (int c = 0; c < d_; ++c) codes.push_back(stage1_code(half_to_float(x[c]), s.inv));
+  }
+
+  std::vector<int8_t> k_codes_, v_codes_;
+  std::vector<float> k_scale_, v_scale_;
+};
+
+// sage: a plain FP16 cache; quantization happens in prepare().
+class Fp16Stream final : public Stream {
+ public:
+  explicit Fp16Stream(int d) : Stream(d) {}
+
+  void append(const Half* k, const Half* v) override {
+    k_.insert(k_.end(), k, k + d_);
+    v_.insert(v_.end(), v, v + d_);
+    ++len_;
+  }
+
+  PreparedKv prepare(const AttentionConfig& config) const override {
+    PreparedKv p;
+    p.len = len_;
+    p.d = d_;
+    p.tile = config.quant.bc;
+    std::vector<float> mean(static_cast<size_t>(d_), 0.0f);
+    if (config.quant.k_smooth == KSmooth::kMean && len_ > 0) {
+      const ConstHalfTensor kt = ConstHalfTensor::contiguous(k_.data(), 1, 1, len_, d_);
+      channel_mean(kt, 0, 0, 0, len_, mean.data());
+    }
+    p.k.resize(static_cast<size_t>(len_ * d_));
+    p.v.resize(static_cast<size_t>(len_ * d_));
+    for (int64_t t = 0; t < len_; ++t)
+      for (int c = 0; c < d_; ++c) {
+        p.k[t * d_ + c] = half_to_float(k_[t * d_ + c]) - mean[c];
+        p.v[t * d_ + c] = half_to_float(v_[t * d_ + c]);
+      }
+    p.k8.resize(p.k.size());
+    for (int64_t t0 = 0; t0 < len_; t0 += p.tile) {
+      const int64_t n = std::min<int64_t>(p.tile, len_ - t0);
+      float amax = 0.0f;
+      for (int64_t i = t0 * d_; i < (t0 + n) * d_; ++i) amax = maxf(amax, absf(p.k[i]));
+      const Stage1Scale s = stage1_scale(amax);
+      p.k_scale.push_back(s.scale);
+      for (int64_t i = t0 * d_; i < (t0 + n) * d_; ++i) p.k8[i] = stage1_code(p.k[i], s.inv);
+    }
+    return p;
+  }
+
+  KvBytes bytes() const override {
+    KvBytes b;
+    b.codes = 2 * static_cast<int64_t>(k_.size() + v_.size());
+    b.tokens = len_;
+    return b;
+  }
+
+ private:
+  std::vector<Half> k_, v_;
+};
+
+class Fp8Stream final : public Stream {
+ public:
+  Fp8Stream(int d, int tile) : Stream(d), tile_(tile) {}
+
+  void append(const Half* k, const Half* v) override {
+    pend_k_.insert(pend_k_.end(), k, k + d_);
+    pend_v_.insert(pend_v_.end(), v, v + d_);
+    ++len_;
+    if (static_cast<int64_t>(pend_k_.size()) == static_cast<int64_t>(tile_) * d_) {
+      store_block(pend_k_, k_codes_, k_scale_);
+      store_block(pend_v_, v_codes_, v_scale_);
+      pend_k_.clear();
+      pend_v_.clear();
+    }
+  }
+
+  PreparedKv prepare(const AttentionConfig&) const override {
+    PreparedKv p;
+    p.len = len_;
+    p.d = d_;
+    p.tile = tile_;
+    p.k.resize(static_cast<size_t>(len_ * d_));
+    p.v.resize(static_cast<size_t>(len_ * d_));
+    for (size_t i = 0; i < k_codes_.size(); ++i) {
+      p.k[i] = e4m3_to_float(k_codes_[i]);
+      p.v[i] = e4m3_to_float(v_codes_[i]);
+    }
+    p.k_scale = k_scale_;
+    p.v_scale = v_scale_;
+    const int64_t n = static_cast<int64_t>(pend_k_.size()) / d_;
+    if (n > 0) {
+      const int64_t off = static_cast<int64_t>(k_codes_.size());
+      p.k_scale.push_back(decode_tile(pend_k_, &p.k[off]));
+      p.v_scale.push_back(decode_tile(pend_v_, &p.v[off]));
+    }
+    return p;
+  }
+
+  KvBytes bytes() const override {
+    KvBytes b;
+    b.codes = static_cast<int64_t>(k_codes_.size() + v_codes_.size());
+    b.metadata = 4 * static_cast<int64_t>(k_scale_.size() + v_scale_.size());
+    b.buffer = 2 * static_cast<int64_t>(pend_k_.size() + pend_v_.size());
+    b.tokens = len_;
+    return b;
+  }
+
+ private:
+  static std::vector<float> to_float(const std::vector<Half>& rows) {
+    std::vector<float> f(rows.size());
+    for (size_t i = 0; i < rows.size(); ++i) f[i] = half_to_float(rows[i]);
+    return f;
+  }
+  void store_block(const std::vector<Half>& rows, std::vector<uint8_t>& codes,
+                   std::vector<float>& scales) {
+    const std::vector<float> f = to_float(rows);
+    const size_t off = codes.size();
+    codes.resize(off + f.size());
+    scales.push_back(quantize_fp8_tile(f.data(), tile_, d_, &codes[off]));
+  }
+  // Quantizes the partial tile on the fly; writes its E4M3 values, returns the scale.
+  float decode_tile(const std::vector<Half>& rows, float* out) const {
+    const std::vector<float> f = to_float(rows);
+    std::vector<uint8_t> codes(f.size());
+    const float s = quantize_fp8_tile(f.data(), static_cast<int64_t>(f.size()) / d_, d_, codes.data());
+    for (size_t i = 0; i < codes.size(); ++i) out[i] = e4m3_to_float(codes[i]);
+    return s;
+  }
+
+  int tile_;
+  std::vector<uint8_t> k_codes_, v_codes_;  // complete blocks, token-major
+  std::vector<float> k_scale_, v_scale_;    // one per block
+  std::vector<Half> pend_k_, pend_v_;       // < tile newest rows, FP16
+};
+
+// ---- method checks and stream factory ---------------------------------------------------------
+
+void check_baseline(const AttentionConfig& config) {
+  TURBO_CHECK(is_baseline(config.method),
+              "method '" << enum_name(config.method)
+                         << "' is not a baseline; baselines: kivi, int8kv, sage, fp8");
+  const Status st = config.validate();
+  TURBO_CHECK(st.ok, st.message);
+}
+
+int kivi_bits(int bits) {
+  TURBO_CHECK(bits == 4 || bits == 2,
+              "kivi supports kv_bits 4 or 2 (or per-kv-head 4/2 in a cache's head_bits), got "
+                  << (bits ? std::to_string(bits) : std::string("mixed without head bits")));
+  return bits;
+}
+
+std::unique_ptr<Stream> make_stream(const AttentionConfig& config, int bits, int d) {
+  switch (config.method) {
+    case Method::kKivi:
+      return std::make_unique<KiviStream>(d, kivi_bits(bits), config.quant.group_size,
+                                          config.quant.residual, config.quant.scale_storage);
+    case Method::kInt8Kv: return std::make_unique<Int8Stream>(d);
+    case Method::kSage: return std::make_unique<Fp16Stream>(d);
+    case Method::kFp8: return std::make_unique<Fp8Stream>(d, config.quant.bc);
+    default: break;
+  }
+  throw Error("method '" + enum_name(config.method) + "' has no baseline stream");
+}
+
+// ---- attention over a prepared stream ---------------------------------------------------------
+
+// Query rows of one head: row i sits at absolute position pos0 + i and sees keys
+// [0, causal ? pos0 + i + 1 : len).
+struct QueryRows {
+  const Half* q;
+  int64_t q_stride;
+  Half* o;
+  int64_t o_stride;
+  int64_t n;
+  int64_t pos0;
+  bool causal;
+};
+
+int64_t visible_keys(const QueryRows& r, int64_t i, int64_t len) {
+  return r.causal ? std::min(r.pos0 + i + 1, len) : len;
+}
+
+// The floor's arithmetic over dequantized K/V (kivi, int8kv).
+void attend_fp32(const PreparedKv& kv, const QueryRows& r, float tau) {
+  const int d = kv.d;
+  std::vector<float> q(d), s(static_cast<size_t>(kv.len)), o(d);
+  for (int64_t i = 0; i < r.n; ++i) {
+    half_row_to_float(r.q + i * r.q_stride, d, q.data());
+    const int64_t n_keys = visible_keys(r, i, kv.len);
+    float m = -INFINITY;
+    for (int64_t j = 0; j < n_keys; ++j) {
+      const float* k = &kv.k[j * d];
+      float dot = 0.0f;
+      for (int c = 0; c < d; ++c) dot += q[c] * k[c];
+      s[j] = dot * tau;
+      m = maxf(m, s[j]);
+    }
+    std::fill(o.begin(), o.end(), 0.0f);
+    float l = 0.0f;
+    for (int64_t j = 0; j < n_keys; ++j) {
+      const float p = std::exp(s[j] - m);
+      l += p;
+      const float* v = &kv.v[j * d];
+      for (int c = 0; c < d; ++c) o[c] += p * v[c];
+    }
+    Half* out = r.o + i * r.o_stride;
+    for (int c = 0; c < d; ++c) out[c] = float_to_half(o[c] / l);
+  }
+}
+
+// Online-softmax state of one row (sage, fp8).
+struct OnlineRow {
+  float m = -INFINITY;
+  float l = 0.0f;
+  std::vector<float> o;
+};
+
+// Starts a tile: returns alpha and updates m from the tile's scores s[0, n).
+float online_rescale(OnlineRow& st, const float* s, int64_t n) {
+  float m_new = st.m;
+  for (int64_t t = 0; t < n; ++t) m_new = maxf(m_new, s[t]);
+  const float alpha = st.m == -INFINITY ? 0.0f : std::exp(st.m - m_new);
+  st.m = m_new;
+  return alpha;
+}
+
+void finish_row(const OnlineRow& st, int d, Half* out) {
+  for (int c = 0; c < d; ++c) out[c] = float_to_half(st.o[c] / st.l);
+}
+
+void attend_sage(const PreparedKv& kv, const QueryRows& r, const AttentionConfig& config, float tau) {
+  const int d = kv.d;
+  const int br = config.quant.br;
+  std::vector<int8_t> q8(static_cast<size_t>(r.n * d));
+  std::vector<float> q_scale;
+  for (int64_t i0 = 0; i0 < r.n; i0 += br) {
+    const int64_t n = std::min<int64_t>(br, r.n - i0);
+    float amax = 0.0f;
+    for (int64_t i = i0; i < i0 + n; ++i)
+      for (int c = 0; c < d; ++c) amax = maxf(amax, absf(half_to_float(r.q[i * r.q_stride + c])));
+    const Stage1Scale s = stage1_scale(amax);
+    q_scale.push_back(s.scale);
+    for (int64_t i = i0; i < i0 + n; ++i)
+      for (int c = 0; c < d; ++c)
+        q8[i * d + c] = stage1_code(half_to_float(r.q[i * r.q_stride + c]), s.inv);
+  }
+  std::vector<float> s(static_cast<size_t>(kv.tile)), p(static_cast<size_t>(kv.tile));
+  for (int64_t i = 0; i < r.n; ++i) {
+    const int64_t n_keys = visible_keys(r, i, kv.len);
+    const int8_t* qi = &q8[i * d];
+    OnlineRow st;
+    st.o.assign(d, 0.0f);
+    for (int64_t t0 = 0, tile = 0; t0 < n_keys; t0 += kv.tile, ++tile) {
+      const int64_t n = std::min<int64_t>(kv.tile, n_keys - t0);
+      const float c_scale = score_scale(q_scale[i / br], kv.k_scale[tile], tau);
+      for (int64_t t = 0; t < n; ++t) {
+        const int8_t* kt = &kv.k8[(t0 + t) * d];
+        int32_t acc = 0;
+        for (int c = 0; c < d; ++c) acc += static_cast<int32_t>(qi[c]) * kt[c];
+        s[t] = static_cast<float>(acc) * c_scale;
+      }
+      const float alpha = online_rescale(st, s.data(), n);
+      float rowsum = 0.0f;
+      for (int64_t t = 0; t < n; ++t) {
+        const float pt = std::exp(s[t] - st.m);
+        rowsum += pt;
+        p[t] = round_half(pt);
+      }
+      st.l = st.l * alpha + rowsum;
+      for (int c = 0; c < d; ++c) {
+        float acc = 0.0f;
+        for (int64_t t = 0; t < n; ++t) acc += p[t] * kv.v[(t0 + t) * d + c];
+        st.o[c] = st.o[c] * alpha + acc;
+      }
+    }
+    finish_row(st, d, r.o + i * r.o_stride);
+  }
+}
+
+// Exact dot product of E4M3 (or FP16 x E4M3) values in FP64, rounded once to FP32.
+float dot_exact(const float* a, const float* b, int64_t n, int64_t b_stride) {
+  double acc = 0.0;
+  for (int64_t i = 0; i < n; ++i) acc += static_cast<double>(a[i]) * b[i * b_stride];
+  return static_cast<float>(acc);
+}
+
+void attend_fp8(const PreparedKv& kv, const QueryRows& r, const AttentionConfig& config, float tau) {
+  const int d = kv.d;
+  const int br = config.quant.br;
+  std::vector<float> q8(static_cast<size_t>(r.n * d));
+  std::vector<float> q_scale;
+  {
+    std::vector<float> f(static_cast<size_t>(std::min<int64_t>(br, r.n) * d));
+    std::vector<uint8_t> codes(f.size());
+    for (int64_t i0 = 0; i0 < r.n; i0 += br) {
+      const int64_t n = std::min<int64_t>(br, r.n - i0);
+      for (int64_t i = 0; i < n; ++i)
+        half_row_to_float(r.q + (i0 + i) * r.q_stride, d, &f[i * d]);
+      q_scale.push_back(quantize_fp8_tile(f.data(), n, d, codes.data()));
+      for (int64_t j = 0; j < n * d; ++j) q8[i0 * d + j] = e4m3_to_float(codes[j]);
+    }
+  }
+  const PQuant pq = config.p_quant;
+  std::vector<float> s(static_cast<size_t>(kv.tile)), p8(static_cast<size_t>(kv.tile));
+  for (int64_t i = 0; i < r.n; ++i) {
+    const int64_t n_keys = visible_keys(r, i, kv.len);
+    const float* qi = &q8[i * d];
+    OnlineRow st;
+    st.o.assign(d, 0.0f);
+    for (int64_t t0 = 0, tile = 0; t0 < n_keys; t0 += kv.tile, ++tile) {
+      const int64_t n = std::min<int64_t>(kv.tile, n_keys - t0);
+      const float c_scale = score_scale(q_scale[i / br], kv.k_scale[tile], tau);
+      for (int64_t t = 0; t < n; ++t) s[t] = dot_exact(qi, &kv.k[(t0 + t) * d], d, 1) * c_scale;
+      const float alpha = online_rescale(st, s.data(), n);
+      float rowsum = 0.0f, rowmax = 0.0f;
+      for (int64_t t = 0; t < n; ++t) {
+        s[t] = std::exp(s[t] - st.m);  // s now holds P (FP32)
+        rowsum += s[t];
+        rowmax = maxf(rowmax, s[t]);
+      }
+      float s_p = 1.0f;
+      if (pq == PQuant::kFp16) {
+        for (int64_t t = 0; t < n; ++t) p8[t] = round_half(s[t]);
+      } else {
+        const Fp8Scale ps = pq == PQuant::kU8Row ? fp8_scale(rowmax) : fp8_scale(1.0f);
+        s_p = ps.scale;
+        for (int64_t t = 0; t < n; ++t) p8[t] = round_e4m3(s[t] * ps.inv);
+      }
+      st.l = st.l * alpha + rowsum;
+      const float s_pv = s_p * kv.v_scale[tile];
+      for (int c = 0; c < d; ++c) {
+        const float acc = dot_exact(p8.data(), &kv.v[t0 * d + c], n, d);
+        st.o[c] = st.o[c] * alpha + acc * s_pv;
+      }
+    }
+    finish_row(st, d, r.o + i * r.o_stride);
+  }
+}
+
+void attend(const AttentionConfig& config, const PreparedKv& kv, const QueryRows& r) {
+  const float tau = config.tau_for(kv.d);
+  switch (config.method) {
+    case Method::kKivi:
+    case Method::kInt8Kv: attend_fp32(kv, r, tau); return;
+    case Method::kSage: attend_sage(kv, r, config, tau); return;
+    case Method::kFp8: attend_fp8(kv, r, config, tau); return;
+    default: break;
+  }
+}
+
+void add_stats(AttentionStats* stats, int64_t index, const QueryRows& r, int64_t len) {
+  if (!stats) return;
+  AttentionStats s;
+  s.rows = r.n;
+  for (int64_t i = 0; i < r.n; ++i) s.scored += visible_keys(r, i, len);
+  stats[index].merge(s);
+}
+
+// ---- the cache --------------------------------------------------------------------------------
+
+class BaselineCache final : public KvCache {
+ public:
+  explicit BaselineCache(const KvCacheSpec& spec) : spec_(spec) {
+    for (int b = 0; b < spec.batch; ++b)
+      for (int h = 0; h < spec.kv_heads; ++h) {
+        const int bits = spec.head_bits.empty() ? kv_bits_value(spec.config.quant.kv_bits)
+                                                : spec.head_bits[static_cast<size_t>(h)];
+        streams_.push_back(make_stream(spec.config, bits, spec.head_dim));
+      }
+  }
+  const KvCacheSpec& spec() const override { return spec_; }
+  int64_t length() const override { return streams_.empty() ? 0 : streams_[0]->length(); }
+  KvBytes bytes() const override {
+    KvBytes total;
+    for (const auto& s : streams_) {
+      const KvBytes b = s->bytes();
+      total.codes += b.codes;
+      total.metadata += b.metadata;
+      total.buffer += b.buffer;
+      total.tokens += b.tokens;
+    }
+    return total;
+  }
+  Stream& stream(int b, int h) { return *streams_[static_cast<size_t>(b * spec_.kv_heads + h)]; }
+  const Stream& stream(int b, int h) const {
+    return *streams_[static_cast<size_t>(b * spec_.kv_heads + h)];
+  }
+
+ private:
+  KvCacheSpec spec_;
+  std::vector<std::unique_ptr<Stream>> streams_;
+};
+
+BaselineCache& as_baseline(KvCache& cache) {
+  auto* c = dynamic_cast<BaselineCache*>(&cache);
+  TURBO_CHECK(c, "this KV cache was not created for a baseline method (method '"
+                     << enum_name(cache.spec().config.method) << "')");
+  return *c;
+}
+const BaselineCache& as_baseline(const KvCache& cache) {
+  return as_baseline(const_cast<KvCache&>(cache));
+}
+
+}  // namespace
+
+bool is_baseline(Method m) {
+  return m == Method::kKivi || m == Method::kInt8Kv || m == Method::kSage || m == Method::kFp8;
+}
+
+void baseline_prefill(const AttentionConfig& config, const ConstHalfTensor& q,
+                      const ConstHalfTensor& k, const ConstHalfTensor& v, const HalfTensor& o,
+                      AttentionStats* stats) {
+  check_baseline(config);
+  check_attention_shapes(q, k, v, o);
+  TURBO_CHECK(q.tokens() == k.tokens(), "prefill needs as many queries as keys: Q has "
+                                            << q.tokens() << " tokens, K " << k.tokens());
+  check_finite(q, "Q");
+  check_finite(k, "K");
+  check_finite(v, "V");
+  if (config.method == Method::kKivi) kivi_bits(kv_bits_value(config.quant.kv_bits));
+  const int64_t B = q.batch(), Hq = q.heads(), Hkv = k.heads(), N = q.tokens();
+  const int d = static_cast<int>(q.dim());
+  const int64_t g = Hq / Hkv;
+  const int bits = kv_bits_value(config.quant.kv_bits);
+
+  std::vector<PreparedKv> prepared(static_cast<size_t>(B * Hkv));
+#pragma omp parallel for schedule(dynamic)
+  for (int64_t s = 0; s < B * Hkv; ++s) {
+    const int64_t b = s / Hkv, h = s % Hkv;
+    std::unique_ptr<Stream> stream = make_stream(config, bits, d);
+    for (int64_t t = 0; t < N; ++t) stream->append(k.row(b, h, t), v.row(b, h, t));
+    prepared[static_cast<size_t>(s)] = stream->prepare(config);
+  }
+#pragma omp parallel for schedule(dynamic)
+  for (int64_t idx = 0; idx < B * Hq; ++idx) {
+    const int64_t b = idx / Hq, h = idx % Hq;
+    const QueryRows r{q.row(b, h, 0), q.stride[2], o.row(b, h, 0), o.stride[2], N, 0, config.causal};
+    attend(config, prepared[static_cast<size_t>(b * Hkv + h / g)], r);
+  }
+  for (int64_t idx = 0; idx < B * Hq; ++idx) {
+    const QueryRows r{nullptr, 0, nullptr, 0, N, 0, config.causal};
+    add_stats(stats, idx, r, N);
+  }
+}
+
+std::unique_ptr<KvCache> baseline_create_cache(const KvCacheSpec& spec) {
+  check_baseline(spec.config);
+  TURBO_CHECK(spec.batch >= 1 && spec.kv_heads >= 1, "cache needs batch >= 1 and kv_heads >= 1");
+  TURBO_CHECK(spec.head_dim % 16 == 0 && spec.head_dim > 0 && spec.head_dim <= 256,
+              "head_dim must be a multiple of 16 in [16, 256], got " << spec.head_dim);
+  if (!spec.head_bits.empty()) {
+    TURBO_CHECK(spec.config.method == Method::kKivi,
+                "per-kv-head bits apply to kivi only; method '" << enum_name(spec.config.method)
+                                                                << "' has a fixed format");
+    TURBO_CHECK(static_cast<int>(spec.head_bits.size()) == spec.kv_heads,
+                "head_bits has " << spec.head_bits.size() << " entries for " << spec.kv_heads
+                                 << " kv heads");
+  }
+  return std::make_unique<BaselineCache>(spec);
+}
+
+void baseline_cache_append(KvCache& cache, const ConstHalfTensor& k, const ConstHalfTensor& v) {
+  BaselineCache& c = as_baseline(cache);
+  const KvCacheSpec& spec = c.spec();
+  TURBO_CHECK(k.batch() == spec.batch && k.heads() == spec.kv_heads && k.dim() == spec.head_dim,
+              "append: K is [" << k.batch() << ", " << k.heads() << ", " << k.tokens() << ", "
+                               << k.dim() << "], the cache holds batch " << spec.batch << ", "
+                               << spec.kv_heads << " kv heads, head_dim " << spec.head_dim);
+  TURBO_CHECK(v.batch() == k.batch() && v.heads() == k.heads() && v.tokens() == k.tokens() &&
+                  v.dim() == k.dim(),
+              "append: K and V shapes differ");
+  check_finite(k, "K (append)");
+  check_finite(v, "V (append)");
+#pragma omp parallel for schedule(dynamic)
+  for (int64_t s = 0; s < static_cast<int64_t>(spec.batch) * spec.kv_heads; ++s) {
+    const int b = static_cast<int>(s / spec.kv_heads), h = static_cast<int>(s % spec.kv_heads);
+    for (int64_t t = 0; t < k.tokens(); ++t) c.stream(b, h).append(k.row(b, h, t), v.row(b, h, t));
+  }
+}
+
+void baseline_decode(const AttentionConfig& config, const ConstHalfTensor& q, const KvCache& cache,
+                     const HalfTensor& o, AttentionStats* stats) {
+  check_baseline(config);
+  const BaselineCache& c = as_baseline(cache);
+  const KvCacheSpec& spec = c.spec();
+  TURBO_CHECK(config.method == spec.config.method,
+              "decode with method '" << enum_name(config.method) << "' over a cache built for '"
+                                     << enum_name(spec.config.method) << "'");
+  TURBO_CHECK(q.batch() == spec.batch && q.dim() == spec.head_dim && q.heads() > 0 &&
+                  q.heads() % spec.kv_heads == 0,
+              "decode: Q is [" << q.batch() << ", " << q.heads() << ", " << q.tokens() << ", "
+                               << q.dim() << "]; the cache has batch " << spec.batch << ", "
+                               << spec.kv_heads << " kv heads, head_dim " << spec.head_dim);
+  TURBO_CHECK(o.batch() == q.batch() && o.heads() == q.heads() && o.tokens() == q.tokens() &&
+                  o.dim() == q.dim(),
+              "output shape must equal Q's shape");
+  const int64_t L = c.length();
+  TURBO_CHECK(q.tokens() >= 1 && q.tokens() <= L,
+              "decode: q_len " << q.tokens() << " must be in [1, cache length " << L << "]");
+  check_finite(q, "Q (decode)");
+  const int64_t B = q.batch(), Hq = q.heads(), Hkv = spec.kv_heads, n = q.tokens();
+  const int64_t g = Hq / Hkv;
+  // K/V-side knobs (tile, smoothing) come from the cache's config, Q-side ones from `config`.
+  std::vector<PreparedKv> prepared(static_cast<size_t>(B * Hkv));
+#pragma omp parallel for schedule(dynamic)
+  for (int64_t s = 0; s < B * Hkv; ++s)
+    prepared[static_cast<size_t>(s)] =
+        c.stream(static_cast<int>(s / Hkv), static_cast<int>(s % Hkv)).prepare(spec.config);
+#pragma omp parallel for schedule(dynamic)
+  for (int64_t idx = 0; idx < B * Hq; ++idx) {
+    const int64_t b = idx / Hq, h = idx % Hq;
+    const QueryRows r{q.row(b, h, 0), q.stride[2], o.row(b, h, 0), o.stride[2], n, L - n, true};
+    attend(config, prepared[static_cast<size_t>(b * Hkv + h / g)], r);
+  }
+  for (int64_t idx = 0; idx < B * Hq; ++idx) {
+    const QueryRows r{nullptr, 0, nullptr, 0, n, L - n, true};
+    add_stats(stats, idx, r, L);
+  }
+}
+
+}  // namespace ref
+}  // namespace turbo
