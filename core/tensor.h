@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "core/error.h"
@@ -38,6 +39,12 @@ struct Tensor4 {
     t.stride[1] = n * d;
     t.stride[0] = h * n * d;
     return t;
+  }
+
+  // Views of mutable elements convert implicitly to views of const elements.
+  template <typename U = T, typename = std::enable_if_t<!std::is_const<U>::value>>
+  operator Tensor4<const U>() const {  // NOLINT(google-explicit-constructor)
+    return as_const();
   }
 
   // The same view with const elements.

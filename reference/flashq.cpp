@@ -1,0 +1,705 @@
+// FlashQ reference: SPEC 1, 2, 5 and 6 on the CPU, bit-exact by construction.
+//
+// Every float step is a core/ function called in SPEC order; every sum inside a tile is an
+// integer sum. OpenMP parallelises over rows and (batch, head) pairs only, so the result does not
+// depend on the thread count.
+//
+// Readings of SPEC that the text leaves open (documented in README "Numerics contract"):
+//  - V with a per-token stage-1 scale (kv_gran = token, or the int8 residual buffer) cannot
+//    factor s_V out of the int32 P8.V8 sum. Then, per channel and in token order,
+//    pv = fma((float)(P8_j * V8_jd), s_Vj, pv) from pv = 0, and O = fma(O, alpha, pv * s_P).
+//  - p_quant = fp16 keeps P as computed: l = fma(l, alpha, sum_j P_j) with a sequential FP32 sum,
+//    pv = sum_j fma(P_j, V8_jd * s_Vj, pv); tolerance-checked only.
+//  - exp_mode = exact uses x = m_new - S in FP32 (no FP16 rounding of the distance).
+//  - Prefill always runs K/V at stage 1 (INT8), as in the paper; kv_bits shapes the decode cache.
+//  - k_smooth = mean in decode: the mean is fixed by the first cache_append (the prompt).
+//  - buffer = int8: a full buffer is compressed by re-running stage 1 per block on the
+//    dequantized per-token values (the FP16 rows are not kept).
+#include "reference/flashq.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/flashq.h"
+#include "core/quant.h"
+#include "core/sas.h"
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+namespace turbo {
+namespace ref {
+
+void stage1_rows(const float* x, int64_t n, int d, int64_t group_rows, int8_t* codes,
+                 float* scales) {
+  if (group_rows < 1) group_rows = 1;
+  for (int64_t g0 = 0, gi = 0; g0 < n; g0 += group_rows, ++gi) {
+    const int64_t g1 = std::min(n, g0 + group_rows);
+    float amax = 0.0f;
+    for (int64_t i = g0 * d; i < g1 * d; ++i) amax = maxf(amax, absf(x[i]));
+    const Stage1Scale s = stage1_scale(amax);
+    scales[gi] = s.scale;
+    for (int64_t i = g0 * d; i < g1 * d; ++i) codes[i] = stage1_code(x[i], s.inv);
+  }
+}
+
+void channel_mean(const ConstHalfTensor& k, int64_t b, int64_t h, int64_t t0, int64_t t1,
+                  float* mean) {
+  const int64_t d = k.dim();
+  const int64_t n = t1 - t0;
+  for (int64_t c = 0; c < d; ++c) {
+    int64_t sum = 0;  // k * 2^24 is an integer for every FP16 k: the sum is exact
+    for (int64_t t = t0; t < t1; ++t) {
+      sum += static_cast<int64_t>(std::ldexp(static_cast<double>(half_to_float(k.row(b, h, t)[c])), 24));
+    }
+    mean[c] = n > 0 ? static_cast<float>(std::ldexp(static_cast<double>(sum), -24) / static_cast<double>(n)) : 0.0f;
+  }
+}
+
+void compress_block_ref(const int8_t* q, const BlockLayout& L, uint8_t* block) {
+  if (L.bits == 8) {
+    std::memcpy(block, q, static_cast<size_t>(L.elements()));
+    return;
+  }
+  const int64_t groups = L.groups();
+  std::vector<int> lo(static_cast<size_t>(groups), 127), hi(static_cast<size_t>(groups), -127);
+  for (int t = 0; t < L.n_b; ++t)
+    for (int c = 0; c < L.d; ++c) {
+      const int64_t g = L.group_of(t, c);
+      const int v = q[static_cast<int64_t>(t) * L.d + c];
+      lo[g] = std::min(lo[g], v);
+      hi[g] = std::max(hi[g], v);
+    }
+  uint8_t* s2 = block + L.s2_offset();
+  int8_t* z = reinterpret_cast<int8_t*>(block + L.z_offset());
+  for (int64_t g = 0; g < groups; ++g) {
+    const Stage2Params p = stage2_params(lo[g], hi[g], L.bits);
+    s2[g] = p.s2;
+    z[g] = p.z;
+  }
+  std::memset(block, 0, static_cast<size_t>(L.code_bytes()));
+  for (int t = 0; t < L.n_b; ++t)
+    for (int c = 0; c < L.d; ++c) {
+      const int64_t g = L.group_of(t, c);
+      const int64_t i = static_cast<int64_t>(t) * L.d + c;
+      pack_code(block, i, stage2_code(q[i], Stage2Params{s2[g], z[g]}, L.bits), L.bits);
+    }
+}
+
+void decompress_block_ref(const uint8_t* block, const BlockLayout& L, int8_t* q) {
+  if (L.bits == 8) {
+    std::memcpy(q, block, static_cast<size_t>(L.elements()));
+    return;
+  }
+  const uint8_t* s2 = block + L.s2_offset();
+  const int8_t* z = reinterpret_cast<const int8_t*>(block + L.z_offset());
+  for (int t = 0; t < L.n_b; ++t)
+    for (int c = 0; c < L.d; ++c) {
+      const int64_t g = L.group_of(t, c);
+      const int64_t i = static_cast<int64_t>(t) * L.d + c;
+      q[i] = stage2_dequant(unpack_code(block, i, L.bits), Stage2Params{s2[g], z[g]});
+    }
+}
+
+// ---- one row over one tile (SPEC 5 steps 1-5) ---------------------------------------------
+
+void process_tile(RowState& st, const RowParams& rp, const KvTileView& t, const SasParams& sas,
+                  TileScratch& sc) {
+  int n = t.n;
+  if (rp.causal) {
+    const int64_t visible = rp.pos - t.pos0 + 1;
+    if (visible <= 0) return;  // fully masked: skipped, not given a value
+    if (visible < n) n = static_cast<int>(visible);
+  }
+  const int d = rp.d;
+  sc.s.resize(static_cast<size_t>(n));
+  sc.p.resize(static_cast<size_t>(n));
+  sc.p8.resize(static_cast<size_t>(n));
+  sc.acc.resize(static_cast<size_t>(d));
+  sc.pv.resize(static_cast<size_t>(d));
+  float* s = sc.s.data();
+  float* p = sc.p.data();
+
+  // 1. S = fp16(clamp((float)(Q8 . K8) * ((s_Q * s_K) * tau)))
+  float m_tile = -INFINITY;
+  for (int j = 0; j < n; ++j) {
+    const int8_t* kj = t.k + static_cast<int64_t>(j) * d;
+    int32_t acc = 0;
+    for (int c = 0; c < d; ++c) acc += static_cast<int32_t>(rp.q[c]) * static_cast<int32_t>(kj[c]);
+    const float sk = t.k_per_token ? t.k_scale[j] : t.k_scale[0];
+    s[j] = score_fp16(acc, score_scale(rp.q_scale, sk, rp.tau));
+    m_tile = maxf(m_tile, s[j]);
+  }
+
+  // 2. m_new, x = fp16(m_new - S), P = SAS(x)
+  const float m_old = st.m;
+  const float m_new = maxf(m_old, m_tile);
+  const bool exact = sas.exp_mode == ExpMode::kExact;
+  float p_max = 0.0f;
+  for (int j = 0; j < n; ++j) {
+    const float x = exact ? m_new - s[j] : sub16(m_new, s[j]);
+    p[j] = sas_eval(x, sas);
+    p_max = maxf(p_max, p[j]);
+  }
+
+  // 3. alpha
+  const float alpha = sas_rescale(m_old, m_new, sas);
+
+  if (rp.want_stats) {
+    // Mass bookkeeping in FP64 of exp(S - stat_max): zeroed entries, and earlier entries wiped
+    // by a rescale factor of 0, count as dropped.
+    const double new_max = std::max(st.stat_max, static_cast<double>(m_tile));
+    if (new_max > st.stat_max && st.stat_max != -INFINITY) {
+      const double f = std::exp(st.stat_max - new_max);
+      st.alive_mass *= f;
+      st.dropped_mass *= f;
+    }
+    st.stat_max = new_max;
+    if (alpha == 0.0f && m_old != -INFINITY) {
+      st.dropped_mass += st.alive_mass;
+      st.zeroed += st.alive_count;
+      st.alive_mass = 0.0;
+      st.alive_count = 0;
+    }
+    for (int j = 0; j < n; ++j) {
+      const double e = std::exp(static_cast<double>(s[j]) - new_max);
+      if (!exact && p[j] == 0.0f) {
+        st.dropped_mass += e;
+        ++st.zeroed;
+      } else {
+        st.alive_mass += e;
+        ++st.alive_count;
+      }
+    }
+    st.scored += n;
+  }
+
+  float* pv = sc.pv.data();
+  if (rp.p_quant == PQuant::kFp16) {
+    float psum = 0.0f;
+    for (int j = 0; j < n; ++j) psum += p[j];
+    st.l = fmaf_rn(st.l, alpha, psum);
+    std::fill(pv, pv + d, 0.0f);
+    for (int j = 0; j < n; ++j) {
+      const int8_t* vj = t.v + static_cast<int64_t>(j) * d;
+      const float sv = t.v_per_token ? t.v_scale[j] : t.v_scale[0];
+      for (int c = 0; c < d; ++c) pv[c] = fmaf_rn(p[j], static_cast<float>(vj[c]) * sv, pv[c]);
+    }
+    for (int c = 0; c < d; ++c) st.o[c] = fmaf_rn(st.o[c], alpha, pv[c]);
+    st.m = m_new;
+    return;
+  }
+
+  // 4. P8 codes; 5. l and O updates with integer sums
+  const PScale ps = p_scale(rp.p_quant, p_max);
+  int32_t* p8 = sc.p8.data();
+  int32_t p8_sum = 0;
+  for (int j = 0; j < n; ++j) {
+    p8[j] = p_code(p[j], ps);
+    p8_sum += p8[j];
+  }
+  st.l = update_rowsum(st.l, alpha, p8_sum, ps.s_p);
+
+  if (!t.v_per_token) {
+    int32_t* acc = sc.acc.data();
+    std::fill(acc, acc + d, 0);
+    for (int j = 0; j < n; ++j) {
+      if (p8[j] == 0) continue;  // adds 0: skipping keeps the integer sum identical
+      const int8_t* vj = t.v + static_cast<int64_t>(j) * d;
+      for (int c = 0; c < d; ++c) acc[c] += p8[j] * static_cast<int32_t>(vj[c]);
+    }
+    const float s_pv = ps.s_p * t.v_scale[0];
+    for (int c = 0; c < d; ++c) st.o[c] = update_output(st.o[c], alpha, acc[c], s_pv);
+  } else {
+    std::fill(pv, pv + d, 0.0f);
+    for (int j = 0; j < n; ++j) {
+      const int8_t* vj = t.v + static_cast<int64_t>(j) * d;
+      for (int c = 0; c < d; ++c)
+        pv[c] = fmaf_rn(static_cast<float>(p8[j] * static_cast<int32_t>(vj[c])), t.v_scale[j], pv[c]);
+    }
+    for (int c = 0; c < d; ++c) st.o[c] = fmaf_rn(st.o[c], alpha, pv[c] * ps.s_p);
+  }
+  st.m = m_new;
+}
+
+namespace {
+void add_row_stats(double alive, double dropped, int64_t scored, int64_t zeroed,
+                   AttentionStats* stats) {
+  if (!stats) return;
+  stats->rows += 1;
+  stats->scored += scored;
+  stats->zeroed += zeroed;
+  const double total = alive + dropped;
+  stats->dropped_mass += total > 0.0 ? dropped / total : 0.0;
+}
+}  // namespace
+
+void finalize_row(const RowState& st, int d, Half* out, AttentionStats* stats) {
+  for (int c = 0; c < d; ++c) out[c] = float_to_half(finalize_output(st.o[c], st.l));
+  add_row_stats(st.alive_mass, st.dropped_mass, st.scored, st.zeroed, stats);
+}
+
+void merge_runs(const std::vector<RowState>& runs, const SasParams& sas, int d, Half* out,
+                AttentionStats* stats) {
+  float m = -INFINITY;
+  for (const RowState& r : runs) m = maxf(m, r.m);
+  float l = 0.0f;
+  std::vector<float> o(static_cast<size_t>(d), 0.0f);
+  double smax = -INFINITY;
+  for (const RowState& r : runs) smax = std::max(smax, r.stat_max);
+  double alive = 0.0, dropped = 0.0;
+  int64_t scored = 0, zeroed = 0;
+  for (const RowState& r : runs) {
+    const float a = merge_factor(r.m, m, sas);
+    l = fmaf_rn(r.l, a, l);
+    for (int c = 0; c < d; ++c) o[c] = fmaf_rn(r.o[c], a, o[c]);
+    if (r.stat_max != -INFINITY) {
+      const double f = std::exp(r.stat_max - smax);
+      dropped += r.dropped_mass * f;
+      if (a == 0.0f) {
+        dropped += r.alive_mass * f;
+        zeroed += r.alive_count;
+      } else {
+        alive += r.alive_mass * f;
+      }
+    }
+    scored += r.scored;
+    zeroed += r.zeroed;
+  }
+  for (int c = 0; c < d; ++c) out[c] = float_to_half(finalize_output(o[c], l));
+  add_row_stats(alive, dropped, scored, zeroed, stats);
+}
+
+// ---- prefill -------------------------------------------------------------------------------
+
+namespace {
+
+// Stage-1 codes and scales of one [n, D] head slice, optionally after K mean smoothing.
+struct QuantHead {
+  std::vector<int8_t> codes;
+  std::vector<float> scales;
+  int64_t group_rows = 1;
+  float scale_of_row(int64_t i) const { return scales[static_cast<size_t>(i / group_rows)]; }
+};
+
+void quantize_head(const ConstHalfTensor& x, int64_t b, int64_t h, int64_t group_rows,
+                   const float* mean, QuantHead& out) {
+  const int64_t n = x.tokens(), d = x.dim();
+  std::vector<float> rows(static_cast<size_t>(n * d));
+  for (int64_t t = 0; t < n; ++t) {
+    const Half* r = x.row(b, h, t);
+    for (int64_t c = 0; c < d; ++c) {
+      const float v = half_to_float(r[c]);
+      rows[static_cast<size_t>(t * d + c)] = mean ? v - mean[c] : v;
+    }
+  }
+  out.group_rows = std::max<int64_t>(1, group_rows);
+  out.codes.resize(static_cast<size_t>(n * d));
+  out.scales.resize(static_cast<size_t>((n + out.group_rows - 1) / out.group_rows));
+  stage1_rows(rows.data(), n, static_cast<int>(d), out.group_rows, out.codes.data(),
+              out.scales.data());
+}
+
+// KV tile t of a quantized head: scales per tile (shared) unless the group is a single token.
+KvTileView head_tile(const QuantHead& kq, const QuantHead& vq, int64_t t0, int64_t t1, int64_t d) {
+  KvTileView v;
+  v.k = kq.codes.data() + t0 * d;
+  v.v = vq.codes.data() + t0 * d;
+  v.k_per_token = kq.group_rows == 1 && t1 - t0 > 1;
+  v.v_per_token = vq.group_rows == 1 && t1 - t0 > 1;
+  v.k_scale = kq.scales.data() + t0 / kq.group_rows;
+  v.v_scale = vq.scales.data() + t0 / vq.group_rows;
+  v.pos0 = t0;
+  v.n = static_cast<int>(t1 - t0);
+  return v;
+}
+
+}  // namespace
+
+void flashq_prefill(const AttentionConfig& cfg, const ConstHalfTensor& q, const ConstHalfTensor& k,
+                    const ConstHalfTensor& v, const HalfTensor& o, AttentionStats* stats) {
+  check_attention_shapes(q, k, v, o);
+  TURBO_CHECK(q.tokens() == k.tokens(), "prefill needs as many query rows as keys (Q " << q.tokens() << ", K " << k.tokens() << ")");
+  check_finite(q, "Q");
+  check_finite(k, "K");
+  check_finite(v, "V");
+  const int64_t B = q.batch(), Hq = q.heads(), Hkv = k.heads(), N = q.tokens(), D = q.dim();
+  const int64_t group = Hq / Hkv;
+  const QuantConfig& qc = cfg.quant;
+  const SasParams sas = cfg.sas.params();
+  const float tau = cfg.tau_for(static_cast<int>(D));
+  const int64_t bc = qc.bc;
+
+  std::vector<QuantHead> kq(static_cast<size_t>(B * Hkv)), vq(static_cast<size_t>(B * Hkv)),
+      qq(static_cast<size_t>(B * Hq));
+  const int64_t kv_rows = group_rows_for(qc.kv_gran, bc, N);
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < B * Hkv; ++i) {
+    const int64_t b = i / Hkv, h = i % Hkv;
+    std::vector<float> mean;
+    if (qc.k_smooth == KSmooth::kMean) {
+      mean.resize(static_cast<size_t>(D));
+      channel_mean(k, b, h, 0, N, mean.data());
+    }
+    quantize_head(k, b, h, kv_rows, mean.empty() ? nullptr : mean.data(), kq[static_cast<size_t>(i)]);
+    quantize_head(v, b, h, kv_rows, nullptr, vq[static_cast<size_t>(i)]);
+  }
+  const int64_t q_rows = group_rows_for(qc.q_gran, qc.br, N);
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < B * Hq; ++i) quantize_head(q, i / Hq, i % Hq, q_rows, nullptr, qq[static_cast<size_t>(i)]);
+
+  const int64_t n_tiles = (N + bc - 1) / bc;
+  std::vector<AttentionStats> row_stats(stats ? static_cast<size_t>(B * Hq * N) : 0);
+  const int64_t total_rows = B * Hq * N;
+#pragma omp parallel
+  {
+    TileScratch sc;
+    RowState st(static_cast<int>(D));
+#pragma omp for schedule(dynamic, 16)
+    for (int64_t r = 0; r < total_rows; ++r) {
+      const int64_t bh = r / N, i = r % N, b = bh / Hq, h = bh % Hq;
+      const QuantHead& qh = qq[static_cast<size_t>(bh)];
+      const size_t kvi = static_cast<size_t>(b * Hkv + h / group);
+      RowParams rp;
+      rp.q = qh.codes.data() + i * D;
+      rp.q_scale = qh.scale_of_row(i);
+      rp.pos = i;
+      rp.causal = cfg.causal;
+      rp.tau = tau;
+      rp.d = static_cast<int>(D);
+      rp.p_quant = cfg.p_quant;
+      rp.want_stats = stats != nullptr;
+      st = RowState(static_cast<int>(D));
+      for (int64_t t = 0; t < n_tiles; ++t) {
+        const int64_t t0 = t * bc, t1 = std::min(N, t0 + bc);
+        if (cfg.causal && t0 > i) break;
+        process_tile(st, rp, head_tile(kq[kvi], vq[kvi], t0, t1, D), sas, sc);
+      }
+      finalize_row(st, static_cast<int>(D), o.row(b, h, i), stats ? &row_stats[static_cast<size_t>(r)] : nullptr);
+    }
+  }
+  if (stats)
+    for (int64_t r = 0; r < total_rows; ++r) stats[r / N].merge(row_stats[static_cast<size_t>(r)]);
+}
+
+// ---- compressed KV cache (SPEC 6) -----------------------------------------------------------
+
+namespace {
+
+struct Stream {
+  std::vector<std::vector<uint8_t>> k_blocks, v_blocks;
+  std::vector<Half> k_buf, v_buf;            // buffer = fp16: raw rows [n_buf, D]
+  std::vector<int8_t> k_buf8, v_buf8;        // buffer = int8: per-token codes
+  std::vector<float> k_buf_s, v_buf_s;       // ... and their scales
+  int64_t n_buf = 0;
+};
+
+class RefKvCache final : public KvCache {
+ public:
+  explicit RefKvCache(const KvCacheSpec& spec) : spec_(spec) {
+    const QuantConfig& qc = spec.config.quant;
+    TURBO_CHECK(spec.batch > 0 && spec.kv_heads > 0, "cache needs batch > 0 and kv_heads > 0");
+    TURBO_CHECK(spec.head_dim > 0 && spec.head_dim % 16 == 0 && spec.head_dim <= 256,
+                "head_dim must be a multiple of 16 in [16, 256], got " << spec.head_dim);
+    if (spec.head_bits.empty()) {
+      TURBO_CHECK(qc.kv_bits != KvBits::kMixed,
+                  "kv_bits=mixed needs a per-head bit map (turboattn calibrate)");
+      bits_.assign(static_cast<size_t>(spec.kv_heads), kv_bits_value(qc.kv_bits));
+    } else {
+      TURBO_CHECK(static_cast<int>(spec.head_bits.size()) == spec.kv_heads,
+                  "head_bits has " << spec.head_bits.size() << " entries for " << spec.kv_heads << " kv heads");
+      bits_ = spec.head_bits;
+    }
+    for (int b : bits_) TURBO_CHECK(b == 8 || b == 4 || b == 2, "head bits must be 8, 4 or 2, got " << b);
+    for (int ax : {static_cast<int>(qc.k_axis), static_cast<int>(qc.v_axis)})
+      if (ax == static_cast<int>(Stage2Axis::kToken))
+        TURBO_CHECK(spec.head_dim % qc.group_size == 0,
+                    "group_size " << qc.group_size << " must divide head_dim " << spec.head_dim);
+    streams_.resize(static_cast<size_t>(spec.batch * spec.kv_heads));
+  }
+
+  const KvCacheSpec& spec() const override { return spec_; }
+  int64_t length() const override { return length_; }
+
+  BlockLayout layout(int64_t h, bool is_k) const {
+    const QuantConfig& qc = spec_.config.quant;
+    BlockLayout L;
+    L.n_b = qc.block;
+    L.d = spec_.head_dim;
+    L.bits = bits_[static_cast<size_t>(h)];
+    L.axis = static_cast<int>(is_k ? qc.k_axis : qc.v_axis);
+    L.group_size = qc.group_size;
+    return L;
+  }
+
+  KvBytes bytes() const override {
+    KvBytes r;
+    const int64_t d = spec_.head_dim;
+    const bool int8_buf = spec_.config.quant.buffer == BufferMode::kInt8;
+    for (size_t i = 0; i < streams_.size(); ++i) {
+      const Stream& s = streams_[i];
+      const int64_t h = static_cast<int64_t>(i) % spec_.kv_heads;
+      for (bool is_k : {true, false}) {
+        const BlockLayout L = layout(h, is_k);
+        const int64_t nb = static_cast<int64_t>((is_k ? s.k_blocks : s.v_blocks).size());
+        r.codes += nb * L.code_bytes();
+        r.metadata += nb * L.metadata_bytes();
+        if (int8_buf) {
+          r.buffer += s.n_buf * d;
+          r.metadata += s.n_buf * 4;
+        } else {
+          r.buffer += s.n_buf * d * 2;
+        }
+      }
+    }
+    r.metadata += static_cast<int64_t>(k_mean_.size()) * 4;
+    r.tokens = length_ * spec_.batch * spec_.kv_heads;
+    return r;
+  }
+
+
+  KvCacheSpec spec_;
+  std::vector<int> bits_;
+  std::vector<Stream> streams_;
+  std::vector<float> k_mean_;  // [B * Hkv * D] when k_smooth = mean
+  int64_t length_ = 0;
+
+};
+
+const RefKvCache& as_ref(const KvCache& c) {
+  const auto* p = dynamic_cast<const RefKvCache*>(&c);
+  TURBO_CHECK(p != nullptr, "cache was not created by the ref backend's flashq method");
+  return *p;
+}
+RefKvCache& as_ref(KvCache& c) { return const_cast<RefKvCache&>(as_ref(static_cast<const KvCache&>(c))); }
+
+// Stage 1 over the FP32 rows of a full buffer, then stage 2: one compressed block.
+std::vector<uint8_t> build_block(const std::vector<float>& rows, const BlockLayout& L) {
+  std::vector<int8_t> codes(static_cast<size_t>(L.elements()));
+  float scale = 0.0f;
+  stage1_rows(rows.data(), L.n_b, L.d, L.n_b, codes.data(), &scale);
+  std::vector<uint8_t> block(static_cast<size_t>(L.bytes()), 0);
+  compress_block_ref(codes.data(), L, block.data());
+  std::memcpy(block.data() + L.scale_offset(), &scale, 4);
+  return block;
+}
+
+}  // namespace
+
+std::unique_ptr<KvCache> flashq_create_cache(const KvCacheSpec& spec) {
+  const Status s = spec.config.validate();
+  TURBO_CHECK(s.ok, s.message);
+  return std::make_unique<RefKvCache>(spec);
+}
+
+void flashq_cache_append(KvCache& cache_base, const ConstHalfTensor& k, const ConstHalfTensor& v) {
+  RefKvCache& cache = as_ref(cache_base);
+  const KvCacheSpec& spec = cache.spec_;
+  const QuantConfig& qc = spec.config.quant;
+  TURBO_CHECK(k.batch() == spec.batch && k.heads() == spec.kv_heads && k.dim() == spec.head_dim,
+              "K rows have shape [" << k.batch() << ", " << k.heads() << ", " << k.tokens() << ", " << k.dim()
+                                    << "], the cache expects [" << spec.batch << ", " << spec.kv_heads << ", t, " << spec.head_dim << "]");
+  TURBO_CHECK(v.batch() == k.batch() && v.heads() == k.heads() && v.tokens() == k.tokens() && v.dim() == k.dim(),
+              "V rows must have K's shape");
+  check_finite(k, "K (cache append)");
+  check_finite(v, "V (cache append)");
+  const int64_t D = spec.head_dim, T = k.tokens();
+  const bool smooth = qc.k_smooth == KSmooth::kMean;
+  if (smooth && cache.k_mean_.empty() && T > 0) {
+    cache.k_mean_.resize(static_cast<size_t>(spec.batch * spec.kv_heads * D));
+    for (int64_t i = 0; i < spec.batch * spec.kv_heads; ++i)
+      channel_mean(k, i / spec.kv_heads, i % spec.kv_heads, 0, T, cache.k_mean_.data() + i * D);
+  }
+  const bool int8_buf = qc.buffer == BufferMode::kInt8;
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < spec.batch * spec.kv_heads; ++i) {
+    const int64_t b = i / spec.kv_heads, h = i % spec.kv_heads;
+    Stream& s = cache.streams_[static_cast<size_t>(i)];
+    const float* mean = smooth ? cache.k_mean_.data() + i * D : nullptr;
+    std::vector<float> row(static_cast<size_t>(D));
+    for (int64_t t = 0; t < T; ++t) {
+      const Half* kr = k.row(b, h, t);
+      const Half* vr = v.row(b, h, t);
+      if (int8_buf) {
+        for (int is_k = 1; is_k >= 0; --is_k) {
+          const Half* src = is_k ? kr : vr;
+          for (int64_t c = 0; c < D; ++c) {
+            const float x = half_to_float(src[c]);
+            row[static_cast<size_t>(c)] = (is_k && mean) ? x - mean[c] : x;
+          }
+          auto& codes = is_k ? s.k_buf8 : s.v_buf8;
+          auto& scales = is_k ? s.k_buf_s : s.v_buf_s;
+          codes.resize(static_cast<size_t>((s.n_buf + 1) * D));
+          scales.resize(static_cast<size_t>(s.n_buf + 1));
+          stage1_rows(row.data(), 1, static_cast<int>(D), 1, codes.data() + s.n_buf * D, scales.data() + s.n_buf);
+        }
+      } else {
+        s.k_buf.insert(s.k_buf.end(), kr, kr + D);
+        s.v_buf.insert(s.v_buf.end(), vr, vr + D);
+      }
+      ++s.n_buf;
+      if (s.n_buf == qc.block) {
+        for (int is_k = 1; is_k >= 0; --is_k) {
+          std::vector<float> rows(static_cast<size_t>(qc.block * D));
+          for (int64_t r = 0; r < qc.block; ++r)
+            for (int64_t c = 0; c < D; ++c) {
+              float x;
+              if (int8_buf) {
+                const auto& codes = is_k ? s.k_buf8 : s.v_buf8;
+                const auto& scales = is_k ? s.k_buf_s : s.v_buf_s;
+                x = static_cast<float>(codes[static_cast<size_t>(r * D + c)]) * scales[static_cast<size_t>(r)];
+              } else {
+                x = half_to_float((is_k ? s.k_buf : s.v_buf)[static_cast<size_t>(r * D + c)]);
+                if (is_k && mean) x -= mean[c];
+              }
+              rows[static_cast<size_t>(r * D + c)] = x;
+            }
+          (is_k ? s.k_blocks : s.v_blocks).push_back(build_block(rows, cache.layout(h, is_k != 0)));
+        }
+        s.k_buf.clear();
+        s.v_buf.clear();
+        s.k_buf8.clear();
+        s.v_buf8.clear();
+        s.k_buf_s.clear();
+        s.v_buf_s.clear();
+        s.n_buf = 0;
+      }
+    }
+  }
+  cache.length_ += T;
+}
+
+void flashq_decode(const AttentionConfig& cfg, const ConstHalfTensor& q, const KvCache& cache_base,
+                   const HalfTensor& o, AttentionStats* stats) {
+  const RefKvCache& cache = as_ref(cache_base);
+  const KvCacheSpec& spec = cache.spec_;
+  const QuantConfig& qc = spec.config.quant;
+  const int64_t B = q.batch(), Hq = q.heads(), Hkv = spec.kv_heads, QL = q.tokens(), D = q.dim();
+  TURBO_CHECK(B == spec.batch && D == spec.head_dim, "Q shape does not match the cache (batch " << spec.batch << ", head_dim " << spec.head_dim << ")");
+  TURBO_CHECK(Hq % Hkv == 0, "query heads (" << Hq << ") must be a multiple of kv heads (" << Hkv << ")");
+  TURBO_CHECK(o.batch() == B && o.heads() == Hq && o.tokens() == QL && o.dim() == D, "output shape must equal Q's shape");
+  TURBO_CHECK(QL >= 1 && QL <= cache.length_, "q_len " << QL << " must be in [1, cache length " << cache.length_ << "]");
+  TURBO_CHECK(cfg.splits >= 1, "splits must be >= 1");
+  check_finite(q, "Q (decode)");
+  const int64_t L = cache.length_, group = Hq / Hkv;
+  const SasParams sas = cfg.sas.params();
+  const float tau = cfg.tau_for(static_cast<int>(D));
+
+  // Materialise every tile of every stream: blocks dequantized to INT8, then the buffer tile.
+  struct StreamTiles {
+    std::vector<std::vector<int8_t>> k, v;
+    std::vector<std::vector<float>> ks, vs;
+    std::vector<KvTileView> views;
+  };
+  std::vector<StreamTiles> tiles(static_cast<size_t>(B * Hkv));
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < B * Hkv; ++i) {
+    const Stream& s = cache.streams_[static_cast<size_t>(i)];
+    const int64_t h = i % Hkv;
+    StreamTiles& st = tiles[static_cast<size_t>(i)];
+    const size_t nb = s.k_blocks.size();
+    const bool has_buf = s.n_buf > 0;
+    const size_t nt = nb + (has_buf ? 1 : 0);
+    st.k.resize(nt);
+    st.v.resize(nt);
+    st.ks.resize(nt);
+    st.vs.resize(nt);
+    for (size_t t = 0; t < nb; ++t) {
+      for (int is_k = 1; is_k >= 0; --is_k) {
+        const BlockLayout Lb = cache.layout(h, is_k != 0);
+        const auto& blk = is_k ? s.k_blocks[t] : s.v_blocks[t];
+        auto& codes = is_k ? st.k[t] : st.v[t];
+        codes.resize(static_cast<size_t>(Lb.elements()));
+        decompress_block_ref(blk.data(), Lb, codes.data());
+        float scale;
+        std::memcpy(&scale, blk.data() + Lb.scale_offset(), 4);
+        (is_k ? st.ks[t] : st.vs[t]).assign(1, scale);
+      }
+    }
+    if (has_buf) {
+      const size_t t = nb;
+      if (qc.buffer == BufferMode::kInt8) {
+        st.k[t] = s.k_buf8;
+        st.v[t] = s.v_buf8;
+        st.ks[t] = s.k_buf_s;
+        st.vs[t] = s.v_buf_s;
+      } else {
+        const float* mean = cache.k_mean_.empty() ? nullptr : cache.k_mean_.data() + i * D;
+        for (int is_k = 1; is_k >= 0; --is_k) {
+          std::vector<float> rows(static_cast<size_t>(s.n_buf * D));
+          const auto& buf = is_k ? s.k_buf : s.v_buf;
+          for (int64_t r = 0; r < s.n_buf; ++r)
+            for (int64_t c = 0; c < D; ++c) {
+              float x = half_to_float(buf[static_cast<size_t>(r * D + c)]);
+              if (is_k && mean) x -= mean[c];
+              rows[static_cast<size_t>(r * D + c)] = x;
+            }
+          auto& codes = is_k ? st.k[t] : st.v[t];
+          auto& sc = is_k ? st.ks[t] : st.vs[t];
+          codes.resize(rows.size());
+          sc.resize(1);
+          stage1_rows(rows.data(), s.n_buf, static_cast<int>(D), s.n_buf, codes.data(), sc.data());
+        }
+      }
+    }
+    st.views.resize(nt);
+    for (size_t t = 0; t < nt; ++t) {
+      KvTileView& vw = st.views[t];
+      vw.k = st.k[t].data();
+      vw.v = st.v[t].data();
+      vw.k_scale = st.ks[t].data();
+      vw.v_scale = st.vs[t].data();
+      vw.k_per_token = st.ks[t].size() > 1;
+      vw.v_per_token = st.vs[t].size() > 1;
+      vw.pos0 = static_cast<int64_t>(t) * qc.block;
+      vw.n = static_cast<int>(t < nb ? qc.block : s.n_buf);
+    }
+  }
+
+  // Q rows of this call, stage 1 with q_gran groups starting at the call's first row.
+  std::vector<QuantHead> qq(static_cast<size_t>(B * Hq));
+  const int64_t q_rows = group_rows_for(qc.q_gran, qc.br, QL);
+  for (int64_t i = 0; i < B * Hq; ++i) quantize_head(q, i / Hq, i % Hq, q_rows, nullptr, qq[static_cast<size_t>(i)]);
+
+  const int S = cfg.splits;
+  const int64_t total_rows = B * Hq * QL;
+  std::vector<AttentionStats> row_stats(stats ? static_cast<size_t>(total_rows) : 0);
+#pragma omp parallel
+  {
+    TileScratch sc;
+    std::vector<RowState> runs;
+#pragma omp for schedule(dynamic, 4)
+    for (int64_t r = 0; r < total_rows; ++r) {
+      const int64_t bh = r / QL, i = r % QL, b = bh / Hq, h = bh % Hq;
+      const StreamTiles& st = tiles[static_cast<size_t>(b * Hkv + h / group)];
+      const QuantHead& qh = qq[static_cast<size_t>(bh)];
+      RowParams rp;
+      rp.q = qh.codes.data() + i * D;
+      rp.q_scale = qh.scale_of_row(i);
+      rp.pos = L - QL + i;
+      rp.causal = true;
+      rp.tau = tau;
+      rp.d = static_cast<int>(D);
+      rp.p_quant = cfg.p_quant;
+      rp.want_stats = stats != nullptr;
+      const int64_t T = static_cast<int64_t>(st.views.size());
+      runs.assign(static_cast<size_t>(S), RowState(static_cast<int>(D)));
+      for (int s = 0; s < S; ++s) {
+        const int64_t t0 = T * s / S, t1 = T * (s + 1) / S;
+        for (int64_t t = t0; t < t1; ++t) process_tile(runs[static_cast<size_t>(s)], rp, st.views[static_cast<size_t>(t)], sas, sc);
+      }
+      AttentionStats* rs = stats ? &row_stats[static_cast<size_t>(r)] : nullptr;
+      if (S == 1)
+        finalize_row(runs[0], static_cast<int>(D), o.row(b, h, i), rs);
+      else
+        merge_runs(runs, sas, static_cast<int>(D), o.row(b, h, i), rs);
+    }
+  }
+  if (stats)
+    for (int64_t r = 0; r < total_rows; ++r) stats[r / QL].merge(row_stats[static_cast<size_t>(r)]);
+}
+
+}  // namespace ref
+}  // namespace turbo
