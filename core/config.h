@@ -6,6 +6,8 @@
 // the single list the CLI, the sweep grid and the reports are built from.
 #pragma once
 
+#include <cerrno>
+#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -144,8 +146,10 @@ struct Knob {
 namespace detail {
 inline int parse_int_knob(const std::string& s, const std::string& knob) {
   char* end = nullptr;
+  errno = 0;
   const long v = std::strtol(s.c_str(), &end, 10);
-  if (s.empty() || *end != '\0') throw Error("knob '" + knob + "' needs an integer, got '" + s + "'");
+  if (s.empty() || *end != '\0' || errno == ERANGE || v < INT_MIN || v > INT_MAX)
+    throw Error("knob '" + knob + "' needs an integer, got '" + s + "'");
   return static_cast<int>(v);
 }
 inline float parse_float_knob(const std::string& s, const std::string& knob) {
@@ -154,9 +158,14 @@ inline float parse_float_knob(const std::string& s, const std::string& knob) {
   if (s.empty() || *end != '\0') throw Error("knob '" + knob + "' needs a number, got '" + s + "'");
   return v;
 }
+// The shortest %g form that reads back to the same float (up to 9 digits), so that distinct
+// values never share a report key and parse_attention_config(to_string()) is exact.
 inline std::string float_key(float v) {
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%g", static_cast<double>(v));
+  for (int digits = 6; digits <= 9; ++digits) {
+    std::snprintf(buf, sizeof buf, "%.*g", digits, static_cast<double>(v));
+    if (std::strtof(buf, nullptr) == v) break;
+  }
   return buf;
 }
 }  // namespace detail
