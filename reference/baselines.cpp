@@ -15,12 +15,10 @@
 //   V: per token over groups of min(G, D) consecutive channels (a last shorter group if D % G).
 //   The newest R = residual tokens stay FP16; so do K tokens of an incomplete group: of L tokens,
 //   V holds max(0, L - R) quantized tokens and K floor(max(0, L - R) / G) * G.
-//   Attention: dequantize fma(c, s, z), round to FP16, then the floor's arithmetic below.
+//   Attention: dequantize fma(c, s, z), round to FP16, then the FP16 noise floor itself
+//   (ref::attention_fp16_floor) over the dequantized cache.
 // int8kv: K and V per token symmetric INT8 (SPEC 1 stage1_scale / stage1_code, token groups, FP32
-//   scale per token); dequantized (float)q * s rounded to FP16, then the floor's arithmetic.
-//   The floor's arithmetic (as ref::attention_fp16_floor): s_j = (sum_d q_d k_jd) * tau in FP32
-//   (d ascending), m = max_j s_j, p_j = exp(s_j - m), l = sum_j p_j, o_d = sum_j p_j v_jd (j
-//   ascending), out = fp16(o_d / l).
+//   scale per token); dequantized (float)q * s rounded to FP16, then the floor as for kivi.
 // sage (SageAttention, Zhang et al. 2025). The cache stores K/V in FP16 (SageAttention quantizes
 //   on the fly, not the cache). At attention time: with k_smooth = mean, K' = K - mean_c, the
 //   per-channel mean over all tokens of the stream by SPEC 1's exact formula (ref::channel_mean);
@@ -56,6 +54,7 @@
 #include "core/fp8.h"
 #include "core/quant.h"
 #include "reference/flashq.h"
+#include "reference/reference.h"
 
 namespace turbo {
 namespace ref {
@@ -436,34 +435,6 @@ int64_t visible_keys(const QueryRows& r, int64_t i, int64_t len) {
   return r.causal ? std::min(r.pos0 + i + 1, len) : len;
 }
 
-// The floor's arithmetic over dequantized K/V (kivi, int8kv).
-void attend_fp32(const PreparedKv& kv, const QueryRows& r, float tau) {
-  const int d = kv.d;
-  std::vector<float> q(d), s(static_cast<size_t>(kv.len)), o(d);
-  for (int64_t i = 0; i < r.n; ++i) {
-    half_row_to_float(r.q + i * r.q_stride, d, q.data());
-    const int64_t n_keys = visible_keys(r, i, kv.len);
-    float m = -INFINITY;
-    for (int64_t j = 0; j < n_keys; ++j) {
-      const float* k = &kv.k[j * d];
-      float dot = 0.0f;
-      for (int c = 0; c < d; ++c) dot += q[c] * k[c];
-      s[j] = dot * tau;
-      m = maxf(m, s[j]);
-    }
-    std::fill(o.begin(), o.end(), 0.0f);
-    float l = 0.0f;
-    for (int64_t j = 0; j < n_keys; ++j) {
-      const float p = std::exp(s[j] - m);
-      l += p;
-      const float* v = &kv.v[j * d];
-      for (int c = 0; c < d; ++c) o[c] += p * v[c];
-    }
-    Half* out = r.o + i * r.o_stride;
-    for (int c = 0; c < d; ++c) out[c] = float_to_half(o[c] / l);
-  }
-}
-
 // Online-softmax state of one row (sage, fp8).
 struct OnlineRow {
   float m = -INFINITY;
@@ -596,13 +567,29 @@ void attend_fp8(const PreparedKv& kv, const QueryRows& r, const AttentionConfig&
 void attend(const AttentionConfig& config, const PreparedKv& kv, const QueryRows& r) {
   const float tau = config.tau_for(kv.d);
   switch (config.method) {
-    case Method::kKivi:
-    case Method::kInt8Kv: attend_fp32(kv, r, tau); return;
     case Method::kSage: attend_sage(kv, r, config, tau); return;
     case Method::kFp8: attend_fp8(kv, r, config, tau); return;
     default: break;
   }
 }
+
+// kivi, int8kv: the FP16 noise floor itself (ref::attention_fp16_floor) over the dequantized
+// cache contents, which are FP16 values by construction. q [B, Hq, n, D] are the last n positions.
+void attend_dequantized(const std::vector<PreparedKv>& prepared, int64_t B, int64_t Hkv,
+                        const ConstHalfTensor& q, bool causal, float tau, const HalfTensor& o) {
+  const int64_t L = prepared.front().len, d = prepared.front().d;
+  HostTensor<Half> kd(B, Hkv, L, d), vd(B, Hkv, L, d);
+  for (int64_t s = 0; s < B * Hkv; ++s) {
+    const PreparedKv& p = prepared[static_cast<size_t>(s)];
+    for (int64_t i = 0; i < L * d; ++i) {
+      kd.storage[static_cast<size_t>(s * L * d + i)] = float_to_half(p.k[static_cast<size_t>(i)]);
+      vd.storage[static_cast<size_t>(s * L * d + i)] = float_to_half(p.v[static_cast<size_t>(i)]);
+    }
+  }
+  attention_fp16_floor(q, kd.view(), vd.view(), causal, tau, o);
+}
+
+bool uses_floor(Method m) { return m == Method::kKivi || m == Method::kInt8Kv; }
 
 void add_stats(AttentionStats* stats, int64_t index, const QueryRows& r, int64_t len) {
   if (!stats) return;
@@ -687,11 +674,15 @@ void baseline_prefill(const AttentionConfig& config, const ConstHalfTensor& q,
     for (int64_t t = 0; t < N; ++t) stream->append(k.row(b, h, t), v.row(b, h, t));
     prepared[static_cast<size_t>(s)] = stream->prepare(config);
   }
+  if (uses_floor(config.method)) {
+    attend_dequantized(prepared, B, Hkv, q, config.causal, config.tau_for(d), o);
+  } else {
 #pragma omp parallel for schedule(dynamic)
-  for (int64_t idx = 0; idx < B * Hq; ++idx) {
-    const int64_t b = idx / Hq, h = idx % Hq;
-    const QueryRows r{q.row(b, h, 0), q.stride[2], o.row(b, h, 0), o.stride[2], N, 0, config.causal};
-    attend(config, prepared[static_cast<size_t>(b * Hkv + h / g)], r);
+    for (int64_t idx = 0; idx < B * Hq; ++idx) {
+      const int64_t b = idx / Hq, h = idx % Hq;
+      const QueryRows r{q.row(b, h, 0), q.stride[2], o.row(b, h, 0), o.stride[2], N, 0, config.causal};
+      attend(config, prepared[static_cast<size_t>(b * Hkv + h / g)], r);
+    }
   }
   for (int64_t idx = 0; idx < B * Hq; ++idx) {
     const QueryRows r{nullptr, 0, nullptr, 0, N, 0, config.causal};
@@ -762,11 +753,15 @@ void baseline_decode(const AttentionConfig& config, const ConstHalfTensor& q, co
   for (int64_t s = 0; s < B * Hkv; ++s)
     prepared[static_cast<size_t>(s)] =
         c.stream(static_cast<int>(s / Hkv), static_cast<int>(s % Hkv)).prepare(spec.config);
+  if (uses_floor(config.method)) {
+    attend_dequantized(prepared, B, Hkv, q, true, config.tau_for(static_cast<int>(q.dim())), o);
+  } else {
 #pragma omp parallel for schedule(dynamic)
-  for (int64_t idx = 0; idx < B * Hq; ++idx) {
-    const int64_t b = idx / Hq, h = idx % Hq;
-    const QueryRows r{q.row(b, h, 0), q.stride[2], o.row(b, h, 0), o.stride[2], n, L - n, true};
-    attend(config, prepared[static_cast<size_t>(b * Hkv + h / g)], r);
+    for (int64_t idx = 0; idx < B * Hq; ++idx) {
+      const int64_t b = idx / Hq, h = idx % Hq;
+      const QueryRows r{q.row(b, h, 0), q.stride[2], o.row(b, h, 0), o.stride[2], n, L - n, true};
+      attend(config, prepared[static_cast<size_t>(b * Hkv + h / g)], r);
+    }
   }
   for (int64_t idx = 0; idx < B * Hq; ++idx) {
     const QueryRows r{nullptr, 0, nullptr, 0, n, L - n, true};
