@@ -1,0 +1,66 @@
+// datasets_oracle_tool: prints what the C++ readers produce, for the Python oracle scripts
+// (datasets/*_oracle.py) to compare against independent implementations.
+//
+//   datasets_oracle_tool tensors <gguf>            name, type, SHA-256 of the FP32 dequantization
+//   datasets_oracle_tool dump <gguf> <name> <out>  the FP32 dequantization as raw little-endian
+//   datasets_oracle_tool tokenize <gguf> <text>    token ids, one per line (no BOS/EOS)
+#include <cstdio>
+#include <exception>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+
+#include "core/error.h"
+#include "datasets/gguf.h"
+#include "datasets/sha256.h"
+#include "datasets/tokenizer.h"
+
+namespace {
+
+int usage() {
+  std::cerr << "usage: datasets_oracle_tool tensors <gguf>\n"
+               "       datasets_oracle_tool dump <gguf> <tensor> <out.f32>\n"
+               "       datasets_oracle_tool tokenize <gguf> <text file>\n";
+  return 2;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw turbo::Error("cannot read text file '" + path + "'");
+  std::ostringstream os;
+  os << f.rdbuf();
+  return os.str();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace turbo::data;
+  if (argc < 3) return usage();
+  const std::string cmd = argv[1];
+  try {
+    GgufFile g(argv[2]);
+    if (cmd == "tensors" && argc == 3) {
+      for (const GgufTensorInfo& t : g.tensors()) {
+        const std::vector<float> v = g.dequantize(t.name);
+        std::cout << t.name << '\t' << ggml_type_name(t.type) << '\t'
+                  << sha256_hex(v.data(), v.size() * sizeof(float)) << '\n';
+      }
+    } else if (cmd == "dump" && argc == 5) {
+      const std::vector<float> v = g.dequantize(argv[3]);
+      std::ofstream out(argv[4], std::ios::binary);
+      out.write(reinterpret_cast<const char*>(v.data()), static_cast<std::streamsize>(v.size() * 4));
+      if (!out) throw turbo::Error(std::string("cannot write '") + argv[4] + "'");
+    } else if (cmd == "tokenize" && argc == 4) {
+      const Tokenizer tok(g);
+      for (int32_t id : tok.encode(read_text(argv[3]))) std::cout << id << '\n';
+    } else {
+      return usage();
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "datasets_oracle_tool: error: " << e.what() << '\n';
+    return 1;
+  }
+  return 0;
+}

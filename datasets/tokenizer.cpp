@@ -1,0 +1,311 @@
+#include "datasets/tokenizer.h"
+
+#include <algorithm>
+#include <limits>
+
+#include "core/config.h"
+#include "core/error.h"
+#include "datasets/unicode_tables.h"
+
+namespace turbo {
+namespace data {
+namespace {
+
+template <size_t N>
+bool in_ranges(const unicode::CodeRange (&r)[N], uint32_t cp) {
+  const unicode::CodeRange* it =
+      std::upper_bound(r, r + N, cp, [](uint32_t c, const unicode::CodeRange& x) { return c < x.first; });
+  return it != r && cp <= (it - 1)->last;
+}
+
+bool is_letter(uint32_t cp) {
+  if (cp < 0x80) return (cp | 0x20) >= 'a' && (cp | 0x20) <= 'z';
+  return in_ranges(unicode::kLetters, cp);
+}
+bool is_number(uint32_t cp) {
+  if (cp < 0x80) return cp >= '0' && cp <= '9';
+  return in_ranges(unicode::kNumbers, cp);
+}
+// Unicode White_Space (what \s matches in the Oniguruma / Rust regex engines with Unicode on).
+bool is_space(uint32_t cp) {
+  return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
+         (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F ||
+         cp == 0x205F || cp == 0x3000;
+}
+
+struct CodePoint {
+  uint32_t cp;
+  size_t begin, end;  // byte range in the text
+};
+
+// Strict UTF-8 decoding; throws naming the byte offset of the first invalid sequence.
+std::vector<CodePoint> decode_utf8(const std::string& s, size_t base) {
+  std::vector<CodePoint> out;
+  out.reserve(s.size());
+  size_t i = 0;
+  while (i < s.size()) {
+    const uint8_t c = static_cast<uint8_t>(s[i]);
+    uint32_t cp;
+    int len;
+    if (c < 0x80) { cp = c; len = 1; }
+    else if (c >= 0xC2 && c <= 0xDF) { cp = c & 0x1F; len = 2; }
+    else if (c >= 0xE0 && c <= 0xEF) { cp = c & 0x0F; len = 3; }
+    else if (c >= 0xF0 && c <= 0xF4) { cp = c & 0x07; len = 4; }
+    else throw Error("text is not valid UTF-8 at byte " + std::to_string(base + i));
+    TURBO_CHECK(i + len <= s.size(), "text is not valid UTF-8 at byte " << base + i << " (truncated sequence)");
+    for (int k = 1; k < len; ++k) {
+      const uint8_t cc = static_cast<uint8_t>(s[i + k]);
+      TURBO_CHECK((cc & 0xC0) == 0x80, "text is not valid UTF-8 at byte " << base + i);
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    TURBO_CHECK(!(len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) &&
+                    !(len == 4 && (cp < 0x10000 || cp > 0x10FFFF)),
+                "text is not valid UTF-8 at byte " << base + i << " (overlong or surrogate)");
+    out.push_back({cp, i, i + len});
+    i += len;
+  }
+  return out;
+}
+
+void append_utf8(uint32_t cp, std::string& s) {
+  if (cp < 0x80) {
+    s += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    s += static_cast<char>(0xC0 | (cp >> 6));
+    s += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    s += static_cast<char>(0xE0 | (cp >> 12));
+    s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    s += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    s += static_cast<char>(0xF0 | (cp >> 18));
+    s += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    s += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
+
+// The GPT-2 regex on cps[lo, hi): appends [begin, end) index pairs of the matches.
+void gpt2_split(const std::vector<CodePoint>& cps, size_t lo, size_t hi,
+                std::vector<std::pair<size_t, size_t>>& words) {
+  auto other = [&](size_t k) {
+    const uint32_t c = cps[k].cp;
+    return !is_space(c) && !is_letter(c) && !is_number(c);
+  };
+  size_t i = lo;
+  while (i < hi) {
+    const uint32_t c = cps[i].cp;
+    size_t j = i;
+    // 's|'t|'re|'ve|'m|'ll|'d
+    if (c == '\'' && i + 1 < hi) {
+      const uint32_t a = cps[i + 1].cp;
+      const uint32_t b = i + 2 < hi ? cps[i + 2].cp : 0;
+      if (a == 's' || a == 't' || a == 'm' || a == 'd') j = i + 2;
+      else if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) j = i + 3;
+    }
+    if (j == i) {
+      // ' ?X+' for X in {\p{L}, \p{N}, [^\s\p{L}\p{N}]}, in that order of alternatives.
+      const size_t s = (c == ' ' && i + 1 < hi) ? i + 1 : i;
+      auto run = [&](auto pred) {
+        if (!pred(s)) return false;
+        if (s != i && cps[i].cp != ' ') return false;
+        j = s;
+        while (j < hi && pred(j)) ++j;
+        return true;
+      };
+      auto letter = [&](size_t k) { return is_letter(cps[k].cp); };
+      auto number = [&](size_t k) { return is_number(cps[k].cp); };
+      if (!run(letter) && !run(number) && !run(other)) {
+        // A leading space not followed by a class above, or other whitespace.
+        if (is_space(c)) {
+          size_t e = i;
+          while (e < hi && is_space(cps[e].cp)) ++e;
+          if (e == hi) j = e;              // \s+(?!\S) up to the end
+          else if (e - i >= 2) j = e - 1;  // \s+(?!\S): leave the last one for the next word
+          else j = e;                      // \s+
+        } else {
+          j = i + 1;  // unreachable: every code point is space, letter, number or other
+        }
+      }
+    }
+    words.emplace_back(i, j);
+    i = j;
+  }
+}
+
+}  // namespace
+
+Tokenizer::Tokenizer(const GgufFile& g) {
+  const std::string model = g.has("tokenizer.ggml.model") ? g.get_string("tokenizer.ggml.model") : "";
+  TURBO_CHECK(model == "gpt2", "GGUF '" << g.path() << "' has tokenizer model '" << model
+                                        << "'; only byte-level BPE ('gpt2') is supported");
+  pre_ = g.has("tokenizer.ggml.pre") ? g.get_string("tokenizer.ggml.pre") : "default";
+  // llama.cpp groups these pre-tokenizer names under one rule set: digits alone, then GPT-2.
+  static const std::vector<std::string> kDigitSplit = {"smollm", "starcoder", "refact", "command-r",
+                                                       "codeshell", "exaone", "minerva"};
+  static const std::vector<std::string> kPlain = {"gpt-2", "default"};
+  if (std::find(kDigitSplit.begin(), kDigitSplit.end(), pre_) != kDigitSplit.end()) {
+    split_digits_ = true;
+  } else if (std::find(kPlain.begin(), kPlain.end(), pre_) == kPlain.end()) {
+    throw Error("GGUF '" + g.path() + "': unsupported pre-tokenizer '" + pre_ + "'; supported: " +
+                join(kDigitSplit) + ", " + join(kPlain));
+  }
+  tokens_ = g.get_string_array("tokenizer.ggml.tokens");
+  TURBO_CHECK(!tokens_.empty(), "GGUF '" << g.path() << "' has an empty vocabulary");
+  TURBO_CHECK(tokens_.size() < static_cast<size_t>(std::numeric_limits<int32_t>::max()), "vocabulary too large");
+  for (size_t i = 0; i < tokens_.size(); ++i) token_ids_.emplace(tokens_[i], static_cast<int32_t>(i));
+  const std::vector<std::string>& merges = g.get_string_array("tokenizer.ggml.merges");
+  for (size_t i = 0; i < merges.size(); ++i) {
+    TURBO_CHECK(merges[i].find(' ') != std::string::npos && merges[i].find(' ') == merges[i].rfind(' '),
+                "GGUF '" << g.path() << "': merge " << i << " ('" << merges[i] << "') is not 'left right'");
+    merge_rank_.emplace(merges[i], static_cast<int32_t>(i));
+  }
+  if (g.has("tokenizer.ggml.token_type")) {
+    const std::vector<int64_t>& types = g.get_int_array("tokenizer.ggml.token_type");
+    TURBO_CHECK(types.size() == tokens_.size(), "GGUF '" << g.path() << "': token_type has " << types.size()
+                                                         << " entries for " << tokens_.size() << " tokens");
+    for (size_t i = 0; i < types.size(); ++i)
+      if (types[i] == 3 || types[i] == 4) specials_.push_back(tokens_[i]);
+    std::stable_sort(specials_.begin(), specials_.end(),
+                     [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  }
+  auto id_key = [&](const char* key) -> int32_t {
+    if (!g.has(key)) return -1;
+    const int64_t id = g.get_int(key);
+    TURBO_CHECK(id >= 0 && id < static_cast<int64_t>(tokens_.size()),
+                "GGUF '" << g.path() << "': " << key << " = " << id << " is outside the vocabulary");
+    return static_cast<int32_t>(id);
+  };
+  bos_id_ = id_key("tokenizer.ggml.bos_token_id");
+  eos_id_ = id_key("tokenizer.ggml.eos_token_id");
+  add_bos_ = g.has("tokenizer.ggml.add_bos_token") && g.get_bool("tokenizer.ggml.add_bos_token");
+  add_eos_ = g.has("tokenizer.ggml.add_eos_token") && g.get_bool("tokenizer.ggml.add_eos_token");
+  TURBO_CHECK(!add_bos_ || bos_id_ >= 0, "GGUF '" << g.path() << "' asks for BOS but has no bos_token_id");
+  TURBO_CHECK(!add_eos_ || eos_id_ >= 0, "GGUF '" << g.path() << "' asks for EOS but has no eos_token_id");
+
+  // GPT-2 bytes_to_unicode: printable Latin-1 bytes map to themselves, the rest to 256 + n.
+  int n = 0;
+  for (int b = 0; b < 256; ++b) {
+    const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+    const uint32_t cp = printable ? static_cast<uint32_t>(b) : static_cast<uint32_t>(256 + n++);
+    append_utf8(cp, byte_to_unicode_[b]);
+    unicode_to_byte_[cp] = static_cast<uint8_t>(b);
+  }
+}
+
+std::string Tokenizer::join(const std::vector<std::string>& v) { return join_names(v); }
+
+const std::string& Tokenizer::token(int32_t id) const {
+  TURBO_CHECK(id >= 0 && id < vocab_size(), "token id " << id << " is outside the vocabulary of " << vocab_size());
+  return tokens_[static_cast<size_t>(id)];
+}
+
+std::vector<std::string> Tokenizer::pre_tokenize(const std::string& text) const {
+  const std::vector<CodePoint> cps = decode_utf8(text, 0);
+  std::vector<std::pair<size_t, size_t>> words;
+  size_t i = 0;
+  while (i < cps.size()) {
+    if (split_digits_ && is_number(cps[i].cp)) {
+      words.emplace_back(i, i + 1);
+      ++i;
+      continue;
+    }
+    size_t j = i;
+    while (j < cps.size() && !(split_digits_ && is_number(cps[j].cp))) ++j;
+    gpt2_split(cps, i, j, words);
+    i = j;
+  }
+  std::vector<std::string> out;
+  out.reserve(words.size());
+  for (const auto& w : words) out.push_back(text.substr(cps[w.first].begin, cps[w.second - 1].end - cps[w.first].begin));
+  return out;
+}
+
+void Tokenizer::bpe_word(const std::string& word, std::vector<int32_t>& out) const {
+  auto hit = cache_.find(word);
+  if (hit != cache_.end()) {
+    out.insert(out.end(), hit->second.begin(), hit->second.end());
+    return;
+  }
+  std::vector<std::string> sym;
+  for (unsigned char b : word) sym.push_back(byte_to_unicode_[b]);
+  while (sym.size() > 1) {
+    int32_t best = std::numeric_limits<int32_t>::max();
+    size_t at = 0;
+    for (size_t k = 0; k + 1 < sym.size(); ++k) {
+      auto it = merge_rank_.find(sym[k] + " " + sym[k + 1]);
+      if (it != merge_rank_.end() && it->second < best) {
+        best = it->second;
+        at = k;
+      }
+    }
+    if (best == std::numeric_limits<int32_t>::max()) break;
+    sym[at] += sym[at + 1];
+    sym.erase(sym.begin() + static_cast<std::ptrdiff_t>(at) + 1);
+  }
+  std::vector<int32_t> ids;
+  for (const std::string& s : sym) {
+    auto it = token_ids_.find(s);
+    TURBO_CHECK(it != token_ids_.end(), "BPE symbol '" << s << "' of word '" << word << "' is not in the vocabulary");
+    ids.push_back(it->second);
+  }
+  out.insert(out.end(), ids.begin(), ids.end());
+  cache_.emplace(word, std::move(ids));
+}
+
+void Tokenizer::encode_plain(const std::string& text, std::vector<int32_t>& out) const {
+  for (const std::string& w : pre_tokenize(text)) bpe_word(w, out);
+}
+
+std::vector<int32_t> Tokenizer::encode(const std::string& text) const {
+  decode_utf8(text, 0);  // validate once, with byte offsets of the whole text
+  std::vector<int32_t> out;
+  size_t start = 0, i = 0;
+  while (i < text.size()) {
+    const std::string* match = nullptr;
+    for (const std::string& s : specials_)
+      if (!s.empty() && text.compare(i, s.size(), s) == 0) {
+        match = &s;
+        break;
+      }
+    if (!match) {
+      ++i;
+      continue;
+    }
+    if (i > start) encode_plain(text.substr(start, i - start), out);
+    out.push_back(token_ids_.at(*match));
+    i += match->size();
+    start = i;
+  }
+  if (start < text.size()) encode_plain(text.substr(start), out);
+  return out;
+}
+
+std::vector<int32_t> Tokenizer::encode_for_model(const std::string& text) const {
+  std::vector<int32_t> out;
+  if (add_bos_) out.push_back(bos_id_);
+  const std::vector<int32_t> body = encode(text);
+  out.insert(out.end(), body.begin(), body.end());
+  if (add_eos_) out.push_back(eos_id_);
+  return out;
+}
+
+std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
+  std::string out;
+  for (int32_t id : ids) {
+    const std::string& t = token(id);
+    if (std::find(specials_.begin(), specials_.end(), t) != specials_.end()) {
+      out += t;
+      continue;
+    }
+    for (const CodePoint& c : decode_utf8(t, 0)) {
+      auto it = unicode_to_byte_.find(c.cp);
+      TURBO_CHECK(it != unicode_to_byte_.end(), "token " << id << " holds a character outside the byte alphabet");
+      out += static_cast<char>(it->second);
+    }
+  }
+  return out;
+}
+
+}  // namespace data
+}  // namespace turbo

@@ -1,0 +1,69 @@
+// GPT-2 style byte-level BPE tokenizer built from GGUF metadata (tokenizer.ggml.model = "gpt2").
+//
+// Encoding, as the Hugging Face `tokenizers` pipeline of such a model does it:
+//  1. control / user-defined tokens (token_type 3 / 4, e.g. "<|im_start|>") found verbatim in the
+//     text are emitted as themselves (longest match first);
+//  2. pre-tokenization of the pieces between them: for `tokenizer.ggml.pre` = "smollm" (and the
+//     other llama.cpp types that share its rules) every \p{N} code point is split off alone, then
+//     the GPT-2 regex
+//       's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+//     cuts each part into words; "gpt-2" uses the regex alone;
+//  3. each word's UTF-8 bytes are mapped to GPT-2's printable byte alphabet and merged with the
+//     BPE merges, lowest rank first (leftmost on ties).
+// \p{L}, \p{N} come from unicode_tables.h; \s is the Unicode White_Space property.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "datasets/gguf.h"
+
+namespace turbo {
+namespace data {
+
+class Tokenizer {
+ public:
+  // Throws turbo::Error when the GGUF has no gpt2 tokenizer or an unsupported pre-tokenizer.
+  explicit Tokenizer(const GgufFile& gguf);
+
+  // Token ids of `text` (valid UTF-8, else an error naming the byte offset); no BOS/EOS.
+  std::vector<int32_t> encode(const std::string& text) const;
+  // encode() plus BOS / EOS where the model's metadata asks for them
+  // (tokenizer.ggml.add_bos_token / add_eos_token).
+  std::vector<int32_t> encode_for_model(const std::string& text) const;
+  // The UTF-8 text of ids (special tokens as their text).
+  std::string decode(const std::vector<int32_t>& ids) const;
+
+  int vocab_size() const { return static_cast<int>(tokens_.size()); }
+  const std::string& token(int32_t id) const;
+  int32_t bos_id() const { return bos_id_; }
+  int32_t eos_id() const { return eos_id_; }
+  bool add_bos() const { return add_bos_; }
+  bool add_eos() const { return add_eos_; }
+  const std::string& pre_type() const { return pre_; }
+
+  // The pre-tokenizer alone: the words of `text` (no special-token splitting), as UTF-8.
+  std::vector<std::string> pre_tokenize(const std::string& text) const;
+
+ private:
+  void bpe_word(const std::string& word, std::vector<int32_t>& out) const;
+  void encode_plain(const std::string& text, std::vector<int32_t>& out) const;
+  static std::string join(const std::vector<std::string>& v);
+
+  std::vector<std::string> tokens_;
+  std::unordered_map<std::string, int32_t> token_ids_;
+  std::unordered_map<std::string, int32_t> merge_rank_;  // "left right" -> rank
+  std::vector<std::string> specials_;                    // longest first
+  std::string pre_;
+  bool split_digits_ = false;
+  int32_t bos_id_ = -1, eos_id_ = -1;
+  bool add_bos_ = false, add_eos_ = false;
+  std::string byte_to_unicode_[256];
+  std::unordered_map<uint32_t, uint8_t> unicode_to_byte_;
+  mutable std::unordered_map<std::string, std::vector<int32_t>> cache_;
+};
+
+}  // namespace data
+}  // namespace turbo
