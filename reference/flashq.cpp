@@ -390,6 +390,11 @@ namespace {
 
 struct Stream {
   std::vector<std::vector<uint8_t>> k_blocks, v_blocks;
+  // The same blocks expanded back to INT8 codes (decompress_block_ref), made once when a block is
+  // compressed so that decode does not re-expand the whole cache on every call. A derived view,
+  // not storage: bytes() does not count it.
+  std::vector<std::vector<int8_t>> k_expanded, v_expanded;
+  std::vector<float> k_block_scale, v_block_scale;
   std::vector<Half> k_buf, v_buf;            // buffer = fp16: raw rows [n_buf, D]
   std::vector<int8_t> k_buf8, v_buf8;        // buffer = int8: per-token codes
   std::vector<float> k_buf_s, v_buf_s;       // ... and their scales
@@ -556,7 +561,15 @@ void flashq_cache_append(KvCache& cache_base, const ConstHalfTensor& k, const Co
               }
               rows[static_cast<size_t>(r * D + c)] = x;
             }
-          (is_k ? s.k_blocks : s.v_blocks).push_back(build_block(rows, cache.layout(h, is_k != 0)));
+          const BlockLayout Lb = cache.layout(h, is_k != 0);
+          std::vector<uint8_t> blk = build_block(rows, Lb);
+          std::vector<int8_t> expanded(static_cast<size_t>(Lb.elements()));
+          decompress_block_ref(blk.data(), Lb, expanded.data());
+          float scale;
+          std::memcpy(&scale, blk.data() + Lb.scale_offset(), 4);
+          (is_k ? s.k_expanded : s.v_expanded).push_back(std::move(expanded));
+          (is_k ? s.k_block_scale : s.v_block_scale).push_back(scale);
+          (is_k ? s.k_blocks : s.v_blocks).push_back(std::move(blk));
         }
         s.k_buf.clear();
         s.v_buf.clear();
@@ -587,75 +600,63 @@ void flashq_decode(const AttentionConfig& cfg, const ConstHalfTensor& q, const K
   const SasParams sas = cfg.sas.params();
   const float tau = cfg.tau_for(static_cast<int>(D));
 
-  // Materialise every tile of every stream: blocks dequantized to INT8, then the buffer tile.
-  struct StreamTiles {
-    std::vector<std::vector<int8_t>> k, v;
-    std::vector<std::vector<float>> ks, vs;
-    std::vector<KvTileView> views;
+  // Tiles of every stream: the expanded blocks as they are, then the buffer tile quantized now.
+  struct BufferTile {
+    std::vector<int8_t> k, v;
+    std::vector<float> ks, vs;
   };
-  std::vector<StreamTiles> tiles(static_cast<size_t>(B * Hkv));
-#pragma omp parallel for schedule(static)
+  std::vector<BufferTile> buffers(static_cast<size_t>(B * Hkv));
+  std::vector<std::vector<KvTileView>> tiles(static_cast<size_t>(B * Hkv));
+#pragma omp parallel for schedule(static) if (B * Hkv > 1)
   for (int64_t i = 0; i < B * Hkv; ++i) {
     const Stream& s = cache.streams_[static_cast<size_t>(i)];
-    const int64_t h = i % Hkv;
-    StreamTiles& st = tiles[static_cast<size_t>(i)];
+    BufferTile& bt = buffers[static_cast<size_t>(i)];
+    std::vector<KvTileView>& views = tiles[static_cast<size_t>(i)];
     const size_t nb = s.k_blocks.size();
-    const bool has_buf = s.n_buf > 0;
-    const size_t nt = nb + (has_buf ? 1 : 0);
-    st.k.resize(nt);
-    st.v.resize(nt);
-    st.ks.resize(nt);
-    st.vs.resize(nt);
     for (size_t t = 0; t < nb; ++t) {
-      for (int is_k = 1; is_k >= 0; --is_k) {
-        const BlockLayout Lb = cache.layout(h, is_k != 0);
-        const auto& blk = is_k ? s.k_blocks[t] : s.v_blocks[t];
-        auto& codes = is_k ? st.k[t] : st.v[t];
-        codes.resize(static_cast<size_t>(Lb.elements()));
-        decompress_block_ref(blk.data(), Lb, codes.data());
-        float scale;
-        std::memcpy(&scale, blk.data() + Lb.scale_offset(), 4);
-        (is_k ? st.ks[t] : st.vs[t]).assign(1, scale);
-      }
-    }
-    if (has_buf) {
-      const size_t t = nb;
-      if (qc.buffer == BufferMode::kInt8) {
-        st.k[t] = s.k_buf8;
-        st.v[t] = s.v_buf8;
-        st.ks[t] = s.k_buf_s;
-        st.vs[t] = s.v_buf_s;
-      } else {
-        const float* mean = cache.k_mean_.empty() ? nullptr : cache.k_mean_.data() + i * D;
-        for (int is_k = 1; is_k >= 0; --is_k) {
-          std::vector<float> rows(static_cast<size_t>(s.n_buf * D));
-          const auto& buf = is_k ? s.k_buf : s.v_buf;
-          for (int64_t r = 0; r < s.n_buf; ++r)
-            for (int64_t c = 0; c < D; ++c) {
-              float x = half_to_float(buf[static_cast<size_t>(r * D + c)]);
-              if (is_k && mean) x -= mean[c];
-              rows[static_cast<size_t>(r * D + c)] = x;
-            }
-          auto& codes = is_k ? st.k[t] : st.v[t];
-          auto& sc = is_k ? st.ks[t] : st.vs[t];
-          codes.resize(rows.size());
-          sc.resize(1);
-          stage1_rows(rows.data(), s.n_buf, static_cast<int>(D), s.n_buf, codes.data(), sc.data());
-        }
-      }
-    }
-    st.views.resize(nt);
-    for (size_t t = 0; t < nt; ++t) {
-      KvTileView& vw = st.views[t];
-      vw.k = st.k[t].data();
-      vw.v = st.v[t].data();
-      vw.k_scale = st.ks[t].data();
-      vw.v_scale = st.vs[t].data();
-      vw.k_per_token = st.ks[t].size() > 1;
-      vw.v_per_token = st.vs[t].size() > 1;
+      KvTileView vw;
+      vw.k = s.k_expanded[t].data();
+      vw.v = s.v_expanded[t].data();
+      vw.k_scale = &s.k_block_scale[t];
+      vw.v_scale = &s.v_block_scale[t];
       vw.pos0 = static_cast<int64_t>(t) * qc.block;
-      vw.n = static_cast<int>(t < nb ? qc.block : s.n_buf);
+      vw.n = qc.block;
+      views.push_back(vw);
     }
+    if (s.n_buf == 0) continue;
+    if (qc.buffer == BufferMode::kInt8) {
+      bt.k = s.k_buf8;
+      bt.v = s.v_buf8;
+      bt.ks = s.k_buf_s;
+      bt.vs = s.v_buf_s;
+    } else {
+      const float* mean = cache.k_mean_.empty() ? nullptr : cache.k_mean_.data() + i * D;
+      for (int is_k = 1; is_k >= 0; --is_k) {
+        std::vector<float> rows(static_cast<size_t>(s.n_buf * D));
+        const auto& buf = is_k ? s.k_buf : s.v_buf;
+        for (int64_t r = 0; r < s.n_buf; ++r)
+          for (int64_t c = 0; c < D; ++c) {
+            float x = half_to_float(buf[static_cast<size_t>(r * D + c)]);
+            if (is_k && mean) x -= mean[c];
+            rows[static_cast<size_t>(r * D + c)] = x;
+          }
+        auto& codes = is_k ? bt.k : bt.v;
+        auto& sc = is_k ? bt.ks : bt.vs;
+        codes.resize(rows.size());
+        sc.resize(1);
+        stage1_rows(rows.data(), s.n_buf, static_cast<int>(D), s.n_buf, codes.data(), sc.data());
+      }
+    }
+    KvTileView vw;
+    vw.k = bt.k.data();
+    vw.v = bt.v.data();
+    vw.k_scale = bt.ks.data();
+    vw.v_scale = bt.vs.data();
+    vw.k_per_token = bt.ks.size() > 1;
+    vw.v_per_token = bt.vs.size() > 1;
+    vw.pos0 = static_cast<int64_t>(nb) * qc.block;
+    vw.n = static_cast<int>(s.n_buf);
+    views.push_back(vw);
   }
 
   // Q rows of this call, stage 1 with q_gran groups starting at the call's first row.
@@ -666,14 +667,14 @@ void flashq_decode(const AttentionConfig& cfg, const ConstHalfTensor& q, const K
   const int S = cfg.splits;
   const int64_t total_rows = B * Hq * QL;
   std::vector<AttentionStats> row_stats(stats ? static_cast<size_t>(total_rows) : 0);
-#pragma omp parallel
+#pragma omp parallel if (total_rows > 1)
   {
     TileScratch sc;
     std::vector<RowState> runs;
 #pragma omp for schedule(dynamic, 4)
     for (int64_t r = 0; r < total_rows; ++r) {
       const int64_t bh = r / QL, i = r % QL, b = bh / Hq, h = bh % Hq;
-      const StreamTiles& st = tiles[static_cast<size_t>(b * Hkv + h / group)];
+      const std::vector<KvTileView>& views = tiles[static_cast<size_t>(b * Hkv + h / group)];
       const QuantHead& qh = qq[static_cast<size_t>(bh)];
       RowParams rp;
       rp.q = qh.codes.data() + i * D;
@@ -684,11 +685,11 @@ void flashq_decode(const AttentionConfig& cfg, const ConstHalfTensor& q, const K
       rp.d = static_cast<int>(D);
       rp.p_quant = cfg.p_quant;
       rp.want_stats = stats != nullptr;
-      const int64_t T = static_cast<int64_t>(st.views.size());
+      const int64_t T = static_cast<int64_t>(views.size());
       runs.assign(static_cast<size_t>(S), RowState(static_cast<int>(D)));
       for (int s = 0; s < S; ++s) {
         const int64_t t0 = T * s / S, t1 = T * (s + 1) / S;
-        for (int64_t t = t0; t < t1; ++t) process_tile(runs[static_cast<size_t>(s)], rp, st.views[static_cast<size_t>(t)], sas, sc);
+        for (int64_t t = t0; t < t1; ++t) process_tile(runs[static_cast<size_t>(s)], rp, views[static_cast<size_t>(t)], sas, sc);
       }
       AttentionStats* rs = stats ? &row_stats[static_cast<size_t>(r)] : nullptr;
       if (S == 1)
