@@ -1,0 +1,449 @@
+// An independent, deliberately naive FlashQ prefill (SPEC 1, 4 and 5) written from the SPEC
+// text alone, compared bit for bit with the "ref" backend.
+//
+// Independence: nothing numeric from core/ is called. FP16 rounding is GCC's _Float16 (see
+// test_util.h); FP32 steps are plain float expressions (the file builds with -ffp-contract=off)
+// and std::fma where SPEC writes fma(); an FP16 FMA is computed exactly in long double and rounded
+// once. The only data taken from core/ are the polynomial coefficient tables (SPEC 4: "each a
+// named table in core/"), whose values sas_test.cpp checks against their definitions.
+//
+// Where SPEC leaves a step open, the oracle follows the reading written in the reference's top
+// comment (reference/flashq.cpp) only if it is the natural one, and says so here:
+//  - V with per-token stage-1 scales (kv_gran = token): s_V cannot be factored out of the int32
+//    sum; pv[d] = fma((float)(P8_j * V8_jd), s_Vj, pv[d]) over j in order from 0, then
+//    O[d] = fma(O[d], alpha, pv[d] * s_P)  (the reference's documented reading; SPEC is silent).
+//  - u8_row: P8 = rint(P * (1.0f / s_P)) with s_P = rowmax / 255 (SPEC "divide once, then
+//    multiply"); s_P = 0 gives codes 0.
+//  - Output: fp16 of the FP32 quotient O[d] / l.
+//  - tau = 1 / sqrt(D) "as FP32": the FP32 nearest to 1 / sqrt(D) (one rounding).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cfenv>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/backend.h"
+#include "core/sas.h"
+#include "reference/reference.h"
+#include "reference/test_util.h"
+
+namespace {
+
+using turbo::AttentionConfig;
+using turbo::Granularity;
+using turbo::Half;
+using turbo::HostTensor;
+using turbo::PQuant;
+using turbo::test::f16_round;
+using turbo::test::f16_value;
+using turbo::test::InputKind;
+using turbo::test::Shape;
+
+// ---- SPEC 4 -------------------------------------------------------------------------------
+
+struct OracleSas {
+  int n_r = 6;
+  bool fp16 = true;
+  int degree = 3;
+  float c[5] = {0, 0, 0, 0, 0};
+  float lut[32] = {};
+
+  explicit OracleSas(const turbo::SasConfig& cfg) {
+    n_r = cfg.n_r;
+    fp16 = cfg.precision == turbo::SasPrecision::kFp16;
+    const turbo::PolyDef& d = turbo::poly_def(cfg.poly);  // data: the named table
+    degree = d.degree;
+    for (int i = 0; i <= degree; ++i) c[i] = fp16 ? f16_round(d.c[i]) : static_cast<float>(d.c[i]);
+    for (int k = 0; k < n_r; ++k) {
+      const long double e = std::exp(-static_cast<long double>(k));
+      lut[k] = fp16 ? f16_round(e) : static_cast<float>(e);
+    }
+  }
+
+  // fp16(a * b + c) with one rounding: exact in long double for these operands (checked).
+  static float fma16(float a, float b, float cc) {
+    std::feclearexcept(FE_INEXACT);
+    const long double v = static_cast<long double>(a) * b + cc;
+    if (std::fetestexcept(FE_INEXACT)) ADD_FAILURE() << "oracle fma16 inexact";
+    return f16_round(v);
+  }
+
+  float operator()(float x) const {
+    if (!(x < static_cast<float>(n_r))) return 0.0f;  // x >= n_r, and +inf
+    const int k = static_cast<int>(std::floor(x));
+    const float f = x - static_cast<float>(k);
+    float p = c[degree];
+    for (int i = degree - 1; i >= 0; --i) p = fp16 ? fma16(p, f, c[i]) : std::fma(p, f, c[i]);
+    return fp16 ? f16_round(static_cast<long double>(lut[k]) * p) : lut[k] * p;
+  }
+};
+
+// ---- SPEC 1 -------------------------------------------------------------------------------
+
+struct Quantized {
+  std::vector<int> q;       // [n, d]
+  std::vector<float> s;     // one per row (the scale of the row's group)
+};
+
+Quantized stage1(const std::vector<float>& x, int64_t n, int64_t d, int64_t group_rows) {
+  Quantized out{std::vector<int>(static_cast<size_t>(n * d)), std::vector<float>(static_cast<size_t>(n))};
+  for (int64_t g0 = 0; g0 < n; g0 += group_rows) {
+    const int64_t g1 = std::min(n, g0 + group_rows);
+    float amax = 0.0f;
+    for (int64_t i = g0 * d; i < g1 * d; ++i) amax = std::max(amax, std::fabs(x[static_cast<size_t>(i)]));
+    const float s = amax / 127.0f;
+    const float inv = s == 0.0f ? 0.0f : 1.0f / s;
+    for (int64_t i = g0 * d; i < g1 * d; ++i) {
+      int q = 0;
+      if (s != 0.0f) {
+        const float v = x[static_cast<size_t>(i)] * inv;
+        const long r = std::lrint(static_cast<double>(v));  // default rounding mode: half to even
+        q = static_cast<int>(std::max(-127L, std::min(127L, r)));
+      }
+      out.q[static_cast<size_t>(i)] = q;
+    }
+    for (int64_t r = g0; r < g1; ++r) out.s[static_cast<size_t>(r)] = s;
+  }
+  return out;
+}
+
+int64_t group_rows(Granularity g, int tile, int64_t n) {
+  if (g == Granularity::kToken) return 1;
+  if (g == Granularity::kHead) return n;
+  return tile;
+}
+
+// One head of an FP16 tensor as floats [n, d].
+std::vector<float> head_rows(const HostTensor<Half>& t, int64_t b, int64_t h) {
+  std::vector<float> r(static_cast<size_t>(t.n * t.d));
+  for (int64_t i = 0; i < t.n * t.d; ++i)
+    r[static_cast<size_t>(i)] = f16_value(t.storage[static_cast<size_t>((b * t.h + h) * t.n * t.d + i)]);
+  return r;
+}
+
+// k_smooth = mean: sum_c = int64 sum of k * 2^24; mean_c = (float)((double)sum_c * 2^-24 / n);
+// k' = (float)k - mean_c.
+void subtract_channel_mean(std::vector<float>& k, int64_t n, int64_t d) {
+  for (int64_t c = 0; c < d; ++c) {
+    int64_t sum = 0;
+    for (int64_t t = 0; t < n; ++t) {
+      const long double units = std::ldexp(static_cast<long double>(k[static_cast<size_t>(t * d + c)]), 24);
+      sum += static_cast<int64_t>(units);  // an integer for every FP16 value
+    }
+    const float mean = static_cast<float>(static_cast<double>(sum) * 0x1p-24 / static_cast<double>(n));
+    for (int64_t t = 0; t < n; ++t) k[static_cast<size_t>(t * d + c)] -= mean;
+  }
+}
+
+// ---- SPEC 5 -------------------------------------------------------------------------------
+
+float oracle_tau(const AttentionConfig& cfg, int64_t d) {
+  if (cfg.tau > 0.0f) return cfg.tau;
+  return static_cast<float>(1.0L / std::sqrt(static_cast<long double>(d)));
+}
+
+HostTensor<Half> oracle_prefill(const AttentionConfig& cfg, const turbo::test::Inputs& in) {
+  const int64_t B = in.q.b, Hq = in.q.h, Hkv = in.k.h, N = in.q.n, D = in.q.d;
+  const int64_t g = Hq / Hkv;
+  const int bc = cfg.quant.bc;
+  const OracleSas sas(cfg.sas);
+  const float tau = oracle_tau(cfg, D);
+  HostTensor<Half> out(B, Hq, N, D);
+
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t hk = 0; hk < Hkv; ++hk) {
+      std::vector<float> kx = head_rows(in.k, b, hk);
+      if (cfg.quant.k_smooth == turbo::KSmooth::kMean) subtract_channel_mean(kx, N, D);
+      const int64_t kv_rows = group_rows(cfg.quant.kv_gran, bc, N);
+      const Quantized K = stage1(kx, N, D, kv_rows);
+      const Quantized V = stage1(head_rows(in.v, b, hk), N, D, kv_rows);
+      const bool v_per_token = kv_rows == 1;
+
+      for (int64_t h = hk * g; h < (hk + 1) * g; ++h) {
+        const Quantized Q = stage1(head_rows(in.q, b, h), N, D, group_rows(cfg.quant.q_gran, cfg.quant.br, N));
+        for (int64_t i = 0; i < N; ++i) {
+          float m = -INFINITY, l = 0.0f;
+          bool first = true;
+          std::vector<float> O(static_cast<size_t>(D), 0.0f);
+          for (int64_t t0 = 0; t0 < N; t0 += bc) {
+            const int64_t t1 = std::min<int64_t>(N, t0 + bc);
+            std::vector<int64_t> js;
+            for (int64_t j = t0; j < t1; ++j)
+              if (!cfg.causal || j <= i) js.push_back(j);
+            if (js.empty()) continue;  // masked entries are skipped, not given a value
+
+            // 1. scores
+            std::vector<float> S;
+            float tile_max = -INFINITY;
+            for (int64_t j : js) {
+              int32_t acc = 0;
+              for (int64_t c = 0; c < D; ++c)
+                acc += Q.q[static_cast<size_t>(i * D + c)] * K.q[static_cast<size_t>(j * D + c)];
+              const float cs = (Q.s[static_cast<size_t>(i)] * K.s[static_cast<size_t>(j)]) * tau;
+              float v = static_cast<float>(acc) * cs;
+              v = std::min(std::max(v, -65504.0f), 65504.0f);
+              S.push_back(f16_round(v));
+              tile_max = std::max(tile_max, S.back());
+            }
+            // 2. running max, P
+            const float m_new = std::max(m, tile_max);
+            std::vector<float> P;
+            float p_max = 0.0f;
+            for (float s : S) {
+              P.push_back(sas(f16_round(static_cast<long double>(m_new) - s)));  // exact difference
+              p_max = std::max(p_max, P.back());
+            }
+            // 3. alpha
+            float alpha;
+            if (first) alpha = 0.0f;
+            else if (m_new == m) alpha = 1.0f;
+            else alpha = sas(f16_round(static_cast<long double>(m_new) - m));
+            // 4. P codes
+            float s_p, inv;
+            switch (cfg.p_quant) {
+              case PQuant::kS8: s_p = 1.0f / 127.0f; inv = 127.0f; break;
+              case PQuant::kU8Row:
+                s_p = p_max / 255.0f;
+                inv = s_p == 0.0f ? 0.0f : 1.0f / s_p;
+                break;
+              default: s_p = 1.0f / 255.0f; inv = 255.0f; break;
+            }
+            std::vector<int32_t> P8;
+            int32_t sum_p8 = 0;
+            for (float p : P) {
+              const long code = std::lrint(static_cast<double>(p * inv));
+              EXPECT_LE(code, cfg.p_quant == PQuant::kS8 ? 127 : 255);
+              P8.push_back(static_cast<int32_t>(code));
+              sum_p8 += static_cast<int32_t>(code);
+            }
+            // 5. l and O
+            l = std::fma(l, alpha, static_cast<float>(sum_p8) * s_p);
+            if (!v_per_token) {
+              const float s_v = V.s[static_cast<size_t>(js[0])];  // one scale for the tile/head
+              for (int64_t c = 0; c < D; ++c) {
+                int32_t acc = 0;
+                for (size_t e = 0; e < js.size(); ++e) acc += P8[e] * V.q[static_cast<size_t>(js[e] * D + c)];
+                O[static_cast<size_t>(c)] = std::fma(O[static_cast<size_t>(c)], alpha, static_cast<float>(acc) * (s_p * s_v));
+              }
+            } else {
+              for (int64_t c = 0; c < D; ++c) {
+                float pv = 0.0f;
+                for (size_t e = 0; e < js.size(); ++e)
+                  pv = std::fma(static_cast<float>(P8[e] * V.q[static_cast<size_t>(js[e] * D + c)]),
+                                V.s[static_cast<size_t>(js[e])], pv);
+                O[static_cast<size_t>(c)] = std::fma(O[static_cast<size_t>(c)], alpha, pv * s_p);
+              }
+            }
+            m = m_new;
+            first = false;
+          }
+          // 6. output
+          for (int64_t c = 0; c < D; ++c)
+            out.storage[static_cast<size_t>(((b * Hq + h) * N + i) * D + c)] =
+                Half{turbo::test::f16_bits(O[static_cast<size_t>(c)] / l)};
+        }
+      }
+    }
+  }
+  return out;
+}
+
+// FP64 softmax attention of the FP16 inputs, for the oracle's own sanity check.
+std::vector<double> exact_attention(const turbo::test::Inputs& in, bool causal, double tau) {
+  const int64_t B = in.q.b, Hq = in.q.h, Hkv = in.k.h, N = in.q.n, D = in.q.d, g = Hq / Hkv;
+  std::vector<double> out(static_cast<size_t>(B * Hq * N * D), 0.0);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < Hq; ++h) {
+      const std::vector<float> q = head_rows(in.q, b, h), k = head_rows(in.k, b, h / g),
+                               v = head_rows(in.v, b, h / g);
+      for (int64_t i = 0; i < N; ++i) {
+        const int64_t n_keys = causal ? i + 1 : N;
+        std::vector<double> s(static_cast<size_t>(n_keys));
+        double mx = -INFINITY;
+        for (int64_t j = 0; j < n_keys; ++j) {
+          double a = 0;
+          for (int64_t c = 0; c < D; ++c) a += static_cast<double>(q[i * D + c]) * k[j * D + c];
+          s[static_cast<size_t>(j)] = a * tau;
+          mx = std::max(mx, s[static_cast<size_t>(j)]);
+        }
+        double z = 0;
+        for (double& x : s) z += (x = std::exp(x - mx));
+        for (int64_t c = 0; c < D; ++c) {
+          double o = 0;
+          for (int64_t j = 0; j < n_keys; ++j) o += s[static_cast<size_t>(j)] * v[j * D + c];
+          out[static_cast<size_t>(((b * Hq + h) * N + i) * D + c)] = o / z;
+        }
+      }
+    }
+  return out;
+}
+
+double rel_l2(const HostTensor<Half>& o, const std::vector<double>& ref) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    const double d = f16_value(o.storage[i]) - ref[i];
+    num += d * d;
+    den += ref[i] * ref[i];
+  }
+  return std::sqrt(num / den);
+}
+
+// ---- the cases ----------------------------------------------------------------------------
+
+struct Case {
+  std::string name;
+  Shape shape;
+  std::string config;  // AttentionConfig key fragment
+  InputKind input = InputKind::kGaussian;
+  double max_rel_l2 = 0.05;  // oracle self-check against FP64 softmax attention
+};
+
+std::vector<Case> cases() {
+  std::vector<Case> v;
+  auto add = [&](const std::string& name, Shape s, const std::string& cfg,
+                 InputKind in = InputKind::kGaussian, double tol = 0.05) {
+    v.push_back({name, s, cfg, in, tol});
+  };
+  const Shape def{1, 2, 2, 100, 64};
+  add("default", def, "");
+  add("noncausal", def, "causal=0");
+  add("q_token", def, "q_gran=token");
+  add("q_head", def, "q_gran=head");
+  add("kv_token", def, "kv_gran=token");
+  add("kv_head", def, "kv_gran=head");
+  add("kv_token_noncausal", def, "kv_gran=token,causal=0");
+  add("all_token", def, "q_gran=token,kv_gran=token");
+  add("all_head_noncausal", def, "q_gran=head,kv_gran=head,causal=0");
+  add("gqa_4_2", {1, 4, 2, 100, 64}, "");
+  add("mqa_6_1", {1, 6, 1, 70, 32}, "causal=0");
+  add("batch2", {2, 2, 1, 50, 32}, "");
+  add("n_1", {1, 2, 2, 1, 64}, "");
+  add("n_64", {1, 2, 2, 64, 64}, "");
+  add("n_65", {1, 2, 2, 65, 64}, "");
+  add("n_128", {1, 1, 1, 128, 64}, "causal=0");
+  add("n_200_tiles_16_32", {1, 2, 2, 200, 32}, "bc=16,br=32");
+  add("tiles_48_20", {1, 2, 1, 130, 48}, "bc=20,br=48");
+  for (int d : {16, 32, 48, 80, 96, 112, 128, 256})
+    add("d_" + std::to_string(d), {1, 2, 2, d >= 128 ? 70 : 100, d}, "");
+  for (int n_r = 3; n_r <= 10; ++n_r)
+    add("n_r_" + std::to_string(n_r), def, "n_r=" + std::to_string(n_r), InputKind::kGaussian,
+        n_r <= 4 ? 0.2 : 0.05);
+  add("p_s8", def, "p_quant=s8");
+  add("p_u8_row", def, "p_quant=u8_row");
+  add("p_u8_row_kv_token", def, "p_quant=u8_row,kv_gran=token");
+  add("sas_fp32", def, "sas_precision=fp32");
+  add("sas_fp32_n_r_9", def, "sas_precision=fp32,n_r=9");
+  add("k_smooth_mean", def, "k_smooth=mean");
+  add("k_smooth_mean_outlier", def, "k_smooth=mean", InputKind::kOutlierChannel, 0.1);
+  add("outlier_channel", def, "", InputKind::kOutlierChannel, 0.1);
+  add("sink", def, "", InputKind::kSink, 0.1);
+  add("sink_noncausal_kv_token", def, "causal=0,kv_gran=token", InputKind::kSink, 0.1);
+  add("large_saturating", def, "", InputKind::kLarge, 2.0);  // scores clamp at 65504
+  add("mixed_scale_token", def, "q_gran=token,kv_gran=token", InputKind::kMixedScale, 0.2);
+  add("mixed_scale_tile", def, "", InputKind::kMixedScale, 1.0);
+  for (const char* poly : {"ls2", "ls4", "minimax2", "minimax3", "minimax4", "taylor2", "taylor3", "taylor4"})
+    add(std::string("poly_") + poly, def, std::string("poly=") + poly, InputKind::kGaussian, 0.2);
+  add("poly_minimax4_fp32", def, "poly=minimax4,sas_precision=fp32");
+  add("tau_explicit", def, "tau=0.2");
+  add("combo", {2, 4, 2, 77, 80},
+      "q_gran=token,kv_gran=head,p_quant=s8,sas_precision=fp32,n_r=8,poly=minimax3,causal=0,bc=32,br=16");
+  return v;
+}
+
+// FNV-1a of the case name: each case has its own reproducible inputs.
+uint64_t seed_of(const std::string& name) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char ch : name) h = (h ^ ch) * 1099511628211ull;
+  return h;
+}
+
+class OracleVsRef : public ::testing::TestWithParam<Case> {};
+
+TEST_P(OracleVsRef, BitExact) {
+  const Case& c = GetParam();
+  const AttentionConfig cfg = turbo::parse_attention_config(c.config);
+  ASSERT_TRUE(cfg.validate().ok);
+  const turbo::test::Inputs in = turbo::test::make_inputs(c.shape, c.input, seed_of(c.name));
+
+  const HostTensor<Half> want = oracle_prefill(cfg, in);
+  // The oracle computes attention: close to the FP64 softmax, nonzero, finite.
+  const double want_norm = turbo::test::l2_norm(want);
+  ASSERT_GT(want_norm, 0.0);
+  ASSERT_TRUE(std::isfinite(want_norm));
+  const double err = rel_l2(want, exact_attention(in, cfg.causal, oracle_tau(cfg, c.shape.d)));
+  EXPECT_LT(err, c.max_rel_l2) << "oracle self-check vs FP64, " << c.name;
+
+  HostTensor<Half> got(c.shape.b, c.shape.hq, c.shape.n, c.shape.d);
+  for (Half& h : got.storage) h = Half{0x7e00};  // poisoned: NaN
+  auto backend = turbo::ref::make_reference_backend();
+  backend->attention_prefill(cfg, in.q.view(), in.k.view(), in.v.view(), got.view(), nullptr);
+  const std::string diff = turbo::test::first_difference(got, want);
+  EXPECT_EQ(diff, "") << c.name << " (" << turbo::test::shape_string(c.shape) << ", "
+                      << cfg.to_string() << ")";
+  std::printf("%-26s rel_l2 vs FP64 %.3e\n", c.name.c_str(), err);
+}
+
+INSTANTIATE_TEST_SUITE_P(Prefill, OracleVsRef, ::testing::ValuesIn(cases()),
+                         [](const ::testing::TestParamInfo<Case>& i) { return i.param.name; });
+
+// ---- readings of SPEC the oracle pins down ------------------------------------------------
+
+// SPEC Conventions: "tau = 1 / sqrt(D) as FP32". Read as the FP32 number nearest to 1 / sqrt(D);
+// AttentionConfig::tau_for computes 1.0f / sqrtf(D), two FP32 roundings, which is one ulp off
+// for D = 96 and D = 112 (0x1.a20bd6p-4 vs 0x1.a20bd8p-4, 0x1.83092p-4 vs 0x1.83091ep-4).
+TEST(SpecReading, TauIsTheFp32NearestToInvSqrtD) {
+  const AttentionConfig cfg;
+  for (int d = 16; d <= 256; d += 16) {
+    EXPECT_EQ(cfg.tau_for(d), oracle_tau(cfg, d))
+        << "D=" << d << std::hexfloat << ": tau_for " << cfg.tau_for(d) << ", nearest FP32 "
+        << oracle_tau(cfg, d);
+  }
+}
+
+// ---- the oracle's own checks -------------------------------------------------------------
+
+// SPEC 4 by hand: SAS(0) = fp16(LUT[0] * c0) = fp16(c0); SAS(1) = fp16(fp16(e^-1) * POLY(0)).
+TEST(OracleSelf, SasHandValues) {
+  turbo::SasConfig sc;
+  const OracleSas sas(sc);
+  EXPECT_EQ(sas(0.0f), f16_round(0.9996373981566391L));
+  EXPECT_EQ(sas(1.0f), f16_round(static_cast<long double>(f16_round(std::exp(-1.0L))) * sas.c[0]));
+  EXPECT_EQ(sas(6.0f), 0.0f);
+  EXPECT_EQ(sas(INFINITY), 0.0f);
+  EXPECT_GT(sas(5.99609375f), 0.0f);
+}
+
+// Q = 0: every score is 0, every P = SAS(0), so the output is the P-weighted mean of the
+// dequantized V: with one tile, sum_j P8 V8_j * s_V / (n * P8 * s_P) * s_P = mean of V8 * s_V.
+TEST(OracleSelf, ZeroQueryAveragesV) {
+  const Shape s{1, 1, 1, 40, 16};
+  turbo::test::Inputs in = turbo::test::make_inputs(s, InputKind::kGaussian, 7);
+  for (Half& h : in.q.storage) h = Half{0};
+  AttentionConfig cfg = turbo::parse_attention_config("causal=0");
+  const HostTensor<Half> o = oracle_prefill(cfg, in);
+  const std::vector<float> v = head_rows(in.v, 0, 0);
+  const Quantized V = stage1(v, 40, 16, 64);
+  for (int64_t i = 0; i < 40; ++i)
+    for (int64_t c = 0; c < 16; ++c) {
+      double mean = 0;
+      for (int64_t j = 0; j < 40; ++j) mean += V.q[static_cast<size_t>(j * 16 + c)];
+      mean = mean / 40 * V.s[0];
+      EXPECT_NEAR(f16_value(o.storage[static_cast<size_t>(i * 16 + c)]), mean, 2e-3 + std::fabs(mean) * 2e-3);
+    }
+}
+
+// Causal row 0 sees only key 0: the output is the dequantized V row 0 (P8 cancels).
+TEST(OracleSelf, CausalFirstRowIsFirstValue) {
+  const Shape s{1, 1, 1, 10, 16};
+  const turbo::test::Inputs in = turbo::test::make_inputs(s, InputKind::kGaussian, 8);
+  const HostTensor<Half> o = oracle_prefill(AttentionConfig(), in);
+  const Quantized V = stage1(head_rows(in.v, 0, 0), 10, 16, 64);
+  for (int64_t c = 0; c < 16; ++c)
+    EXPECT_NEAR(f16_value(o.storage[static_cast<size_t>(c)]), V.q[static_cast<size_t>(c)] * V.s[0],
+                1e-3 * (1 + std::fabs(V.q[static_cast<size_t>(c)] * V.s[0])));
+}
+
+}  // namespace
