@@ -22,6 +22,9 @@
 #include <cfenv>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -388,6 +391,197 @@ TEST_P(OracleVsRef, BitExact) {
 
 INSTANTIATE_TEST_SUITE_P(Prefill, OracleVsRef, ::testing::ValuesIn(cases()),
                          [](const ::testing::TestParamInfo<Case>& i) { return i.param.name; });
+
+// ---- the backend's primitives against the same oracle ------------------------------------
+
+std::unique_ptr<turbo::Backend> ref_backend() { return turbo::ref::make_reference_backend(); }
+
+// SPEC 4 through Backend::sas: every FP16 x in [0, n_r + 1) and +inf, every polynomial, both
+// precisions, n_r = 3 .. 10.
+TEST(OracleVsRefPrimitives, SasExhaustive) {
+  auto be = ref_backend();
+  std::vector<Half> xs;
+  for (uint32_t b = 0; b <= 0x7c00u; ++b)
+    if (f16_value(static_cast<uint16_t>(b)) < 11.0f || b == 0x7c00u) xs.push_back(Half{static_cast<uint16_t>(b)});
+  std::vector<float> out(xs.size());
+  int64_t compared = 0;
+  for (int pi = 0; pi < turbo::kNumPolys; ++pi) {
+    for (const char* prec : {"fp16", "fp32"}) {
+      for (int n_r = 3; n_r <= 10; ++n_r) {
+        const AttentionConfig cfg = turbo::parse_attention_config(
+            "poly=" + turbo::enum_name(static_cast<turbo::Poly>(pi)) + ",sas_precision=" + prec +
+            ",n_r=" + std::to_string(n_r));
+        const OracleSas sas(cfg.sas);
+        std::fill(out.begin(), out.end(), NAN);
+        be->sas(xs.data(), static_cast<int64_t>(xs.size()), cfg.sas, out.data());
+        for (size_t i = 0; i < xs.size(); ++i) {
+          const float want = sas(f16_value(xs[i]));
+          ASSERT_EQ(std::memcmp(&out[i], &want, 4), 0)
+              << cfg.to_string() << " x=" << f16_value(xs[i]) << " got " << out[i] << " want " << want;
+          ++compared;
+        }
+      }
+    }
+  }
+  EXPECT_GT(compared, 2000000);
+}
+
+// SPEC 1 through Backend::quantize_stage1, groups of 1, 7, 64 and all rows, including an
+// all-zero group and a group with one nonzero value.
+TEST(OracleVsRefPrimitives, Stage1) {
+  auto be = ref_backend();
+  std::mt19937_64 rng(31);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (int64_t n : {1, 7, 64, 130}) {
+    for (int d : {16, 64}) {
+      std::vector<Half> x(static_cast<size_t>(n * d));
+      std::vector<float> xf(x.size());
+      for (size_t i = 0; i < x.size(); ++i) {
+        const int64_t row = static_cast<int64_t>(i) / d;
+        float v = nd(rng) * std::ldexp(1.0f, static_cast<int>(row % 9) - 4);
+        if (row == 2) v = 0.0f;                            // a zero row
+        if (row == 5) v = (i % d == 3) ? -0.75f : 0.0f;    // one nonzero value
+        x[i] = turbo::test::to_f16(v);
+        xf[i] = f16_value(x[i]);
+      }
+      for (int64_t g : {int64_t{1}, int64_t{7}, int64_t{64}, n}) {
+        const int64_t n_groups = (n + g - 1) / g;
+        std::vector<int8_t> codes(x.size(), 99);
+        std::vector<float> scales(static_cast<size_t>(n_groups), NAN);
+        be->quantize_stage1(x.data(), n, d, g, codes.data(), scales.data());
+        const Quantized want = stage1(xf, n, d, g);
+        for (size_t i = 0; i < x.size(); ++i)
+          ASSERT_EQ(codes[i], want.q[i]) << "n=" << n << " d=" << d << " g=" << g << " i=" << i;
+        for (int64_t gi = 0; gi < n_groups; ++gi)
+          ASSERT_EQ(scales[static_cast<size_t>(gi)], want.s[static_cast<size_t>(gi * g)]) << gi;
+      }
+    }
+  }
+}
+
+// SPEC 2 + the block layout of core/kv_layout.h's comment, through Backend::compress_block and
+// decompress_block: [codes, token-major, 8/b per byte, first in the low bits | s2 (uint8) per
+// group | z (int8) per group | stage-1 scale (4 bytes, left as is)].
+TEST(OracleVsRefPrimitives, Stage2Blocks) {
+  auto be = ref_backend();
+  std::mt19937_64 rng(32);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  struct Geo {
+    int n_b, d, gs;
+  };
+  for (const Geo geo : {Geo{64, 64, 32}, Geo{16, 32, 16}, Geo{64, 128, 32}, Geo{5, 16, 16}, Geo{1, 48, 16}}) {
+    for (int bits : {4, 2}) {
+      for (int axis : {0, 1}) {
+        // Stage-1 codes of Gaussian rows with an outlier channel, plus a constant channel.
+        std::vector<float> xf(static_cast<size_t>(geo.n_b * geo.d));
+        for (size_t i = 0; i < xf.size(); ++i) {
+          const int c = static_cast<int>(i % geo.d);
+          xf[i] = f16_round(c == 1 ? 0.5f : nd(rng) * (c == 3 ? 8.0f : 1.0f));
+        }
+        const Quantized q1 = stage1(xf, geo.n_b, geo.d, geo.n_b);
+        std::vector<int8_t> q(q1.q.begin(), q1.q.end());
+
+        const int levels = (1 << bits) - 1;
+        const int64_t groups = axis == 0 ? geo.d : static_cast<int64_t>(geo.n_b) * (geo.d / geo.gs);
+        auto group_of = [&](int t, int c) -> int64_t {
+          return axis == 0 ? c : static_cast<int64_t>(t) * (geo.d / geo.gs) + c / geo.gs;
+        };
+        std::vector<int> lo(static_cast<size_t>(groups), 1000), hi(static_cast<size_t>(groups), -1000);
+        for (int t = 0; t < geo.n_b; ++t)
+          for (int c = 0; c < geo.d; ++c) {
+            const int64_t gi = group_of(t, c);
+            lo[gi] = std::min(lo[gi], static_cast<int>(q[t * geo.d + c]));
+            hi[gi] = std::max(hi[gi], static_cast<int>(q[t * geo.d + c]));
+          }
+        const int64_t elems = static_cast<int64_t>(geo.n_b) * geo.d;
+        const int64_t code_bytes = (elems * bits + 7) / 8;
+        std::vector<uint8_t> want(static_cast<size_t>(code_bytes + 2 * groups + 4), 0);
+        std::vector<int> deq(static_cast<size_t>(elems));
+        for (int64_t gi = 0; gi < groups; ++gi) {
+          const int s2 = std::max(1, (hi[gi] - lo[gi] + levels - 1) / levels);
+          want[static_cast<size_t>(code_bytes + gi)] = static_cast<uint8_t>(s2);
+          want[static_cast<size_t>(code_bytes + groups + gi)] = static_cast<uint8_t>(static_cast<int8_t>(lo[gi]));
+        }
+        for (int t = 0; t < geo.n_b; ++t)
+          for (int c = 0; c < geo.d; ++c) {
+            const int64_t i = static_cast<int64_t>(t) * geo.d + c, gi = group_of(t, c);
+            const int s2 = want[static_cast<size_t>(code_bytes + gi)], z = lo[gi];
+            // nearest grid point z + c * s2, ties to the larger code (round half up)
+            int code = 0;
+            for (int cc = 1; cc <= levels; ++cc)
+              if (std::abs(cc * s2 + z - q[i]) <= std::abs(code * s2 + z - q[i])) code = cc;
+            want[static_cast<size_t>(i * bits / 8)] |= static_cast<uint8_t>(code << ((i * bits) % 8));
+            deq[static_cast<size_t>(i)] = std::max(-127, std::min(127, code * s2 + z));
+          }
+        const turbo::BlockLayout layout{geo.n_b, geo.d, bits, axis, geo.gs};
+        ASSERT_EQ(layout.bytes(), static_cast<int64_t>(want.size()));
+        ASSERT_EQ(layout.metadata_bytes(), 2 * groups + 4);
+        std::vector<uint8_t> block(want.size(), 0xa5);
+        be->compress_block(q.data(), layout, block.data());
+        for (size_t j = 0; j + 4 < block.size(); ++j)
+          ASSERT_EQ(block[j], want[j]) << "byte " << j << " n_b=" << geo.n_b << " d=" << geo.d << " b=" << bits << " axis=" << axis;
+        for (size_t j = block.size() - 4; j < block.size(); ++j) EXPECT_EQ(block[j], 0xa5) << "scale slot written";
+        std::vector<int8_t> back(static_cast<size_t>(elems), 99);
+        be->decompress_block(block.data(), layout, back.data());
+        int64_t changed = 0;
+        for (int64_t i = 0; i < elems; ++i) {
+          ASSERT_EQ(back[static_cast<size_t>(i)], deq[static_cast<size_t>(i)]) << i;
+          changed += back[static_cast<size_t>(i)] != q[static_cast<size_t>(i)];
+        }
+        if (geo.n_b > 4) {
+          EXPECT_GT(changed, 0);  // the comparison is not of an identity
+        }
+      }
+    }
+  }
+}
+
+// SPEC 3 through Backend::quantize_asym. Reading: codes use the stored (storage-rounded) s and z,
+// so that dequant fma(c, s, z) is consistent with them.
+TEST(OracleVsRefPrimitives, DirectAsym) {
+  auto be = ref_backend();
+  std::mt19937_64 rng(33);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (const char* storage : {"fp16", "fp32"}) {
+    const bool h = std::string(storage) == "fp16";
+    for (int bits : {2, 3, 4, 8}) {
+      for (int len : {1, 5, 32, 128}) {
+        const int n_groups = 40;
+        std::vector<Half> x(static_cast<size_t>(n_groups * len));
+        for (size_t i = 0; i < x.size(); ++i) {
+          const int g = static_cast<int>(i / len);
+          const float v = g == 0 ? 1.25f : nd(rng) * std::ldexp(1.0f, g % 11 - 5) + (g % 3 == 1 ? 4.0f : 0.0f);
+          x[i] = turbo::test::to_f16(v);
+        }
+        std::vector<uint8_t> codes(x.size(), 0xee);
+        std::vector<float> scales(n_groups, NAN), zeros(n_groups, NAN);
+        be->quantize_asym(x.data(), n_groups, len, bits, h ? turbo::ScaleStorage::kFp16 : turbo::ScaleStorage::kFp32,
+                          codes.data(), scales.data(), zeros.data());
+        const int levels = (1 << bits) - 1;
+        for (int g = 0; g < n_groups; ++g) {
+          float mn = INFINITY, mx = -INFINITY;
+          for (int i = 0; i < len; ++i) {
+            mn = std::min(mn, f16_value(x[static_cast<size_t>(g * len + i)]));
+            mx = std::max(mx, f16_value(x[static_cast<size_t>(g * len + i)]));
+          }
+          float s = (mx - mn) / static_cast<float>(levels), z = mn;
+          if (h) {
+            s = f16_round(s);
+            z = f16_round(z);
+          }
+          ASSERT_EQ(scales[g], s) << storage << " b" << bits << " g" << g;
+          ASSERT_EQ(zeros[g], z);
+          const float inv = s == 0.0f ? 0.0f : 1.0f / s;
+          for (int i = 0; i < len; ++i) {
+            const float v = (f16_value(x[static_cast<size_t>(g * len + i)]) - z) * inv;
+            const long c = std::max(0L, std::min(static_cast<long>(levels), std::lrint(static_cast<double>(v))));
+            ASSERT_EQ(codes[static_cast<size_t>(g * len + i)], c) << storage << " b" << bits << " g" << g << " i" << i;
+          }
+        }
+      }
+    }
+  }
+}
 
 // ---- readings of SPEC the oracle pins down ------------------------------------------------
 
