@@ -4,6 +4,8 @@
 //   datasets_oracle_tool tensors <gguf>            name, type, SHA-256 of the FP32 dequantization
 //   datasets_oracle_tool dump <gguf> <name> <out>  the FP32 dequantization as raw little-endian
 //   datasets_oracle_tool tokenize <gguf> <text>    token ids, one per line (no BOS/EOS)
+//   datasets_oracle_tool logits <gguf> <ids> <out> FP32 logits [n, vocab] of the ids (one per
+//                                                  line) with ground-truth attention
 #include <cstdio>
 #include <exception>
 #include <fstream>
@@ -13,6 +15,7 @@
 
 #include "core/error.h"
 #include "datasets/gguf.h"
+#include "datasets/llama_model.h"
 #include "datasets/sha256.h"
 #include "datasets/tokenizer.h"
 
@@ -21,7 +24,8 @@ namespace {
 int usage() {
   std::cerr << "usage: datasets_oracle_tool tensors <gguf>\n"
                "       datasets_oracle_tool dump <gguf> <tensor> <out.f32>\n"
-               "       datasets_oracle_tool tokenize <gguf> <text file>\n";
+               "       datasets_oracle_tool tokenize <gguf> <text file>\n"
+               "       datasets_oracle_tool logits <gguf> <ids file> <out.f32>\n";
   return 2;
 }
 
@@ -40,6 +44,19 @@ int main(int argc, char** argv) {
   if (argc < 3) return usage();
   const std::string cmd = argv[1];
   try {
+    if (cmd == "logits" && argc == 5) {
+      const LlamaModel model(argv[2]);
+      std::vector<int32_t> ids;
+      std::istringstream in(read_text(argv[3]));
+      for (int64_t id; in >> id;) ids.push_back(static_cast<int32_t>(id));
+      ExactAttentionHook attention(model.config().n_layers);
+      std::vector<float> logits;
+      model.forward(ids.data(), static_cast<int64_t>(ids.size()), 0, attention, &logits);
+      std::ofstream out(argv[4], std::ios::binary);
+      out.write(reinterpret_cast<const char*>(logits.data()), static_cast<std::streamsize>(logits.size() * 4));
+      if (!out) throw turbo::Error(std::string("cannot write '") + argv[4] + "'");
+      return 0;
+    }
     GgufFile g(argv[2]);
     if (cmd == "tensors" && argc == 3) {
       for (const GgufTensorInfo& t : g.tensors()) {

@@ -1,0 +1,145 @@
+// Llama-architecture forward pass (RMSNorm, RoPE, GQA, SwiGLU, tied embeddings) on FP32 weights
+// dequantized once from a GGUF file, whose attention goes through an AttentionHook so that the
+// ground truth, the FP16 floor, FlashQ or any baseline of any Backend runs in every layer.
+//
+// Numerics: FP32 activations and matmuls (Eigen, output features split in fixed blocks across
+// OpenMP threads, so results do not depend on the thread count); RMSNorm sums in FP64; RoPE
+// rotates in FP64 and rounds Q and K once to FP16; V is rounded once to FP16. Attention sees
+// FP16 Q, K, V [1, H, n, D] and returns FP32 O.
+//
+// Channel order of Q and K: the Hugging Face order. GGUF's llama converter permutes the rows of
+// attn_q / attn_k so that llama.cpp rotates adjacent pairs (2j, 2j + 1); the loader undoes that
+// permutation (GGUF row 2j + a of a head is HF row a * D/2 + j), and RoPE rotates the pairs
+// (j, j + D/2) with angle pos * theta^(-2j/D), as HF's rotate_half does. Scores are unchanged
+// by the permutation; per-channel statistics are reported in the order HF users know.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/backend.h"
+#include "core/tensor.h"
+#include "datasets/gguf.h"
+#include "datasets/tokenizer.h"
+
+namespace turbo {
+namespace data {
+
+struct LlamaConfig {
+  std::string name;       // general.name
+  int n_layers = 0;
+  int n_heads = 0;
+  int n_kv_heads = 0;
+  int head_dim = 0;
+  int d_model = 0;
+  int d_ff = 0;
+  int vocab = 0;
+  int64_t n_ctx = 0;      // trained context length
+  double rope_theta = 0;
+  float rms_eps = 0;
+};
+
+// Provides the attention of every layer. Calls arrive in layer order for consecutive position
+// ranges: a whole window at pos0 = 0, or chunks pos0 = 0, n0, n0 + n1, ...
+class AttentionHook {
+ public:
+  virtual ~AttentionHook() = default;
+  // q [1, Hq, n, D], k and v [1, Hkv, n, D]: FP16 post-RoPE rows of positions [pos0, pos0 + n).
+  // Writes o [n, Hq * D] (token-major, heads concatenated): causal attention of these n queries
+  // over every key [0, pos0 + n) of this layer seen so far.
+  virtual void attend(int layer, int64_t pos0, const HostTensor<Half>& q, const HostTensor<Half>& k,
+                      const HostTensor<Half>& v, float* o) = 0;
+};
+
+class LlamaModel {
+ public:
+  // Reads the GGUF, checks it is a supported Llama model, dequantizes every weight to FP32.
+  explicit LlamaModel(const std::string& gguf_path);
+
+  const LlamaConfig& config() const { return cfg_; }
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  const std::string& path() const { return path_; }
+  const std::string& sha256() const { return sha256_; }
+
+  // Runs tokens [pos0, pos0 + n) through the first `n_layers_run` layers (all when < 0).
+  // When `logits` is not null (and all layers run), fills it with [n, vocab] FP32 logits.
+  void forward(const int32_t* tokens, int64_t n, int64_t pos0, AttentionHook& attention,
+               std::vector<float>* logits, int n_layers_run = -1) const;
+
+ private:
+  struct Layer {
+    std::vector<float> attn_norm, wq, wk, wv, wo, ffn_norm, w_gate, w_up, w_down;
+  };
+  std::string path_, sha256_;
+  LlamaConfig cfg_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::vector<float> tok_embd_, output_norm_, output_;  // output_ empty: tied to tok_embd_
+  std::vector<Layer> layers_;
+  std::vector<double> inv_freq_;  // theta^(-2j/D), j < D/2
+};
+
+// Y [n, out] = X [n, in] * W^T with W [out, in] row-major (a GGUF weight). Output features are
+// cut into fixed blocks of 64 shared among OpenMP threads: the result is thread-count independent.
+void linear(const float* x, int64_t n, int64_t in, const float* w, int64_t out, float* y);
+
+// Exact softmax attention in FP64 from FP16 inputs (SPEC 9), vectorized with Eigen: the same
+// definition as turbo::ref::attention_fp64, which it is tested against; only the FP64 summation
+// order differs. q [1, Hq, n, D] are positions [L - n, L) of the keys k, v [1, Hkv, L, D]
+// (causal). o [n, Hq * D] FP32 (rounded from FP64). tau <= 0: 1 / sqrt(D) as FP32.
+void exact_attention(const ConstHalfTensor& q, const ConstHalfTensor& k, const ConstHalfTensor& v,
+                     float tau, float* o);
+
+// Ground-truth attention for the model: keeps each layer's FP16 K/V so chunked calls see the
+// whole history.
+class ExactAttentionHook : public AttentionHook {
+ public:
+  explicit ExactAttentionHook(int n_layers) : k_(n_layers), v_(n_layers) {}
+  void attend(int layer, int64_t pos0, const HostTensor<Half>& q, const HostTensor<Half>& k,
+              const HostTensor<Half>& v, float* o) override;
+
+ private:
+  std::vector<HostTensor<Half>> k_, v_;
+};
+
+// A backend's prefill attention over the whole window in one call (pos0 must be 0).
+class BackendPrefillHook : public AttentionHook {
+ public:
+  BackendPrefillHook(Backend& backend, const AttentionConfig& config, int n_layers, int n_heads);
+  void attend(int layer, int64_t pos0, const HostTensor<Half>& q, const HostTensor<Half>& k,
+              const HostTensor<Half>& v, float* o) override;
+  // Per layer, per query head (index layer * Hq + h).
+  const std::vector<AttentionStats>& stats() const { return stats_; }
+
+ private:
+  Backend& backend_;
+  AttentionConfig config_;
+  int n_heads_;
+  std::vector<AttentionStats> stats_;
+};
+
+// A backend's compressed KV cache, teacher-forced: every chunk is appended to the layer's cache,
+// then attention_decode runs its q_len = n queries. head_bits[layer] is the per-kv-head bit
+// width (empty: from the config).
+class BackendDecodeHook : public AttentionHook {
+ public:
+  BackendDecodeHook(Backend& backend, const AttentionConfig& config, int n_layers, int n_heads,
+                    int n_kv_heads, int head_dim, std::vector<std::vector<int>> head_bits = {});
+  void attend(int layer, int64_t pos0, const HostTensor<Half>& q, const HostTensor<Half>& k,
+              const HostTensor<Half>& v, float* o) override;
+  const std::vector<AttentionStats>& stats() const { return stats_; }
+  // Bytes held by every layer's cache, summed.
+  KvBytes kv_bytes() const;
+
+ private:
+  Backend& backend_;
+  AttentionConfig config_;
+  int n_heads_, n_kv_heads_, head_dim_;
+  std::vector<std::vector<int>> head_bits_;
+  std::vector<std::unique_ptr<KvCache>> caches_;
+  std::vector<AttentionStats> stats_;
+};
+
+}  // namespace data
+}  // namespace turbo
