@@ -127,16 +127,17 @@ std::vector<float> head_rows(const HostTensor<Half>& t, int64_t b, int64_t h) {
   return r;
 }
 
-// k_smooth = mean: sum_c = int64 sum of k * 2^24; mean_c = (float)((double)sum_c * 2^-24 / n);
-// k' = (float)k - mean_c.
-void subtract_channel_mean(std::vector<float>& k, int64_t n, int64_t d) {
+// k_smooth = mean: sum_c = int64 sum of k * 2^24 over the first n_mean tokens (prefill: all;
+// decode: the tokens of the first append); mean_c = (float)((double)sum_c * 2^-24 / n_mean);
+// k' = (float)k - mean_c for all n rows.
+void subtract_channel_mean(std::vector<float>& k, int64_t n, int64_t n_mean, int64_t d) {
   for (int64_t c = 0; c < d; ++c) {
     int64_t sum = 0;
-    for (int64_t t = 0; t < n; ++t) {
+    for (int64_t t = 0; t < n_mean; ++t) {
       const long double units = std::ldexp(static_cast<long double>(k[static_cast<size_t>(t * d + c)]), 24);
       sum += static_cast<int64_t>(units);  // an integer for every FP16 value
     }
-    const float mean = static_cast<float>(static_cast<double>(sum) * 0x1p-24 / static_cast<double>(n));
+    const float mean = static_cast<float>(static_cast<double>(sum) * 0x1p-24 / static_cast<double>(n_mean));
     for (int64_t t = 0; t < n; ++t) k[static_cast<size_t>(t * d + c)] -= mean;
   }
 }
@@ -146,6 +147,114 @@ void subtract_channel_mean(std::vector<float>& k, int64_t n, int64_t d) {
 float oracle_tau(const AttentionConfig& cfg, int64_t d) {
   if (cfg.tau > 0.0f) return cfg.tau;
   return static_cast<float>(1.0L / std::sqrt(static_cast<long double>(d)));
+}
+
+// One KV tile as SPEC 5 sees it: INT8 codes of tokens pos0 .. pos0 + n - 1 with their stage-1
+// scales (one per token; equal within a tile for tile/head granularity and compressed blocks).
+struct OracleTile {
+  std::vector<int> k, v;       // [n, D]
+  std::vector<float> ks, vs;   // [n]
+  bool v_one_scale = true;     // SPEC 5 step 5 as written (one s_V for the tile)
+  int64_t pos0 = 0;
+  int64_t n = 0;
+};
+
+// The state of one query row (SPEC 5): running max, row sum, unnormalised output.
+struct OracleRow {
+  float m = -INFINITY, l = 0.0f;
+  bool first = true;
+  std::vector<float> O;
+};
+
+// SPEC 5 steps 1-5 for query row (q codes, q scale) at absolute position pos over one tile.
+void oracle_tile(OracleRow& r, const int* q, float s_q, int64_t pos, bool causal, const OracleTile& t,
+                 int64_t D, float tau, PQuant p_quant, const OracleSas& sas) {
+  std::vector<int64_t> js;  // tile-local indices of the unmasked entries
+  for (int64_t j = 0; j < t.n; ++j)
+    if (!causal || t.pos0 + j <= pos) js.push_back(j);
+  if (js.empty()) return;  // masked entries are skipped, not given a value
+
+  // 1. S = fp16(clamp((float)acc * ((s_Q * s_K) * tau)))
+  std::vector<float> S;
+  float tile_max = -INFINITY;
+  for (int64_t j : js) {
+    int32_t acc = 0;
+    for (int64_t c = 0; c < D; ++c) acc += q[c] * t.k[static_cast<size_t>(j * D + c)];
+    const float cs = (s_q * t.ks[static_cast<size_t>(j)]) * tau;
+    float v = static_cast<float>(acc) * cs;
+    v = std::min(std::max(v, -65504.0f), 65504.0f);
+    S.push_back(f16_round(v));
+    tile_max = std::max(tile_max, S.back());
+  }
+  // 2. m_new = max(m_old, max S); P = SAS(fp16(m_new - S))
+  const float m_new = std::max(r.m, tile_max);
+  std::vector<float> P;
+  float p_max = 0.0f;
+  for (float sv : S) {
+    P.push_back(sas(f16_round(static_cast<long double>(m_new) - sv)));  // the difference is exact
+    p_max = std::max(p_max, P.back());
+  }
+  // 3. alpha
+  float alpha;
+  if (r.first) alpha = 0.0f;
+  else if (m_new == r.m) alpha = 1.0f;
+  else alpha = sas(f16_round(static_cast<long double>(m_new) - r.m));
+  // 4. P codes
+  float s_p, inv;
+  switch (p_quant) {
+    case PQuant::kS8: s_p = 1.0f / 127.0f; inv = 127.0f; break;
+    case PQuant::kU8Row:
+      s_p = p_max / 255.0f;
+      inv = s_p == 0.0f ? 0.0f : 1.0f / s_p;
+      break;
+    default: s_p = 1.0f / 255.0f; inv = 255.0f; break;
+  }
+  std::vector<int32_t> P8;
+  int32_t sum_p8 = 0;
+  for (float p : P) {
+    const long code = std::lrint(static_cast<double>(p * inv));
+    EXPECT_LE(code, p_quant == PQuant::kS8 ? 127 : 255);
+    P8.push_back(static_cast<int32_t>(code));
+    sum_p8 += static_cast<int32_t>(code);
+  }
+  // 5. l and O
+  r.l = std::fma(r.l, alpha, static_cast<float>(sum_p8) * s_p);
+  if (t.v_one_scale) {
+    const float s_v = t.vs[0];
+    for (int64_t c = 0; c < D; ++c) {
+      int32_t acc = 0;
+      for (size_t e = 0; e < js.size(); ++e) acc += P8[e] * t.v[static_cast<size_t>(js[e] * D + c)];
+      r.O[static_cast<size_t>(c)] = std::fma(r.O[static_cast<size_t>(c)], alpha, static_cast<float>(acc) * (s_p * s_v));
+    }
+  } else {
+    for (int64_t c = 0; c < D; ++c) {
+      float pv = 0.0f;
+      for (size_t e = 0; e < js.size(); ++e)
+        pv = std::fma(static_cast<float>(P8[e] * t.v[static_cast<size_t>(js[e] * D + c)]),
+                      t.vs[static_cast<size_t>(js[e])], pv);
+      r.O[static_cast<size_t>(c)] = std::fma(r.O[static_cast<size_t>(c)], alpha, pv * s_p);
+    }
+  }
+  r.m = m_new;
+  r.first = false;
+}
+
+// 6. fp16(O[d] / l)
+void oracle_finish(const OracleRow& r, int64_t D, Half* out) {
+  for (int64_t c = 0; c < D; ++c) out[c] = Half{turbo::test::f16_bits(r.O[static_cast<size_t>(c)] / r.l)};
+}
+
+// Tile [t0, t1) of a stage-1 quantized head.
+OracleTile make_tile(const Quantized& K, const Quantized& V, int64_t t0, int64_t t1, int64_t D, bool v_per_token) {
+  OracleTile t;
+  t.pos0 = t0;
+  t.n = t1 - t0;
+  t.k.assign(K.q.begin() + t0 * D, K.q.begin() + t1 * D);
+  t.v.assign(V.q.begin() + t0 * D, V.q.begin() + t1 * D);
+  t.ks.assign(K.s.begin() + t0, K.s.begin() + t1);
+  t.vs.assign(V.s.begin() + t0, V.s.begin() + t1);
+  t.v_one_scale = !v_per_token || t.n == 1;
+  return t;
 }
 
 HostTensor<Half> oracle_prefill(const AttentionConfig& cfg, const turbo::test::Inputs& in) {
@@ -159,94 +268,22 @@ HostTensor<Half> oracle_prefill(const AttentionConfig& cfg, const turbo::test::I
   for (int64_t b = 0; b < B; ++b) {
     for (int64_t hk = 0; hk < Hkv; ++hk) {
       std::vector<float> kx = head_rows(in.k, b, hk);
-      if (cfg.quant.k_smooth == turbo::KSmooth::kMean) subtract_channel_mean(kx, N, D);
+      if (cfg.quant.k_smooth == turbo::KSmooth::kMean) subtract_channel_mean(kx, N, N, D);
       const int64_t kv_rows = group_rows(cfg.quant.kv_gran, bc, N);
       const Quantized K = stage1(kx, N, D, kv_rows);
       const Quantized V = stage1(head_rows(in.v, b, hk), N, D, kv_rows);
-      const bool v_per_token = kv_rows == 1;
+      std::vector<OracleTile> tiles;
+      for (int64_t t0 = 0; t0 < N; t0 += bc) tiles.push_back(make_tile(K, V, t0, std::min<int64_t>(N, t0 + bc), D, kv_rows == 1));
 
       for (int64_t h = hk * g; h < (hk + 1) * g; ++h) {
         const Quantized Q = stage1(head_rows(in.q, b, h), N, D, group_rows(cfg.quant.q_gran, cfg.quant.br, N));
         for (int64_t i = 0; i < N; ++i) {
-          float m = -INFINITY, l = 0.0f;
-          bool first = true;
-          std::vector<float> O(static_cast<size_t>(D), 0.0f);
-          for (int64_t t0 = 0; t0 < N; t0 += bc) {
-            const int64_t t1 = std::min<int64_t>(N, t0 + bc);
-            std::vector<int64_t> js;
-            for (int64_t j = t0; j < t1; ++j)
-              if (!cfg.causal || j <= i) js.push_back(j);
-            if (js.empty()) continue;  // masked entries are skipped, not given a value
-
-            // 1. scores
-            std::vector<float> S;
-            float tile_max = -INFINITY;
-            for (int64_t j : js) {
-              int32_t acc = 0;
-              for (int64_t c = 0; c < D; ++c)
-                acc += Q.q[static_cast<size_t>(i * D + c)] * K.q[static_cast<size_t>(j * D + c)];
-              const float cs = (Q.s[static_cast<size_t>(i)] * K.s[static_cast<size_t>(j)]) * tau;
-              float v = static_cast<float>(acc) * cs;
-              v = std::min(std::max(v, -65504.0f), 65504.0f);
-              S.push_back(f16_round(v));
-              tile_max = std::max(tile_max, S.back());
-            }
-            // 2. running max, P
-            const float m_new = std::max(m, tile_max);
-            std::vector<float> P;
-            float p_max = 0.0f;
-            for (float s : S) {
-              P.push_back(sas(f16_round(static_cast<long double>(m_new) - s)));  // exact difference
-              p_max = std::max(p_max, P.back());
-            }
-            // 3. alpha
-            float alpha;
-            if (first) alpha = 0.0f;
-            else if (m_new == m) alpha = 1.0f;
-            else alpha = sas(f16_round(static_cast<long double>(m_new) - m));
-            // 4. P codes
-            float s_p, inv;
-            switch (cfg.p_quant) {
-              case PQuant::kS8: s_p = 1.0f / 127.0f; inv = 127.0f; break;
-              case PQuant::kU8Row:
-                s_p = p_max / 255.0f;
-                inv = s_p == 0.0f ? 0.0f : 1.0f / s_p;
-                break;
-              default: s_p = 1.0f / 255.0f; inv = 255.0f; break;
-            }
-            std::vector<int32_t> P8;
-            int32_t sum_p8 = 0;
-            for (float p : P) {
-              const long code = std::lrint(static_cast<double>(p * inv));
-              EXPECT_LE(code, cfg.p_quant == PQuant::kS8 ? 127 : 255);
-              P8.push_back(static_cast<int32_t>(code));
-              sum_p8 += static_cast<int32_t>(code);
-            }
-            // 5. l and O
-            l = std::fma(l, alpha, static_cast<float>(sum_p8) * s_p);
-            if (!v_per_token) {
-              const float s_v = V.s[static_cast<size_t>(js[0])];  // one scale for the tile/head
-              for (int64_t c = 0; c < D; ++c) {
-                int32_t acc = 0;
-                for (size_t e = 0; e < js.size(); ++e) acc += P8[e] * V.q[static_cast<size_t>(js[e] * D + c)];
-                O[static_cast<size_t>(c)] = std::fma(O[static_cast<size_t>(c)], alpha, static_cast<float>(acc) * (s_p * s_v));
-              }
-            } else {
-              for (int64_t c = 0; c < D; ++c) {
-                float pv = 0.0f;
-                for (size_t e = 0; e < js.size(); ++e)
-                  pv = std::fma(static_cast<float>(P8[e] * V.q[static_cast<size_t>(js[e] * D + c)]),
-                                V.s[static_cast<size_t>(js[e])], pv);
-                O[static_cast<size_t>(c)] = std::fma(O[static_cast<size_t>(c)], alpha, pv * s_p);
-              }
-            }
-            m = m_new;
-            first = false;
-          }
-          // 6. output
-          for (int64_t c = 0; c < D; ++c)
-            out.storage[static_cast<size_t>(((b * Hq + h) * N + i) * D + c)] =
-                Half{turbo::test::f16_bits(O[static_cast<size_t>(c)] / l)};
+          OracleRow r;
+          r.O.assign(static_cast<size_t>(D), 0.0f);
+          for (const OracleTile& t : tiles)
+            oracle_tile(r, &Q.q[static_cast<size_t>(i * D)], Q.s[static_cast<size_t>(i)], i, cfg.causal, t, D, tau,
+                        cfg.p_quant, sas);
+          oracle_finish(r, D, &out.storage[static_cast<size_t>(((b * Hq + h) * N + i) * D)]);
         }
       }
     }
@@ -318,6 +355,8 @@ std::vector<Case> cases() {
   add("kv_token", def, "kv_gran=token");
   add("kv_head", def, "kv_gran=head");
   add("kv_token_noncausal", def, "kv_gran=token,causal=0");
+  add("kv_token_n_65", {1, 2, 2, 65, 64}, "kv_gran=token");  // a last tile of one token
+  add("kv_token_bc_1", {1, 2, 1, 20, 32}, "kv_gran=token,bc=1,br=1");
   add("all_token", def, "q_gran=token,kv_gran=token");
   add("all_head_noncausal", def, "q_gran=head,kv_gran=head,causal=0");
   add("gqa_4_2", {1, 4, 2, 100, 64}, "");
