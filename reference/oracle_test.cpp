@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -44,6 +45,15 @@ using turbo::test::f16_round;
 using turbo::test::f16_value;
 using turbo::test::InputKind;
 using turbo::test::Shape;
+
+// FNV-1a of the case name: each case has its own reproducible inputs.
+uint64_t seed_of(const std::string& name) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char ch : name) h = (h ^ ch) * 1099511628211ull;
+  return h;
+}
+
+std::unique_ptr<turbo::Backend> ref_backend() { return turbo::ref::make_reference_backend(); }
 
 // ---- SPEC 4 -------------------------------------------------------------------------------
 
@@ -341,6 +351,8 @@ struct Case {
   double max_rel_l2 = 0.05;  // oracle self-check against FP64 softmax attention
 };
 
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+
 std::vector<Case> cases() {
   std::vector<Case> v;
   auto add = [&](const std::string& name, Shape s, const std::string& cfg,
@@ -395,13 +407,6 @@ std::vector<Case> cases() {
   return v;
 }
 
-// FNV-1a of the case name: each case has its own reproducible inputs.
-uint64_t seed_of(const std::string& name) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char ch : name) h = (h ^ ch) * 1099511628211ull;
-  return h;
-}
-
 class OracleVsRef : public ::testing::TestWithParam<Case> {};
 
 TEST_P(OracleVsRef, BitExact) {
@@ -431,9 +436,270 @@ TEST_P(OracleVsRef, BitExact) {
 INSTANTIATE_TEST_SUITE_P(Prefill, OracleVsRef, ::testing::ValuesIn(cases()),
                          [](const ::testing::TestParamInfo<Case>& i) { return i.param.name; });
 
-// ---- the backend's primitives against the same oracle ------------------------------------
+// ---- SPEC 6: decode over a compressed cache --------------------------------------------------
+//
+// Readings (SPEC 6 leaves them open; the oracle takes the reference's documented choice):
+//  - split-K cuts the T tiles into runs [T * s / S, T * (s + 1) / S), s = 0 .. S-1;
+//  - buffer = int8: each row is stage-1 quantized on its own (per-token scale); a full buffer
+//    becomes a block by running stage 1 over the FP32 values code * scale of its rows;
+//  - k_smooth = mean: the mean is the one of the first append (the prompt);
+//  - the Q rows of the call are grouped for q_gran from the call's first row.
 
-std::unique_ptr<turbo::Backend> ref_backend() { return turbo::ref::make_reference_backend(); }
+// Stage 2 and back on the stage-1 codes of one block [n_b, D] (SPEC 2), groups per axis.
+std::vector<int> stage2_dequantized(const std::vector<int>& q, int64_t n_b, int64_t D, int bits,
+                                    turbo::Stage2Axis axis, int gs) {
+  const int levels = (1 << bits) - 1;
+  auto group_of = [&](int64_t t, int64_t c) {
+    return axis == turbo::Stage2Axis::kChannel ? c : t * (D / gs) + c / gs;
+  };
+  const int64_t groups = axis == turbo::Stage2Axis::kChannel ? D : n_b * (D / gs);
+  std::vector<int> lo(static_cast<size_t>(groups), 1000), hi(static_cast<size_t>(groups), -1000);
+  for (int64_t t = 0; t < n_b; ++t)
+    for (int64_t c = 0; c < D; ++c) {
+      const int64_t gi = group_of(t, c);
+      lo[gi] = std::min(lo[gi], q[static_cast<size_t>(t * D + c)]);
+      hi[gi] = std::max(hi[gi], q[static_cast<size_t>(t * D + c)]);
+    }
+  std::vector<int> out(q.size());
+  for (int64_t t = 0; t < n_b; ++t)
+    for (int64_t c = 0; c < D; ++c) {
+      const int64_t gi = group_of(t, c);
+      const int s2 = std::max(1, (hi[gi] - lo[gi] + levels - 1) / levels), z = lo[gi];
+      const int x = q[static_cast<size_t>(t * D + c)];
+      int code = 0;  // nearest grid point, ties up
+      for (int cc = 1; cc <= levels; ++cc)
+        if (std::abs(cc * s2 + z - x) <= std::abs(code * s2 + z - x)) code = cc;
+      out[static_cast<size_t>(t * D + c)] = std::max(-127, std::min(127, code * s2 + z));
+    }
+  return out;
+}
+
+// Rows [t0, t1) of x [n, D].
+std::vector<float> rows_of(const std::vector<float>& x, int64_t t0, int64_t t1, int64_t D) {
+  return std::vector<float>(x.begin() + t0 * D, x.begin() + t1 * D);
+}
+
+// One stream's tiles: compressed blocks (stage 1 per block, stage 2 at `bits`), then the buffer.
+std::vector<OracleTile> decode_tiles(const AttentionConfig& cfg, std::vector<float> kx, const std::vector<float>& vx,
+                                     int64_t L, int64_t D, int bits) {
+  const turbo::QuantConfig& qc = cfg.quant;
+  const int64_t nb = qc.block, n_blocks = L / nb, n_buf = L % nb;
+  const bool int8_buf = qc.buffer == turbo::BufferMode::kInt8;
+  std::vector<OracleTile> tiles;
+  for (int64_t blk = 0; blk < n_blocks; ++blk) {
+    const int64_t t0 = blk * nb, t1 = t0 + nb;
+    OracleTile t;
+    t.pos0 = t0;
+    t.n = nb;
+    for (int is_k = 1; is_k >= 0; --is_k) {
+      std::vector<float> rows = rows_of(is_k ? kx : vx, t0, t1, D);
+      if (int8_buf) {  // the buffer held per-token codes; the block is built from code * scale
+        const Quantized pt = stage1(rows, nb, D, 1);
+        for (size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<float>(pt.q[i]) * pt.s[i / static_cast<size_t>(D)];
+      }
+      const Quantized s1 = stage1(rows, nb, D, nb);
+      const std::vector<int> codes =
+          bits == 8 ? s1.q : stage2_dequantized(s1.q, nb, D, bits, is_k ? qc.k_axis : qc.v_axis, qc.group_size);
+      (is_k ? t.k : t.v) = codes;
+      (is_k ? t.ks : t.vs) = s1.s;
+    }
+    t.v_one_scale = true;
+    tiles.push_back(std::move(t));
+  }
+  if (n_buf > 0) {
+    const int64_t t0 = n_blocks * nb;
+    const Quantized K = stage1(rows_of(kx, t0, L, D), n_buf, D, int8_buf ? 1 : n_buf);
+    const Quantized V = stage1(rows_of(vx, t0, L, D), n_buf, D, int8_buf ? 1 : n_buf);
+    OracleTile t = make_tile(K, V, 0, n_buf, D, int8_buf);
+    t.pos0 = t0;
+    tiles.push_back(std::move(t));
+  }
+  return tiles;
+}
+
+// Decode of q [B, Hq, QL, D], the queries of positions L - QL .. L - 1, over the cache built from
+// k, v [B, Hkv, L, D] whose first append held `prompt` tokens.
+HostTensor<Half> oracle_decode(const AttentionConfig& cfg, const std::vector<int>& head_bits,
+                               const HostTensor<Half>& q, const HostTensor<Half>& k,
+                               const HostTensor<Half>& v, int64_t prompt) {
+  const int64_t B = q.b, Hq = q.h, Hkv = k.h, QL = q.n, L = k.n, D = q.d, g = Hq / Hkv;
+  const OracleSas sas(cfg.sas);
+  const float tau = oracle_tau(cfg, D);
+  const int S = cfg.splits;
+  HostTensor<Half> out(B, Hq, QL, D);
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t hk = 0; hk < Hkv; ++hk) {
+      std::vector<float> kx = head_rows(k, b, hk);
+      if (cfg.quant.k_smooth == turbo::KSmooth::kMean) subtract_channel_mean(kx, L, prompt, D);
+      const std::vector<OracleTile> tiles = decode_tiles(cfg, kx, head_rows(v, b, hk), L, D, head_bits[static_cast<size_t>(hk)]);
+      const int64_t T = static_cast<int64_t>(tiles.size());
+      for (int64_t h = hk * g; h < (hk + 1) * g; ++h) {
+        const Quantized Q = stage1(head_rows(q, b, h), QL, D, group_rows(cfg.quant.q_gran, cfg.quant.br, QL));
+        for (int64_t i = 0; i < QL; ++i) {
+          const int64_t pos = L - QL + i;
+          std::vector<OracleRow> runs(static_cast<size_t>(S));
+          for (int s = 0; s < S; ++s) {
+            runs[static_cast<size_t>(s)].O.assign(static_cast<size_t>(D), 0.0f);
+            for (int64_t t = T * s / S; t < T * (s + 1) / S; ++t)
+              oracle_tile(runs[static_cast<size_t>(s)], &Q.q[static_cast<size_t>(i * D)], Q.s[static_cast<size_t>(i)], pos,
+                          true, tiles[static_cast<size_t>(t)], D, tau, cfg.p_quant, sas);
+          }
+          Half* o = &out.storage[static_cast<size_t>(((b * Hq + h) * QL + i) * D)];
+          if (S == 1) {
+            oracle_finish(runs[0], D, o);
+            continue;
+          }
+          // SPEC 6 merge, in order s = 0 .. S-1 from l = 0, O = 0.
+          float m = -INFINITY;
+          for (const OracleRow& r : runs) m = std::max(m, r.m);
+          OracleRow merged;
+          merged.O.assign(static_cast<size_t>(D), 0.0f);
+          for (const OracleRow& r : runs) {
+            const float a = r.m == m ? 1.0f : sas(f16_round(static_cast<long double>(m) - r.m));  // -inf run: SAS(inf) = 0
+            merged.l = std::fma(r.l, a, merged.l);
+            for (int64_t c = 0; c < D; ++c)
+              merged.O[static_cast<size_t>(c)] = std::fma(r.O[static_cast<size_t>(c)], a, merged.O[static_cast<size_t>(c)]);
+          }
+          oracle_finish(merged, D, o);
+        }
+      }
+    }
+  }
+  return out;
+}
+
+// Tokens [t0, t1) of a [B, H, N, D] host tensor as a strided view.
+turbo::ConstHalfTensor token_range(const HostTensor<Half>& t, int64_t t0, int64_t t1) {
+  turbo::ConstHalfTensor v = t.view();
+  v.data += t0 * t.d;
+  v.shape[2] = t1 - t0;
+  return v;
+}
+
+struct DecodeCase {
+  std::string name;
+  Shape shape;            // n = cache length L
+  int64_t q_len = 1;
+  std::string config;
+  std::vector<int> head_bits;  // empty: from kv_bits
+  int64_t prompt = 0;     // first append; the rest is appended `step` tokens at a time
+  int64_t step = 1;
+};
+
+void PrintTo(const DecodeCase& c, std::ostream* os) { *os << c.name; }
+
+std::vector<DecodeCase> decode_cases() {
+  std::vector<DecodeCase> v;
+  auto add = [&](const std::string& name, Shape s, int64_t q_len, const std::string& cfg,
+                 std::vector<int> bits = {}, int64_t prompt = 0, int64_t step = 1) {
+    v.push_back({name, s, q_len, cfg, std::move(bits), prompt ? prompt : s.n - 40, step});
+  };
+  const Shape def{1, 2, 2, 200, 64};
+  add("b8", def, 1, "kv_bits=8");
+  add("b4", def, 1, "kv_bits=4");
+  add("b2", def, 1, "kv_bits=2");
+  add("b4_qlen4_straddle", {1, 2, 2, 130, 64}, 4, "kv_bits=4");
+  add("b4_qlen8_tile_q", def, 8, "kv_bits=4,br=4");
+  add("b4_q_token", def, 5, "kv_bits=4,q_gran=token");
+  add("b2_q_head", def, 5, "kv_bits=2,q_gran=head");
+  add("b4_token_axis", def, 1, "kv_bits=4,k_axis=token,v_axis=token,group_size=32");
+  add("b2_token_axis_gs16", def, 3, "kv_bits=2,k_axis=token,v_axis=channel,group_size=16");
+  add("buffer_int8_b4", def, 1, "kv_bits=4,buffer=int8");
+  add("buffer_int8_b8_qlen3", def, 3, "kv_bits=8,buffer=int8");
+  add("buffer_int8_one_row", {1, 2, 2, 193, 64}, 1, "kv_bits=4,buffer=int8");
+  add("empty_buffer", {1, 2, 2, 192, 64}, 1, "kv_bits=4");
+  add("only_buffer", {1, 2, 2, 40, 64}, 2, "kv_bits=4", {}, 30);
+  add("splits_2", def, 1, "kv_bits=4,splits=2");
+  add("splits_3_qlen4", def, 4, "kv_bits=4,splits=3");
+  add("splits_7_more_than_tiles", def, 2, "kv_bits=2,splits=7");
+  add("splits_4_block16", {1, 2, 1, 70, 32}, 3, "kv_bits=4,block=16,splits=4");
+  add("mixed_heads_gqa", {1, 4, 2, 200, 64}, 2, "kv_bits=mixed", {2, 4});
+  add("mixed_heads_8_2", {1, 2, 2, 150, 32}, 1, "kv_bits=mixed", {8, 2});
+  add("k_smooth_mean", def, 1, "kv_bits=4,k_smooth=mean", {}, 150, 5);
+  add("k_smooth_mean_int8_buffer", def, 2, "kv_bits=4,k_smooth=mean,buffer=int8", {}, 100, 7);
+  add("batch2_d128", {2, 2, 1, 150, 128}, 2, "kv_bits=4");
+  add("p_u8_row", def, 2, "kv_bits=4,p_quant=u8_row");
+  add("p_s8_sas_fp32", def, 2, "kv_bits=4,p_quant=s8,sas_precision=fp32");
+  add("n_r_4_minimax3", def, 1, "kv_bits=2,n_r=4,poly=minimax3");
+  add("whole_prompt_at_once", def, 1, "kv_bits=4", {}, 200);
+  return v;
+}
+
+class OracleVsRefDecode : public ::testing::TestWithParam<DecodeCase> {};
+
+TEST_P(OracleVsRefDecode, BitExact) {
+  const DecodeCase& c = GetParam();
+  const AttentionConfig cfg = turbo::parse_attention_config(c.config);
+  ASSERT_TRUE(cfg.validate().ok);
+  const turbo::test::Inputs kv = turbo::test::make_inputs(c.shape, InputKind::kGaussian, seed_of("decode/" + c.name));
+  const Shape qs{c.shape.b, c.shape.hq, c.shape.hkv, c.q_len, c.shape.d};
+  const turbo::test::Inputs qin = turbo::test::make_inputs(qs, InputKind::kGaussian, seed_of("decode-q/" + c.name));
+  std::vector<int> bits = c.head_bits;
+  if (bits.empty()) bits.assign(static_cast<size_t>(c.shape.hkv), turbo::kv_bits_value(cfg.quant.kv_bits));
+
+  const HostTensor<Half> want = oracle_decode(cfg, bits, qin.q, kv.k, kv.v, c.prompt);
+  ASSERT_GT(turbo::test::l2_norm(want), 0.0);
+  // Self-check against FP64 softmax attention of the last q_len positions (causal).
+  {
+    const int64_t B = c.shape.b, Hq = c.shape.hq, g = c.shape.hq / c.shape.hkv, L = c.shape.n, D = c.shape.d;
+    const double tau = oracle_tau(cfg, D);
+    double num = 0, den = 0;
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t h = 0; h < Hq; ++h) {
+        const std::vector<float> q = head_rows(qin.q, b, h), k = head_rows(kv.k, b, h / g), v = head_rows(kv.v, b, h / g);
+        for (int64_t i = 0; i < c.q_len; ++i) {
+          const int64_t n_keys = L - c.q_len + i + 1;
+          std::vector<double> w(static_cast<size_t>(n_keys));
+          double mx = -INFINITY, z = 0;
+          for (int64_t j = 0; j < n_keys; ++j) {
+            double a = 0;
+            for (int64_t cc = 0; cc < D; ++cc) a += static_cast<double>(q[i * D + cc]) * k[j * D + cc];
+            mx = std::max(mx, w[static_cast<size_t>(j)] = a * tau);
+          }
+          for (double& x : w) z += (x = std::exp(x - mx));
+          for (int64_t cc = 0; cc < D; ++cc) {
+            double o = 0;
+            for (int64_t j = 0; j < n_keys; ++j) o += w[static_cast<size_t>(j)] * v[j * D + cc];
+            o /= z;
+            const double d = f16_value(want.storage[static_cast<size_t>(((b * Hq + h) * c.q_len + i) * D + cc)]) - o;
+            num += d * d;
+            den += o * o;
+          }
+        }
+      }
+    const int min_bits = *std::min_element(bits.begin(), bits.end());
+    const double tol = min_bits == 8 ? 0.05 : (min_bits == 4 ? 0.25 : 1.0);  // Gaussian data, low bits
+    const double err = std::sqrt(num / den);
+    EXPECT_LT(err, tol) << "oracle self-check vs FP64, " << c.name;
+    std::printf("decode %-28s rel_l2 vs FP64 %.3e\n", c.name.c_str(), err);
+  }
+
+  auto be = ref_backend();
+  turbo::KvCacheSpec spec;
+  spec.config = cfg;
+  spec.batch = static_cast<int>(c.shape.b);
+  spec.kv_heads = static_cast<int>(c.shape.hkv);
+  spec.head_dim = static_cast<int>(c.shape.d);
+  spec.head_bits = c.head_bits;
+  auto cache = be->create_cache(spec);
+  be->cache_append(*cache, token_range(kv.k, 0, c.prompt), token_range(kv.v, 0, c.prompt));
+  for (int64_t t = c.prompt; t < c.shape.n; t += c.step) {
+    const int64_t t1 = std::min(c.shape.n, t + c.step);
+    be->cache_append(*cache, token_range(kv.k, t, t1), token_range(kv.v, t, t1));
+  }
+  ASSERT_EQ(cache->length(), c.shape.n);
+  HostTensor<Half> got(c.shape.b, c.shape.hq, c.q_len, c.shape.d);
+  for (Half& h : got.storage) h = Half{0x7e00};  // poisoned: NaN
+  be->attention_decode(cfg, qin.q.view(), *cache, got.view(), nullptr);
+  EXPECT_EQ(turbo::test::first_difference(got, want), "")
+      << c.name << " (" << turbo::test::shape_string(c.shape) << ", q_len=" << c.q_len << ", "
+      << cfg.to_string() << ")";
+}
+
+INSTANTIATE_TEST_SUITE_P(Decode, OracleVsRefDecode, ::testing::ValuesIn(decode_cases()),
+                         [](const ::testing::TestParamInfo<DecodeCase>& i) { return i.param.name; });
+
+// ---- the backend's primitives against the same oracle ------------------------------------
 
 // SPEC 4 through Backend::sas: every FP16 x in [0, n_r + 1) and +inf, every polynomial, both
 // precisions, n_r = 3 .. 10.
