@@ -1,0 +1,642 @@
+// The "cuda" backend: host staging around the kernels of quant_kernels.cu, cache_kernels.cu,
+// flashq_rows.cu and flashq_mma.cu. Inputs are checked on the host (shapes, finiteness) exactly
+// as the reference checks them, then copied to the device; outputs are copied back.
+#include "cuda/cuda_backend.h"
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+#include "cuda/cuda_common.cuh"
+
+namespace turbo {
+namespace cuda {
+namespace {
+
+int64_t group_rows_of(Granularity g, int64_t tile, int64_t n) {
+  switch (g) {
+    case Granularity::kToken: return 1;
+    case Granularity::kHead: return n > 0 ? n : 1;
+    case Granularity::kTile:
+    default: return std::max<int64_t>(1, tile);
+  }
+}
+
+template <typename T>
+void upload(DeviceBuffer& buf, const T* host, size_t count, cudaStream_t stream) {
+  buf.reserve(std::max<size_t>(1, count * sizeof(T)));
+  if (count) TURBO_CUDA_CHECK(cudaMemcpyAsync(buf.as<void>(), host, count * sizeof(T), cudaMemcpyHostToDevice, stream));
+}
+
+template <typename T>
+void download(T* host, const DeviceBuffer& buf, size_t count, cudaStream_t stream) {
+  if (count) TURBO_CUDA_CHECK(cudaMemcpyAsync(host, buf.as<void>(), count * sizeof(T), cudaMemcpyDeviceToHost, stream));
+  TURBO_CUDA_CHECK(cudaStreamSynchronize(stream));
+}
+
+// A contiguous host copy of a (possibly strided) view.
+std::vector<Half> gather(const ConstHalfTensor& t) {
+  std::vector<Half> out(static_cast<size_t>(t.numel()));
+  size_t i = 0;
+  for (int64_t b = 0; b < t.batch(); ++b)
+    for (int64_t h = 0; h < t.heads(); ++h)
+      for (int64_t n = 0; n < t.tokens(); ++n) {
+        std::memcpy(&out[i], t.row(b, h, n), static_cast<size_t>(t.dim()) * sizeof(Half));
+        i += static_cast<size_t>(t.dim());
+      }
+  return out;
+}
+
+void scatter(const std::vector<Half>& src, const HalfTensor& t) {
+  size_t i = 0;
+  for (int64_t b = 0; b < t.batch(); ++b)
+    for (int64_t h = 0; h < t.heads(); ++h)
+      for (int64_t n = 0; n < t.tokens(); ++n) {
+        std::memcpy(t.row(b, h, n), &src[i], static_cast<size_t>(t.dim()) * sizeof(Half));
+        i += static_cast<size_t>(t.dim());
+      }
+}
+
+// Query rows per CTA of the rows kernel: as many as fit next to the tile.
+int choose_rows_per_cta(RowsParams p, int rows_total) {
+  int r = std::max(1, std::min(rows_total, 64));
+  for (;;) {
+    p.rows_per_cta = r;
+    if (rows_kernel_smem(p) <= 160 * 1024 || r <= 8) return r;
+    r /= 2;
+  }
+}
+
+// Scratch memory of one prefill/decode call, kept between calls.
+struct Workspace {
+  DeviceBuffer q_codes, k_codes, v_codes, q_scale, k_scale, v_scale, k_mean;
+  DeviceBuffer run_o, run_ml, run_stats, row_stats;
+  DeviceBuffer q_in, k_in, v_in, o_out;
+};
+
+Workspace& thread_workspace() {
+  thread_local Workspace ws;
+  return ws;
+}
+
+void add_row_stats(const std::vector<RowStats>& rs, int64_t rows_per_head, AttentionStats* stats) {
+  for (size_t r = 0; r < rs.size(); ++r) {
+    AttentionStats& s = stats[static_cast<int64_t>(r) / rows_per_head];
+    s.rows += 1;
+    s.scored += rs[r].scored;
+    s.zeroed += rs[r].zeroed;
+    s.dropped_mass += rs[r].dropped;
+  }
+}
+
+void prefill_impl(const AttentionConfig& cfg, const Half* q, const Half* k, const Half* v, Half* o,
+                  int64_t B, int64_t Hq, int64_t Hkv, int64_t N, int D, cudaStream_t stream,
+                  Workspace& ws, AttentionStats* stats) {
+  TURBO_CHECK(cfg.method == Method::kFlashQ,
+              "method " << enum_name(cfg.method) << " is not implemented by the cuda backend; use ref");
+  TURBO_CHECK(D > 0 && D % 16 == 0 && D <= 256, "head_dim must be a multiple of 16 in [16, 256], got " << D);
+  TURBO_CHECK(Hkv > 0 && Hq % Hkv == 0, "query heads must be a multiple of kv heads");
+  if (N == 0 || B == 0 || Hq == 0) return;
+  const QuantConfig& qc = cfg.quant;
+  const int dp = padded_dim(D);
+  const int64_t kv_rows = group_rows_of(qc.kv_gran, qc.bc, N);
+  const int64_t q_rows = group_rows_of(qc.q_gran, qc.br, N);
+  ws.q_codes.reserve(static_cast<size_t>(B * Hq * N * dp));
+  ws.k_codes.reserve(static_cast<size_t>(B * Hkv * N * dp));
+  ws.v_codes.reserve(static_cast<size_t>(B * Hkv * N * dp));
+  ws.q_scale.reserve(sizeof(float) * static_cast<size_t>(B * Hq * N));
+  ws.k_scale.reserve(sizeof(float) * static_cast<size_t>(B * Hkv * N));
+  ws.v_scale.reserve(sizeof(float) * static_cast<size_t>(B * Hkv * N));
+  const float* mean = nullptr;
+  if (qc.k_smooth == KSmooth::kMean) {
+    ws.k_mean.reserve(sizeof(float) * static_cast<size_t>(B * Hkv * D));
+    launch_channel_mean(k, B * Hkv, N, N, D, ws.k_mean.as<float>(), stream);
+    mean = ws.k_mean.as<float>();
+  }
+  launch_stage1(k, mean, B * Hkv, N, D, kv_rows, ws.k_codes.as<int8_t>(), dp, nullptr, ws.k_scale.as<float>(), stream);
+  launch_stage1(v, nullptr, B * Hkv, N, D, kv_rows, ws.v_codes.as<int8_t>(), dp, nullptr, ws.v_scale.as<float>(), stream);
+  launch_stage1(q, nullptr, B * Hq, N, D, q_rows, ws.q_codes.as<int8_t>(), dp, nullptr, ws.q_scale.as<float>(), stream);
+  const SasParams sas = cfg.sas.params();
+  const float tau = cfg.tau_for(D);
+  const bool want_stats = stats != nullptr;
+
+  if (mma_supports(cfg, D, want_stats)) {
+    MmaParams p{};
+    p.q_codes = ws.q_codes.as<int8_t>();
+    p.q_scale = ws.q_scale.as<float>();
+    p.k_codes = ws.k_codes.as<int8_t>();
+    p.v_codes = ws.v_codes.as<int8_t>();
+    p.k_scale = ws.k_scale.as<float>();
+    p.v_scale = ws.v_scale.as<float>();
+    p.out = o;
+    p.n = N;
+    p.batch = static_cast<int>(B);
+    p.hq = static_cast<int>(Hq);
+    p.hkv = static_cast<int>(Hkv);
+    p.group = static_cast<int>(Hq / Hkv);
+    p.d = D;
+    p.dp = dp;
+    p.bc = qc.bc;
+    p.causal = cfg.causal;
+    p.tau = tau;
+    p.sas = sas;
+    p.p_quant = cfg.p_quant;
+    launch_mma_prefill(p, stream);
+    return;
+  }
+
+  RowsParams p{};
+  p.q_codes = ws.q_codes.as<int8_t>();
+  p.q_scale = ws.q_scale.as<float>();
+  p.q_len = N;
+  p.batch = static_cast<int>(B);
+  p.hq = static_cast<int>(Hq);
+  p.hkv = static_cast<int>(Hkv);
+  p.group = static_cast<int>(Hq / Hkv);
+  p.d = D;
+  p.dp = dp;
+  p.pos_offset = 0;
+  p.causal = cfg.causal;
+  p.tau = tau;
+  p.sas = sas;
+  p.p_quant = cfg.p_quant;
+  p.want_stats = want_stats;
+  p.source = TileSource::kPrefill;
+  p.bc = qc.bc;
+  p.n_tiles = static_cast<int>((N + qc.bc - 1) / qc.bc);
+  p.tile_cap = static_cast<int>(std::min<int64_t>(qc.bc, N));
+  p.n_keys = N;
+  p.k_codes = ws.k_codes.as<int8_t>();
+  p.v_codes = ws.v_codes.as<int8_t>();
+  p.k_scale = ws.k_scale.as<float>();
+  p.v_scale = ws.v_scale.as<float>();
+  p.k_token = p.v_token = kv_rows == 1;
+  p.splits = 1;
+  p.out = o;
+  const int64_t rows = B * Hq * N;
+  if (want_stats) {
+    ws.row_stats.reserve(sizeof(RowStats) * static_cast<size_t>(rows));
+    p.row_stats = ws.row_stats.as<RowStats>();
+  }
+  p.rows_per_cta = choose_rows_per_cta(p, static_cast<int>(p.group * N));
+  launch_rows_kernel(p, stream);
+  if (want_stats) {
+    std::vector<RowStats> rs(static_cast<size_t>(rows));
+    download(rs.data(), ws.row_stats, rs.size(), stream);
+    add_row_stats(rs, N, stats);
+  }
+}
+
+// ---- the compressed KV cache (SPEC 6) -------------------------------------------------------
+
+class CudaKvCache final : public KvCache {
+ public:
+  explicit CudaKvCache(const KvCacheSpec& spec) : spec_(spec) {
+    const QuantConfig& qc = spec.config.quant;
+    const Status s = spec.config.validate();
+    TURBO_CHECK(s.ok, s.message);
+    TURBO_CHECK(spec.config.method == Method::kFlashQ,
+                "method " << enum_name(spec.config.method) << " is not implemented by the cuda backend; use ref");
+    TURBO_CHECK(spec.batch > 0 && spec.kv_heads > 0, "cache needs batch > 0 and kv_heads > 0");
+    TURBO_CHECK(spec.head_dim > 0 && spec.head_dim % 16 == 0 && spec.head_dim <= 256,
+                "head_dim must be a multiple of 16 in [16, 256], got " << spec.head_dim);
+    if (spec.head_bits.empty()) {
+      TURBO_CHECK(qc.kv_bits != KvBits::kMixed, "kv_bits=mixed needs a per-head bit map (turboattn calibrate)");
+      bits_.assign(static_cast<size_t>(spec.kv_heads), kv_bits_value(qc.kv_bits));
+    } else {
+      TURBO_CHECK(static_cast<int>(spec.head_bits.size()) == spec.kv_heads,
+                  "head_bits has " << spec.head_bits.size() << " entries for " << spec.kv_heads << " kv heads");
+      bits_ = spec.head_bits;
+    }
+    for (int b : bits_) TURBO_CHECK(b == 8 || b == 4 || b == 2, "head bits must be 8, 4 or 2, got " << b);
+    for (Stage2Axis ax : {qc.k_axis, qc.v_axis})
+      if (ax == Stage2Axis::kToken)
+        TURBO_CHECK(spec.head_dim % qc.group_size == 0,
+                    "group_size " << qc.group_size << " must divide head_dim " << spec.head_dim);
+    streams_ = static_cast<int64_t>(spec.batch) * spec.kv_heads;
+    int64_t stride = 0;
+    for (int h = 0; h < spec.kv_heads; ++h)
+      for (bool is_k : {true, false}) stride = std::max(stride, layout(h, is_k).bytes());
+    block_stride_ = (stride + 15) / 16 * 16;
+    upload(head_bits_, bits_.data(), bits_.size(), stream_);
+    const size_t buf_rows = static_cast<size_t>(streams_ * qc.block * spec.head_dim);
+    if (qc.buffer == BufferMode::kInt8) {
+      k_buf8_.reserve(buf_rows);
+      v_buf8_.reserve(buf_rows);
+      k_buf_s_.reserve(sizeof(float) * static_cast<size_t>(streams_ * qc.block));
+      v_buf_s_.reserve(sizeof(float) * static_cast<size_t>(streams_ * qc.block));
+    } else {
+      k_buf_.reserve(buf_rows * sizeof(Half));
+      v_buf_.reserve(buf_rows * sizeof(Half));
+    }
+    TURBO_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+
+  const KvCacheSpec& spec() const override { return spec_; }
+  int64_t length() const override { return length_; }
+
+  BlockLayout layout(int64_t h, bool is_k) const {
+    const QuantConfig& qc = spec_.config.quant;
+    BlockLayout L;
+    L.n_b = qc.block;
+    L.d = spec_.head_dim;
+    L.bits = bits_[static_cast<size_t>(h)];
+    L.axis = static_cast<int>(is_k ? qc.k_axis : qc.v_axis);
+    L.group_size = qc.group_size;
+    return L;
+  }
+
+  // SPEC 8, counted from what is stored (the same count as the reference cache).
+  KvBytes bytes() const override {
+    KvBytes r;
+    const int64_t d = spec_.head_dim;
+    const bool int8_buf = spec_.config.quant.buffer == BufferMode::kInt8;
+    for (int64_t i = 0; i < streams_; ++i) {
+      const int64_t h = i % spec_.kv_heads;
+      for (bool is_k : {true, false}) {
+        const BlockLayout L = layout(h, is_k);
+        r.codes += n_blocks_ * L.code_bytes();
+        r.metadata += n_blocks_ * L.metadata_bytes();
+        if (int8_buf) {
+          r.buffer += n_buf_ * d;
+          r.metadata += n_buf_ * 4;
+        } else {
+          r.buffer += n_buf_ * d * 2;
+        }
+      }
+    }
+    if (has_mean_) r.metadata += streams_ * d * 4;
+    r.tokens = length_ * streams_;
+    return r;
+  }
+
+  void append_device(const Half* k, const Half* v, int64_t T, cudaStream_t stream) {
+    const QuantConfig& qc = spec_.config.quant;
+    const int d = spec_.head_dim;
+    if (qc.k_smooth == KSmooth::kMean && !has_mean_ && T > 0) {
+      k_mean_.reserve(sizeof(float) * static_cast<size_t>(streams_ * d));
+      launch_channel_mean(k, streams_, T, T, d, k_mean_.as<float>(), stream);
+      has_mean_ = true;
+    }
+    CacheAppendParams p{};
+    p.k_in = k;
+    p.v_in = v;
+    p.t_in = T;
+    p.streams = streams_;
+    p.hkv = spec_.kv_heads;
+    p.d = d;
+    p.n_b = qc.block;
+    p.buf_int8 = qc.buffer == BufferMode::kInt8;
+    p.k_buf = k_buf_.as<Half>();
+    p.v_buf = v_buf_.as<Half>();
+    p.k_buf8 = k_buf8_.as<int8_t>();
+    p.v_buf8 = v_buf8_.as<int8_t>();
+    p.k_buf_s = k_buf_s_.as<float>();
+    p.v_buf_s = v_buf_s_.as<float>();
+    p.k_mean = has_mean_ ? k_mean_.as<float>() : nullptr;
+    p.block_stride = block_stride_;
+    p.head_bits = head_bits_.as<int>();
+    p.k_axis = static_cast<int>(qc.k_axis);
+    p.v_axis = static_cast<int>(qc.v_axis);
+    p.group_size = qc.group_size;
+    int64_t t = 0;
+    while (t < T) {
+      const int rows = static_cast<int>(std::min<int64_t>(T - t, qc.block - n_buf_));
+      p.t0 = t;
+      p.n_buf = static_cast<int>(n_buf_);
+      launch_cache_append(p, rows, stream);
+      n_buf_ += rows;
+      t += rows;
+      if (n_buf_ == qc.block) {
+        grow(n_blocks_ + 1, stream);
+        p.k_blocks = k_blocks_.as<uint8_t>();
+        p.v_blocks = v_blocks_.as<uint8_t>();
+        p.block_cap = block_cap_;
+        p.block_index = n_blocks_;
+        launch_cache_compress(p, stream);
+        ++n_blocks_;
+        n_buf_ = 0;
+      }
+    }
+    length_ += T;
+  }
+
+  // Fills the cache fields of the rows kernel's params.
+  void fill(RowsParams& p) const {
+    const QuantConfig& qc = spec_.config.quant;
+    p.source = TileSource::kCache;
+    p.k_blocks = k_blocks_.as<uint8_t>();
+    p.v_blocks = v_blocks_.as<uint8_t>();
+    p.block_stride = block_stride_;
+    p.block_cap = block_cap_;
+    p.n_blocks = static_cast<int>(n_blocks_);
+    p.n_b = qc.block;
+    p.head_bits = head_bits_.as<int>();
+    p.k_axis = static_cast<int>(qc.k_axis);
+    p.v_axis = static_cast<int>(qc.v_axis);
+    p.group_size = qc.group_size;
+    p.n_buf = static_cast<int>(n_buf_);
+    p.buf_int8 = qc.buffer == BufferMode::kInt8;
+    p.k_buf = k_buf_.as<Half>();
+    p.v_buf = v_buf_.as<Half>();
+    p.k_buf8 = k_buf8_.as<int8_t>();
+    p.v_buf8 = v_buf8_.as<int8_t>();
+    p.k_buf_s = k_buf_s_.as<float>();
+    p.v_buf_s = v_buf_s_.as<float>();
+    p.k_mean = has_mean_ ? k_mean_.as<float>() : nullptr;
+    p.n_tiles = static_cast<int>(n_blocks_ + (n_buf_ > 0 ? 1 : 0));
+    p.tile_cap = qc.block;
+  }
+
+ private:
+  void grow(int64_t blocks, cudaStream_t stream) {
+    if (blocks <= block_cap_) return;
+    const int64_t cap = std::max<int64_t>({16, blocks, 2 * block_cap_});
+    for (DeviceBuffer* buf : {&k_blocks_, &v_blocks_}) {
+      DeviceBuffer fresh(static_cast<size_t>(streams_ * cap * block_stride_));
+      if (n_blocks_ > 0)
+        TURBO_CUDA_CHECK(cudaMemcpy2DAsync(fresh.as<void>(), static_cast<size_t>(cap * block_stride_), buf->as<void>(),
+                                           static_cast<size_t>(block_cap_ * block_stride_),
+                                           static_cast<size_t>(n_blocks_ * block_stride_), static_cast<size_t>(streams_),
+                                           cudaMemcpyDeviceToDevice, stream));
+      TURBO_CUDA_CHECK(cudaStreamSynchronize(stream));
+      *buf = std::move(fresh);
+    }
+    block_cap_ = cap;
+  }
+
+  KvCacheSpec spec_;
+  std::vector<int> bits_;
+  int64_t streams_ = 0;
+  int64_t length_ = 0, n_blocks_ = 0, n_buf_ = 0;
+  int64_t block_stride_ = 0, block_cap_ = 0;
+  bool has_mean_ = false;
+  DeviceBuffer head_bits_, k_blocks_, v_blocks_, k_buf_, v_buf_, k_buf8_, v_buf8_, k_buf_s_, v_buf_s_, k_mean_;
+  cudaStream_t stream_ = nullptr;  // the legacy default stream
+};
+
+const CudaKvCache& as_cuda(const KvCache& c) {
+  const auto* p = dynamic_cast<const CudaKvCache*>(&c);
+  TURBO_CHECK(p != nullptr, "cache was not created by the cuda backend's flashq method");
+  return *p;
+}
+
+void decode_impl(const AttentionConfig& cfg, const Half* q, const CudaKvCache& cache, Half* o, int64_t Hq,
+                 int64_t QL, cudaStream_t stream, Workspace& ws, AttentionStats* stats) {
+  const KvCacheSpec& spec = cache.spec();
+  TURBO_CHECK(cfg.method == Method::kFlashQ,
+              "method " << enum_name(cfg.method) << " is not implemented by the cuda backend; use ref");
+  const int64_t B = spec.batch, Hkv = spec.kv_heads, L = cache.length();
+  const int D = spec.head_dim;
+  TURBO_CHECK(Hq % Hkv == 0, "query heads (" << Hq << ") must be a multiple of kv heads (" << Hkv << ")");
+  TURBO_CHECK(QL >= 1 && QL <= L, "q_len " << QL << " must be in [1, cache length " << L << "]");
+  TURBO_CHECK(cfg.splits >= 1, "splits must be >= 1");
+  const int dp = padded_dim(D);
+  const int64_t q_rows = group_rows_of(cfg.quant.q_gran, cfg.quant.br, QL);
+  ws.q_codes.reserve(static_cast<size_t>(B * Hq * QL * dp));
+  ws.q_scale.reserve(sizeof(float) * static_cast<size_t>(B * Hq * QL));
+  launch_stage1(q, nullptr, B * Hq, QL, D, q_rows, ws.q_codes.as<int8_t>(), dp, nullptr, ws.q_scale.as<float>(), stream);
+
+  RowsParams p{};
+  p.q_codes = ws.q_codes.as<int8_t>();
+  p.q_scale = ws.q_scale.as<float>();
+  p.q_len = QL;
+  p.batch = static_cast<int>(B);
+  p.hq = static_cast<int>(Hq);
+  p.hkv = static_cast<int>(Hkv);
+  p.group = static_cast<int>(Hq / Hkv);
+  p.d = D;
+  p.dp = dp;
+  p.pos_offset = L - QL;
+  p.causal = true;
+  p.tau = cfg.tau_for(D);
+  p.sas = cfg.sas.params();
+  p.p_quant = cfg.p_quant;
+  p.want_stats = stats != nullptr;
+  cache.fill(p);
+  p.splits = cfg.splits;
+  p.out = o;
+  const int64_t rows = B * Hq * QL;
+  if (p.splits > 1) {
+    ws.run_o.reserve(sizeof(float) * static_cast<size_t>(rows * p.splits * dp));
+    ws.run_ml.reserve(sizeof(float) * static_cast<size_t>(rows * p.splits * 2));
+    p.run_o = ws.run_o.as<float>();
+    p.run_ml = ws.run_ml.as<float>();
+    if (p.want_stats) {
+      ws.run_stats.reserve(sizeof(RunStats) * static_cast<size_t>(rows * p.splits));
+      p.run_stats = ws.run_stats.as<RunStats>();
+    }
+  }
+  if (p.want_stats) {
+    ws.row_stats.reserve(sizeof(RowStats) * static_cast<size_t>(rows));
+    p.row_stats = ws.row_stats.as<RowStats>();
+  }
+  p.rows_per_cta = choose_rows_per_cta(p, static_cast<int>(p.group * QL));
+  launch_rows_kernel(p, stream);
+  if (p.splits > 1) launch_merge_kernel(p, stream);
+  if (p.want_stats) {
+    std::vector<RowStats> rs(static_cast<size_t>(rows));
+    download(rs.data(), ws.row_stats, rs.size(), stream);
+    add_row_stats(rs, QL, stats);
+  }
+}
+
+class CudaBackend final : public Backend {
+ public:
+  std::string name() const override { return "cuda"; }
+
+  Status supports(const AttentionConfig& config) const override {
+    const Status s = config.validate();
+    if (!s.ok) return s;
+    if (config.method != Method::kFlashQ)
+      return Status::Fail("method " + enum_name(config.method) + " is not implemented by the cuda backend; use ref");
+    return Status::Ok();
+  }
+
+  void quantize_stage1(const Half* x, int64_t n, int d, int64_t group_rows, int8_t* codes,
+                       float* scales) override {
+    TURBO_CHECK(n >= 0 && d > 0 && group_rows >= 1, "quantize_stage1: bad shape");
+    for (int64_t i = 0; i < n * d; ++i)
+      TURBO_CHECK(is_finite_half(x[i]), "non-finite value in quantize_stage1 input at row " << i / d << ", channel " << i % d);
+    if (n == 0) return;
+    const int64_t groups = (n + group_rows - 1) / group_rows;
+    upload(ws_.k_in, x, static_cast<size_t>(n * d), stream_);
+    ws_.k_codes.reserve(static_cast<size_t>(n * d));
+    ws_.k_scale.reserve(sizeof(float) * static_cast<size_t>(groups));
+    launch_stage1(ws_.k_in.as<Half>(), nullptr, 1, n, d, group_rows, ws_.k_codes.as<int8_t>(), d,
+                  ws_.k_scale.as<float>(), nullptr, stream_);
+    download(codes, ws_.k_codes, static_cast<size_t>(n * d), stream_);
+    download(scales, ws_.k_scale, static_cast<size_t>(groups), stream_);
+  }
+
+  void compress_block(const int8_t* q, const BlockLayout& layout, uint8_t* block) override {
+    check_layout(layout);
+    upload(ws_.k_codes, q, static_cast<size_t>(layout.elements()), stream_);
+    upload(ws_.v_codes, block, static_cast<size_t>(layout.bytes()), stream_);  // keeps the scale slot
+    launch_compress_blocks(ws_.k_codes.as<int8_t>(), layout, 1, ws_.v_codes.as<uint8_t>(), layout.bytes(), stream_);
+    download(block, ws_.v_codes, static_cast<size_t>(layout.bytes()), stream_);
+  }
+
+  void decompress_block(const uint8_t* block, const BlockLayout& layout, int8_t* q) override {
+    check_layout(layout);
+    upload(ws_.v_codes, block, static_cast<size_t>(layout.bytes()), stream_);
+    ws_.k_codes.reserve(static_cast<size_t>(layout.elements()));
+    launch_decompress_blocks(ws_.v_codes.as<uint8_t>(), layout, 1, layout.bytes(), ws_.k_codes.as<int8_t>(), stream_);
+    download(q, ws_.k_codes, static_cast<size_t>(layout.elements()), stream_);
+  }
+
+  void quantize_asym(const Half* x, int64_t n_groups, int group_len, int bits, ScaleStorage storage,
+                     uint8_t* codes, float* scales, float* zeros) override {
+    TURBO_CHECK(bits >= 1 && bits <= 8, "quantize_asym: bits must be in [1, 8], got " << bits);
+    TURBO_CHECK(group_len >= 1, "quantize_asym: group_len must be >= 1");
+    const int64_t n = n_groups * group_len;
+    for (int64_t i = 0; i < n; ++i)
+      TURBO_CHECK(is_finite_half(x[i]), "non-finite value in quantize_asym input, group " << i / group_len << ", element " << i % group_len);
+    if (n_groups == 0) return;
+    upload(ws_.k_in, x, static_cast<size_t>(n), stream_);
+    ws_.k_codes.reserve(static_cast<size_t>(n));
+    ws_.k_scale.reserve(sizeof(float) * static_cast<size_t>(n_groups));
+    ws_.v_scale.reserve(sizeof(float) * static_cast<size_t>(n_groups));
+    launch_quantize_asym(ws_.k_in.as<Half>(), n_groups, group_len, bits, storage, ws_.k_codes.as<uint8_t>(),
+                         ws_.k_scale.as<float>(), ws_.v_scale.as<float>(), stream_);
+    download(codes, ws_.k_codes, static_cast<size_t>(n), stream_);
+    download(scales, ws_.k_scale, static_cast<size_t>(n_groups), stream_);
+    download(zeros, ws_.v_scale, static_cast<size_t>(n_groups), stream_);
+  }
+
+  void sas(const Half* x, int64_t n, const SasConfig& config, float* out) override {
+    TURBO_CHECK(config.n_r >= 1 && config.n_r < kMaxNr, "n_r must be in [1, 15], got " << config.n_r);
+    for (int64_t i = 0; i < n; ++i) {
+      const float v = half_to_float(x[i]);
+      TURBO_CHECK(v >= 0.0f, "SAS input must be >= 0 (a distance from the row max), got " << v << " at " << i);
+    }
+    if (n == 0) return;
+    upload(ws_.k_in, x, static_cast<size_t>(n), stream_);
+    ws_.k_scale.reserve(sizeof(float) * static_cast<size_t>(n));
+    launch_sas(ws_.k_in.as<Half>(), n, config.params(), ws_.k_scale.as<float>(), stream_);
+    download(out, ws_.k_scale, static_cast<size_t>(n), stream_);
+  }
+
+  void attention_prefill(const AttentionConfig& config, const ConstHalfTensor& q, const ConstHalfTensor& k,
+                         const ConstHalfTensor& v, const HalfTensor& o, AttentionStats* stats) override {
+    const Status s = supports(config);
+    TURBO_CHECK(s.ok, s.message);
+    check_attention_shapes(q, k, v, o);
+    TURBO_CHECK(q.tokens() == k.tokens(), "prefill needs as many query rows as keys (Q " << q.tokens() << ", K " << k.tokens() << ")");
+    check_finite(q, "Q");
+    check_finite(k, "K");
+    check_finite(v, "V");
+    const std::vector<Half> qh = gather(q), kh = gather(k), vh = gather(v);
+    upload(ws_.q_in, qh.data(), qh.size(), stream_);
+    upload(ws_.k_in, kh.data(), kh.size(), stream_);
+    upload(ws_.v_in, vh.data(), vh.size(), stream_);
+    ws_.o_out.reserve(std::max<size_t>(1, qh.size() * sizeof(Half)));
+    prefill_impl(config, ws_.q_in.as<Half>(), ws_.k_in.as<Half>(), ws_.v_in.as<Half>(), ws_.o_out.as<Half>(),
+                 q.batch(), q.heads(), k.heads(), q.tokens(), static_cast<int>(q.dim()), stream_, ws_, stats);
+    std::vector<Half> oh(qh.size());
+    download(oh.data(), ws_.o_out, oh.size(), stream_);
+    scatter(oh, o);
+  }
+
+  std::unique_ptr<KvCache> create_cache(const KvCacheSpec& spec) override {
+    return std::make_unique<CudaKvCache>(spec);
+  }
+
+  void cache_append(KvCache& cache_base, const ConstHalfTensor& k, const ConstHalfTensor& v) override {
+    auto& cache = const_cast<CudaKvCache&>(as_cuda(cache_base));
+    const KvCacheSpec& spec = cache.spec();
+    TURBO_CHECK(k.batch() == spec.batch && k.heads() == spec.kv_heads && k.dim() == spec.head_dim,
+                "K rows have shape [" << k.batch() << ", " << k.heads() << ", " << k.tokens() << ", " << k.dim()
+                                      << "], the cache expects [" << spec.batch << ", " << spec.kv_heads << ", t, "
+                                      << spec.head_dim << "]");
+    TURBO_CHECK(v.batch() == k.batch() && v.heads() == k.heads() && v.tokens() == k.tokens() && v.dim() == k.dim(),
+                "V rows must have K's shape");
+    check_finite(k, "K (cache append)");
+    check_finite(v, "V (cache append)");
+    const std::vector<Half> kh = gather(k), vh = gather(v);
+    upload(ws_.k_in, kh.data(), kh.size(), stream_);
+    upload(ws_.v_in, vh.data(), vh.size(), stream_);
+    cache.append_device(ws_.k_in.as<Half>(), ws_.v_in.as<Half>(), k.tokens(), stream_);
+    TURBO_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+
+  void attention_decode(const AttentionConfig& config, const ConstHalfTensor& q, const KvCache& cache_base,
+                        const HalfTensor& o, AttentionStats* stats) override {
+    const Status s = supports(config);
+    TURBO_CHECK(s.ok, s.message);
+    TURBO_CHECK(config.method == cache_base.spec().config.method,
+                "decode method " << enum_name(config.method) << " does not match the cache's method "
+                                 << enum_name(cache_base.spec().config.method));
+    const CudaKvCache& cache = as_cuda(cache_base);
+    const KvCacheSpec& spec = cache.spec();
+    TURBO_CHECK(q.batch() == spec.batch && q.dim() == spec.head_dim,
+                "Q shape does not match the cache (batch " << spec.batch << ", head_dim " << spec.head_dim << ")");
+    TURBO_CHECK(o.batch() == q.batch() && o.heads() == q.heads() && o.tokens() == q.tokens() && o.dim() == q.dim(),
+                "output shape must equal Q's shape");
+    TURBO_CHECK(q.tokens() >= 1 && q.tokens() <= cache.length(),
+                "q_len " << q.tokens() << " must be in [1, cache length " << cache.length() << "]");
+    check_finite(q, "Q (decode)");
+    const std::vector<Half> qh = gather(q);
+    upload(ws_.q_in, qh.data(), qh.size(), stream_);
+    ws_.o_out.reserve(std::max<size_t>(1, qh.size() * sizeof(Half)));
+    decode_impl(config, ws_.q_in.as<Half>(), cache, ws_.o_out.as<Half>(), q.heads(), q.tokens(), stream_, ws_, stats);
+    std::vector<Half> oh(qh.size());
+    download(oh.data(), ws_.o_out, oh.size(), stream_);
+    scatter(oh, o);
+  }
+
+ private:
+  static void check_layout(const BlockLayout& L) {
+    TURBO_CHECK(L.bits == 8 || L.bits == 4 || L.bits == 2, "block bits must be 8, 4 or 2, got " << L.bits);
+    TURBO_CHECK(L.n_b >= 1 && L.d >= 1, "block shape must be positive");
+    TURBO_CHECK(L.axis == 0 || (L.group_size >= 1 && L.d % L.group_size == 0),
+                "group_size " << L.group_size << " must divide the channel count " << L.d);
+  }
+
+  Workspace ws_;
+  cudaStream_t stream_ = nullptr;
+};
+
+}  // namespace
+
+int cuda_device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky "no device" error
+    return 0;
+  }
+  return n;
+}
+
+const char* prefill_kernel_name(const AttentionConfig& config, bool want_stats) {
+  return mma_supports(config, 64, want_stats) ? "mma" : "rows";
+}
+
+std::unique_ptr<Backend> make_cuda_backend() {
+  TURBO_CHECK(cuda_device_count() > 0, "the cuda backend needs a CUDA device; none is visible");
+  return std::make_unique<CudaBackend>();
+}
+
+void register_cuda_backend() {
+  static std::once_flag once;
+  std::call_once(once, [] { register_backend("cuda", [] { return make_cuda_backend(); }); });
+}
+
+void flashq_prefill_device(const AttentionConfig& config, const Half* q, const Half* k, const Half* v, Half* o,
+                           int64_t batch, int64_t q_heads, int64_t kv_heads, int64_t tokens, int head_dim,
+                           cudaStream_t stream) {
+  const Status s = config.validate();
+  TURBO_CHECK(s.ok, s.message);
+  prefill_impl(config, q, k, v, o, batch, q_heads, kv_heads, tokens, head_dim, stream, thread_workspace(), nullptr);
+}
+
+void flashq_decode_device(const AttentionConfig& config, const Half* q, const KvCache& cache, Half* o,
+                          int64_t q_heads, int64_t q_len, cudaStream_t stream) {
+  const Status s = config.validate();
+  TURBO_CHECK(s.ok, s.message);
+  decode_impl(config, q, as_cuda(cache), o, q_heads, q_len, stream, thread_workspace(), nullptr);
+}
+
+}  // namespace cuda
+}  // namespace turbo

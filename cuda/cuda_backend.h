@@ -1,0 +1,44 @@
+// The "cuda" backend: SPEC 1-6 on an NVIDIA GPU (sm_80, sm_90), bit-exact with the "ref" backend
+// for every knob the reference defines exactly (exp_mode = exact and p_quant = fp16 follow the
+// same per-element order but are only tolerance-checked, since CUDA expf and libm differ).
+//
+// The Backend interface takes HOST pointers (core/backend.h); this backend stages them to the
+// device. For benchmarking, the *_device entry points below take DEVICE pointers and run on a
+// stream without any host copy or input check.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "core/backend.h"
+
+typedef struct CUstream_st* cudaStream_t;
+
+namespace turbo {
+namespace cuda {
+
+// Registers "cuda" in the backend registry (idempotent).
+void register_cuda_backend();
+std::unique_ptr<Backend> make_cuda_backend();
+
+// Number of CUDA devices visible (0 when there is none or the driver is missing).
+int cuda_device_count();
+
+// Which prefill kernel a config runs on: "mma" (INT8 tensor-core tiles, the fast path) or "rows"
+// (one warp per query row; every knob, and the AttentionStats bookkeeping).
+const char* prefill_kernel_name(const AttentionConfig& config, bool want_stats);
+
+// Device-memory prefill (method flashq): q [B, Hq, N, D], k/v [B, Hkv, N, D], o [B, Hq, N, D],
+// all contiguous FP16 in device memory. No finiteness check. Scratch memory is cached in the
+// backend-independent workspace of the calling thread.
+void flashq_prefill_device(const AttentionConfig& config, const Half* q, const Half* k,
+                           const Half* v, Half* o, int64_t batch, int64_t q_heads,
+                           int64_t kv_heads, int64_t tokens, int head_dim, cudaStream_t stream);
+
+// Device-memory decode on a cache created by the cuda backend: q, o [B, Hq, q_len, D] contiguous
+// FP16 in device memory. Split-K per config.splits.
+void flashq_decode_device(const AttentionConfig& config, const Half* q, const KvCache& cache,
+                          Half* o, int64_t q_heads, int64_t q_len, cudaStream_t stream);
+
+}  // namespace cuda
+}  // namespace turbo

@@ -1,0 +1,60 @@
+// cuda backend vs the reference, bit for bit, on the shared case list of validate_cases.h
+// (LABELS gpu). Without a CUDA device every test reports SKIPPED with the reason; CI has no GPU,
+// so these run on the lent device through cuda/run_gpu.sh.
+#include <gtest/gtest.h>
+
+#include "cuda/cuda_backend.h"
+#include "cuda/validate_cases.h"
+#include "reference/reference.h"
+
+namespace turbo {
+namespace cuda {
+namespace {
+
+class CudaBackendTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device visible (cudaGetDeviceCount = 0)";
+    ref_ = ref::make_reference_backend();
+    dev_ = make_cuda_backend();
+  }
+  // Runs every case of `op`, expecting no mismatch and a nonzero reference.
+  void run_op(const std::string& op) {
+    int ran = 0;
+    for (const auto& c : validate::all_cases(/*small=*/true)) {
+      if (c.op != op) continue;
+      const validate::CaseResult r = c.run(*ref_, *dev_);
+      ++ran;
+      EXPECT_EQ(r.mismatches, 0) << r.op << " " << r.name << " (" << r.total << " compared, max rel " << r.max_rel << ")";
+      EXPECT_TRUE(r.nonzero) << r.op << " " << r.name << ": the reference output is all zero";
+    }
+    EXPECT_GT(ran, 0);
+  }
+  std::unique_ptr<Backend> ref_, dev_;
+};
+
+TEST_F(CudaBackendTest, QuantizeStage1) { run_op("quantize_stage1"); }
+TEST_F(CudaBackendTest, CompressDecompressBlock) { run_op("compress_block"); }
+TEST_F(CudaBackendTest, QuantizeAsym) { run_op("quantize_asym"); }
+TEST_F(CudaBackendTest, SasExhaustive) { run_op("sas"); }
+TEST_F(CudaBackendTest, PrefillMatchesReference) { run_op("attention_prefill"); }
+TEST_F(CudaBackendTest, DecodeMatchesReference) { run_op("attention_decode"); }
+
+TEST_F(CudaBackendTest, RejectsOtherMethods) {
+  AttentionConfig c;
+  c.method = Method::kKivi;
+  EXPECT_FALSE(dev_->supports(c).ok);
+  HostTensor<Half> q(1, 1, 4, 64), o(1, 1, 4, 64);
+  EXPECT_THROW(dev_->attention_prefill(c, q.view(), q.view(), q.view(), o.view(), nullptr), Error);
+}
+
+TEST_F(CudaBackendTest, RejectsNonFinite) {
+  AttentionConfig c;
+  HostTensor<Half> q(1, 1, 4, 64), o(1, 1, 4, 64);
+  q.storage[5] = Half{0x7c00};
+  EXPECT_THROW(dev_->attention_prefill(c, q.view(), q.view(), q.view(), o.view(), nullptr), Error);
+}
+
+}  // namespace
+}  // namespace cuda
+}  // namespace turbo

@@ -1,0 +1,232 @@
+// Shared device-side plumbing of the cuda backend: error checks, an owning device buffer, the
+// params structs of the kernels and their launchers (defined in the .cu files).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <string>
+
+#include "core/backend.h"
+#include "core/flashq.h"
+#include "core/kv_layout.h"
+#include "core/sas.h"
+
+#define TURBO_CUDA_CHECK(expr)                                                              \
+  do {                                                                                      \
+    const cudaError_t turbo_err_ = (expr);                                                  \
+    TURBO_CHECK(turbo_err_ == cudaSuccess,                                                  \
+                "CUDA error " << cudaGetErrorName(turbo_err_) << " (" << cudaGetErrorString(turbo_err_) \
+                              << ") at " << __FILE__ << ":" << __LINE__ << ": " #expr);     \
+  } while (0)
+
+#define TURBO_CUDA_LAUNCH_CHECK() TURBO_CUDA_CHECK(cudaGetLastError())
+
+namespace turbo {
+namespace cuda {
+
+// Owning device allocation (cudaMalloc), grown on demand, never shrunk.
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  explicit DeviceBuffer(size_t bytes) { reserve(bytes); }
+  ~DeviceBuffer() { release(); }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  DeviceBuffer(DeviceBuffer&& o) noexcept : ptr_(o.ptr_), bytes_(o.bytes_) { o.ptr_ = nullptr; o.bytes_ = 0; }
+  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
+    if (this != &o) {
+      release();
+      ptr_ = o.ptr_;
+      bytes_ = o.bytes_;
+      o.ptr_ = nullptr;
+      o.bytes_ = 0;
+    }
+    return *this;
+  }
+  // Ensures at least `bytes` (contents are not kept).
+  void reserve(size_t bytes) {
+    if (bytes <= bytes_) return;
+    release();
+    TURBO_CUDA_CHECK(cudaMalloc(&ptr_, bytes));
+    bytes_ = bytes;
+  }
+  void release() {
+    if (ptr_) cudaFree(ptr_);
+    ptr_ = nullptr;
+    bytes_ = 0;
+  }
+  template <typename T>
+  T* as() const { return static_cast<T*>(ptr_); }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// Padded channel count of the quantized buffers: codes beyond d are 0 and add 0 to every dot
+// product, so one kernel instance serves every d up to the padded size.
+inline int padded_dim(int d) { return d <= 64 ? 64 : (d <= 128 ? 128 : 256); }
+
+// ---- stage 1 (SPEC 1) ----------------------------------------------------------------------
+
+// Stage 1 of `heads` independent [n, d] slices of contiguous FP16 rows x (slice stride n * d),
+// groups of group_rows rows from row 0 of each slice. `mean` (optional, [heads, d]) is
+// subtracted in FP32 first (k_smooth). codes [heads, n, code_stride] (channels >= d written 0);
+// group_scales [heads, ceil(n / group_rows)] (optional); row_scales [heads, n] (optional): the
+// scale of each row's group.
+void launch_stage1(const Half* x, const float* mean, int64_t heads, int64_t n, int d,
+                   int64_t group_rows, int8_t* codes, int code_stride, float* group_scales,
+                   float* row_scales, cudaStream_t stream);
+
+// Per-channel mean of SPEC 1 (exact int64 sum of k * 2^24) over tokens [0, n) of each of `heads`
+// contiguous [n_total, d] slices: mean [heads, d].
+void launch_channel_mean(const Half* k, int64_t heads, int64_t n_total, int64_t n, int d,
+                         float* mean, cudaStream_t stream);
+
+// ---- stage 2 and the direct quantizer (SPEC 2, 3), SAS (SPEC 4) ---------------------------
+
+void launch_compress_blocks(const int8_t* q, const BlockLayout& layout, int64_t n_blocks,
+                            uint8_t* blocks, int64_t block_stride, cudaStream_t stream);
+void launch_decompress_blocks(const uint8_t* blocks, const BlockLayout& layout, int64_t n_blocks,
+                              int64_t block_stride, int8_t* q, cudaStream_t stream);
+void launch_quantize_asym(const Half* x, int64_t n_groups, int group_len, int bits,
+                          ScaleStorage storage, uint8_t* codes, float* scales, float* zeros,
+                          cudaStream_t stream);
+void launch_sas(const Half* x, int64_t n, const SasParams& p, float* out, cudaStream_t stream);
+
+// ---- KV cache append (SPEC 6) ---------------------------------------------------------------
+
+struct CacheAppendParams {
+  const Half* k_in;  // [streams, t_in, d] rows of this append
+  const Half* v_in;
+  int64_t t_in;
+  int64_t t0;        // first input row of this chunk
+  int64_t streams;
+  int hkv, d, n_b, n_buf;
+  bool buf_int8;
+  Half* k_buf;       // [streams, n_b, d]
+  Half* v_buf;
+  int8_t* k_buf8;    // [streams, n_b, d]
+  int8_t* v_buf8;
+  float* k_buf_s;    // [streams, n_b]
+  float* v_buf_s;
+  const float* k_mean;  // [streams, d] or null
+  // compression of a full buffer into block `block_index`
+  uint8_t* k_blocks;
+  uint8_t* v_blocks;
+  int64_t block_stride, block_cap, block_index;
+  const int* head_bits;
+  int k_axis, v_axis, group_size;
+};
+// Appends `rows` input rows [t0, t0 + rows) at buffer slots [n_buf, n_buf + rows).
+void launch_cache_append(const CacheAppendParams& p, int rows, cudaStream_t stream);
+// Compresses the full buffer of every stream into block `block_index` (K and V).
+void launch_cache_compress(const CacheAppendParams& p, cudaStream_t stream);
+
+// ---- FlashQ attention (SPEC 5, 6) -----------------------------------------------------------
+
+// Per-row statistics of one run, the same bookkeeping as reference/flashq.cpp RowState.
+struct RunStats {
+  double stat_max;
+  double alive_mass;
+  double dropped_mass;
+  long long alive_count;
+  long long scored;
+  long long zeroed;
+};
+
+// Per-row AttentionStats contribution (rows = 1 each).
+struct RowStats {
+  double dropped;  // dropped / (alive + dropped), 0 when empty
+  long long scored;
+  long long zeroed;
+};
+
+// Where the KV tiles of the row kernel come from.
+enum class TileSource : int { kPrefill = 0, kCache = 1 };
+
+// Everything the row kernel ("rows": one warp per query row) and the split-K merge read.
+struct RowsParams {
+  // Query rows: codes [B * Hq, q_len, dp], scale per row [B * Hq, q_len].
+  const int8_t* q_codes;
+  const float* q_scale;
+  int64_t q_len;
+  int batch, hq, hkv, group;
+  int d, dp;
+  int64_t pos_offset;  // absolute position of query row 0
+  bool causal;
+  float tau;
+  SasParams sas;
+  PQuant p_quant;
+  bool want_stats;
+
+  TileSource source;
+  int n_tiles;
+  int tile_cap;  // largest tile (tokens): shared memory is sized by it
+
+  // kPrefill: tile t holds tokens [t * bc, min(n_keys, (t + 1) * bc)).
+  int bc;
+  int64_t n_keys;
+  const int8_t* k_codes;  // [B * Hkv, n_keys, dp]
+  const int8_t* v_codes;
+  const float* k_scale;   // per token [B * Hkv, n_keys]
+  const float* v_scale;
+  bool k_token, v_token;  // stage-1 group of one token (per-token scales when the tile has > 1)
+
+  // kCache: blocks [B * Hkv][block_cap] of `block_stride` bytes for K and for V, then the buffer.
+  const uint8_t* k_blocks;
+  const uint8_t* v_blocks;
+  int64_t block_stride;
+  int64_t block_cap;
+  int n_blocks;
+  int n_b;
+  const int* head_bits;   // [Hkv]
+  int k_axis, v_axis, group_size;
+  int n_buf;
+  bool buf_int8;
+  const Half* k_buf;      // fp16 buffer [B * Hkv, n_b, d]
+  const Half* v_buf;
+  const int8_t* k_buf8;   // int8 buffer [B * Hkv, n_b, d] and scales [B * Hkv, n_b]
+  const int8_t* v_buf8;
+  const float* k_buf_s;
+  const float* v_buf_s;
+  const float* k_mean;    // [B * Hkv, d] or null
+
+  // Work split and outputs.
+  int splits;
+  int rows_per_cta;       // query rows (of one kv group) per CTA
+  Half* out;              // [B, Hq, q_len, d] (written when splits == 1)
+  float* run_o;           // [rows, splits, dp]   (splits > 1)
+  float* run_ml;          // [rows, splits, 2]
+  RunStats* run_stats;    // [rows, splits]      (want_stats)
+  RowStats* row_stats;    // [rows]              (want_stats)
+};
+
+size_t rows_kernel_smem(const RowsParams& p);
+void launch_rows_kernel(const RowsParams& p, cudaStream_t stream);
+void launch_merge_kernel(const RowsParams& p, cudaStream_t stream);
+
+// The INT8 tensor-core prefill kernel (the fast path); see flashq_mma.cu for what it covers.
+struct MmaParams {
+  const int8_t* q_codes;  // [B * Hq, N, dp]
+  const float* q_scale;   // [B * Hq, N]
+  const int8_t* k_codes;  // [B * Hkv, N, dp]
+  const int8_t* v_codes;
+  const float* k_scale;   // per token [B * Hkv, N]
+  const float* v_scale;
+  Half* out;              // [B, Hq, N, d]
+  int64_t n;
+  int batch, hq, hkv, group;
+  int d, dp, bc;
+  bool causal;
+  float tau;
+  SasParams sas;
+  PQuant p_quant;
+};
+bool mma_supports(const AttentionConfig& config, int d, bool want_stats);
+void launch_mma_prefill(const MmaParams& p, cudaStream_t stream);
+
+}  // namespace cuda
+}  // namespace turbo

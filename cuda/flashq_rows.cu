@@ -1,0 +1,461 @@
+// The "rows" FlashQ kernel: one warp per query row, KV tiles staged in shared memory, and the
+// split-K merge (SPEC 5, 6). It mirrors reference/flashq.cpp process_tile line for line and
+// covers every knob: tile/token/head K/V scales (per-token V accumulates in token order with
+// fmaf), p_quant fp16, exp_mode exact, the compressed-cache tiles of decode and the
+// AttentionStats bookkeeping. The tensor-core kernel (flashq_mma.cu) is the fast path of prefill.
+//
+// Parallel sums here are integer sums (exact in any order) or max reductions of values; every
+// float step of a row runs on one lane, or per channel on the lane that owns the channel, in the
+// reference's order.
+#include <algorithm>
+
+#include "core/flashq.h"
+#include "core/fp16.h"
+#include "core/quant.h"
+#include "core/sas.h"
+#include "cuda/cuda_common.cuh"
+
+namespace turbo {
+namespace cuda {
+namespace {
+
+constexpr int kWarps = 8;
+constexpr int kThreads = kWarps * 32;
+
+__device__ __forceinline__ float warp_max(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = maxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+__device__ __forceinline__ int warp_sum(int v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+struct SmemLayout {
+  size_t k, v, ks, vs, q, qs, pos, o, m, l, st, s, p, p8, red, total;
+  int kstride;
+};
+
+__host__ __device__ inline size_t align16(size_t x) { return (x + 15) & ~size_t{15}; }
+
+__host__ __device__ inline SmemLayout smem_layout(int tile_cap, int dp, int rows, bool stats) {
+  SmemLayout L;
+  L.kstride = dp + 4;  // an odd word stride: lanes reading different keys hit different banks
+  size_t off = 0;
+  auto take = [&](size_t bytes) {
+    const size_t at = off;
+    off = align16(off + bytes);
+    return at;
+  };
+  L.k = take(static_cast<size_t>(tile_cap) * L.kstride);
+  L.v = take(static_cast<size_t>(tile_cap) * L.kstride);
+  L.ks = take(sizeof(float) * tile_cap);
+  L.vs = take(sizeof(float) * tile_cap);
+  L.q = take(static_cast<size_t>(rows) * dp);
+  L.qs = take(sizeof(float) * rows);
+  L.pos = take(sizeof(long long) * rows);
+  L.o = take(sizeof(float) * rows * dp);
+  L.m = take(sizeof(float) * rows);
+  L.l = take(sizeof(float) * rows);
+  L.st = take(stats ? sizeof(RunStats) * rows : 0);
+  L.s = take(sizeof(float) * kWarps * tile_cap);
+  L.p = take(sizeof(float) * kWarps * tile_cap);
+  L.p8 = take(sizeof(int) * kWarps * tile_cap);
+  L.red = take(sizeof(float) * 64);
+  L.total = off;
+  return L;
+}
+
+__device__ __forceinline__ float read_f32(const uint8_t* p) {
+  uint32_t u = static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) |
+               (static_cast<uint32_t>(p[2]) << 16) | (static_cast<uint32_t>(p[3]) << 24);
+  return __uint_as_float(u);
+}
+
+// Decompresses one cache block into shared memory codes [n_b][kstride].
+__device__ void load_block(const uint8_t* blk, const BlockLayout& L, int8_t* dst, int kstride, int dp,
+                           float* scale) {
+  const uint8_t* s2 = blk + L.s2_offset();
+  const int8_t* z = reinterpret_cast<const int8_t*>(blk + L.z_offset());
+  const int64_t total = static_cast<int64_t>(L.n_b) * dp;
+  for (int64_t e = threadIdx.x; e < total; e += blockDim.x) {
+    const int t = static_cast<int>(e / dp), c = static_cast<int>(e % dp);
+    int8_t q = 0;
+    if (c < L.d) {
+      const int64_t i = static_cast<int64_t>(t) * L.d + c;
+      if (L.bits == 8) {
+        q = static_cast<int8_t>(blk[i]);
+      } else {
+        const int64_t g = L.group_of(t, c);
+        q = stage2_dequant(unpack_code(blk, i, L.bits), Stage2Params{s2[g], z[g]});
+      }
+    }
+    dst[t * kstride + c] = q;
+  }
+  if (threadIdx.x == 0) *scale = read_f32(blk + L.scale_offset());
+}
+
+// Stage 1 of the fp16 residual buffer as one tile (SPEC 6), K with the mean subtracted.
+__device__ void load_fp16_buffer(const Half* buf, const float* mean, int n, int d, int dp, int8_t* dst,
+                                 int kstride, float* scale, float* red) {
+  float amax = 0.0f;
+  for (int e = threadIdx.x; e < n * d; e += blockDim.x) {
+    const float x = half_to_float(buf[e]);
+    amax = maxf(amax, absf(mean ? x - mean[e % d] : x));
+  }
+  amax = warp_max(amax);
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  if (lane == 0) red[warp] = amax;
+  __syncthreads();
+  amax = red[0];
+  for (int w = 1; w < kWarps; ++w) amax = maxf(amax, red[w]);
+  if (amax == 0.0f) {  // all zeros: the sign of the last element, as the sequential scan keeps it
+    const float x = half_to_float(buf[n * d - 1]);
+    amax = absf(mean ? x - mean[d - 1] : x);
+  }
+  const Stage1Scale s = stage1_scale(amax);
+  for (int e = threadIdx.x; e < n * dp; e += blockDim.x) {
+    const int t = e / dp, c = e % dp;
+    int8_t q = 0;
+    if (c < d) {
+      const float x = half_to_float(buf[t * d + c]);
+      q = stage1_code(mean ? x - mean[c] : x, s.inv);
+    }
+    dst[t * kstride + c] = q;
+  }
+  if (threadIdx.x == 0) *scale = s.scale;
+  __syncthreads();  // red is reused by the next call
+}
+
+__global__ void __launch_bounds__(kThreads) RowsKernel(RowsParams P) {
+  extern __shared__ __align__(16) unsigned char smem[];
+  const int rows_total = P.group * static_cast<int>(P.q_len);
+  const int r0 = blockIdx.z * P.rows_per_cta;
+  const int nrows = min(P.rows_per_cta, rows_total - r0);
+  if (nrows <= 0) return;
+  const SmemLayout L = smem_layout(P.tile_cap, P.dp, P.rows_per_cta, P.want_stats);
+  int8_t* k_s = reinterpret_cast<int8_t*>(smem + L.k);
+  int8_t* v_s = reinterpret_cast<int8_t*>(smem + L.v);
+  float* ks = reinterpret_cast<float*>(smem + L.ks);
+  float* vs = reinterpret_cast<float*>(smem + L.vs);
+  int8_t* q_s = reinterpret_cast<int8_t*>(smem + L.q);
+  float* q_sc = reinterpret_cast<float*>(smem + L.qs);
+  long long* row_pos = reinterpret_cast<long long*>(smem + L.pos);
+  float* o_s = reinterpret_cast<float*>(smem + L.o);
+  float* m_s = reinterpret_cast<float*>(smem + L.m);
+  float* l_s = reinterpret_cast<float*>(smem + L.l);
+  RunStats* st_s = reinterpret_cast<RunStats*>(smem + L.st);
+  float* red = reinterpret_cast<float*>(smem + L.red);
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  float* s_w = reinterpret_cast<float*>(smem + L.s) + warp * P.tile_cap;
+  float* p_w = reinterpret_cast<float*>(smem + L.p) + warp * P.tile_cap;
+  int* p8_w = reinterpret_cast<int*>(smem + L.p8) + warp * P.tile_cap;
+
+  const int bkv = blockIdx.x;  // b * Hkv + kv head
+  const int b = bkv / P.hkv, hk = bkv % P.hkv;
+  const int split = blockIdx.y;
+  const int dp = P.dp, d = P.d, kstride = L.kstride;
+
+  // Query rows of this CTA: r = hh * q_len + i, query head hk * group + hh.
+  long long max_pos = -1;
+  for (int lr = 0; lr < nrows; ++lr) {
+    const int r = r0 + lr;
+    const long long i = r % P.q_len;
+    max_pos = max(max_pos, P.pos_offset + i);
+  }
+  for (int e = threadIdx.x; e < nrows * dp; e += blockDim.x) {
+    const int lr = e / dp, c = e % dp, r = r0 + lr;
+    const int64_t bhq = static_cast<int64_t>(b) * P.hq + hk * P.group + r / P.q_len;
+    q_s[e] = P.q_codes[(bhq * P.q_len + r % P.q_len) * dp + c];
+    o_s[e] = 0.0f;
+  }
+  for (int lr = threadIdx.x; lr < nrows; lr += blockDim.x) {
+    const int r = r0 + lr;
+    const int64_t bhq = static_cast<int64_t>(b) * P.hq + hk * P.group + r / P.q_len;
+    q_sc[lr] = P.q_scale[bhq * P.q_len + r % P.q_len];
+    row_pos[lr] = P.pos_offset + r % P.q_len;
+    m_s[lr] = -INFINITY;
+    l_s[lr] = 0.0f;
+    if (P.want_stats) st_s[lr] = RunStats{-INFINITY, 0.0, 0.0, 0, 0, 0};
+  }
+
+  const int t_begin = static_cast<int>(static_cast<int64_t>(P.n_tiles) * split / P.splits);
+  const int t_end = static_cast<int>(static_cast<int64_t>(P.n_tiles) * (split + 1) / P.splits);
+  const bool exact = P.sas.exp_mode == ExpMode::kExact;
+
+  for (int t = t_begin; t < t_end; ++t) {
+    long long pos0;
+    int nt;
+    bool k_pt = false, v_pt = false;
+    if (P.source == TileSource::kPrefill) {
+      pos0 = static_cast<long long>(t) * P.bc;
+      nt = static_cast<int>(min(static_cast<long long>(P.n_keys), pos0 + P.bc) - pos0);
+      k_pt = P.k_token && nt > 1;
+      v_pt = P.v_token && nt > 1;
+    } else {
+      pos0 = static_cast<long long>(t) * P.n_b;
+      nt = t < P.n_blocks ? P.n_b : P.n_buf;
+      if (t == P.n_blocks && P.buf_int8) k_pt = v_pt = nt > 1;
+    }
+    if (P.causal && pos0 > max_pos) break;  // tiles only move right: every row is masked
+    __syncthreads();                        // the previous tile is no longer read
+    if (P.source == TileSource::kPrefill) {
+      const int64_t base = static_cast<int64_t>(bkv) * P.n_keys + pos0;
+      for (int e = threadIdx.x; e < nt * dp; e += blockDim.x) {
+        const int j = e / dp, c = e % dp;
+        k_s[j * kstride + c] = P.k_codes[(base + j) * dp + c];
+        v_s[j * kstride + c] = P.v_codes[(base + j) * dp + c];
+      }
+      for (int j = threadIdx.x; j < nt; j += blockDim.x) {
+        ks[j] = P.k_scale[base + j];
+        vs[j] = P.v_scale[base + j];
+      }
+    } else if (t < P.n_blocks) {
+      BlockLayout bl;
+      bl.n_b = P.n_b;
+      bl.d = d;
+      bl.bits = P.head_bits[hk];
+      bl.group_size = P.group_size;
+      const int64_t off = (static_cast<int64_t>(bkv) * P.block_cap + t) * P.block_stride;
+      bl.axis = P.k_axis;
+      load_block(P.k_blocks + off, bl, k_s, kstride, dp, ks);
+      bl.axis = P.v_axis;
+      load_block(P.v_blocks + off, bl, v_s, kstride, dp, vs);
+    } else if (P.buf_int8) {
+      const int64_t base = static_cast<int64_t>(bkv) * P.n_b;
+      for (int e = threadIdx.x; e < nt * dp; e += blockDim.x) {
+        const int j = e / dp, c = e % dp;
+        k_s[j * kstride + c] = c < d ? P.k_buf8[(base + j) * d + c] : int8_t{0};
+        v_s[j * kstride + c] = c < d ? P.v_buf8[(base + j) * d + c] : int8_t{0};
+      }
+      for (int j = threadIdx.x; j < nt; j += blockDim.x) {
+        ks[j] = P.k_buf_s[base + j];
+        vs[j] = P.v_buf_s[base + j];
+      }
+    } else {
+      const int64_t base = static_cast<int64_t>(bkv) * P.n_b * d;
+      load_fp16_buffer(P.k_buf + base, P.k_mean ? P.k_mean + static_cast<int64_t>(bkv) * d : nullptr, nt, d,
+                       dp, k_s, kstride, ks, red);
+      load_fp16_buffer(P.v_buf + base, nullptr, nt, d, dp, v_s, kstride, vs, red);
+    }
+    __syncthreads();
+
+    for (int lr = warp; lr < nrows; lr += kWarps) {
+      int n = nt;
+      if (P.causal) {
+        const long long visible = row_pos[lr] - pos0 + 1;
+        if (visible <= 0) continue;  // fully masked: skipped, not given a value
+        if (visible < n) n = static_cast<int>(visible);
+      }
+      // 1. S = fp16(clamp((float)(Q8 . K8) * ((s_Q * s_K) * tau)))
+      const int* qw = reinterpret_cast<const int*>(q_s + lr * dp);
+      const float qsc = q_sc[lr];
+      float m_tile = -INFINITY;
+      for (int j = lane; j < n; j += 32) {
+        const int* kw = reinterpret_cast<const int*>(k_s + j * kstride);
+        int acc = 0;
+        for (int w = 0; w < dp / 4; ++w) acc = __dp4a(qw[w], kw[w], acc);
+        const float sk = k_pt ? ks[j] : ks[0];
+        const float sj = score_fp16(acc, score_scale(qsc, sk, P.tau));
+        s_w[j] = sj;
+        m_tile = maxf(m_tile, sj);
+      }
+      m_tile = warp_max(m_tile);
+      // 2. m_new, x = fp16(m_new - S), P = SAS(x)
+      const float m_old = m_s[lr];
+      const float m_new = maxf(m_old, m_tile);
+      float p_max = 0.0f;
+      for (int j = lane; j < n; j += 32) {
+        const float x = exact ? m_new - s_w[j] : sub16(m_new, s_w[j]);
+        const float pj = sas_eval(x, P.sas);
+        p_w[j] = pj;
+        p_max = maxf(p_max, pj);
+      }
+      p_max = warp_max(p_max);
+      // 3. alpha
+      const float alpha = sas_rescale(m_old, m_new, P.sas);
+      __syncwarp();
+      if (P.want_stats && lane == 0) {
+        RunStats& st = st_s[lr];
+        const double new_max = fmax(st.stat_max, static_cast<double>(m_tile));
+        if (new_max > st.stat_max && st.stat_max != -INFINITY) {
+          const double f = exp(st.stat_max - new_max);
+          st.alive_mass *= f;
+          st.dropped_mass *= f;
+        }
+        st.stat_max = new_max;
+        if (alpha == 0.0f && m_old != -INFINITY) {
+          st.dropped_mass += st.alive_mass;
+          st.zeroed += st.alive_count;
+          st.alive_mass = 0.0;
+          st.alive_count = 0;
+        }
+        for (int j = 0; j < n; ++j) {
+          const double e = exp(static_cast<double>(s_w[j]) - new_max);
+          if (!exact && p_w[j] == 0.0f) {
+            st.dropped_mass += e;
+            ++st.zeroed;
+          } else {
+            st.alive_mass += e;
+            ++st.alive_count;
+          }
+        }
+        st.scored += n;
+      }
+      float* o_row = o_s + lr * dp;
+      if (P.p_quant == PQuant::kFp16) {
+        float psum = 0.0f;
+        if (lane == 0)
+          for (int j = 0; j < n; ++j) psum += p_w[j];
+        psum = __shfl_sync(0xffffffffu, psum, 0);
+        const float l_new = fmaf_rn(l_s[lr], alpha, psum);
+        for (int c = lane; c < d; c += 32) {
+          float pv = 0.0f;
+          for (int j = 0; j < n; ++j) {
+            const float sv = v_pt ? vs[j] : vs[0];
+            pv = fmaf_rn(p_w[j], static_cast<float>(v_s[j * kstride + c]) * sv, pv);
+          }
+          o_row[c] = fmaf_rn(o_row[c], alpha, pv);
+        }
+        __syncwarp();
+        if (lane == 0) {
+          l_s[lr] = l_new;
+          m_s[lr] = m_new;
+        }
+        __syncwarp();
+        continue;
+      }
+      // 4. P8 codes; 5. l and O with integer sums
+      const PScale ps = p_scale(P.p_quant, p_max);
+      int p8_sum = 0;
+      for (int j = lane; j < n; j += 32) {
+        const int c8 = p_code(p_w[j], ps);
+        p8_w[j] = c8;
+        p8_sum += c8;
+      }
+      p8_sum = warp_sum(p8_sum);
+      __syncwarp();
+      const float l_new = update_rowsum(l_s[lr], alpha, p8_sum, ps.s_p);
+      if (!v_pt) {
+        const float s_pv = ps.s_p * vs[0];
+        for (int c = lane; c < d; c += 32) {
+          int acc = 0;
+          for (int j = 0; j < n; ++j) acc += p8_w[j] * static_cast<int>(v_s[j * kstride + c]);
+          o_row[c] = update_output(o_row[c], alpha, acc, s_pv);
+        }
+      } else {
+        for (int c = lane; c < d; c += 32) {
+          float pv = 0.0f;
+          for (int j = 0; j < n; ++j)
+            pv = fmaf_rn(static_cast<float>(p8_w[j] * static_cast<int>(v_s[j * kstride + c])), vs[j], pv);
+          o_row[c] = fmaf_rn(o_row[c], alpha, pv * ps.s_p);
+        }
+      }
+      __syncwarp();
+      if (lane == 0) {
+        l_s[lr] = l_new;
+        m_s[lr] = m_new;
+      }
+      __syncwarp();
+    }
+  }
+  __syncthreads();
+
+  // Outputs: the final row (one run) or the run's state for the merge.
+  for (int lr = warp; lr < nrows; lr += kWarps) {
+    const int r = r0 + lr;
+    const int64_t bhq = static_cast<int64_t>(b) * P.hq + hk * P.group + r / P.q_len;
+    const int64_t row = bhq * P.q_len + r % P.q_len;
+    const float* o_row = o_s + lr * dp;
+    if (P.splits == 1) {
+      for (int c = lane; c < d; c += 32) P.out[row * d + c] = float_to_half(finalize_output(o_row[c], l_s[lr]));
+      if (P.want_stats && lane == 0) {
+        const RunStats& st = st_s[lr];
+        const double total = st.alive_mass + st.dropped_mass;
+        P.row_stats[row] = RowStats{total > 0.0 ? st.dropped_mass / total : 0.0, st.scored, st.zeroed};
+      }
+    } else {
+      const int64_t run = row * P.splits + split;
+      for (int c = lane; c < dp; c += 32) P.run_o[run * dp + c] = o_row[c];
+      if (lane == 0) {
+        P.run_ml[run * 2] = m_s[lr];
+        P.run_ml[run * 2 + 1] = l_s[lr];
+        if (P.want_stats) P.run_stats[run] = st_s[lr];
+      }
+    }
+  }
+}
+
+// SPEC 6 merge, one warp per row: runs s = 0 .. S-1 in order from l = 0, O = 0.
+__global__ void MergeKernel(RowsParams P, int64_t rows) {
+  const int64_t row = blockIdx.x * static_cast<int64_t>(blockDim.x >> 5) + (threadIdx.x >> 5);
+  const int lane = threadIdx.x & 31;
+  if (row >= rows) return;
+  const int S = P.splits, dp = P.dp, d = P.d;
+  float m = -INFINITY;
+  for (int s = 0; s < S; ++s) m = maxf(m, P.run_ml[(row * S + s) * 2]);
+  for (int c = lane; c < d; c += 32) {
+    float l = 0.0f, o = 0.0f;
+    for (int s = 0; s < S; ++s) {
+      const int64_t run = row * S + s;
+      const float a = merge_factor(P.run_ml[run * 2], m, P.sas);
+      l = fmaf_rn(P.run_ml[run * 2 + 1], a, l);
+      o = fmaf_rn(P.run_o[run * dp + c], a, o);
+    }
+    P.out[row * d + c] = float_to_half(finalize_output(o, l));
+  }
+  if (P.want_stats && lane == 0) {
+    double smax = -INFINITY;
+    for (int s = 0; s < S; ++s) smax = fmax(smax, P.run_stats[row * S + s].stat_max);
+    double alive = 0.0, dropped = 0.0;
+    long long scored = 0, zeroed = 0;
+    for (int s = 0; s < S; ++s) {
+      const RunStats& r = P.run_stats[row * S + s];
+      const float a = merge_factor(P.run_ml[(row * S + s) * 2], m, P.sas);
+      if (r.stat_max != -INFINITY) {
+        const double f = exp(r.stat_max - smax);
+        dropped += r.dropped_mass * f;
+        if (a == 0.0f) {
+          dropped += r.alive_mass * f;
+          zeroed += r.alive_count;
+        } else {
+          alive += r.alive_mass * f;
+        }
+      }
+      scored += r.scored;
+      zeroed += r.zeroed;
+    }
+    const double total = alive + dropped;
+    P.row_stats[row] = RowStats{total > 0.0 ? dropped / total : 0.0, scored, zeroed};
+  }
+}
+
+}  // namespace
+
+size_t rows_kernel_smem(const RowsParams& p) {
+  return smem_layout(p.tile_cap, p.dp, p.rows_per_cta, p.want_stats).total;
+}
+
+void launch_rows_kernel(const RowsParams& p, cudaStream_t stream) {
+  const int rows_total = p.group * static_cast<int>(p.q_len);
+  const int chunks = (rows_total + p.rows_per_cta - 1) / p.rows_per_cta;
+  const size_t smem = rows_kernel_smem(p);
+  TURBO_CHECK(smem <= 227 * 1024, "rows kernel: tile of " << p.tile_cap << " tokens x " << p.dp
+                                                          << " channels does not fit in shared memory");
+  TURBO_CUDA_CHECK(cudaFuncSetAttribute(RowsKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        static_cast<int>(smem)));
+  const dim3 grid(static_cast<unsigned>(p.batch * p.hkv), static_cast<unsigned>(p.splits),
+                  static_cast<unsigned>(chunks));
+  RowsKernel<<<grid, kThreads, smem, stream>>>(p);
+  TURBO_CUDA_LAUNCH_CHECK();
+}
+
+void launch_merge_kernel(const RowsParams& p, cudaStream_t stream) {
+  const int64_t rows = static_cast<int64_t>(p.batch) * p.hq * p.q_len;
+  const int per_block = 4;
+  MergeKernel<<<static_cast<unsigned>((rows + per_block - 1) / per_block), per_block * 32, 0, stream>>>(p, rows);
+  TURBO_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace cuda
+}  // namespace turbo

@@ -1,0 +1,203 @@
+// SPEC 1-4 element kernels: stage 1, the K channel mean, stage 2 compress/decompress, the direct
+// asymmetric quantizer and SAS. Each calls the core/ formula the reference calls.
+//
+// Reductions: max/min of values are exact in any order, but the reference scans sequentially
+// with maxf/minf, which return the NEW element on ties, so when the extreme is a zero its sign is
+// that of the last zero in scan order. The kernels reproduce that (see the "last zero" fixes),
+// because a stored scale or zero point of -0 and +0 differ in their bits.
+#include <cfloat>
+
+#include "core/fp16.h"
+#include "core/quant.h"
+#include "core/sas.h"
+#include "cuda/cuda_common.cuh"
+#include "cuda/stage2.cuh"
+
+namespace turbo {
+namespace cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+__device__ __forceinline__ float block_max(float v, float* red) {
+  for (int o = 16; o > 0; o >>= 1) v = maxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  __syncthreads();
+  if (lane == 0) red[warp] = v;
+  __syncthreads();
+  float r = red[0];
+  for (int w = 1; w < static_cast<int>(blockDim.x >> 5); ++w) r = maxf(r, red[w]);
+  return r;
+}
+
+__device__ __forceinline__ float load_x(const Half* x, const float* mean, int64_t row, int c, int d) {
+  const float v = half_to_float(x[row * d + c]);
+  return mean ? v - mean[c] : v;  // FP32 subtraction (SPEC 1 k_smooth)
+}
+
+// grid (n_groups, heads)
+__global__ void Stage1Kernel(const Half* x, const float* mean, int64_t n, int d, int64_t group_rows,
+                             int8_t* codes, int code_stride, float* group_scales, float* row_scales) {
+  __shared__ float red[kThreads / 32];
+  const int64_t head = blockIdx.y, gi = blockIdx.x;
+  const int64_t g0 = gi * group_rows;
+  const int64_t g1 = min(n, g0 + group_rows);
+  const Half* xh = x + head * n * d;
+  const float* mh = mean ? mean + head * d : nullptr;
+  const int64_t count = (g1 - g0) * d;
+  float amax = 0.0f;
+  for (int64_t e = threadIdx.x; e < count; e += blockDim.x) {
+    const int64_t r = g0 + e / d;
+    amax = maxf(amax, absf(load_x(xh, mh, r, static_cast<int>(e % d), d)));
+  }
+  amax = block_max(amax, red);
+  // All zeros: the reference keeps absf of the last element (a tie returns the new element).
+  if (amax == 0.0f) amax = absf(load_x(xh, mh, g1 - 1, d - 1, d));
+  const Stage1Scale s = stage1_scale(amax);
+  if (threadIdx.x == 0 && group_scales) group_scales[head * ((n + group_rows - 1) / group_rows) + gi] = s.scale;
+  if (row_scales)
+    for (int64_t r = g0 + threadIdx.x; r < g1; r += blockDim.x) row_scales[head * n + r] = s.scale;
+  const int64_t padded = (g1 - g0) * code_stride;
+  for (int64_t e = threadIdx.x; e < padded; e += blockDim.x) {
+    const int64_t r = g0 + e / code_stride;
+    const int c = static_cast<int>(e % code_stride);
+    codes[(head * n + r) * code_stride + c] = c < d ? stage1_code(load_x(xh, mh, r, c, d), s.inv) : int8_t{0};
+  }
+}
+
+// grid (heads), threads over channels.
+__global__ void ChannelMeanKernel(const Half* k, int64_t n_total, int64_t n, int d, float* mean) {
+  const int64_t head = blockIdx.x;
+  for (int c = threadIdx.x; c < d; c += blockDim.x) {
+    long long sum = 0;  // k * 2^24 is an integer for every FP16 k: the sum is exact
+    for (int64_t t = 0; t < n; ++t)
+      sum += __double2ll_rz(static_cast<double>(half_to_float(k[(head * n_total + t) * d + c])) * 16777216.0);
+    mean[head * d + c] =
+        n > 0 ? __double2float_rn(__ddiv_rn(__ll2double_rn(sum) * 5.9604644775390625e-08, static_cast<double>(n)))
+              : 0.0f;
+  }
+}
+
+// grid (n_blocks)
+__global__ void CompressKernel(const int8_t* q_all, BlockLayout L, uint8_t* blocks, int64_t stride) {
+  compress_block_dev(q_all + blockIdx.x * L.elements(), L, blocks + blockIdx.x * stride);
+}
+
+__global__ void DecompressKernel(const uint8_t* blocks, BlockLayout L, int64_t stride, int8_t* q_all) {
+  const uint8_t* blk = blocks + blockIdx.x * stride;
+  int8_t* q = q_all + blockIdx.x * L.elements();
+  const uint8_t* s2 = blk + L.s2_offset();
+  const int8_t* z = reinterpret_cast<const int8_t*>(blk + L.z_offset());
+  for (int64_t i = threadIdx.x; i < L.elements(); i += blockDim.x) {
+    if (L.bits == 8) {
+      q[i] = static_cast<int8_t>(blk[i]);
+    } else {
+      const int64_t g = L.group_of(static_cast<int>(i / L.d), static_cast<int>(i % L.d));
+      q[i] = stage2_dequant(unpack_code(blk, i, L.bits), Stage2Params{s2[g], z[g]});
+    }
+  }
+}
+
+// grid (n_groups)
+__global__ void AsymKernel(const Half* x, int group_len, int bits, ScaleStorage storage,
+                           uint8_t* codes, float* scales, float* zeros) {
+  __shared__ float red_mn[kThreads / 32], red_mx[kThreads / 32];
+  __shared__ int red_i[2][kThreads / 32];
+  const int64_t g = blockIdx.x;
+  const Half* xg = x + g * group_len;
+  float mn = INFINITY, mx = -INFINITY;
+  int last_zero = -1;
+  for (int i = threadIdx.x; i < group_len; i += blockDim.x) {
+    const float e = half_to_float(xg[i]);
+    mn = minf(mn, e);
+    mx = maxf(mx, e);
+    if (e == 0.0f) last_zero = i;
+  }
+  for (int o = 16; o > 0; o >>= 1) {
+    mn = minf(mn, __shfl_xor_sync(0xffffffffu, mn, o));
+    mx = maxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    last_zero = max(last_zero, __shfl_xor_sync(0xffffffffu, last_zero, o));
+  }
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+  if (lane == 0) {
+    red_mn[warp] = mn;
+    red_mx[warp] = mx;
+    red_i[0][warp] = last_zero;
+  }
+  __syncthreads();
+  mn = red_mn[0];
+  mx = red_mx[0];
+  last_zero = red_i[0][0];
+  for (int w = 1; w < warps; ++w) {
+    mn = minf(mn, red_mn[w]);
+    mx = maxf(mx, red_mx[w]);
+    last_zero = max(last_zero, red_i[0][w]);
+  }
+  // A zero extreme carries the sign of the last zero in scan order (ties keep the new element).
+  if (mn == 0.0f) mn = half_to_float(xg[last_zero]);
+  if (mx == 0.0f) mx = half_to_float(xg[last_zero]);
+  const AsymParams p = asym_params(mn, mx, bits, storage);
+  if (threadIdx.x == 0) {
+    scales[g] = p.scale;
+    zeros[g] = p.zero;
+  }
+  for (int i = threadIdx.x; i < group_len; i += blockDim.x)
+    codes[g * group_len + i] = asym_code(half_to_float(xg[i]), p, bits);
+}
+
+__global__ void SasKernel(const Half* x, int64_t n, SasParams p, float* out) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i < n) out[i] = sas_eval(half_to_float(x[i]), p);
+}
+
+}  // namespace
+
+void launch_stage1(const Half* x, const float* mean, int64_t heads, int64_t n, int d,
+                   int64_t group_rows, int8_t* codes, int code_stride, float* group_scales,
+                   float* row_scales, cudaStream_t stream) {
+  if (heads == 0 || n == 0) return;
+  const int64_t groups = (n + group_rows - 1) / group_rows;
+  TURBO_CHECK(groups < (int64_t{1} << 31) && heads < 65536, "stage 1: too many groups");
+  Stage1Kernel<<<dim3(static_cast<unsigned>(groups), static_cast<unsigned>(heads)), kThreads, 0, stream>>>(
+      x, mean, n, d, group_rows, codes, code_stride, group_scales, row_scales);
+  TURBO_CUDA_LAUNCH_CHECK();
+}
+
+void launch_channel_mean(const Half* k, int64_t heads, int64_t n_total, int64_t n, int d,
+                         float* mean, cudaStream_t stream) {
+  if (heads == 0) return;
+  ChannelMeanKernel<<<static_cast<unsigned>(heads), 256, 0, stream>>>(k, n_total, n, d, mean);
+  TURBO_CUDA_LAUNCH_CHECK();
+}
+
+void launch_compress_blocks(const int8_t* q, const BlockLayout& layout, int64_t n_blocks,
+                            uint8_t* blocks, int64_t block_stride, cudaStream_t stream) {
+  if (n_blocks == 0) return;
+  CompressKernel<<<static_cast<unsigned>(n_blocks), kThreads, 0, stream>>>(q, layout, blocks, block_stride);
+  TURBO_CUDA_LAUNCH_CHECK();
+}
+
+void launch_decompress_blocks(const uint8_t* blocks, const BlockLayout& layout, int64_t n_blocks,
+                              int64_t block_stride, int8_t* q, cudaStream_t stream) {
+  if (n_blocks == 0) return;
+  DecompressKernel<<<static_cast<unsigned>(n_blocks), kThreads, 0, stream>>>(blocks, layout, block_stride, q);
+  TURBO_CUDA_LAUNCH_CHECK();
+}
+
+void launch_quantize_asym(const Half* x, int64_t n_groups, int group_len, int bits,
+                          ScaleStorage storage, uint8_t* codes, float* scales, float* zeros,
+                          cudaStream_t stream) {
+  if (n_groups == 0) return;
+  const int threads = group_len >= 128 ? 128 : 32;
+  AsymKernel<<<static_cast<unsigned>(n_groups), threads, 0, stream>>>(x, group_len, bits, storage, codes, scales, zeros);
+  TURBO_CUDA_LAUNCH_CHECK();
+}
+
+void launch_sas(const Half* x, int64_t n, const SasParams& p, float* out, cudaStream_t stream) {
+  if (n == 0) return;
+  SasKernel<<<static_cast<unsigned>((n + 255) / 256), 256, 0, stream>>>(x, n, p, out);
+  TURBO_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace cuda
+}  // namespace turbo

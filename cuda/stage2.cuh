@@ -1,0 +1,61 @@
+// Block-cooperative SPEC 2 compression of one KV block, shared by the compress_block op and the
+// cache append. All threads of the CTA must call it.
+#pragma once
+
+#include "core/kv_layout.h"
+#include "core/quant.h"
+
+namespace turbo {
+namespace cuda {
+
+// q [n_b, d] INT8 codes -> codes, s2 and z of `blk` (the stage-1 scale slot is not written).
+// s2/z go to blk first; the packing pass reads them back after a barrier.
+__device__ inline void compress_block_dev(const int8_t* q, const BlockLayout& L, uint8_t* blk) {
+  if (L.bits == 8) {
+    for (int64_t i = threadIdx.x; i < L.elements(); i += blockDim.x) blk[i] = static_cast<uint8_t>(q[i]);
+    __syncthreads();
+    return;
+  }
+  uint8_t* s2 = blk + L.s2_offset();
+  int8_t* z = reinterpret_cast<int8_t*>(blk + L.z_offset());
+  const int64_t groups = L.groups();
+  for (int64_t g = threadIdx.x; g < groups; g += blockDim.x) {
+    int lo = 127, hi = -127;  // the reference's initial values
+    if (L.axis == 0) {
+      for (int t = 0; t < L.n_b; ++t) {
+        const int v = q[static_cast<int64_t>(t) * L.d + g];
+        lo = min(lo, v);
+        hi = max(hi, v);
+      }
+    } else {
+      const int per_row = L.d / L.group_size;
+      const int64_t t = g / per_row;
+      const int c0 = static_cast<int>(g % per_row) * L.group_size;
+      for (int c = c0; c < c0 + L.group_size; ++c) {
+        const int v = q[t * L.d + c];
+        lo = min(lo, v);
+        hi = max(hi, v);
+      }
+    }
+    const Stage2Params p = stage2_params(lo, hi, L.bits);
+    s2[g] = p.s2;
+    z[g] = p.z;
+  }
+  __syncthreads();
+  const int per = codes_per_byte(L.bits);
+  const int64_t nbytes = L.code_bytes();
+  for (int64_t bi = threadIdx.x; bi < nbytes; bi += blockDim.x) {
+    unsigned byte = 0;  // the first code in the low bits; a partial last byte keeps 0 high bits
+    for (int k = 0; k < per; ++k) {
+      const int64_t i = bi * per + k;
+      if (i >= L.elements()) break;
+      const int64_t g = L.group_of(static_cast<int>(i / L.d), static_cast<int>(i % L.d));
+      byte |= static_cast<unsigned>(stage2_code(q[i], Stage2Params{s2[g], z[g]}, L.bits)) << (k * L.bits);
+    }
+    blk[bi] = static_cast<uint8_t>(byte);
+  }
+  __syncthreads();
+}
+
+}  // namespace cuda
+}  // namespace turbo
