@@ -1,11 +1,11 @@
 // Tests of core/config.h: the knob table, the report key and its parser, validation.
+#include "core/config.h"
+
 #include <gtest/gtest.h>
 
 #include <set>
 #include <string>
 #include <vector>
-
-#include "core/config.h"
 
 namespace {
 
@@ -36,9 +36,14 @@ TEST(Config, KnobNamesAreUniqueAndKeyListsEveryKnobInOrder) {
   EXPECT_EQ(c.to_string(), want);
   EXPECT_GE(names.size(), 20u);
   // Every numerics knob of SPEC is in the key.
-  for (const char* n : {"q_gran", "kv_gran", "br", "bc", "k_smooth", "block", "kv_bits", "k_axis", "v_axis",
-                        "group_size", "buffer", "scale_storage", "n_r", "poly", "sas_precision",
-                        "exp_mode", "p_quant", "causal", "splits", "prio_tensors", "prio_metric", "f2"})
+  for (const char* n : {"q_gran",     "kv_gran",      "br",
+                        "bc",         "k_smooth",     "block",
+                        "kv_bits",    "k_axis",       "v_axis",
+                        "group_size", "buffer",       "scale_storage",
+                        "n_r",        "poly",         "sas_precision",
+                        "exp_mode",   "p_quant",      "causal",
+                        "splits",     "prio_tensors", "prio_metric",
+                        "f2"})
     EXPECT_EQ(names.count(n), 1u) << n;
 }
 
@@ -91,10 +96,14 @@ TEST(Config, EnumValuesListedEqualTheEnumNames) {
 
 TEST(Config, NumericKnobsRoundTrip) {
   const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
-      {"br", {"1", "16", "64", "128"}}, {"bc", {"1", "32", "64", "256"}},
-      {"block", {"16", "64"}},          {"n_r", {"3", "4", "5", "6", "7", "8", "9", "10"}},
-      {"splits", {"1", "2", "7"}},      {"group_size", {"16", "32", "128"}},
-      {"residual", {"0", "32", "128"}}, {"f2", {"0", "0.25", "0.5", "1"}},
+      {"br", {"1", "16", "64", "128"}},
+      {"bc", {"1", "32", "64", "256"}},
+      {"block", {"16", "64"}},
+      {"n_r", {"3", "4", "5", "6", "7", "8", "9", "10"}},
+      {"splits", {"1", "2", "7"}},
+      {"group_size", {"16", "32", "128"}},
+      {"residual", {"0", "32", "128"}},
+      {"f2", {"0", "0.25", "0.5", "1"}},
       {"tau", {"0", "0.125", "0.0883883"}}};
   for (const auto& kc : cases) {
     for (const std::string& v : kc.second) {
@@ -135,7 +144,8 @@ TEST(Config, UnknownKnobListsValidNames) {
   const std::string m = error_of([] { turbo::parse_attention_config("n_r=6,nr=5"); });
   ASSERT_NE(m, "");
   EXPECT_NE(m.find("'nr'"), std::string::npos) << m;
-  for (const turbo::Knob& k : turbo::knobs()) EXPECT_NE(m.find(k.name), std::string::npos) << k.name;
+  for (const turbo::Knob& k : turbo::knobs())
+    EXPECT_NE(m.find(k.name), std::string::npos) << k.name;
 }
 
 TEST(Config, UnknownValueListsValidValues) {
@@ -148,7 +158,8 @@ TEST(Config, UnknownValueListsValidValues) {
     ASSERT_NE(m, "") << k.name;
     EXPECT_NE(m.find("bogus"), std::string::npos) << m;
     EXPECT_NE(m.find(k.name), std::string::npos) << m;
-    for (const std::string& v : k.values) EXPECT_NE(m.find(v), std::string::npos) << k.name << ": " << m;
+    for (const std::string& v : k.values)
+      EXPECT_NE(m.find(v), std::string::npos) << k.name << ": " << m;
   }
   // Numbers: non-numeric and trailing garbage are errors naming the knob.
   for (const char* bad : {"x", "6x", "", "1.5"}) {

@@ -6,6 +6,8 @@
 //    independent implementation that is itself cross-checked against `exact_to_half` below, so the
 //    SAS and oracle tests may use it as their rounding oracle.
 // Sums and products of FP16 values are computed exactly as integers in units of 2^-24 / 2^-48.
+#include "core/fp16.h"
+
 #include <gtest/gtest.h>
 
 #include <cfenv>
@@ -14,8 +16,6 @@
 #include <cstring>
 #include <random>
 #include <vector>
-
-#include "core/fp16.h"
 
 namespace {
 
@@ -104,9 +104,12 @@ bool is_nan_half(uint16_t h) { return (h & 0x7c00u) == 0x7c00u && (h & 0x3ffu); 
 double decode_half(uint16_t h) {
   const int s = h >> 15, ex = (h >> 10) & 0x1f, man = h & 0x3ff;
   double v;
-  if (ex == 31) v = man ? NAN : INFINITY;
-  else if (ex == 0) v = std::ldexp(static_cast<double>(man), -24);
-  else v = std::ldexp(static_cast<double>(1024 + man), ex - 25);
+  if (ex == 31)
+    v = man ? NAN : INFINITY;
+  else if (ex == 0)
+    v = std::ldexp(static_cast<double>(man), -24);
+  else
+    v = std::ldexp(static_cast<double>(1024 + man), ex - 25);
   return s ? -v : v;
 }
 
@@ -222,21 +225,21 @@ TEST(Fp16, FloatToHalfEdgeCases) {
       {INFINITY, 0x7c00},
       {-INFINITY, 0xfc00},
       {0x1p-24f, 0x0001},
-      {0x1p-25f, 0x0000},                          // tie between 0 and 2^-24: to even (0)
+      {0x1p-25f, 0x0000},  // tie between 0 and 2^-24: to even (0)
       {-0x1p-25f, 0x8000},
-      {std::nextafter(0x1p-25f, 1.0f), 0x0001},    // just above the tie
+      {std::nextafter(0x1p-25f, 1.0f), 0x0001},  // just above the tie
       {std::nextafter(0x1p-25f, 0.0f), 0x0000},
       {0x1p-26f, 0x0000},
-      {0x1p-149f, 0x0000},                         // float subnormal
-      {0x1.8p-24f, 0x0002},                        // 1.5 ulp: tie to even (2)
-      {0x1.4p-23f, 0x0002},                        // 2.5 ulp: tie to even (2)
-      {0x1.cp-23f, 0x0004},                        // 3.5 ulp: tie to even (4)
-      {0x1.ffcp-15f, 0x0400},                      // 1023.5 ulp: rounds up into the normals
+      {0x1p-149f, 0x0000},     // float subnormal
+      {0x1.8p-24f, 0x0002},    // 1.5 ulp: tie to even (2)
+      {0x1.4p-23f, 0x0002},    // 2.5 ulp: tie to even (2)
+      {0x1.cp-23f, 0x0004},    // 3.5 ulp: tie to even (4)
+      {0x1.ffcp-15f, 0x0400},  // 1023.5 ulp: rounds up into the normals
       {0x1p-14f, 0x0400},
-      {1.0f + 0x1p-11f, 0x3c00},                   // tie, even is 1
-      {1.0f + 0x1.8p-10f, 0x3c02},                 // tie, odd below: up
-      {2047.5f, 0x6800},                           // 2047.5 -> 2048 (ulp 1 below 2048)
-      {2049.0f, 0x6800},                           // tie between 2048 and 2050: even = 2048
+      {1.0f + 0x1p-11f, 0x3c00},    // tie, even is 1
+      {1.0f + 0x1.8p-10f, 0x3c02},  // tie, odd below: up
+      {2047.5f, 0x6800},            // 2047.5 -> 2048 (ulp 1 below 2048)
+      {2049.0f, 0x6800},            // tie between 2048 and 2050: even = 2048
       {2051.0f, 0x6802},
   };
   for (const Case& c : cases) {
@@ -323,8 +326,13 @@ TEST(Fp16, DoubleToHalfTiesAndNeighbours) {
     const double a = decode_half(static_cast<uint16_t>(h));
     const double b = decode_half(static_cast<uint16_t>(h + 1));  // next half (inf for 0x7bff)
     const double mid = std::isinf(b) ? 65520.0 : (a + b) / 2;    // exact in double
-    const double probes[] = {a, mid, std::nextafter(mid, 0.0), std::nextafter(mid, 1e9),
-                             mid + mid * 0x1p-40, mid - mid * 0x1p-40, std::nextafter(a, 1e9)};
+    const double probes[] = {a,
+                             mid,
+                             std::nextafter(mid, 0.0),
+                             std::nextafter(mid, 1e9),
+                             mid + mid * 0x1p-40,
+                             mid - mid * 0x1p-40,
+                             std::nextafter(a, 1e9)};
     for (double d0 : probes) {
       for (double d : {d0, -d0}) {
         const uint16_t want = exact_double_to_half(d);
@@ -356,7 +364,8 @@ TEST(Fp16, DoubleToHalfRandom) {
       if (std::isnan(d)) continue;
     } else {
       const uint64_t man = rng() & ((uint64_t{1} << 52) - 1);
-      const uint64_t x = ((rng() & 1) << 63) | (static_cast<uint64_t>(exps(rng) + 1023) << 52) | man;
+      const uint64_t x =
+          ((rng() & 1) << 63) | (static_cast<uint64_t>(exps(rng) + 1023) << 52) | man;
       std::memcpy(&d, &x, 8);
     }
     ASSERT_EQ(turbo::detail::double_to_half_bits_host(d), exact_double_to_half(d))
@@ -371,7 +380,8 @@ TEST(Fp16, DoubleToHalfRandom) {
 // (-0) + (-0) is -0; a product's sign is the xor of the operand signs.
 uint16_t exact_sub(uint16_t a, uint16_t b) {
   const i128 v = static_cast<i128>(half_units(a)) - half_units(b);
-  if (v == 0) return ((a & 0x8000u) && !(b & 0x8000u) && !(a & 0x7fffu) && !(b & 0x7fffu)) ? 0x8000 : 0;
+  if (v == 0)
+    return ((a & 0x8000u) && !(b & 0x8000u) && !(a & 0x7fffu) && !(b & 0x7fffu)) ? 0x8000 : 0;
   return exact_signed(v, -24);
 }
 uint16_t exact_mul(uint16_t a, uint16_t b) {
@@ -394,10 +404,14 @@ float hf(uint16_t h) { return static_cast<float>(decode_half(h)); }
 // Half values biased to produce cancellation, huge exponent gaps and ties.
 uint16_t pick_half(std::mt19937_64& rng, int mode) {
   switch (mode) {
-    case 0: return random_finite_half(rng);
-    case 1: return static_cast<uint16_t>(rng() % 0x0400u | (rng() & 0x8000u));  // subnormal
-    case 2: return static_cast<uint16_t>((0x3800u + rng() % 0x0800u) | (rng() & 0x8000u));  // [0.5, 2)
-    default: return static_cast<uint16_t>((0x7800u + rng() % 0x0400u) | (rng() & 0x8000u));  // huge
+    case 0:
+      return random_finite_half(rng);
+    case 1:
+      return static_cast<uint16_t>(rng() % 0x0400u | (rng() & 0x8000u));  // subnormal
+    case 2:
+      return static_cast<uint16_t>((0x3800u + rng() % 0x0800u) | (rng() & 0x8000u));  // [0.5, 2)
+    default:
+      return static_cast<uint16_t>((0x7800u + rng() % 0x0400u) | (rng() & 0x8000u));  // huge
   }
 }
 

@@ -2,6 +2,8 @@
 // computed exactly in double / long double and rounded once to FP32 (an exactness check guards
 // each), integer rounding is re-derived as "nearest, ties to even" or as an argmin, never by
 // calling the function under test.
+#include "core/quant.h"
+
 #include <gtest/gtest.h>
 
 #include <cfenv>
@@ -12,7 +14,6 @@
 #include <string>
 #include <vector>
 
-#include "core/quant.h"
 #include "core/tensor.h"
 
 namespace {
@@ -105,7 +106,8 @@ TEST(Stage1, CodesMatchSpecRandom) {
   std::mt19937_64 rng(11);
   for (int i = 0; i < 3000000; ++i) {
     const uint16_t a = static_cast<uint16_t>(1 + rng() % 0x7bffu);
-    const uint16_t x = static_cast<uint16_t>(rng() % (a + 1u)) | static_cast<uint16_t>(rng() & 0x8000u);
+    const uint16_t x =
+        static_cast<uint16_t>(rng() % (a + 1u)) | static_cast<uint16_t>(rng() & 0x8000u);
     const float amax = half_value(a), xv = half_value(x);
     const Stage1Oracle o(amax);
     ASSERT_EQ(turbo::stage1_code(xv, turbo::stage1_scale(amax).inv), o.code(xv))
@@ -229,7 +231,8 @@ TEST(Stage2, ExhaustiveAgainstOracle) {
     }
     EXPECT_FALSE(min_active);
     EXPECT_EQ(checked, 2796160);  // sum over lo <= hi of (hi - lo + 1) = C(257, 3)
-    std::printf("stage2 b=%d: max s2 = %d, max |q' - q| = %d (bound s2/2)\n", bits, max_s2, max_err);
+    std::printf("stage2 b=%d: max s2 = %d, max |q' - q| = %d (bound s2/2)\n", bits, max_s2,
+                max_err);
     EXPECT_EQ(max_s2, bits == 4 ? 17 : 85);
   }
 }
@@ -263,9 +266,9 @@ TEST(Stage2, GroupExtremes) {
 TEST(Stage2, RoundsHalfUp) {
   const turbo::Stage2Params p = turbo::stage2_params(0, 60, 4);  // s2 = 4
   ASSERT_EQ(p.s2, 4);
-  EXPECT_EQ(turbo::stage2_code(2, p, 4), 1);    // 0.5 -> 1
-  EXPECT_EQ(turbo::stage2_code(6, p, 4), 2);    // 1.5 -> 2
-  EXPECT_EQ(turbo::stage2_code(10, p, 4), 3);   // 2.5 -> 3 (half up, not even)
+  EXPECT_EQ(turbo::stage2_code(2, p, 4), 1);   // 0.5 -> 1
+  EXPECT_EQ(turbo::stage2_code(6, p, 4), 2);   // 1.5 -> 2
+  EXPECT_EQ(turbo::stage2_code(10, p, 4), 3);  // 2.5 -> 3 (half up, not even)
   EXPECT_EQ(turbo::stage2_code(1, p, 4), 0);
   EXPECT_EQ(turbo::stage2_code(3, p, 4), 1);
 }
@@ -284,7 +287,8 @@ TEST(Pack, RoundTripAndLayout) {
       for (auto& c : codes) c = static_cast<uint8_t>(rng() & ((1u << bits) - 1));
       // Independent packing: code i sits at bit (i % per) * bits of byte i / per.
       std::vector<uint8_t> want(nbytes, 0);
-      for (int i = 0; i < n; ++i) want[i / per] |= static_cast<uint8_t>(codes[i] << ((i % per) * bits));
+      for (int i = 0; i < n; ++i)
+        want[i / per] |= static_cast<uint8_t>(codes[i] << ((i % per) * bits));
       for (uint8_t poison : {uint8_t{0x00}, uint8_t{0xff}, uint8_t{0xa5}}) {
         std::vector<uint8_t> buf(nbytes + 1, poison);
         for (int i = 0; i < n; ++i) turbo::pack_code(buf.data(), i, codes[i], bits);
@@ -314,7 +318,8 @@ TEST(Pack, OverwriteKeepsNeighbours) {
   for (int bits : {4, 2}) {
     std::vector<uint8_t> buf(4, 0);
     const int n = 4 * (8 / bits);
-    for (int i = 0; i < n; ++i) turbo::pack_code(buf.data(), i, static_cast<uint8_t>((1u << bits) - 1), bits);
+    for (int i = 0; i < n; ++i)
+      turbo::pack_code(buf.data(), i, static_cast<uint8_t>((1u << bits) - 1), bits);
     turbo::pack_code(buf.data(), 1, 0, bits);
     for (int i = 0; i < n; ++i)
       EXPECT_EQ(turbo::unpack_code(buf.data(), i, bits), i == 1 ? 0 : (1 << bits) - 1) << i;
@@ -364,7 +369,8 @@ TEST(Asym, MatchesSpecOnRandomGroups) {
         const int len = 1 + static_cast<int>(rng() % 64);
         const float scale = std::ldexp(1.0f, static_cast<int>(rng() % 24) - 12);
         std::vector<float> x(len);
-        for (auto& v : x) v = turbo::round_half(nd(rng) * scale + (g % 3 == 0 ? 3.0f * scale : 0.0f));
+        for (auto& v : x)
+          v = turbo::round_half(nd(rng) * scale + (g % 3 == 0 ? 3.0f * scale : 0.0f));
         float mn = x[0], mx = x[0];
         for (float v : x) mn = std::min(mn, v), mx = std::max(mx, v);
         const turbo::AsymParams p = turbo::asym_params(mn, mx, bits, st);

@@ -9,6 +9,8 @@
 // n_r = 3 .. 10. The error of SAS against e^-x is bounded by a bound derived from the polynomial's
 // own approximation error plus the rounding steps (not from the observed maximum), and a table of
 // the observed errors is printed.
+#include "core/sas.h"
+
 #include <gtest/gtest.h>
 
 #include <cfenv>
@@ -23,7 +25,6 @@
 
 #include "core/config.h"
 #include "core/flashq.h"
-#include "core/sas.h"
 
 namespace {
 
@@ -68,8 +69,10 @@ struct SasOracle {
   SasOracle(int n_r_, Poly poly, SasPrecision p) : n_r(n_r_), prec(p) {
     const turbo::PolyDef& d = turbo::poly_def(poly);
     degree = d.degree;
-    for (int i = 0; i <= turbo::kMaxPolyDegree; ++i) c[i] = to_prec(static_cast<long double>(d.c[i]), p);
-    for (int k = 0; k < turbo::kMaxNr; ++k) lut[k] = to_prec(std::exp(-static_cast<long double>(k)), p);
+    for (int i = 0; i <= turbo::kMaxPolyDegree; ++i)
+      c[i] = to_prec(static_cast<long double>(d.c[i]), p);
+    for (int k = 0; k < turbo::kMaxNr; ++k)
+      lut[k] = to_prec(std::exp(-static_cast<long double>(k)), p);
   }
 
   float eval(uint16_t xbits) const {
@@ -88,7 +91,8 @@ struct SasOracle {
 std::vector<uint16_t> halves_below(int hi) {
   std::vector<uint16_t> v;
   for (uint32_t b = 0; b < 0x7c00u; ++b)
-    if (half_value(static_cast<uint16_t>(b)) < static_cast<float>(hi)) v.push_back(static_cast<uint16_t>(b));
+    if (half_value(static_cast<uint16_t>(b)) < static_cast<float>(hi))
+      v.push_back(static_cast<uint16_t>(b));
   return v;
 }
 
@@ -99,8 +103,8 @@ uint32_t fbits(float f) {
 }
 
 std::string case_name(Poly poly, SasPrecision p, int n_r) {
-  return std::string(kPolyNames[static_cast<int>(poly)]) + (p == SasPrecision::kFp16 ? "/fp16" : "/fp32") +
-         "/n_r=" + std::to_string(n_r);
+  return std::string(kPolyNames[static_cast<int>(poly)]) +
+         (p == SasPrecision::kFp16 ? "/fp16" : "/fp32") + "/n_r=" + std::to_string(n_r);
 }
 
 // ---- the tables ------------------------------------------------------------------------------
@@ -143,10 +147,12 @@ TEST(SasTables, CoefficientTablesAreConsistent) {
     for (int i = d.degree + 1; i <= turbo::kMaxPolyDegree; ++i) EXPECT_EQ(d.c[i], 0.0) << d.name;
     EXPECT_NE(d.c[d.degree], 0.0) << d.name;
     for (SasPrecision prec : {SasPrecision::kFp16, SasPrecision::kFp32}) {
-      const turbo::SasParams p = turbo::make_sas_params(6, kAllPolys[pi], prec, turbo::ExpMode::kSas);
+      const turbo::SasParams p =
+          turbo::make_sas_params(6, kAllPolys[pi], prec, turbo::ExpMode::kSas);
       EXPECT_EQ(p.degree, d.degree);
       for (int i = 0; i <= turbo::kMaxPolyDegree; ++i)
-        EXPECT_EQ(fbits(p.c[i]), fbits(to_prec(static_cast<long double>(d.c[i]), prec))) << d.name << i;
+        EXPECT_EQ(fbits(p.c[i]), fbits(to_prec(static_cast<long double>(d.c[i]), prec)))
+            << d.name << i;
     }
   }
 }
@@ -288,7 +294,8 @@ TEST_P(SasExhaustive, MatchesIndependentOracle) {
       ++checked;
     }
     // Every x below n_r gives a positive result (no accidental sparsity).
-    EXPECT_EQ(nonzero, static_cast<int64_t>(halves_below(n_r).size())) << case_name(c.poly, c.prec, n_r);
+    EXPECT_EQ(nonzero, static_cast<int64_t>(halves_below(n_r).size()))
+        << case_name(c.poly, c.prec, n_r);
     EXPECT_GT(checked, 15000);
   }
 }
@@ -305,7 +312,8 @@ TEST_P(SasExhaustive, ZeroFromNr) {
     }
     EXPECT_GT(turbo::sas_eval(std::nextafter(static_cast<float>(n_r), 0.0f), p), 0.0f);
     const uint16_t nr_bits = turbo::float_to_half(static_cast<float>(n_r)).bits;
-    EXPECT_GT(turbo::sas_eval(half_value(static_cast<uint16_t>(nr_bits - 1)), p), 0.0f);  // FP16 below n_r
+    EXPECT_GT(turbo::sas_eval(half_value(static_cast<uint16_t>(nr_bits - 1)), p),
+              0.0f);  // FP16 below n_r
   }
 }
 
@@ -332,7 +340,8 @@ TEST_P(SasExhaustive, WithinDerivedBoundOfExp) {
   const long double u = h ? 0x1p-11L : 0x1p-24L;
   const long double sub_abs = h ? 0x1p-25L : 0.0L;
   long double coef_err = 0, horner = 0;
-  for (int i = 0; i <= d.degree; ++i) coef_err += std::fabs(static_cast<long double>(p.c[i]) - d.c[i]);
+  for (int i = 0; i <= d.degree; ++i)
+    coef_err += std::fabs(static_cast<long double>(p.c[i]) - d.c[i]);
   for (int i = 0; i < d.degree; ++i) {
     long double b = 0;
     for (int j = i; j <= d.degree; ++j) b += std::fabs(static_cast<long double>(p.c[j]));
@@ -347,8 +356,10 @@ TEST_P(SasExhaustive, WithinDerivedBoundOfExp) {
   for (uint16_t xb : halves_below(n_r)) {
     const long double x = half_value(xb);
     const long double e = std::exp(-x);
-    const long double err = std::fabs(static_cast<long double>(turbo::sas_eval(half_value(xb), p)) - e);
-    ASSERT_LE(err, e * bound_rel + sub_abs) << case_name(c.poly, c.prec, n_r) << " x=" << static_cast<double>(x);
+    const long double err =
+        std::fabs(static_cast<long double>(turbo::sas_eval(half_value(xb), p)) - e);
+    ASSERT_LE(err, e * bound_rel + sub_abs)
+        << case_name(c.poly, c.prec, n_r) << " x=" << static_cast<double>(x);
     row.max_abs = std::max(row.max_abs, static_cast<double>(err));
     if (e >= 0x1p-14L) row.max_rel = std::max(row.max_rel, static_cast<double>(err / e));
   }
@@ -356,7 +367,8 @@ TEST_P(SasExhaustive, WithinDerivedBoundOfExp) {
   err_table()[param_name(::testing::TestParamInfo<SasCase>(c, 0))] = row;
 }
 
-INSTANTIATE_TEST_SUITE_P(SasExhaustive, SasExhaustive, ::testing::ValuesIn(all_cases()), param_name);
+INSTANTIATE_TEST_SUITE_P(SasExhaustive, SasExhaustive, ::testing::ValuesIn(all_cases()),
+                         param_name);
 
 // Printed once at the end: the SAS error table (x over every FP16 in [0, 10), n_r = 10).
 class SasTablePrinter : public ::testing::Environment {
@@ -368,7 +380,8 @@ class SasTablePrinter : public ::testing::Environment {
     for (const auto& kv : err_table())
       std::printf("%-14s %12.3e %12.3e %12.3e\n", kv.first.c_str(), kv.second.max_abs,
                   kv.second.max_rel, kv.second.bound_rel);
-    std::printf("truncation at x >= n_r drops at most e^-n_r per entry (n_r = 6: %.3e)\n", std::exp(-6.0));
+    std::printf("truncation at x >= n_r drops at most e^-n_r per entry (n_r = 6: %.3e)\n",
+                std::exp(-6.0));
   }
 };
 const auto* const kPrinter = ::testing::AddGlobalTestEnvironment(new SasTablePrinter);
@@ -376,13 +389,14 @@ const auto* const kPrinter = ::testing::AddGlobalTestEnvironment(new SasTablePri
 // ---- exact mode and rescale -----------------------------------------------------------------
 
 TEST(SasExactMode, IsExpfWithoutSparsity) {
-  const turbo::SasParams p = turbo::make_sas_params(6, Poly::kLs3, SasPrecision::kFp16, turbo::ExpMode::kExact);
+  const turbo::SasParams p =
+      turbo::make_sas_params(6, Poly::kLs3, SasPrecision::kFp16, turbo::ExpMode::kExact);
   for (uint16_t xb : halves_below(20)) {
     const float x = half_value(xb);
     const float got = turbo::sas_eval(x, p);
     const long double e = std::exp(-static_cast<long double>(x));
     ASSERT_LE(std::fabs(got - e), e * 0x1p-22L) << x;  // libm expf: within 2 ulp
-    ASSERT_GT(got, 0.0f) << x;                          // no sparsity in exact mode
+    ASSERT_GT(got, 0.0f) << x;                         // no sparsity in exact mode
   }
 }
 
@@ -391,13 +405,16 @@ TEST(SasExactMode, IsExpfWithoutSparsity) {
 TEST(SasRescale, Semantics) {
   for (SasPrecision prec : {SasPrecision::kFp16, SasPrecision::kFp32}) {
     for (int n_r = kNrMin; n_r <= kNrMax; ++n_r) {
-      const turbo::SasParams p = turbo::make_sas_params(n_r, Poly::kLs3, prec, turbo::ExpMode::kSas);
+      const turbo::SasParams p =
+          turbo::make_sas_params(n_r, Poly::kLs3, prec, turbo::ExpMode::kSas);
       const SasOracle o(n_r, Poly::kLs3, prec);
       std::mt19937_64 rng(20 + n_r);
       for (int i = 0; i < 20000; ++i) {
         // FP16 maxima: random, with m_new >= m_old.
         float a = half_value(static_cast<uint16_t>(rng() % 0x7c00u | (rng() & 0x8000u)));
-        float b = (i % 4 == 0) ? a : turbo::round_half(a + std::ldexp(static_cast<float>(rng() % 4096), -9));
+        float b = (i % 4 == 0)
+                      ? a
+                      : turbo::round_half(a + std::ldexp(static_cast<float>(rng() % 4096), -9));
         if (b < a) std::swap(a, b);
         const float alpha = turbo::sas_rescale(a, b, p);
         if (a == b) {
@@ -428,7 +445,8 @@ TEST(SasRescale, Semantics) {
 }
 
 TEST(SasRescale, ExactMode) {
-  const turbo::SasParams p = turbo::make_sas_params(6, Poly::kLs3, SasPrecision::kFp16, turbo::ExpMode::kExact);
+  const turbo::SasParams p =
+      turbo::make_sas_params(6, Poly::kLs3, SasPrecision::kFp16, turbo::ExpMode::kExact);
   EXPECT_EQ(turbo::sas_rescale(1.0f, 1.0f, p), 1.0f);
   EXPECT_EQ(turbo::sas_rescale(-INFINITY, 1.0f, p), 0.0f);
   EXPECT_NEAR(turbo::sas_rescale(1.0f, 3.0f, p), std::exp(-2.0), 1e-7);

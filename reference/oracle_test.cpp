@@ -97,16 +97,18 @@ struct OracleSas {
 // ---- SPEC 1 -------------------------------------------------------------------------------
 
 struct Quantized {
-  std::vector<int> q;       // [n, d]
-  std::vector<float> s;     // one per row (the scale of the row's group)
+  std::vector<int> q;    // [n, d]
+  std::vector<float> s;  // one per row (the scale of the row's group)
 };
 
 Quantized stage1(const std::vector<float>& x, int64_t n, int64_t d, int64_t group_rows) {
-  Quantized out{std::vector<int>(static_cast<size_t>(n * d)), std::vector<float>(static_cast<size_t>(n))};
+  Quantized out{std::vector<int>(static_cast<size_t>(n * d)),
+                std::vector<float>(static_cast<size_t>(n))};
   for (int64_t g0 = 0; g0 < n; g0 += group_rows) {
     const int64_t g1 = std::min(n, g0 + group_rows);
     float amax = 0.0f;
-    for (int64_t i = g0 * d; i < g1 * d; ++i) amax = std::max(amax, std::fabs(x[static_cast<size_t>(i)]));
+    for (int64_t i = g0 * d; i < g1 * d; ++i)
+      amax = std::max(amax, std::fabs(x[static_cast<size_t>(i)]));
     const float s = amax / 127.0f;
     const float inv = s == 0.0f ? 0.0f : 1.0f / s;
     for (int64_t i = g0 * d; i < g1 * d; ++i) {
@@ -133,7 +135,8 @@ int64_t group_rows(Granularity g, int tile, int64_t n) {
 std::vector<float> head_rows(const HostTensor<Half>& t, int64_t b, int64_t h) {
   std::vector<float> r(static_cast<size_t>(t.n * t.d));
   for (int64_t i = 0; i < t.n * t.d; ++i)
-    r[static_cast<size_t>(i)] = f16_value(t.storage[static_cast<size_t>((b * t.h + h) * t.n * t.d + i)]);
+    r[static_cast<size_t>(i)] =
+        f16_value(t.storage[static_cast<size_t>((b * t.h + h) * t.n * t.d + i)]);
   return r;
 }
 
@@ -144,10 +147,12 @@ void subtract_channel_mean(std::vector<float>& k, int64_t n, int64_t n_mean, int
   for (int64_t c = 0; c < d; ++c) {
     int64_t sum = 0;
     for (int64_t t = 0; t < n_mean; ++t) {
-      const long double units = std::ldexp(static_cast<long double>(k[static_cast<size_t>(t * d + c)]), 24);
+      const long double units =
+          std::ldexp(static_cast<long double>(k[static_cast<size_t>(t * d + c)]), 24);
       sum += static_cast<int64_t>(units);  // an integer for every FP16 value
     }
-    const float mean = static_cast<float>(static_cast<double>(sum) * 0x1p-24 / static_cast<double>(n_mean));
+    const float mean =
+        static_cast<float>(static_cast<double>(sum) * 0x1p-24 / static_cast<double>(n_mean));
     for (int64_t t = 0; t < n; ++t) k[static_cast<size_t>(t * d + c)] -= mean;
   }
 }
@@ -162,9 +167,9 @@ float oracle_tau(const AttentionConfig& cfg, int64_t d) {
 // One KV tile as SPEC 5 sees it: INT8 codes of tokens pos0 .. pos0 + n - 1 with their stage-1
 // scales (one per token; equal within a tile for tile/head granularity and compressed blocks).
 struct OracleTile {
-  std::vector<int> k, v;       // [n, D]
-  std::vector<float> ks, vs;   // [n]
-  bool v_one_scale = true;     // SPEC 5 step 5 as written (one s_V for the tile)
+  std::vector<int> k, v;      // [n, D]
+  std::vector<float> ks, vs;  // [n]
+  bool v_one_scale = true;    // SPEC 5 step 5 as written (one s_V for the tile)
   int64_t pos0 = 0;
   int64_t n = 0;
 };
@@ -177,8 +182,8 @@ struct OracleRow {
 };
 
 // SPEC 5 steps 1-5 for query row (q codes, q scale) at absolute position pos over one tile.
-void oracle_tile(OracleRow& r, const int* q, float s_q, int64_t pos, bool causal, const OracleTile& t,
-                 int64_t D, float tau, PQuant p_quant, const OracleSas& sas) {
+void oracle_tile(OracleRow& r, const int* q, float s_q, int64_t pos, bool causal,
+                 const OracleTile& t, int64_t D, float tau, PQuant p_quant, const OracleSas& sas) {
   std::vector<int64_t> js;  // tile-local indices of the unmasked entries
   for (int64_t j = 0; j < t.n; ++j)
     if (!causal || t.pos0 + j <= pos) js.push_back(j);
@@ -206,18 +211,27 @@ void oracle_tile(OracleRow& r, const int* q, float s_q, int64_t pos, bool causal
   }
   // 3. alpha
   float alpha;
-  if (r.first) alpha = 0.0f;
-  else if (m_new == r.m) alpha = 1.0f;
-  else alpha = sas(f16_round(static_cast<long double>(m_new) - r.m));
+  if (r.first)
+    alpha = 0.0f;
+  else if (m_new == r.m)
+    alpha = 1.0f;
+  else
+    alpha = sas(f16_round(static_cast<long double>(m_new) - r.m));
   // 4. P codes
   float s_p, inv;
   switch (p_quant) {
-    case PQuant::kS8: s_p = 1.0f / 127.0f; inv = 127.0f; break;
+    case PQuant::kS8:
+      s_p = 1.0f / 127.0f;
+      inv = 127.0f;
+      break;
     case PQuant::kU8Row:
       s_p = p_max / 255.0f;
       inv = s_p == 0.0f ? 0.0f : 1.0f / s_p;
       break;
-    default: s_p = 1.0f / 255.0f; inv = 255.0f; break;
+    default:
+      s_p = 1.0f / 255.0f;
+      inv = 255.0f;
+      break;
   }
   std::vector<int32_t> P8;
   int32_t sum_p8 = 0;
@@ -234,7 +248,8 @@ void oracle_tile(OracleRow& r, const int* q, float s_q, int64_t pos, bool causal
     for (int64_t c = 0; c < D; ++c) {
       int32_t acc = 0;
       for (size_t e = 0; e < js.size(); ++e) acc += P8[e] * t.v[static_cast<size_t>(js[e] * D + c)];
-      r.O[static_cast<size_t>(c)] = std::fma(r.O[static_cast<size_t>(c)], alpha, static_cast<float>(acc) * (s_p * s_v));
+      r.O[static_cast<size_t>(c)] =
+          std::fma(r.O[static_cast<size_t>(c)], alpha, static_cast<float>(acc) * (s_p * s_v));
     }
   } else {
     for (int64_t c = 0; c < D; ++c) {
@@ -251,11 +266,13 @@ void oracle_tile(OracleRow& r, const int* q, float s_q, int64_t pos, bool causal
 
 // 6. fp16(O[d] / l)
 void oracle_finish(const OracleRow& r, int64_t D, Half* out) {
-  for (int64_t c = 0; c < D; ++c) out[c] = Half{turbo::test::f16_bits(r.O[static_cast<size_t>(c)] / r.l)};
+  for (int64_t c = 0; c < D; ++c)
+    out[c] = Half{turbo::test::f16_bits(r.O[static_cast<size_t>(c)] / r.l)};
 }
 
 // Tile [t0, t1) of a stage-1 quantized head.
-OracleTile make_tile(const Quantized& K, const Quantized& V, int64_t t0, int64_t t1, int64_t D, bool v_per_token) {
+OracleTile make_tile(const Quantized& K, const Quantized& V, int64_t t0, int64_t t1, int64_t D,
+                     bool v_per_token) {
   OracleTile t;
   t.pos0 = t0;
   t.n = t1 - t0;
@@ -283,16 +300,18 @@ HostTensor<Half> oracle_prefill(const AttentionConfig& cfg, const turbo::test::I
       const Quantized K = stage1(kx, N, D, kv_rows);
       const Quantized V = stage1(head_rows(in.v, b, hk), N, D, kv_rows);
       std::vector<OracleTile> tiles;
-      for (int64_t t0 = 0; t0 < N; t0 += bc) tiles.push_back(make_tile(K, V, t0, std::min<int64_t>(N, t0 + bc), D, kv_rows == 1));
+      for (int64_t t0 = 0; t0 < N; t0 += bc)
+        tiles.push_back(make_tile(K, V, t0, std::min<int64_t>(N, t0 + bc), D, kv_rows == 1));
 
       for (int64_t h = hk * g; h < (hk + 1) * g; ++h) {
-        const Quantized Q = stage1(head_rows(in.q, b, h), N, D, group_rows(cfg.quant.q_gran, cfg.quant.br, N));
+        const Quantized Q =
+            stage1(head_rows(in.q, b, h), N, D, group_rows(cfg.quant.q_gran, cfg.quant.br, N));
         for (int64_t i = 0; i < N; ++i) {
           OracleRow r;
           r.O.assign(static_cast<size_t>(D), 0.0f);
           for (const OracleTile& t : tiles)
-            oracle_tile(r, &Q.q[static_cast<size_t>(i * D)], Q.s[static_cast<size_t>(i)], i, cfg.causal, t, D, tau,
-                        cfg.p_quant, sas);
+            oracle_tile(r, &Q.q[static_cast<size_t>(i * D)], Q.s[static_cast<size_t>(i)], i,
+                        cfg.causal, t, D, tau, cfg.p_quant, sas);
           oracle_finish(r, D, &out.storage[static_cast<size_t>(((b * Hq + h) * N + i) * D)]);
         }
       }
@@ -398,12 +417,14 @@ std::vector<Case> cases() {
   add("large_saturating", def, "", InputKind::kLarge, 2.0);  // scores clamp at 65504
   add("mixed_scale_token", def, "q_gran=token,kv_gran=token", InputKind::kMixedScale, 0.2);
   add("mixed_scale_tile", def, "", InputKind::kMixedScale, 1.0);
-  for (const char* poly : {"ls2", "ls4", "minimax2", "minimax3", "minimax4", "taylor2", "taylor3", "taylor4"})
+  for (const char* poly :
+       {"ls2", "ls4", "minimax2", "minimax3", "minimax4", "taylor2", "taylor3", "taylor4"})
     add(std::string("poly_") + poly, def, std::string("poly=") + poly, InputKind::kGaussian, 0.2);
   add("poly_minimax4_fp32", def, "poly=minimax4,sas_precision=fp32");
   add("tau_explicit", def, "tau=0.2");
   add("combo", {2, 4, 2, 77, 80},
-      "q_gran=token,kv_gran=head,p_quant=s8,sas_precision=fp32,n_r=8,poly=minimax3,causal=0,bc=32,br=16");
+      "q_gran=token,kv_gran=head,p_quant=s8,sas_precision=fp32,n_r=8,poly=minimax3,causal=0,bc=32,"
+      "br=16");
   return v;
 }
 
@@ -480,8 +501,8 @@ std::vector<float> rows_of(const std::vector<float>& x, int64_t t0, int64_t t1, 
 }
 
 // One stream's tiles: compressed blocks (stage 1 per block, stage 2 at `bits`), then the buffer.
-std::vector<OracleTile> decode_tiles(const AttentionConfig& cfg, std::vector<float> kx, const std::vector<float>& vx,
-                                     int64_t L, int64_t D, int bits) {
+std::vector<OracleTile> decode_tiles(const AttentionConfig& cfg, std::vector<float> kx,
+                                     const std::vector<float>& vx, int64_t L, int64_t D, int bits) {
   const turbo::QuantConfig& qc = cfg.quant;
   const int64_t nb = qc.block, n_blocks = L / nb, n_buf = L % nb;
   const bool int8_buf = qc.buffer == turbo::BufferMode::kInt8;
@@ -495,11 +516,14 @@ std::vector<OracleTile> decode_tiles(const AttentionConfig& cfg, std::vector<flo
       std::vector<float> rows = rows_of(is_k ? kx : vx, t0, t1, D);
       if (int8_buf) {  // the buffer held per-token codes; the block is built from code * scale
         const Quantized pt = stage1(rows, nb, D, 1);
-        for (size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<float>(pt.q[i]) * pt.s[i / static_cast<size_t>(D)];
+        for (size_t i = 0; i < rows.size(); ++i)
+          rows[i] = static_cast<float>(pt.q[i]) * pt.s[i / static_cast<size_t>(D)];
       }
       const Quantized s1 = stage1(rows, nb, D, nb);
       const std::vector<int> codes =
-          bits == 8 ? s1.q : stage2_dequantized(s1.q, nb, D, bits, is_k ? qc.k_axis : qc.v_axis, qc.group_size);
+          bits == 8
+              ? s1.q
+              : stage2_dequantized(s1.q, nb, D, bits, is_k ? qc.k_axis : qc.v_axis, qc.group_size);
       (is_k ? t.k : t.v) = codes;
       (is_k ? t.ks : t.vs) = s1.s;
     }
@@ -531,18 +555,21 @@ HostTensor<Half> oracle_decode(const AttentionConfig& cfg, const std::vector<int
     for (int64_t hk = 0; hk < Hkv; ++hk) {
       std::vector<float> kx = head_rows(k, b, hk);
       if (cfg.quant.k_smooth == turbo::KSmooth::kMean) subtract_channel_mean(kx, L, prompt, D);
-      const std::vector<OracleTile> tiles = decode_tiles(cfg, kx, head_rows(v, b, hk), L, D, head_bits[static_cast<size_t>(hk)]);
+      const std::vector<OracleTile> tiles =
+          decode_tiles(cfg, kx, head_rows(v, b, hk), L, D, head_bits[static_cast<size_t>(hk)]);
       const int64_t T = static_cast<int64_t>(tiles.size());
       for (int64_t h = hk * g; h < (hk + 1) * g; ++h) {
-        const Quantized Q = stage1(head_rows(q, b, h), QL, D, group_rows(cfg.quant.q_gran, cfg.quant.br, QL));
+        const Quantized Q =
+            stage1(head_rows(q, b, h), QL, D, group_rows(cfg.quant.q_gran, cfg.quant.br, QL));
         for (int64_t i = 0; i < QL; ++i) {
           const int64_t pos = L - QL + i;
           std::vector<OracleRow> runs(static_cast<size_t>(S));
           for (int s = 0; s < S; ++s) {
             runs[static_cast<size_t>(s)].O.assign(static_cast<size_t>(D), 0.0f);
             for (int64_t t = T * s / S; t < T * (s + 1) / S; ++t)
-              oracle_tile(runs[static_cast<size_t>(s)], &Q.q[static_cast<size_t>(i * D)], Q.s[static_cast<size_t>(i)], pos,
-                          true, tiles[static_cast<size_t>(t)], D, tau, cfg.p_quant, sas);
+              oracle_tile(runs[static_cast<size_t>(s)], &Q.q[static_cast<size_t>(i * D)],
+                          Q.s[static_cast<size_t>(i)], pos, true, tiles[static_cast<size_t>(t)], D,
+                          tau, cfg.p_quant, sas);
           }
           Half* o = &out.storage[static_cast<size_t>(((b * Hq + h) * QL + i) * D)];
           if (S == 1) {
@@ -555,10 +582,14 @@ HostTensor<Half> oracle_decode(const AttentionConfig& cfg, const std::vector<int
           OracleRow merged;
           merged.O.assign(static_cast<size_t>(D), 0.0f);
           for (const OracleRow& r : runs) {
-            const float a = r.m == m ? 1.0f : sas(f16_round(static_cast<long double>(m) - r.m));  // -inf run: SAS(inf) = 0
+            const float a =
+                r.m == m
+                    ? 1.0f
+                    : sas(f16_round(static_cast<long double>(m) - r.m));  // -inf run: SAS(inf) = 0
             merged.l = std::fma(r.l, a, merged.l);
             for (int64_t c = 0; c < D; ++c)
-              merged.O[static_cast<size_t>(c)] = std::fma(r.O[static_cast<size_t>(c)], a, merged.O[static_cast<size_t>(c)]);
+              merged.O[static_cast<size_t>(c)] =
+                  std::fma(r.O[static_cast<size_t>(c)], a, merged.O[static_cast<size_t>(c)]);
           }
           oracle_finish(merged, D, o);
         }
@@ -578,11 +609,11 @@ turbo::ConstHalfTensor token_range(const HostTensor<Half>& t, int64_t t0, int64_
 
 struct DecodeCase {
   std::string name;
-  Shape shape;            // n = cache length L
+  Shape shape;  // n = cache length L
   int64_t q_len = 1;
   std::string config;
   std::vector<int> head_bits;  // empty: from kv_bits
-  int64_t prompt = 0;     // first append; the rest is appended `step` tokens at a time
+  int64_t prompt = 0;          // first append; the rest is appended `step` tokens at a time
   int64_t step = 1;
 };
 
@@ -631,29 +662,35 @@ TEST_P(OracleVsRefDecode, BitExact) {
   const DecodeCase& c = GetParam();
   const AttentionConfig cfg = turbo::parse_attention_config(c.config);
   ASSERT_TRUE(cfg.validate().ok);
-  const turbo::test::Inputs kv = turbo::test::make_inputs(c.shape, InputKind::kGaussian, seed_of("decode/" + c.name));
+  const turbo::test::Inputs kv =
+      turbo::test::make_inputs(c.shape, InputKind::kGaussian, seed_of("decode/" + c.name));
   const Shape qs{c.shape.b, c.shape.hq, c.shape.hkv, c.q_len, c.shape.d};
-  const turbo::test::Inputs qin = turbo::test::make_inputs(qs, InputKind::kGaussian, seed_of("decode-q/" + c.name));
+  const turbo::test::Inputs qin =
+      turbo::test::make_inputs(qs, InputKind::kGaussian, seed_of("decode-q/" + c.name));
   std::vector<int> bits = c.head_bits;
-  if (bits.empty()) bits.assign(static_cast<size_t>(c.shape.hkv), turbo::kv_bits_value(cfg.quant.kv_bits));
+  if (bits.empty())
+    bits.assign(static_cast<size_t>(c.shape.hkv), turbo::kv_bits_value(cfg.quant.kv_bits));
 
   const HostTensor<Half> want = oracle_decode(cfg, bits, qin.q, kv.k, kv.v, c.prompt);
   ASSERT_GT(turbo::test::l2_norm(want), 0.0);
   // Self-check against FP64 softmax attention of the last q_len positions (causal).
   {
-    const int64_t B = c.shape.b, Hq = c.shape.hq, g = c.shape.hq / c.shape.hkv, L = c.shape.n, D = c.shape.d;
+    const int64_t B = c.shape.b, Hq = c.shape.hq, g = c.shape.hq / c.shape.hkv, L = c.shape.n,
+                  D = c.shape.d;
     const double tau = oracle_tau(cfg, D);
     double num = 0, den = 0;
     for (int64_t b = 0; b < B; ++b)
       for (int64_t h = 0; h < Hq; ++h) {
-        const std::vector<float> q = head_rows(qin.q, b, h), k = head_rows(kv.k, b, h / g), v = head_rows(kv.v, b, h / g);
+        const std::vector<float> q = head_rows(qin.q, b, h), k = head_rows(kv.k, b, h / g),
+                                 v = head_rows(kv.v, b, h / g);
         for (int64_t i = 0; i < c.q_len; ++i) {
           const int64_t n_keys = L - c.q_len + i + 1;
           std::vector<double> w(static_cast<size_t>(n_keys));
           double mx = -INFINITY, z = 0;
           for (int64_t j = 0; j < n_keys; ++j) {
             double a = 0;
-            for (int64_t cc = 0; cc < D; ++cc) a += static_cast<double>(q[i * D + cc]) * k[j * D + cc];
+            for (int64_t cc = 0; cc < D; ++cc)
+              a += static_cast<double>(q[i * D + cc]) * k[j * D + cc];
             mx = std::max(mx, w[static_cast<size_t>(j)] = a * tau);
           }
           for (double& x : w) z += (x = std::exp(x - mx));
@@ -661,14 +698,18 @@ TEST_P(OracleVsRefDecode, BitExact) {
             double o = 0;
             for (int64_t j = 0; j < n_keys; ++j) o += w[static_cast<size_t>(j)] * v[j * D + cc];
             o /= z;
-            const double d = f16_value(want.storage[static_cast<size_t>(((b * Hq + h) * c.q_len + i) * D + cc)]) - o;
+            const double d =
+                f16_value(
+                    want.storage[static_cast<size_t>(((b * Hq + h) * c.q_len + i) * D + cc)]) -
+                o;
             num += d * d;
             den += o * o;
           }
         }
       }
     const int min_bits = *std::min_element(bits.begin(), bits.end());
-    const double tol = min_bits == 8 ? 0.05 : (min_bits == 4 ? 0.25 : 1.0);  // Gaussian data, low bits
+    const double tol =
+        min_bits == 8 ? 0.05 : (min_bits == 4 ? 0.25 : 1.0);  // Gaussian data, low bits
     const double err = std::sqrt(num / den);
     EXPECT_LT(err, tol) << "oracle self-check vs FP64, " << c.name;
     std::printf("decode %-28s rel_l2 vs FP64 %.3e\n", c.name.c_str(), err);
@@ -697,7 +738,9 @@ TEST_P(OracleVsRefDecode, BitExact) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Decode, OracleVsRefDecode, ::testing::ValuesIn(decode_cases()),
-                         [](const ::testing::TestParamInfo<DecodeCase>& i) { return i.param.name; });
+                         [](const ::testing::TestParamInfo<DecodeCase>& i) {
+                           return i.param.name;
+                         });
 
 // ---- the backend's primitives against the same oracle ------------------------------------
 
@@ -707,22 +750,24 @@ TEST(OracleVsRefPrimitives, SasExhaustive) {
   auto be = ref_backend();
   std::vector<Half> xs;
   for (uint32_t b = 0; b <= 0x7c00u; ++b)
-    if (f16_value(static_cast<uint16_t>(b)) < 11.0f || b == 0x7c00u) xs.push_back(Half{static_cast<uint16_t>(b)});
+    if (f16_value(static_cast<uint16_t>(b)) < 11.0f || b == 0x7c00u)
+      xs.push_back(Half{static_cast<uint16_t>(b)});
   std::vector<float> out(xs.size());
   int64_t compared = 0;
   for (int pi = 0; pi < turbo::kNumPolys; ++pi) {
     for (const char* prec : {"fp16", "fp32"}) {
       for (int n_r = 3; n_r <= 10; ++n_r) {
-        const AttentionConfig cfg = turbo::parse_attention_config(
-            "poly=" + turbo::enum_name(static_cast<turbo::Poly>(pi)) + ",sas_precision=" + prec +
-            ",n_r=" + std::to_string(n_r));
+        const AttentionConfig cfg =
+            turbo::parse_attention_config("poly=" + turbo::enum_name(static_cast<turbo::Poly>(pi)) +
+                                          ",sas_precision=" + prec + ",n_r=" + std::to_string(n_r));
         const OracleSas sas(cfg.sas);
         std::fill(out.begin(), out.end(), NAN);
         be->sas(xs.data(), static_cast<int64_t>(xs.size()), cfg.sas, out.data());
         for (size_t i = 0; i < xs.size(); ++i) {
           const float want = sas(f16_value(xs[i]));
           ASSERT_EQ(std::memcmp(&out[i], &want, 4), 0)
-              << cfg.to_string() << " x=" << f16_value(xs[i]) << " got " << out[i] << " want " << want;
+              << cfg.to_string() << " x=" << f16_value(xs[i]) << " got " << out[i] << " want "
+              << want;
           ++compared;
         }
       }
@@ -744,8 +789,8 @@ TEST(OracleVsRefPrimitives, Stage1) {
       for (size_t i = 0; i < x.size(); ++i) {
         const int64_t row = static_cast<int64_t>(i) / d;
         float v = nd(rng) * std::ldexp(1.0f, static_cast<int>(row % 9) - 4);
-        if (row == 2) v = 0.0f;                            // a zero row
-        if (row == 5) v = (i % d == 3) ? -0.75f : 0.0f;    // one nonzero value
+        if (row == 2) v = 0.0f;                          // a zero row
+        if (row == 5) v = (i % d == 3) ? -0.75f : 0.0f;  // one nonzero value
         x[i] = turbo::test::to_f16(v);
         xf[i] = f16_value(x[i]);
       }
@@ -774,7 +819,8 @@ TEST(OracleVsRefPrimitives, Stage2Blocks) {
   struct Geo {
     int n_b, d, gs;
   };
-  for (const Geo geo : {Geo{64, 64, 32}, Geo{16, 32, 16}, Geo{64, 128, 32}, Geo{5, 16, 16}, Geo{1, 48, 16}}) {
+  for (const Geo geo :
+       {Geo{64, 64, 32}, Geo{16, 32, 16}, Geo{64, 128, 32}, Geo{5, 16, 16}, Geo{1, 48, 16}}) {
     for (int bits : {4, 2}) {
       for (int axis : {0, 1}) {
         // Stage-1 codes of Gaussian rows with an outlier channel, plus a constant channel.
@@ -791,7 +837,8 @@ TEST(OracleVsRefPrimitives, Stage2Blocks) {
         auto group_of = [&](int t, int c) -> int64_t {
           return axis == 0 ? c : static_cast<int64_t>(t) * (geo.d / geo.gs) + c / geo.gs;
         };
-        std::vector<int> lo(static_cast<size_t>(groups), 1000), hi(static_cast<size_t>(groups), -1000);
+        std::vector<int> lo(static_cast<size_t>(groups), 1000),
+            hi(static_cast<size_t>(groups), -1000);
         for (int t = 0; t < geo.n_b; ++t)
           for (int c = 0; c < geo.d; ++c) {
             const int64_t gi = group_of(t, c);
@@ -805,7 +852,8 @@ TEST(OracleVsRefPrimitives, Stage2Blocks) {
         for (int64_t gi = 0; gi < groups; ++gi) {
           const int s2 = std::max(1, (hi[gi] - lo[gi] + levels - 1) / levels);
           want[static_cast<size_t>(code_bytes + gi)] = static_cast<uint8_t>(s2);
-          want[static_cast<size_t>(code_bytes + groups + gi)] = static_cast<uint8_t>(static_cast<int8_t>(lo[gi]));
+          want[static_cast<size_t>(code_bytes + groups + gi)] =
+              static_cast<uint8_t>(static_cast<int8_t>(lo[gi]));
         }
         for (int t = 0; t < geo.n_b; ++t)
           for (int c = 0; c < geo.d; ++c) {
@@ -815,7 +863,8 @@ TEST(OracleVsRefPrimitives, Stage2Blocks) {
             int code = 0;
             for (int cc = 1; cc <= levels; ++cc)
               if (std::abs(cc * s2 + z - q[i]) <= std::abs(code * s2 + z - q[i])) code = cc;
-            want[static_cast<size_t>(i * bits / 8)] |= static_cast<uint8_t>(code << ((i * bits) % 8));
+            want[static_cast<size_t>(i * bits / 8)] |=
+                static_cast<uint8_t>(code << ((i * bits) % 8));
             deq[static_cast<size_t>(i)] = std::max(-127, std::min(127, code * s2 + z));
           }
         const turbo::BlockLayout layout{geo.n_b, geo.d, bits, axis, geo.gs};
@@ -824,8 +873,10 @@ TEST(OracleVsRefPrimitives, Stage2Blocks) {
         std::vector<uint8_t> block(want.size(), 0xa5);
         be->compress_block(q.data(), layout, block.data());
         for (size_t j = 0; j + 4 < block.size(); ++j)
-          ASSERT_EQ(block[j], want[j]) << "byte " << j << " n_b=" << geo.n_b << " d=" << geo.d << " b=" << bits << " axis=" << axis;
-        for (size_t j = block.size() - 4; j < block.size(); ++j) EXPECT_EQ(block[j], 0xa5) << "scale slot written";
+          ASSERT_EQ(block[j], want[j]) << "byte " << j << " n_b=" << geo.n_b << " d=" << geo.d
+                                       << " b=" << bits << " axis=" << axis;
+        for (size_t j = block.size() - 4; j < block.size(); ++j)
+          EXPECT_EQ(block[j], 0xa5) << "scale slot written";
         std::vector<int8_t> back(static_cast<size_t>(elems), 99);
         be->decompress_block(block.data(), layout, back.data());
         int64_t changed = 0;
@@ -855,13 +906,15 @@ TEST(OracleVsRefPrimitives, DirectAsym) {
         std::vector<Half> x(static_cast<size_t>(n_groups * len));
         for (size_t i = 0; i < x.size(); ++i) {
           const int g = static_cast<int>(i / len);
-          const float v = g == 0 ? 1.25f : nd(rng) * std::ldexp(1.0f, g % 11 - 5) + (g % 3 == 1 ? 4.0f : 0.0f);
+          const float v =
+              g == 0 ? 1.25f : nd(rng) * std::ldexp(1.0f, g % 11 - 5) + (g % 3 == 1 ? 4.0f : 0.0f);
           x[i] = turbo::test::to_f16(v);
         }
         std::vector<uint8_t> codes(x.size(), 0xee);
         std::vector<float> scales(n_groups, NAN), zeros(n_groups, NAN);
-        be->quantize_asym(x.data(), n_groups, len, bits, h ? turbo::ScaleStorage::kFp16 : turbo::ScaleStorage::kFp32,
-                          codes.data(), scales.data(), zeros.data());
+        be->quantize_asym(x.data(), n_groups, len, bits,
+                          h ? turbo::ScaleStorage::kFp16 : turbo::ScaleStorage::kFp32, codes.data(),
+                          scales.data(), zeros.data());
         const int levels = (1 << bits) - 1;
         for (int g = 0; g < n_groups; ++g) {
           float mn = INFINITY, mx = -INFINITY;
@@ -879,8 +932,10 @@ TEST(OracleVsRefPrimitives, DirectAsym) {
           const float inv = s == 0.0f ? 0.0f : 1.0f / s;
           for (int i = 0; i < len; ++i) {
             const float v = (f16_value(x[static_cast<size_t>(g * len + i)]) - z) * inv;
-            const long c = std::max(0L, std::min(static_cast<long>(levels), std::lrint(static_cast<double>(v))));
-            ASSERT_EQ(codes[static_cast<size_t>(g * len + i)], c) << storage << " b" << bits << " g" << g << " i" << i;
+            const long c = std::max(
+                0L, std::min(static_cast<long>(levels), std::lrint(static_cast<double>(v))));
+            ASSERT_EQ(codes[static_cast<size_t>(g * len + i)], c)
+                << storage << " b" << bits << " g" << g << " i" << i;
           }
         }
       }
@@ -930,7 +985,8 @@ TEST(OracleSelf, ZeroQueryAveragesV) {
       double mean = 0;
       for (int64_t j = 0; j < 40; ++j) mean += V.q[static_cast<size_t>(j * 16 + c)];
       mean = mean / 40 * V.s[0];
-      EXPECT_NEAR(f16_value(o.storage[static_cast<size_t>(i * 16 + c)]), mean, 2e-3 + std::fabs(mean) * 2e-3);
+      EXPECT_NEAR(f16_value(o.storage[static_cast<size_t>(i * 16 + c)]), mean,
+                  2e-3 + std::fabs(mean) * 2e-3);
     }
 }
 

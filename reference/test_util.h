@@ -52,7 +52,7 @@ enum class InputKind {
   kGaussian,        // N(0, 1) entries
   kOutlierChannel,  // K with two channels 30x larger (a tile-scale stressor, SageAttention-like)
   kSink,            // token 0 of K aligned with every query (an attention sink, about 8 above
-                   // the other scores at D = 64), V[0] large
+                    // the other scores at D = 64), V[0] large
   kLarge,           // magnitudes up to ~6e4: scores saturate at 65504
   kMixedScale,      // per-token magnitudes spread over 2^-8 .. 2^4
 };
@@ -72,7 +72,8 @@ inline Inputs make_inputs(const Shape& s, InputKind kind, uint64_t seed) {
   auto fill = [&](HostTensor<Half>& t, float scale) {
     for (int64_t i = 0; i < t.numel(); ++i) {
       float x = nd(rng) * scale;
-      if (kind == InputKind::kMixedScale) x *= std::ldexp(1.0f, static_cast<int>((i / t.d) % 13) - 8);
+      if (kind == InputKind::kMixedScale)
+        x *= std::ldexp(1.0f, static_cast<int>((i / t.d) % 13) - 8);
       t.storage[static_cast<size_t>(i)] = to_f16(x);
     }
   };
@@ -93,7 +94,8 @@ inline Inputs make_inputs(const Shape& s, InputKind kind, uint64_t seed) {
       for (int64_t h = 0; h < s.hkv; ++h)
         for (int64_t c = 0; c < s.d; ++c) {
           in.k.storage[static_cast<size_t>(((b * s.hkv + h) * s.n) * s.d + c)] = to_f16(0.5f);
-          in.v.storage[static_cast<size_t>(((b * s.hkv + h) * s.n) * s.d + c)] = to_f16(c % 2 ? 8.0f : -8.0f);
+          in.v.storage[static_cast<size_t>(((b * s.hkv + h) * s.n) * s.d + c)] =
+              to_f16(c % 2 ? 8.0f : -8.0f);
         }
     for (int64_t i = 0; i < in.q.numel(); ++i) {
       Half& h = in.q.storage[static_cast<size_t>(i)];
@@ -106,7 +108,8 @@ inline Inputs make_inputs(const Shape& s, InputKind kind, uint64_t seed) {
 // Index of a [B, H, N, D] element as text.
 inline std::string index_string(const HostTensor<Half>& t, int64_t i) {
   std::ostringstream os;
-  const int64_t d = i % t.d, n = (i / t.d) % t.n, h = (i / (t.d * t.n)) % t.h, b = i / (t.d * t.n * t.h);
+  const int64_t d = i % t.d, n = (i / t.d) % t.n, h = (i / (t.d * t.n)) % t.h,
+                b = i / (t.d * t.n * t.h);
   os << "[b=" << b << ", h=" << h << ", n=" << n << ", d=" << d << "]";
   return os.str();
 }
@@ -127,8 +130,8 @@ inline std::string first_difference(const HostTensor<Half>& got, const HostTenso
   const uint16_t g = got.storage[static_cast<size_t>(first)].bits,
                  w = want.storage[static_cast<size_t>(first)].bits;
   os << count << " of " << got.numel() << " elements differ; first at " << index_string(got, first)
-     << ": got " << f16_value(g) << " (0x" << std::hex << g << "), want " << std::dec << f16_value(w)
-     << " (0x" << std::hex << w << ")";
+     << ": got " << f16_value(g) << " (0x" << std::hex << g << "), want " << std::dec
+     << f16_value(w) << " (0x" << std::hex << w << ")";
   return os.str();
 }
 
