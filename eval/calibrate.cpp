@@ -1,0 +1,158 @@
+#include "eval/calibrate.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <set>
+#include <sstream>
+
+#include "core/error.h"
+#include "datasets/activations.h"
+#include "reference/reference.h"
+
+namespace turbo {
+namespace eval {
+
+std::string BitMap::knobs_text() const {
+  AttentionConfig c;
+  c.quant.f2 = f2;
+  return "f2=" + find_knob("f2").get(c) + ",prio_tensors=" + enum_name(prio_tensors) +
+         ",prio_metric=" + enum_name(prio_metric);
+}
+
+std::vector<int> parse_layers(const std::string& spec, const std::vector<int>& present) {
+  std::string valid;
+  for (int l : present) valid += (valid.empty() ? "" : ",") + std::to_string(l);
+  if (spec == "all" || spec.empty()) return present;
+  std::vector<int> out;
+  std::istringstream in(spec);
+  std::string item;
+  auto to_int = [&](const std::string& s) {
+    char* end = nullptr;
+    const long v = std::strtol(s.c_str(), &end, 10);
+    TURBO_CHECK(!s.empty() && *end == '\0' && v >= 0 && v < 100000,
+                "--layers: '" << s << "' is not a layer index (format: all, 0,3,7, 0-29 or 0-29:4)");
+    return static_cast<int>(v);
+  };
+  while (std::getline(in, item, ',')) {
+    int step = 1;
+    const size_t colon = item.find(':');
+    if (colon != std::string::npos) {
+      step = to_int(item.substr(colon + 1));
+      TURBO_CHECK(step >= 1, "--layers: step must be >= 1 in '" << item << "'");
+      item = item.substr(0, colon);
+    }
+    const size_t dash = item.find('-');
+    const int a = to_int(dash == std::string::npos ? item : item.substr(0, dash));
+    const int b = dash == std::string::npos ? a : to_int(item.substr(dash + 1));
+    TURBO_CHECK(a <= b, "--layers: empty range '" << item << "'");
+    for (int l = a; l <= b; l += step) {
+      TURBO_CHECK(std::find(present.begin(), present.end(), l) != present.end(),
+                  "layer " << l << " is not in the dataset; layers present: " << valid);
+      TURBO_CHECK(std::find(out.begin(), out.end(), l) == out.end(), "--layers: layer " << l << " given twice");
+      out.push_back(l);
+    }
+  }
+  TURBO_CHECK(!out.empty(), "--layers selects no layer; layers present: " << valid);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+BitMap compute_bit_map(const data::ActivationReader& reader, const std::vector<int>& layers,
+                       int64_t tokens, float f2, PrioTensors tensors, PrioMetric metric,
+                       uint64_t seed) {
+  TURBO_CHECK(f2 >= 0.0f && f2 <= 1.0f, "f2 must be in [0, 1], got " << f2);
+  const data::ActivationMeta& meta = reader.meta();
+  BitMap m;
+  m.data = reader.path();
+  m.data_sha256 = reader.sha256();
+  m.model = meta.model;
+  m.model_sha256 = meta.model_sha256;
+  m.tokens = tokens > 0 ? std::min<int64_t>(tokens, meta.n_tokens) : meta.n_tokens;
+  m.f2 = f2;
+  m.prio_tensors = tensors;
+  m.prio_metric = metric;
+  m.seed = seed;
+  m.n_kv_heads = meta.n_kv_heads;
+  for (int l : layers.empty() ? meta.layers : layers) {
+    const HostTensor<Half> k = reader.read(l, 'k', 0, m.tokens);
+    const HostTensor<Half> v = reader.read(l, 'v', 0, m.tokens);
+    // A per-layer seed keeps prio_metric=random independent across layers yet reproducible.
+    const std::vector<double> p =
+        ref::head_priorities(k.view(), v.view(), tensors, metric, seed * 1000003u + static_cast<uint64_t>(l));
+    m.priority[l] = p;
+    m.bits[l] = ref::assign_head_bits(p, f2);
+  }
+  return m;
+}
+
+Json bit_map_to_json(const BitMap& m) {
+  Json j = Json::object();
+  j.set("format", "turboattn-bitmap-1");
+  j.set("command", m.command);
+  j.set("data", m.data);
+  j.set("data_sha256", m.data_sha256);
+  j.set("model", m.model);
+  j.set("model_sha256", m.model_sha256);
+  j.set("tokens", m.tokens);
+  j.set("f2", static_cast<double>(m.f2));
+  j.set("prio_tensors", enum_name(m.prio_tensors));
+  j.set("prio_metric", enum_name(m.prio_metric));
+  j.set("seed", static_cast<int64_t>(m.seed));
+  j.set("n_kv_heads", m.n_kv_heads);
+  Json layers = Json::object();
+  for (const auto& kv : m.bits) {
+    Json l = Json::object();
+    Json b = Json::array(), p = Json::array();
+    for (int x : kv.second) b.push(x);
+    for (double x : m.priority.at(kv.first)) p.push(x);
+    l.set("bits", b);
+    l.set("priority", p);
+    layers.set(std::to_string(kv.first), l);
+  }
+  j.set("layers", layers);
+  return j;
+}
+
+BitMap bit_map_from_json(const Json& j, const std::string& what) {
+  try {
+    TURBO_CHECK(j.at("format").as_string() == "turboattn-bitmap-1",
+                "not a turboattn bit map (format '" << j.at("format").as_string() << "')");
+    BitMap m;
+    m.command = j.at("command").as_string();
+    m.data = j.at("data").as_string();
+    m.data_sha256 = j.at("data_sha256").as_string();
+    m.model = j.at("model").as_string();
+    m.model_sha256 = j.at("model_sha256").as_string();
+    m.tokens = j.at("tokens").as_int();
+    m.f2 = static_cast<float>(j.at("f2").as_number());
+    m.prio_tensors = parse_enum<PrioTensors>(j.at("prio_tensors").as_string(), "prio_tensors");
+    m.prio_metric = parse_enum<PrioMetric>(j.at("prio_metric").as_string(), "prio_metric");
+    m.seed = static_cast<uint64_t>(j.at("seed").as_int());
+    m.n_kv_heads = static_cast<int>(j.at("n_kv_heads").as_int());
+    for (const auto& kv : j.at("layers").members()) {
+      const int layer = std::atoi(kv.first.c_str());
+      std::vector<int> bits;
+      for (const Json& b : kv.second.at("bits").items()) {
+        const int x = static_cast<int>(b.as_int());
+        TURBO_CHECK(x == 2 || x == 4, "layer " << kv.first << ": bits must be 2 or 4, got " << x);
+        bits.push_back(x);
+      }
+      TURBO_CHECK(static_cast<int>(bits.size()) == m.n_kv_heads,
+                  "layer " << kv.first << " has " << bits.size() << " heads, n_kv_heads is " << m.n_kv_heads);
+      std::vector<double> prio;
+      for (const Json& p : kv.second.at("priority").items()) prio.push_back(p.as_number());
+      m.bits[layer] = bits;
+      m.priority[layer] = prio;
+    }
+    return m;
+  } catch (const Error& e) {
+    throw Error(what + ": " + e.what());
+  }
+}
+
+BitMap load_bit_map(const std::string& path) {
+  return bit_map_from_json(Json::parse(read_text_file(path), path), path);
+}
+
+}  // namespace eval
+}  // namespace turbo

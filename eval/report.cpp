@@ -1,0 +1,293 @@
+#include "eval/report.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <set>
+
+#include "core/config.h"
+#include "core/error.h"
+#include "eval/commands.h"
+#include "eval/grid.h"
+#include "eval/json.h"
+#include "eval/results.h"
+
+namespace turbo {
+namespace eval {
+namespace {
+
+struct Group {
+  std::string phase, config, label, method;
+  AttentionConfig cfg;
+  std::vector<double> rel_l2, cosine, max_abs, sparsity, dropped, kv_bytes, fp16_bytes;
+  std::map<int, std::vector<double>> by_layer;
+};
+
+double mean(const std::vector<double>& v) {
+  if (v.empty()) return NAN;
+  double s = 0;
+  for (double x : v) s += x;
+  return s / static_cast<double>(v.size());
+}
+double pct(std::vector<double> v, double p) {
+  if (v.empty()) return NAN;
+  std::sort(v.begin(), v.end());
+  const size_t rank = static_cast<size_t>(std::ceil(p * static_cast<double>(v.size())));
+  return v[rank == 0 ? 0 : rank - 1];
+}
+double vmax(const std::vector<double>& v) {
+  return v.empty() ? NAN : *std::max_element(v.begin(), v.end());
+}
+std::string fmt(double v, const char* f = "%.3e") {
+  if (std::isnan(v)) return "–";
+  char buf[48];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+double to_d(const std::string& s) { return s.empty() ? NAN : std::strtod(s.c_str(), nullptr); }
+
+// The short key without `method` (the method has its own column).
+std::string label_of(const AttentionConfig& c) {
+  const std::string k = short_key(c);
+  const size_t comma = k.find(',');
+  return comma == std::string::npos ? "(defaults)" : k.substr(comma + 1);
+}
+// The short key without one knob: configs equal in every other knob share it.
+std::string key_without(const AttentionConfig& c, const std::string& knob) {
+  AttentionConfig d = c;
+  const AttentionConfig defaults;
+  find_knob(knob).set(d, find_knob(knob).get(defaults));
+  return short_key(d);
+}
+
+}  // namespace
+
+std::string make_report(const std::vector<std::string>& inputs, const std::string& command) {
+  TURBO_CHECK(!inputs.empty(), "report: no results files");
+  std::map<std::string, std::unique_ptr<Group>> groups;  // phase|config
+  std::vector<std::string> order;
+  std::string sources, data_cmds;
+  std::set<int> layers;
+  for (const std::string& in : inputs) {
+    const CsvTable t = read_csv(in);
+    Json side;
+    try {
+      side = Json::parse(read_text_file(sidecar_path(in)), sidecar_path(in));
+    } catch (const Error&) {
+    }
+    const std::string cmd = side.has("command") ? side.at("command").as_string() : "(no sidecar)";
+    data_cmds += (data_cmds.empty() ? "" : "; ") + ("`" + cmd + "`");
+    sources += "| `" + in + "` | " + std::to_string(t.rows.size()) + " | `" + cmd + "` | " +
+               (side.has("dataset") ? side.at("dataset").at("model").as_string() + " (`" +
+                                          side.at("dataset").at("path").as_string() + "`, SHA-256 " +
+                                          side.at("dataset").at("sha256").as_string().substr(0, 12) + "…)"
+                                    : std::string("?")) +
+               " | " + (side.has("git_commit") ? side.at("git_commit").as_string().substr(0, 12) : "?") + " |\n";
+    const int c_config = t.column("config"), c_phase = t.column("phase"), c_layer = t.column("layer"),
+              c_rel = t.column("rel_l2"), c_cos = t.column("cosine"), c_max = t.column("max_abs"),
+              c_sp = t.column("sparsity"), c_dm = t.column("dropped_mass"),
+              c_kv = t.column("kv_bytes_per_token"), c_cr = t.column("compression");
+    for (const auto& r : t.rows) {
+      const std::string id = r[static_cast<size_t>(c_phase)] + "|" + r[static_cast<size_t>(c_config)];
+      auto& g = groups[id];
+      if (!g) {
+        g = std::make_unique<Group>();
+        g->phase = r[static_cast<size_t>(c_phase)];
+        g->config = r[static_cast<size_t>(c_config)];
+        g->cfg = parse_attention_config(g->config);
+        g->method = enum_name(g->cfg.method);
+        g->label = label_of(g->cfg);
+        order.push_back(id);
+      }
+      const int layer = std::atoi(r[static_cast<size_t>(c_layer)].c_str());
+      layers.insert(layer);
+      const double rel = to_d(r[static_cast<size_t>(c_rel)]);
+      g->rel_l2.push_back(rel);
+      g->by_layer[layer].push_back(rel);
+      g->cosine.push_back(to_d(r[static_cast<size_t>(c_cos)]));
+      g->max_abs.push_back(to_d(r[static_cast<size_t>(c_max)]));
+      g->sparsity.push_back(to_d(r[static_cast<size_t>(c_sp)]));
+      g->dropped.push_back(to_d(r[static_cast<size_t>(c_dm)]));
+      const double kv = to_d(r[static_cast<size_t>(c_kv)]), cr = to_d(r[static_cast<size_t>(c_cr)]);
+      if (!std::isnan(kv)) {
+        g->kv_bytes.push_back(kv);
+        g->fp16_bytes.push_back(kv * cr);
+      }
+    }
+  }
+  TURBO_CHECK(!groups.empty(), "report: the results files hold no rows");
+
+  const std::string provenance = "\n_Data: " + data_cmds + ". Table: `" + command + "`._\n\n";
+  std::string md = "# turboattn report\n\n";
+  md += "Error of each method against the ground truth — exact FP64 softmax attention of the FP16 "
+        "inputs (\"FP16 attention\", SPEC 9) — per (config, phase, layer, query head) row, "
+        "aggregated over rows. `rel L2` = ||O − O_ref|| / ||O_ref||; p95 is the nearest-rank "
+        "percentile over (layer, head) rows. The FP16 noise floor (`fp16`) is a plain FP16-input, "
+        "FP32-accumulate attention. KV bytes per token count K and V of one kv head as stored "
+        "(SPEC 8); × is the ratio to FP16.\n\n";
+  md += "| results | rows | command | dataset | commit |\n|---|---|---|---|---|\n" + sources + "\n";
+  md += "Report command: `" + command + "`\n\n";
+
+  const std::vector<std::string> phases = {"prefill", "decode"};
+  auto sorted_ids = [&](const std::string& phase) {
+    std::vector<std::string> ids;
+    for (const std::string& id : order)
+      if (groups[id]->phase == phase) ids.push_back(id);
+    std::stable_sort(ids.begin(), ids.end(), [&](const std::string& a, const std::string& b) {
+      const Group &x = *groups[a], &y = *groups[b];
+      if (x.cfg.method != y.cfg.method) return static_cast<int>(x.cfg.method) < static_cast<int>(y.cfg.method);
+      return mean(x.rel_l2) < mean(y.rel_l2);
+    });
+    return ids;
+  };
+
+  // 1. Per method.
+  int section = 1;
+  for (const std::string& phase : phases) {
+    const std::vector<std::string> ids = sorted_ids(phase);
+    if (ids.empty()) continue;
+    md += "## " + std::to_string(section++) + ". Error vs FP16 per method — " + phase + "\n" + provenance;
+    md += "| method | config | rel L2 mean | p95 | max | cosine mean | max abs | sparsity | dropped mass |";
+    md += phase == "decode" ? " KV B/token | × FP16 |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
+                            : "\n|---|---|---|---|---|---|---|---|---|\n";
+    for (const std::string& id : ids) {
+      const Group& g = *groups[id];
+      md += "| " + g.method + " | `" + g.label + "` | " + fmt(mean(g.rel_l2)) + " | " + fmt(pct(g.rel_l2, 0.95)) +
+            " | " + fmt(vmax(g.rel_l2)) + " | " + fmt(mean(g.cosine), "%.6f") + " | " + fmt(vmax(g.max_abs)) +
+            " | " + fmt(mean(g.sparsity), "%.4f") + " | " + fmt(mean(g.dropped), "%.2e") + " |";
+      if (phase == "decode")
+        md += " " + fmt(mean(g.kv_bytes), "%.1f") + " | " + fmt(mean(g.fp16_bytes) / mean(g.kv_bytes), "%.2f") + " |";
+      md += "\n";
+    }
+    md += "\n";
+  }
+
+  // 2, 3. Pivots by a knob: configs equal in every other knob on one line.
+  auto pivot = [&](const std::string& knob, const std::string& title) {
+    for (const std::string& phase : phases) {
+      std::map<std::string, std::map<std::string, const Group*>> lines;  // rest key -> value -> group
+      std::vector<std::string> line_order;
+      std::vector<std::string> values;
+      for (const std::string& id : sorted_ids(phase)) {
+        const Group& g = *groups[id];
+        const std::string rest = key_without(g.cfg, knob);
+        const std::string v = find_knob(knob).get(g.cfg);
+        if (!lines.count(rest)) line_order.push_back(rest);
+        lines[rest][v] = &g;
+        if (std::find(values.begin(), values.end(), v) == values.end()) values.push_back(v);
+      }
+      std::vector<std::string> keep;
+      for (const std::string& rest : line_order)
+        if (lines[rest].size() >= 2) keep.push_back(rest);
+      if (keep.empty()) continue;
+      // Column order: the knob's own value order (enum order, or numeric).
+      const Knob& k = find_knob(knob);
+      std::sort(values.begin(), values.end(), [&](const std::string& a, const std::string& b) {
+        if (!k.values.empty())
+          return std::find(k.values.begin(), k.values.end(), a) < std::find(k.values.begin(), k.values.end(), b);
+        return std::atof(a.c_str()) < std::atof(b.c_str());
+      });
+      md += "## " + std::to_string(section++) + ". " + title + " — " + phase + "\n" + provenance;
+      md += "Mean rel L2 over (layer, head) rows";
+      md += phase == "decode" ? " (KV bytes per token in parentheses).\n\n" : ".\n\n";
+      md += "| config (other knobs) |";
+      std::string sep = "|---|";
+      for (const std::string& v : values) {
+        md += " " + knob + "=" + v + " |";
+        sep += "---|";
+      }
+      md += "\n" + sep + "\n";
+      for (const std::string& rest : keep) {
+        md += "| `" + rest + "` |";
+        for (const std::string& v : values) {
+          const auto it = lines[rest].find(v);
+          if (it == lines[rest].end()) {
+            md += " |";
+            continue;
+          }
+          md += " " + fmt(mean(it->second->rel_l2));
+          if (phase == "decode" && !it->second->kv_bytes.empty()) md += " (" + fmt(mean(it->second->kv_bytes), "%.1f") + ")";
+          md += " |";
+        }
+        md += "\n";
+      }
+      md += "\n";
+    }
+  };
+  pivot("kv_bits", "Error by KV bits");
+  pivot("n_r", "Error by SAS threshold n_r");
+
+  // 4. Per layer.
+  for (const std::string& phase : phases) {
+    const std::vector<std::string> ids = sorted_ids(phase);
+    if (ids.empty()) continue;
+    md += "## " + std::to_string(section++) + ". Per-layer breakdown — " + phase + "\n" + provenance;
+    md += "Mean rel L2 over the query heads of each layer.\n\n| method | config |";
+    std::string sep = "|---|---|";
+    for (int l : layers) {
+      md += " L" + std::to_string(l) + " |";
+      sep += "---|";
+    }
+    md += "\n" + sep + "\n";
+    for (const std::string& id : ids) {
+      const Group& g = *groups[id];
+      md += "| " + g.method + " | `" + g.label + "` |";
+      for (int l : layers) {
+        const auto it = g.by_layer.find(l);
+        md += " " + (it == g.by_layer.end() ? std::string() : fmt(mean(it->second))) + " |";
+      }
+      md += "\n";
+    }
+    md += "\n";
+  }
+
+  // 5. Pareto frontier of decode error vs KV bytes per token.
+  {
+    std::vector<const Group*> pts;
+    for (const std::string& id : sorted_ids("decode"))
+      if (!groups[id]->kv_bytes.empty()) pts.push_back(groups[id].get());
+    if (!pts.empty()) {
+      std::sort(pts.begin(), pts.end(), [](const Group* a, const Group* b) {
+        const double ba = mean(a->kv_bytes), bb = mean(b->kv_bytes);
+        return ba != bb ? ba < bb : mean(a->rel_l2) < mean(b->rel_l2);
+      });
+      md += "## " + std::to_string(section++) + ". Pareto frontier: decode error vs KV bytes per token\n" + provenance;
+      md += "Configs that no other config beats in both KV bytes per token and mean rel L2 (" +
+            std::to_string(pts.size()) + " decode configs considered).\n\n";
+      md += "| KV B/token | × FP16 | rel L2 mean | p95 | method | config |\n|---|---|---|---|---|---|\n";
+      double best = INFINITY;
+      for (const Group* g : pts) {
+        const double e = mean(g->rel_l2);
+        if (!(e < best)) continue;
+        best = e;
+        md += "| " + fmt(mean(g->kv_bytes), "%.1f") + " | " + fmt(mean(g->fp16_bytes) / mean(g->kv_bytes), "%.2f") +
+              " | " + fmt(e) + " | " + fmt(pct(g->rel_l2, 0.95)) + " | " + g->method + " | `" + g->label + "` |\n";
+      }
+      md += "\n";
+    }
+  }
+  return md;
+}
+
+void add_report_command(CLI::App& app, CommonOptions& common) {
+  auto inputs = std::make_shared<std::vector<std::string>>();
+  auto out = std::make_shared<std::string>();
+  CLI::App* sub = app.add_subcommand("report", "Markdown report from sweep results (CSV + sidecar)");
+  sub->add_option("results", *inputs, "results CSVs")->required();
+  sub->add_option("-o,--out", *out, "Markdown file to write (default: stdout)");
+  sub->callback([inputs, out, &common]() {
+    const std::string md = make_report(*inputs, common.command);
+    if (out->empty()) {
+      std::fwrite(md.data(), 1, md.size(), stdout);
+    } else {
+      write_file_atomic(*out, md);
+      if (common.verbosity() > 0) std::fprintf(stderr, "report: %s\n", out->c_str());
+    }
+  });
+}
+
+}  // namespace eval
+}  // namespace turbo
