@@ -22,6 +22,7 @@
 #include <cfenv>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <ostream>
@@ -33,6 +34,9 @@
 #include "core/sas.h"
 #include "reference/reference.h"
 #include "reference/test_util.h"
+#if defined(TURBO_HAVE_CUDA)
+#include "cuda/cuda_backend.h"
+#endif
 
 namespace {
 
@@ -53,7 +57,19 @@ uint64_t seed_of(const std::string& name) {
   return h;
 }
 
-std::unique_ptr<turbo::Backend> ref_backend() { return turbo::ref::make_reference_backend(); }
+// The backend under test: "ref", unless TURBO_ORACLE_BACKEND names another registered backend
+// (a build that links turbo_cuda and defines TURBO_HAVE_CUDA can run the same oracle on "cuda").
+std::string backend_name() {
+  const char* env = std::getenv("TURBO_ORACLE_BACKEND");
+  return env && *env ? env : "ref";
+}
+std::unique_ptr<turbo::Backend> backend_under_test() {
+  turbo::ref::register_reference_backend();
+#if defined(TURBO_HAVE_CUDA)
+  turbo::cuda::register_cuda_backend();
+#endif
+  return turbo::make_backend(backend_name());
+}
 
 // ---- SPEC 4 -------------------------------------------------------------------------------
 
@@ -446,11 +462,11 @@ TEST_P(OracleVsRef, BitExact) {
 
   HostTensor<Half> got(c.shape.b, c.shape.hq, c.shape.n, c.shape.d);
   for (Half& h : got.storage) h = Half{0x7e00};  // poisoned: NaN
-  auto backend = turbo::ref::make_reference_backend();
+  auto backend = backend_under_test();
   backend->attention_prefill(cfg, in.q.view(), in.k.view(), in.v.view(), got.view(), nullptr);
   const std::string diff = turbo::test::first_difference(got, want);
-  EXPECT_EQ(diff, "") << c.name << " (" << turbo::test::shape_string(c.shape) << ", "
-                      << cfg.to_string() << ")";
+  EXPECT_EQ(diff, "") << backend_name() << ", " << c.name << " ("
+                      << turbo::test::shape_string(c.shape) << ", " << cfg.to_string() << ")";
   std::printf("%-26s rel_l2 vs FP64 %.3e\n", c.name.c_str(), err);
 }
 
@@ -715,7 +731,7 @@ TEST_P(OracleVsRefDecode, BitExact) {
     std::printf("decode %-28s rel_l2 vs FP64 %.3e\n", c.name.c_str(), err);
   }
 
-  auto be = ref_backend();
+  auto be = backend_under_test();
   turbo::KvCacheSpec spec;
   spec.config = cfg;
   spec.batch = static_cast<int>(c.shape.b);
@@ -733,8 +749,8 @@ TEST_P(OracleVsRefDecode, BitExact) {
   for (Half& h : got.storage) h = Half{0x7e00};  // poisoned: NaN
   be->attention_decode(cfg, qin.q.view(), *cache, got.view(), nullptr);
   EXPECT_EQ(turbo::test::first_difference(got, want), "")
-      << c.name << " (" << turbo::test::shape_string(c.shape) << ", q_len=" << c.q_len << ", "
-      << cfg.to_string() << ")";
+      << backend_name() << ", " << c.name << " (" << turbo::test::shape_string(c.shape)
+      << ", q_len=" << c.q_len << ", " << cfg.to_string() << ")";
 }
 
 INSTANTIATE_TEST_SUITE_P(Decode, OracleVsRefDecode, ::testing::ValuesIn(decode_cases()),
@@ -747,7 +763,7 @@ INSTANTIATE_TEST_SUITE_P(Decode, OracleVsRefDecode, ::testing::ValuesIn(decode_c
 // SPEC 4 through Backend::sas: every FP16 x in [0, n_r + 1) and +inf, every polynomial, both
 // precisions, n_r = 3 .. 10.
 TEST(OracleVsRefPrimitives, SasExhaustive) {
-  auto be = ref_backend();
+  auto be = backend_under_test();
   std::vector<Half> xs;
   for (uint32_t b = 0; b <= 0x7c00u; ++b)
     if (f16_value(static_cast<uint16_t>(b)) < 11.0f || b == 0x7c00u)
@@ -779,7 +795,7 @@ TEST(OracleVsRefPrimitives, SasExhaustive) {
 // SPEC 1 through Backend::quantize_stage1, groups of 1, 7, 64 and all rows, including an
 // all-zero group and a group with one nonzero value.
 TEST(OracleVsRefPrimitives, Stage1) {
-  auto be = ref_backend();
+  auto be = backend_under_test();
   std::mt19937_64 rng(31);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   for (int64_t n : {1, 7, 64, 130}) {
@@ -813,7 +829,7 @@ TEST(OracleVsRefPrimitives, Stage1) {
 // decompress_block: [codes, token-major, 8/b per byte, first in the low bits | s2 (uint8) per
 // group | z (int8) per group | stage-1 scale (4 bytes, left as is)].
 TEST(OracleVsRefPrimitives, Stage2Blocks) {
-  auto be = ref_backend();
+  auto be = backend_under_test();
   std::mt19937_64 rng(32);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   struct Geo {
@@ -895,7 +911,7 @@ TEST(OracleVsRefPrimitives, Stage2Blocks) {
 // SPEC 3 through Backend::quantize_asym. Reading: codes use the stored (storage-rounded) s and z,
 // so that dequant fma(c, s, z) is consistent with them.
 TEST(OracleVsRefPrimitives, DirectAsym) {
-  auto be = ref_backend();
+  auto be = backend_under_test();
   std::mt19937_64 rng(33);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   for (const char* storage : {"fp16", "fp32"}) {
