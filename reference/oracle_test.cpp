@@ -760,6 +760,13 @@ INSTANTIATE_TEST_SUITE_P(Decode, OracleVsRefDecode, ::testing::ValuesIn(decode_c
 
 // ---- the backend's primitives against the same oracle ------------------------------------
 
+// The comparisons below run on the backend named by TURBO_ORACLE_BACKEND (default "ref").
+TEST(OracleVsRefPrimitives, BackendUnderTest) {
+  const auto be = backend_under_test();
+  EXPECT_EQ(be->name(), backend_name());
+  std::printf("backend under test: %s\n", be->name().c_str());
+}
+
 // SPEC 4 through Backend::sas: every FP16 x in [0, n_r + 1) and +inf, every polynomial, both
 // precisions, n_r = 3 .. 10.
 TEST(OracleVsRefPrimitives, SasExhaustive) {
