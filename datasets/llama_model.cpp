@@ -194,12 +194,13 @@ LlamaModel::LlamaModel(const std::string& gguf_path) : path_(gguf_path) {
 }
 
 void LlamaModel::forward(const int32_t* tokens, int64_t n, int64_t pos0, AttentionHook& attention,
-                         std::vector<float>* logits, int n_layers_run) const {
+                         std::vector<float>* logits, int n_layers_run, int64_t logits_begin) const {
   const int64_t d = cfg_.d_model, ff = cfg_.d_ff, D = cfg_.head_dim, Hq = cfg_.n_heads, Hkv = cfg_.n_kv_heads;
   if (n_layers_run < 0) n_layers_run = cfg_.n_layers;
   TURBO_CHECK(n_layers_run <= cfg_.n_layers, "asked for " << n_layers_run << " layers of " << cfg_.n_layers);
   TURBO_CHECK(!logits || n_layers_run == cfg_.n_layers, "logits need every layer");
   TURBO_CHECK(n > 0 && pos0 >= 0, "forward needs at least one token");
+  TURBO_CHECK(logits_begin >= 0 && logits_begin <= n, "logits_begin " << logits_begin << " outside [0, " << n << "]");
   for (int64_t t = 0; t < n; ++t)
     TURBO_CHECK(tokens[t] >= 0 && tokens[t] < cfg_.vocab,
                 "token id " << tokens[t] << " at position " << pos0 + t << " is outside the vocabulary");
@@ -238,9 +239,9 @@ void LlamaModel::forward(const int32_t* tokens, int64_t n, int64_t pos0, Attenti
   for (int l = 0; l < n_layers_run; ++l) {
     const Layer& L = layers_[static_cast<size_t>(l)];
     rms_norm(x.data(), n, d, L.attn_norm.data(), cfg_.rms_eps, h.data());
-    linear(h.data(), n, d, L.wq.data(), Hq * D, qf.data());
-    linear(h.data(), n, d, L.wk.data(), Hkv * D, kf.data());
-    linear(h.data(), n, d, L.wv.data(), Hkv * D, vf.data());
+    matmul(h.data(), n, d, L.wq.data(), Hq * D, qf.data());
+    matmul(h.data(), n, d, L.wk.data(), Hkv * D, kf.data());
+    matmul(h.data(), n, d, L.wv.data(), Hkv * D, vf.data());
     rope_to_half(qf, Hq, q16);
     rope_to_half(kf, Hkv, k16);
     for (int64_t t = 0; t < n; ++t)
@@ -248,22 +249,39 @@ void LlamaModel::forward(const int32_t* tokens, int64_t n, int64_t pos0, Attenti
         for (int64_t c = 0; c < D; ++c) v16.view().row(0, hh, t)[c] = to_half(vf[(t * Hkv + hh) * D + c]);
     attention.attend(l, pos0, q16, k16, v16, o.data());
     if (l == n_layers_run - 1 && !logits) break;  // only this layer's Q/K/V were wanted
-    linear(o.data(), n, Hq * D, L.wo.data(), d, tmp.data());
+    matmul(o.data(), n, Hq * D, L.wo.data(), d, tmp.data());
     for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];
     rms_norm(x.data(), n, d, L.ffn_norm.data(), cfg_.rms_eps, h.data());
-    linear(h.data(), n, d, L.w_gate.data(), ff, gate.data());
-    linear(h.data(), n, d, L.w_up.data(), ff, up.data());
+    matmul(h.data(), n, d, L.w_gate.data(), ff, gate.data());
+    matmul(h.data(), n, d, L.w_up.data(), ff, up.data());
     for (size_t i = 0; i < gate.size(); ++i) {
       const float gv = gate[i];
       gate[i] = gv / (1.0f + std::exp(-gv)) * up[i];  // SiLU(gate) * up
     }
-    linear(gate.data(), n, ff, L.w_down.data(), d, tmp.data());
+    matmul(gate.data(), n, ff, L.w_down.data(), d, tmp.data());
     for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];
   }
   if (!logits) return;
-  rms_norm(x.data(), n, d, output_norm_.data(), cfg_.rms_eps, h.data());
-  logits->resize(static_cast<size_t>(n * cfg_.vocab));
-  linear(h.data(), n, d, output_.empty() ? tok_embd_.data() : output_.data(), cfg_.vocab, logits->data());
+  const int64_t rows = n - logits_begin;
+  logits->resize(static_cast<size_t>(rows * cfg_.vocab));
+  if (rows == 0) return;
+  rms_norm(x.data() + logits_begin * d, rows, d, output_norm_.data(), cfg_.rms_eps, h.data());
+  matmul(h.data(), rows, d, output_.empty() ? tok_embd_.data() : output_.data(), cfg_.vocab, logits->data());
+}
+
+void LlamaModel::matmul(const float* x, int64_t n, int64_t in, const float* w, int64_t out, float* y) const {
+  if (!emulate_q8_ || in % 32 != 0) {
+    linear(x, n, in, w, out, y);
+    return;
+  }
+  std::vector<float> xq(static_cast<size_t>(n * in));
+  for (int64_t b = 0; b < n * in / 32; ++b) {
+    float amax = 0;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[b * 32 + j]));
+    const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    for (int j = 0; j < 32; ++j) xq[static_cast<size_t>(b * 32 + j)] = std::round(x[b * 32 + j] * id) * d;
+  }
+  linear(xq.data(), n, in, w, out, y);
 }
 
 // ---- attention hooks -------------------------------------------------------------------------

@@ -63,10 +63,16 @@ class LlamaModel {
   const std::string& path() const { return path_; }
   const std::string& sha256() const { return sha256_; }
 
+  // Oracle diagnostics only: round the input rows of every matmul to 8-bit blocks of 32 values
+  // (d = amax / 127, q = roundf(x / d)), as llama.cpp does for its Q4_1 / Q8_0 weight matmuls
+  // (quantize_row_q8_1 / q8_0), to show what of the llama.cpp comparison's gap that explains.
+  void set_emulate_q8_activations(bool on) { emulate_q8_ = on; }
+
   // Runs tokens [pos0, pos0 + n) through the first `n_layers_run` layers (all when < 0).
-  // When `logits` is not null (and all layers run), fills it with [n, vocab] FP32 logits.
+  // When `logits` is not null (and all layers run), fills it with FP32 logits
+  // [n - logits_begin, vocab] of the chunk's rows [logits_begin, n).
   void forward(const int32_t* tokens, int64_t n, int64_t pos0, AttentionHook& attention,
-               std::vector<float>* logits, int n_layers_run = -1) const;
+               std::vector<float>* logits, int n_layers_run = -1, int64_t logits_begin = 0) const;
 
  private:
   struct Layer {
@@ -78,6 +84,8 @@ class LlamaModel {
   std::vector<float> tok_embd_, output_norm_, output_;  // output_ empty: tied to tok_embd_
   std::vector<Layer> layers_;
   std::vector<double> inv_freq_;  // theta^(-2j/D), j < D/2
+  bool emulate_q8_ = false;
+  void matmul(const float* x, int64_t n, int64_t in, const float* w, int64_t out, float* y) const;
 };
 
 // Y [n, out] = X [n, in] * W^T with W [out, in] row-major (a GGUF weight). Output features are

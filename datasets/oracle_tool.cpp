@@ -4,8 +4,10 @@
 //   datasets_oracle_tool tensors <gguf>            name, type, SHA-256 of the FP32 dequantization
 //   datasets_oracle_tool dump <gguf> <name> <out>  the FP32 dequantization as raw little-endian
 //   datasets_oracle_tool tokenize <gguf> <text>    token ids, one per line (no BOS/EOS)
-//   datasets_oracle_tool logits <gguf> <ids> <out> FP32 logits [n, vocab] of the ids (one per
-//                                                  line) with ground-truth attention
+//   datasets_oracle_tool logits <gguf> <ids> <out> [--emulate-q8]
+//                                                  FP32 logits [n, vocab] of the ids (one per
+//                                                  line) with ground-truth attention; optionally
+//                                                  with llama.cpp's 8-bit activation rounding
 #include <cstdio>
 #include <exception>
 #include <fstream>
@@ -25,7 +27,7 @@ int usage() {
   std::cerr << "usage: datasets_oracle_tool tensors <gguf>\n"
                "       datasets_oracle_tool dump <gguf> <tensor> <out.f32>\n"
                "       datasets_oracle_tool tokenize <gguf> <text file>\n"
-               "       datasets_oracle_tool logits <gguf> <ids file> <out.f32>\n";
+               "       datasets_oracle_tool logits <gguf> <ids file> <out.f32> [--emulate-q8]\n";
   return 2;
 }
 
@@ -44,8 +46,9 @@ int main(int argc, char** argv) {
   if (argc < 3) return usage();
   const std::string cmd = argv[1];
   try {
-    if (cmd == "logits" && argc == 5) {
-      const LlamaModel model(argv[2]);
+    if (cmd == "logits" && (argc == 5 || (argc == 6 && std::string(argv[5]) == "--emulate-q8"))) {
+      LlamaModel model(argv[2]);
+      model.set_emulate_q8_activations(argc == 6);
       std::vector<int32_t> ids;
       std::istringstream in(read_text(argv[3]));
       for (int64_t id; in >> id;) ids.push_back(static_cast<int32_t>(id));
