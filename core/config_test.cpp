@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "core/backend.h"
+
 namespace {
 
 using turbo::AttentionConfig;
@@ -224,6 +226,61 @@ TEST(Config, TauDefaultsToInverseSqrtD) {
   EXPECT_EQ(c.tau_for(128), 1.0f / std::sqrt(128.0f));
   c.tau = 0.5f;
   EXPECT_EQ(c.tau_for(64), 0.5f);
+}
+
+}  // namespace
+
+// ---- core/backend.h: shape checks and the registry
+// -----------------------------------------------
+
+namespace {
+
+turbo::HostTensor<turbo::Half> zeros(int64_t b, int64_t h, int64_t n, int64_t d) {
+  return turbo::HostTensor<turbo::Half>(b, h, n, d);
+}
+
+std::string shape_error(const turbo::HostTensor<turbo::Half>& q,
+                        const turbo::HostTensor<turbo::Half>& k,
+                        const turbo::HostTensor<turbo::Half>& v,
+                        turbo::HostTensor<turbo::Half>& o) {
+  return error_of([&] { turbo::check_attention_shapes(q.view(), k.view(), v.view(), o.view()); });
+}
+
+TEST(BackendShapes, AcceptsValidAndRejectsInvalid) {
+  for (int64_t d : {16, 32, 48, 64, 80, 96, 112, 128, 256}) {
+    auto q = zeros(1, 4, 5, d), k = zeros(1, 2, 5, d), v = zeros(1, 2, 5, d), o = zeros(1, 4, 5, d);
+    EXPECT_EQ(shape_error(q, k, v, o), "") << d;
+  }
+  for (int64_t d : {8, 24, 272, 512}) {
+    auto q = zeros(1, 2, 5, d), k = zeros(1, 2, 5, d), v = zeros(1, 2, 5, d), o = zeros(1, 2, 5, d);
+    EXPECT_NE(shape_error(q, k, v, o).find("head_dim"), std::string::npos) << d;
+  }
+  {
+    auto q = zeros(1, 3, 5, 64), k = zeros(1, 2, 5, 64), v = zeros(1, 2, 5, 64),
+         o = zeros(1, 3, 5, 64);
+    EXPECT_NE(shape_error(q, k, v, o).find("multiple of kv heads"), std::string::npos);
+  }
+  {
+    auto q = zeros(1, 2, 5, 64), k = zeros(1, 2, 5, 64), v = zeros(1, 2, 6, 64),
+         o = zeros(1, 2, 5, 64);
+    EXPECT_NE(shape_error(q, k, v, o), "");
+  }
+  {
+    auto q = zeros(1, 2, 5, 64), k = zeros(1, 2, 5, 64), v = zeros(1, 2, 5, 64),
+         o = zeros(1, 2, 4, 64);
+    EXPECT_NE(shape_error(q, k, v, o).find("output"), std::string::npos);
+  }
+  {
+    auto q = zeros(2, 2, 5, 64), k = zeros(1, 2, 5, 64), v = zeros(1, 2, 5, 64),
+         o = zeros(2, 2, 5, 64);
+    EXPECT_NE(shape_error(q, k, v, o).find("batch"), std::string::npos);
+  }
+}
+
+TEST(BackendRegistry, UnknownNameListsAvailable) {
+  const std::string m = error_of([] { turbo::make_backend("no-such-backend"); });
+  EXPECT_NE(m.find("no-such-backend"), std::string::npos) << m;
+  EXPECT_NE(m.find("available"), std::string::npos) << m;
 }
 
 }  // namespace

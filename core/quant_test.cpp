@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "core/kv_layout.h"
 #include "core/tensor.h"
 
 namespace {
@@ -450,6 +451,53 @@ TEST(CheckFinite, NamesTensorAndPosition) {
       EXPECT_NE(m.find("channel 5"), std::string::npos) << m;
     }
   }
+}
+
+}  // namespace
+
+// ---- block layout and byte accounting (core/kv_layout.h, SPEC 2 and 8)
+// ---------------------------
+
+namespace {
+
+// Hand counts: codes (n_b * D * b / 8 bytes), s2 and z (1 byte each per group), scale (4 bytes).
+TEST(BlockLayout, HandCounts) {
+  struct Row {
+    int n_b, d, bits, axis, gs;
+    int64_t code_bytes, groups, bytes;
+  } rows[] = {
+      {64, 128, 4, 0, 32, 4096, 128, 4096 + 256 + 4},  // channel axis: one group per channel
+      {64, 128, 4, 1, 32, 4096, 256, 4096 + 512 + 4},  // token axis: 64 tokens x 4 groups
+      {64, 128, 2, 0, 32, 2048, 128, 2048 + 256 + 4}, {64, 64, 2, 1, 16, 1024, 256, 1024 + 512 + 4},
+      {64, 128, 8, 0, 32, 8192, 0, 8192 + 4},  // stage 1 only: codes and scale
+      {16, 16, 4, 0, 16, 128, 16, 128 + 32 + 4},
+  };
+  for (const Row& r : rows) {
+    const turbo::BlockLayout L{r.n_b, r.d, r.bits, r.axis, r.gs};
+    EXPECT_EQ(L.elements(), static_cast<int64_t>(r.n_b) * r.d);
+    EXPECT_EQ(L.code_bytes(), r.code_bytes) << r.n_b << "x" << r.d << " b" << r.bits;
+    EXPECT_EQ(L.groups(), r.groups);
+    EXPECT_EQ(L.s2_offset(), r.code_bytes);
+    EXPECT_EQ(L.z_offset(), r.code_bytes + r.groups);
+    EXPECT_EQ(L.scale_offset(), r.code_bytes + 2 * r.groups);
+    EXPECT_EQ(L.bytes(), r.bytes);
+    EXPECT_EQ(L.metadata_bytes(), 2 * r.groups + 4);
+    // Every element maps to a group in range, and every group is used.
+    if (r.groups > 0) {
+      std::vector<int> used(static_cast<size_t>(r.groups), 0);
+      for (int t = 0; t < r.n_b; ++t)
+        for (int c = 0; c < r.d; ++c) {
+          const int64_t g = L.group_of(t, c);
+          ASSERT_GE(g, 0);
+          ASSERT_LT(g, r.groups);
+          ++used[static_cast<size_t>(g)];
+        }
+      for (int u : used) EXPECT_EQ(u, r.axis == 0 ? r.n_b : r.gs);
+    }
+  }
+  // 4-bit KV at n_b = 64, D = 128, channel axis: 4356 / (64 * 128 * 2) of FP16, i.e. 3.761x.
+  const turbo::BlockLayout L{64, 128, 4, 0, 32};
+  EXPECT_NEAR(64.0 * 128 * 2 / static_cast<double>(L.bytes()), 3.7612, 1e-4);
 }
 
 }  // namespace
