@@ -110,6 +110,20 @@ Json bit_map_to_json(const BitMap& m) {
     layers.set(std::to_string(kv.first), l);
   }
   j.set("layers", layers);
+  // The shape `turboattn ppl` reads (datasets/commands.h): one row per layer 0, 1, ..., present
+  // when the map covers every layer from 0 without a gap.
+  bool contiguous = !m.bits.empty();
+  int expect = 0;
+  for (const auto& kv : m.bits) contiguous = contiguous && kv.first == expect++;
+  if (contiguous) {
+    Json rows = Json::array();
+    for (const auto& kv : m.bits) {
+      Json r = Json::array();
+      for (int x : kv.second) r.push(x);
+      rows.push(r);
+    }
+    j.set("head_bits", rows);
+  }
   return j;
 }
 

@@ -4,7 +4,9 @@
 // Bit-map file (JSON, format "turboattn-bitmap-1"):
 //   { "format", "command", "data": path, "data_sha256", "model", "model_sha256", "tokens",
 //     "f2", "prio_tensors", "prio_metric", "seed", "n_kv_heads",
-//     "layers": { "<layer>": { "bits": [b_0, ...], "priority": [p_0, ...] }, ... } }
+//     "layers": { "<layer>": { "bits": [b_0, ...], "priority": [p_0, ...] }, ... },
+//     "head_bits": [[b_0, ...], ...] }   (one row per layer 0, 1, ...; written when the map
+//                                         covers every layer from 0: the form `ppl` reads)
 // The map records the calibration file's SHA-256 so that a sweep can refuse to evaluate on the
 // tokens it was calibrated on.
 #pragma once
