@@ -163,7 +163,9 @@ std::vector<int> parse_layer_list(const std::string& spec, int n_layers) {
 
 std::string capture_command_line(const CaptureOptions& o) {
   std::ostringstream os;
-  os << "turboattn capture --model " << o.model << " --text " << o.text << " --max-tokens " << o.max_tokens
+  os << "turboattn capture";
+  if (!o.model.empty()) os << " --model " << o.model;  // omitted: the fetch_models.sh default
+  os << " --text " << o.text << " --max-tokens " << o.max_tokens
      << " --skip-tokens " << o.skip_tokens << " --layers " << o.layers << " --out " << o.out;
   return os.str();
 }
@@ -171,6 +173,7 @@ std::string capture_command_line(const CaptureOptions& o) {
 CaptureReport run_capture(const CaptureOptions& options) {
   const auto t0 = Clock::now();
   CaptureOptions o = options;
+  if (o.command.empty()) o.command = capture_command_line(o);
   if (o.model.empty()) o.model = default_model_path();
   TURBO_CHECK(!o.out.empty(), "capture needs --out");
   TURBO_CHECK(!o.text.empty(), "capture needs --text");
@@ -191,7 +194,7 @@ CaptureReport run_capture(const CaptureOptions& options) {
   src << basename_of(o.text) << ": tokens [" << w.skip << ", " << w.skip + n << ") of " << w.total
       << " (text SHA-256 " << w.text_sha256 << ")";
   meta.text_source = src.str();
-  meta.command = o.command.empty() ? capture_command_line(o) : o.command;
+  meta.command = o.command;
   meta.version = TURBO_VERSION;
   meta.rope_theta = cfg.rope_theta;
   meta.n_layers = cfg.n_layers;
@@ -499,8 +502,7 @@ void add_capture_command(CLI::App& app) {
   sub->add_flag("--force", o->force, "overwrite an existing output");
   sub->callback([o] {
     run_reporting("capture", [&] {
-      CaptureOptions opts = *o;
-      if (opts.model.empty()) opts.model = default_model_path();
+      const CaptureOptions& opts = *o;
       const CaptureReport r = run_capture(opts);
       std::printf("captured %lld tokens x %d layers to %s in %.2f s (forward %.2f s, %.0f tokens/s)\nsha256 %s\n",
                   static_cast<long long>(r.n_tokens), r.n_layers, opts.out.c_str(), r.total_seconds,

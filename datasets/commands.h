@@ -25,7 +25,7 @@ struct CaptureOptions {
   int64_t max_tokens = 512;   // window length (truncated to the model's context, with a warning)
   int64_t skip_tokens = 0;    // tokens of the text skipped before the window
   bool force = false;         // overwrite an existing output
-  std::string command;        // recorded in the file; the canonical command line when empty
+  std::string command;        // recorded in the file; capture_command_line() when empty
 };
 
 struct CaptureReport {
@@ -39,7 +39,8 @@ struct CaptureReport {
 // post-RoPE Q, K and V of the chosen layers (schema in datasets/README.md).
 CaptureReport run_capture(const CaptureOptions& options);
 
-// The command line that reproduces a capture ("turboattn capture --model ... --out ...").
+// The command line that reproduces a capture ("turboattn capture [--model M] --text T
+// --max-tokens N --skip-tokens S --layers L --out O"; --model only when one was given).
 std::string capture_command_line(const CaptureOptions& options);
 
 // "all" -> 0 .. n_layers-1; "0,3,10-12" -> {0, 3, 10, 11, 12}; errors name the bad item.
