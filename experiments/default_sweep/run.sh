@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The main job (README "Two commands"): set up, build `turboattn`, sweep the default grid
+# (grid.txt) over the embedded SmolLM2-135M activations, calibrate the mixed-precision bit map on
+# the separate calibration split, and write the Markdown report. Everything lands in
+# experiments/default_sweep/out/ (git-ignored); the last line printed is the report's path.
+#
+# Environment overrides: BUILD_DIR (default build), THREADS (default: all cores),
+# LAYERS (default 0-29:4, every 4th layer), POSITIONS (decode positions per layer, default 8),
+# DATA / CALIB (activation files, default the embedded ones).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$(pwd)
+HERE=experiments/default_sweep
+OUT=$HERE/out
+BUILD_DIR=${BUILD_DIR:-build}
+THREADS=${THREADS:-0}
+LAYERS=${LAYERS:-0-29:4}
+POSITIONS=${POSITIONS:-8}
+DATA=${DATA:-datasets/data/smollm2_eval.h5}
+CALIB=${CALIB:-datasets/data/smollm2_calib.h5}
+
+bash .ci/install-deps.sh
+bash datasets/fetch_models.sh
+cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$BUILD_DIR" --target turboattn -j"$(nproc)"
+TA="$ROOT/$BUILD_DIR/eval/turboattn"
+
+mkdir -p "$OUT"
+for f in "$DATA" "$CALIB"; do
+  [ -f "$f" ] || { echo "run.sh: missing activation file $f (see datasets/README.md)" >&2; exit 1; }
+done
+
+start=$(date +%s)
+"$TA" --threads "$THREADS" calibrate --data "$CALIB" -o "$OUT/bits_map.json"
+"$TA" --threads "$THREADS" sweep --data "$DATA" --grid "$HERE/grid.txt" --bits-map "$OUT/bits_map.json" \
+  --layers "$LAYERS" --positions "$POSITIONS" --seed 0 --overwrite -o "$OUT/results.csv"
+"$TA" report "$OUT/results.csv" -o "$OUT/report.md"
+end=$(date +%s)
+echo "run.sh: calibrate + sweep + report took $((end - start)) s"
+echo "report: $ROOT/$OUT/report.md"
