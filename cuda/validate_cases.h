@@ -62,7 +62,7 @@ inline CaseResult stage1_case(Backend& ref, Backend& dev, int64_t n, int d, int6
   ref.quantize_stage1(x.data(), n, d, group_rows, c1.data(), s1.data());
   dev.quantize_stage1(x.data(), n, d, group_rows, c2.data(), s2.data());
   for (size_t i = 0; i < c1.size(); ++i) r.mismatches += c1[i] != c2[i], r.nonzero |= c1[i] != 0;
-  for (size_t i = 0; i < s1.size(); ++i) r.mismatches += bits(s1[i]) != bits(s2[i]);
+  for (size_t i = 0; i < s1.size(); ++i) r.mismatches += bits(s1[i]) != bits(s2[i]), r.nonzero |= bits(s1[i]) != 0;
   r.total = static_cast<int64_t>(c1.size() + s1.size());
   return r;
 }
