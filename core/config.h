@@ -55,7 +55,7 @@ TURBO_ENUM_NAMES(Method, "flashq", "fp16", "kivi", "int8kv", "sage", "fp8")
 TURBO_ENUM_NAMES(KvBits, "8", "4", "2", "mixed")
 TURBO_ENUM_NAMES(ScaleStorage, "fp16", "fp32")
 TURBO_ENUM_NAMES(Poly, "ls2", "ls3", "ls4", "minimax2", "minimax3", "minimax4", "taylor2",
-                 "taylor3", "taylor4")
+                 "taylor3", "taylor4", "spec3")
 TURBO_ENUM_NAMES(SasPrecision, "fp16", "fp32")
 TURBO_ENUM_NAMES(ExpMode, "sas", "exact")
 TURBO_ENUM_NAMES(PQuant, "u8", "s8", "u8_row", "fp16")
@@ -117,6 +117,14 @@ struct SasConfig {
   SasParams params() const { return make_sas_params(n_r, poly, precision, exp_mode); }
 };
 
+// SPEC "Conventions": tau = 1 / sqrt(D) as FP32, read as the FP32 number nearest to the real
+// 1/sqrt(D). (1.0f / sqrtf(D) rounds twice and is one ulp off for D = 96 and 112.) The double
+// quotient is correctly rounded and then rounded to FP32 once more; that second rounding is
+// exact-nearest for every D in 1..4096 (core/config_test.cpp checks it against long double).
+inline float default_tau(int64_t head_dim) {
+  return static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
+}
+
 struct AttentionConfig {
   Method method = Method::kFlashQ;
   QuantConfig quant;
@@ -126,9 +134,7 @@ struct AttentionConfig {
   int splits = 1;      // split-K runs for decode (SPEC 6)
   float tau = 0.0f;    // softmax scale; 0 means 1 / sqrt(D)
 
-  float tau_for(int head_dim) const {
-    return tau > 0.0f ? tau : 1.0f / std::sqrt(static_cast<float>(head_dim));
-  }
+  float tau_for(int head_dim) const { return tau > 0.0f ? tau : default_tau(head_dim); }
   std::string to_string() const;
   Status validate() const;
 };

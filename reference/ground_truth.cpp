@@ -54,7 +54,7 @@ void attention_fp64(const ConstHalfTensor& q, const ConstHalfTensor& k, const Co
   check_qkv(q, k, v);
   TURBO_CHECK(q.tokens() == k.tokens(), "prefill ground truth needs as many query rows as keys");
   const int64_t B = q.batch(), Hq = q.heads(), N = q.tokens(), D = q.dim(), g = Hq / k.heads();
-  const double tt = tau > 0.0f ? tau : static_cast<double>(1.0f / std::sqrt(static_cast<float>(D)));
+  const double tt = tau > 0.0f ? tau : static_cast<double>(default_tau(D));
 #pragma omp parallel
   {
     std::vector<double> s;
@@ -72,7 +72,7 @@ void attention_fp64_decode(const ConstHalfTensor& q, const ConstHalfTensor& k,
   const int64_t B = q.batch(), Hq = q.heads(), QL = q.tokens(), L = k.tokens(), D = q.dim();
   const int64_t g = Hq / k.heads();
   TURBO_CHECK(QL <= L, "decode ground truth: q_len " << QL << " exceeds the " << L << " keys");
-  const double tt = tau > 0.0f ? tau : static_cast<double>(1.0f / std::sqrt(static_cast<float>(D)));
+  const double tt = tau > 0.0f ? tau : static_cast<double>(default_tau(D));
 #pragma omp parallel
   {
     std::vector<double> s;
@@ -90,7 +90,7 @@ void attention_fp16_floor(const ConstHalfTensor& q, const ConstHalfTensor& k,
   const int64_t B = q.batch(), Hq = q.heads(), N = q.tokens(), L = k.tokens(), D = q.dim();
   const int64_t g = Hq / k.heads();
   TURBO_CHECK(N <= L, "more query rows than keys");
-  const float t = tau > 0.0f ? tau : 1.0f / std::sqrt(static_cast<float>(D));
+  const float t = tau > 0.0f ? tau : default_tau(D);
 #pragma omp parallel
   {
     std::vector<float> s, acc(static_cast<size_t>(D));

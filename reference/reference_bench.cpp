@@ -79,7 +79,7 @@ void BM_PrefillEigenFp32(benchmark::State& state) {
     k.data()[i] = half_to_float(in.k.storage[static_cast<size_t>(i)]);
     v.data()[i] = half_to_float(in.v.storage[static_cast<size_t>(i)]);
   }
-  const float tau = 1.0f / std::sqrt(static_cast<float>(d));
+  const float tau = default_tau(d);
   Mat s(n, n), o(n, d);
   for (auto _ : state) {
     s.noalias() = (q * k.transpose()) * tau;
@@ -120,7 +120,7 @@ void BM_DecodeEigenFp32(benchmark::State& state) {
     v.data()[i] = half_to_float(in.v.storage[static_cast<size_t>(i)]);
   }
   for (int64_t c = 0; c < d; ++c) q(c) = half_to_float(in.q.storage[static_cast<size_t>((len - 1) * d + c)]);
-  const float tau = 1.0f / std::sqrt(static_cast<float>(d));
+  const float tau = default_tau(d);
   Eigen::VectorXf s(len), o(d);
   for (auto _ : state) {
     s.noalias() = (k * q) * tau;
