@@ -142,6 +142,8 @@ void prefill_impl(const AttentionConfig& cfg, const Half* q, const Half* k, cons
     p.tau = tau;
     p.sas = sas;
     p.p_quant = cfg.p_quant;
+    p.sas_table = cached_sas_table(sas, stream);
+    p.sas_table_count = sas_table_count(sas);
     launch_mma_prefill(p, stream);
     return;
   }
@@ -162,6 +164,8 @@ void prefill_impl(const AttentionConfig& cfg, const Half* q, const Half* k, cons
   p.sas = sas;
   p.p_quant = cfg.p_quant;
   p.want_stats = want_stats;
+  p.sas_table = cached_sas_table(sas, stream);
+  p.sas_table_count = sas_table_count(sas);
   p.source = TileSource::kPrefill;
   p.bc = qc.bc;
   p.n_tiles = static_cast<int>((N + qc.bc - 1) / qc.bc);
@@ -414,6 +418,8 @@ void decode_impl(const AttentionConfig& cfg, const Half* q, const CudaKvCache& c
   p.sas = cfg.sas.params();
   p.p_quant = cfg.p_quant;
   p.want_stats = stats != nullptr;
+  p.sas_table = cached_sas_table(p.sas, stream);
+  p.sas_table_count = sas_table_count(p.sas);
   cache.fill(p);
   p.splits = cfg.splits;
   p.out = o;

@@ -96,6 +96,15 @@ void launch_quantize_asym(const Half* x, int64_t n_groups, int group_len, int bi
                           cudaStream_t stream);
 void launch_sas(const Half* x, int64_t n, const SasParams& p, float* out, cudaStream_t stream);
 
+// The SAS memo table of sas_table.cuh: its entry count (0 when it does not apply: fp32
+// precision or exp_mode = exact), and the kernel that fills it from core sas_eval.
+int sas_table_count(const SasParams& p);
+void launch_sas_table(const SasParams& p, uint16_t* table, int count, cudaStream_t stream);
+
+// A filled table for `p`, cached per thread (rebuilt when the SAS knobs change); null when
+// sas_table_count(p) == 0.
+const uint16_t* cached_sas_table(const SasParams& p, cudaStream_t stream);
+
 // ---- KV cache append (SPEC 6) ---------------------------------------------------------------
 
 struct CacheAppendParams {
@@ -161,6 +170,8 @@ struct RowsParams {
   SasParams sas;
   PQuant p_quant;
   bool want_stats;
+  const uint16_t* sas_table;  // sas_table.cuh, or null
+  int sas_table_count;
 
   TileSource source;
   int n_tiles;
@@ -224,6 +235,8 @@ struct MmaParams {
   float tau;
   SasParams sas;
   PQuant p_quant;
+  const uint16_t* sas_table;  // sas_table.cuh, or null
+  int sas_table_count;
 };
 bool mma_supports(const AttentionConfig& config, int d, bool want_stats);
 void launch_mma_prefill(const MmaParams& p, cudaStream_t stream);

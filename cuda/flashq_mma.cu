@@ -20,6 +20,7 @@
 #include "core/quant.h"
 #include "core/sas.h"
 #include "cuda/cuda_common.cuh"
+#include "cuda/sas_table.cuh"
 
 namespace turbo {
 namespace cuda {
@@ -143,6 +144,8 @@ __global__ void __launch_bounds__(kThreads) MmaPrefillKernel(MmaParams P, const 
   __syncthreads();  // sas is visible
 
   const bool exact = sas.exp_mode == ExpMode::kExact;
+  const uint16_t* __restrict__ table = P.sas_table;
+  const int table_count = P.sas_table_count;
   for (int t = 0; t < last; ++t) {
     if (t + 1 < last) prefetch(t + 1, (t + 1) & 1);
     cp_async_commit();
@@ -197,7 +200,12 @@ __global__ void __launch_bounds__(kThreads) MmaPrefillKernel(MmaParams P, const 
         for (int e = 0; e < 2; ++e) {
           const int j = nt * 8 + t4 * 2 + e;
           float p = 0.0f;
-          if (j < visible) p = sas_eval(exact ? m_new - s[nt][e] : sub16(m_new, s[nt][e]), sas);
+          if (j < visible) {
+            if (table)
+              p = sas_lookup(sub16(m_new, s[nt][e]), table, table_count);
+            else
+              p = sas_eval(exact ? m_new - s[nt][e] : sub16(m_new, s[nt][e]), sas);
+          }
           s[nt][e] = p;
           p_max = maxf(p_max, p);
         }
@@ -292,7 +300,11 @@ __global__ void TransposeVKernel(const int8_t* v, int64_t N, int dp, int bc, int
 template <int DP>
 void launch_dp(const MmaParams& p, const int8_t* vt, int n_tiles, cudaStream_t stream) {
   using T = MmaTraits<DP>;
-  TURBO_CUDA_CHECK(cudaFuncSetAttribute(MmaPrefillKernel<DP>, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmem));
+  static const bool attr_set = [] {
+    TURBO_CUDA_CHECK(cudaFuncSetAttribute(MmaPrefillKernel<DP>, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmem));
+    return true;
+  }();
+  (void)attr_set;
   const dim3 grid(static_cast<unsigned>((p.n + kBr - 1) / kBr), static_cast<unsigned>(p.batch * p.hq));
   MmaPrefillKernel<DP><<<grid, kThreads, T::kSmem, stream>>>(p, vt, n_tiles);
   TURBO_CUDA_LAUNCH_CHECK();

@@ -14,6 +14,7 @@
 #include "core/quant.h"
 #include "core/sas.h"
 #include "cuda/cuda_common.cuh"
+#include "cuda/sas_table.cuh"
 
 namespace turbo {
 namespace cuda {
@@ -267,7 +268,7 @@ __global__ void __launch_bounds__(kThreads) RowsKernel(RowsParams P) {
       float p_max = 0.0f;
       for (int j = lane; j < n; j += 32) {
         const float x = exact ? m_new - s_w[j] : sub16(m_new, s_w[j]);
-        const float pj = sas_eval(x, P.sas);
+        const float pj = P.sas_table ? sas_lookup(x, P.sas_table, P.sas_table_count) : sas_eval(x, P.sas);
         p_w[j] = pj;
         p_max = maxf(p_max, pj);
       }
@@ -442,8 +443,11 @@ void launch_rows_kernel(const RowsParams& p, cudaStream_t stream) {
   const size_t smem = rows_kernel_smem(p);
   TURBO_CHECK(smem <= 227 * 1024, "rows kernel: tile of " << p.tile_cap << " tokens x " << p.dp
                                                           << " channels does not fit in shared memory");
-  TURBO_CUDA_CHECK(cudaFuncSetAttribute(RowsKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        static_cast<int>(smem)));
+  static const bool attr_set = [] {
+    TURBO_CUDA_CHECK(cudaFuncSetAttribute(RowsKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 227 * 1024));
+    return true;
+  }();
+  (void)attr_set;
   const dim3 grid(static_cast<unsigned>(p.batch * p.hkv), static_cast<unsigned>(p.splits),
                   static_cast<unsigned>(chunks));
   RowsKernel<<<grid, kThreads, smem, stream>>>(p);

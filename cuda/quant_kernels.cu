@@ -6,11 +6,13 @@
 // that of the last zero in scan order. The kernels reproduce that (see the "last zero" fixes),
 // because a stored scale or zero point of -0 and +0 differ in their bits.
 #include <cfloat>
+#include <cstring>
 
 #include "core/fp16.h"
 #include "core/quant.h"
 #include "core/sas.h"
 #include "cuda/cuda_common.cuh"
+#include "cuda/sas_table.cuh"
 #include "cuda/stage2.cuh"
 
 namespace turbo {
@@ -145,9 +147,18 @@ __global__ void AsymKernel(const Half* x, int group_len, int bits, ScaleStorage 
     codes[g * group_len + i] = asym_code(half_to_float(xg[i]), p, bits);
 }
 
-__global__ void SasKernel(const Half* x, int64_t n, SasParams p, float* out) {
+// The sas op goes through the memo table when it applies, so that the exhaustive check of this
+// op against the reference also proves the table the attention kernels use.
+__global__ void SasKernel(const Half* x, int64_t n, SasParams p, const uint16_t* table, int count, float* out) {
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (i < n) out[i] = sas_eval(half_to_float(x[i]), p);
+  if (i >= n) return;
+  const float v = half_to_float(x[i]);
+  out[i] = table ? sas_lookup(v, table, count) : sas_eval(v, p);
+}
+
+__global__ void SasTableKernel(SasParams p, uint16_t* table, int count) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < count) table[i] = float_to_half(sas_eval(half_to_float(Half{static_cast<uint16_t>(i)}), p)).bits;
 }
 
 }  // namespace
@@ -195,8 +206,35 @@ void launch_quantize_asym(const Half* x, int64_t n_groups, int group_len, int bi
 
 void launch_sas(const Half* x, int64_t n, const SasParams& p, float* out, cudaStream_t stream) {
   if (n == 0) return;
-  SasKernel<<<static_cast<unsigned>((n + 255) / 256), 256, 0, stream>>>(x, n, p, out);
+  const uint16_t* table = cached_sas_table(p, stream);
+  SasKernel<<<static_cast<unsigned>((n + 255) / 256), 256, 0, stream>>>(x, n, p, table, sas_table_count(p), out);
   TURBO_CUDA_LAUNCH_CHECK();
+}
+
+int sas_table_count(const SasParams& p) {
+  if (p.precision != SasPrecision::kFp16 || p.exp_mode != ExpMode::kSas) return 0;
+  return float_to_half(static_cast<float>(p.n_r)).bits;  // FP16 x >= 0: x < n_r <=> bits < bits(n_r)
+}
+
+void launch_sas_table(const SasParams& p, uint16_t* table, int count, cudaStream_t stream) {
+  if (count == 0) return;
+  SasTableKernel<<<static_cast<unsigned>((count + 255) / 256), 256, 0, stream>>>(p, table, count);
+  TURBO_CUDA_LAUNCH_CHECK();
+}
+
+const uint16_t* cached_sas_table(const SasParams& p, cudaStream_t stream) {
+  thread_local DeviceBuffer buf;
+  thread_local SasParams key{};
+  thread_local bool valid = false;
+  const int count = sas_table_count(p);
+  if (count == 0) return nullptr;
+  if (!valid || std::memcmp(&key, &p, sizeof p) != 0) {
+    buf.reserve(sizeof(uint16_t) * static_cast<size_t>(count));
+    launch_sas_table(p, buf.as<uint16_t>(), count, stream);
+    key = p;
+    valid = true;
+  }
+  return buf.as<uint16_t>();
 }
 
 }  // namespace cuda

@@ -22,4 +22,11 @@ grep -E "^FAIL" "$OUT/validate.log" | cut -c1-300 | head -20
 grep -E "^\||^validation|^prefill|^decode|^device|cuda_validate" "$OUT/validate.log"
 echo "== SDPA on the same card"
 python3 cuda/bench_sdpa.py --ours "$OUT/ours.csv" --out "$OUT/bench_table.md"
+if [ "${PROFILE:-0}" = 1 ]; then
+  echo "== ncu (one prefill D=128 H=16, one decode L=32k)"
+  ncu --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
+    -k regex:"MmaPrefill|RowsKernel|MergeKernel|Stage1Kernel|TransposeV" --launch-skip 0 --launch-count 12 \
+    ./build-gpu/cuda/cuda_validate --profile >"$OUT/ncu.txt" 2>&1
+  grep -E "MmaPrefill|RowsKernel|MergeKernel|Stage1Kernel|TransposeV|Duration|Compute \(SM\) Throughput|Memory Throughput|Registers Per|Achieved Occupancy|Theoretical Occupancy|Stall|Warp Cycles Per Issued" "$OUT/ncu.txt" | head -120
+fi
 echo "gtest rc=$gt validate rc=$va"

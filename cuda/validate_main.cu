@@ -2,7 +2,7 @@
 // bit), prints one line per case and a summary per op, then (with --bench CSV) times prefill and
 // decode of the cuda backend on device memory and writes `op,shape,config,ms,tflops` rows.
 //
-//   cuda_validate [--small] [--bench out.csv] [--skip-validate]
+//   cuda_validate [--small] [--bench out.csv] [--skip-validate] [--no-check] [--profile]
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -103,6 +103,36 @@ double median_ms(F&& f, int warmup, int iters) {
   return ms[ms.size() / 2];
 }
 
+// One prefill (B=1, H=16, N=4096, D=128, causal) and one decode (L=32768) call, for a profiler.
+int run_profile() {
+  AttentionConfig cfg;
+  const int64_t B = 1, H = 16, N = 4096, D = 128;
+  const auto in = ref::make_inputs({B, H, H, N, D}, ref::InputKind::kGaussian, 1, 1.5f);
+  DeviceTensor q, k, v, o;
+  to_device(q, in.q);
+  to_device(k, in.k);
+  to_device(v, in.v);
+  o.buf.reserve(in.q.storage.size() * sizeof(Half));
+  for (int i = 0; i < 2; ++i) cuda::flashq_prefill_device(cfg, q.ptr(), k.ptr(), v.ptr(), o.ptr(), B, H, H, N, D, nullptr);
+  auto dev = cuda::make_cuda_backend();
+  AttentionConfig dc = cfg;
+  dc.splits = 64;
+  KvCacheSpec spec;
+  spec.config = dc;
+  spec.kv_heads = 8;
+  spec.head_dim = 128;
+  auto cache = dev->create_cache(spec);
+  const auto kv = ref::make_inputs({1, 8, 8, 32768, 128}, ref::InputKind::kGaussian, 2, 1.5f);
+  dev->cache_append(*cache, kv.k.view(), kv.v.view());
+  const auto qin = ref::make_inputs({1, 32, 8, 1, 128}, ref::InputKind::kGaussian, 3, 1.5f);
+  DeviceTensor qd, od;
+  to_device(qd, qin.q);
+  od.buf.reserve(qin.q.storage.size() * sizeof(Half));
+  for (int i = 0; i < 2; ++i) cuda::flashq_decode_device(dc, qd.ptr(), *cache, od.ptr(), 32, 1, nullptr);
+  TURBO_CUDA_CHECK(cudaDeviceSynchronize());
+  return 0;
+}
+
 int run_bench(const char* csv_path, bool check) {
   FILE* csv = std::fopen(csv_path, "w");
   TURBO_CHECK(csv, "cannot write " << csv_path);
@@ -190,15 +220,16 @@ int run_bench(const char* csv_path, bool check) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool small = false, validate = true, check = true;
+  bool small = false, validate = true, check = true, profile = false;
   const char* bench = nullptr;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--small")) small = true;
     else if (!std::strcmp(argv[i], "--skip-validate")) validate = false;
     else if (!std::strcmp(argv[i], "--no-check")) check = false;
+    else if (!std::strcmp(argv[i], "--profile")) profile = true, validate = false;
     else if (!std::strcmp(argv[i], "--bench") && i + 1 < argc) bench = argv[++i];
     else {
-      std::fprintf(stderr, "usage: cuda_validate [--small] [--skip-validate] [--no-check] [--bench out.csv]\n");
+      std::fprintf(stderr, "usage: cuda_validate [--small] [--skip-validate] [--no-check] [--bench out.csv] [--profile]\n");
       return 2;
     }
   }
@@ -213,6 +244,7 @@ int main(int argc, char** argv) {
   try {
     if (validate) failed += run_validation(small);
     if (bench) failed += run_bench(bench, check);
+    if (profile) failed += run_profile();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "cuda_validate: %s\n", e.what());
     return 1;
