@@ -99,10 +99,10 @@ void write_scalar_attr(hid_t obj, const char* name, hid_t file_type, hid_t mem_t
 void write_int_array_attr(hid_t obj, const char* name, const std::vector<int>& values) {
   const hsize_t n = values.size();
   H5Handle space(check_id(H5Screate_simple(1, &n, nullptr), "array space"), &H5Sclose);
-  H5Handle attr(check_id(H5Acreate2(obj, name, H5T_STD_I32LE, space.get(), H5P_DEFAULT,
-                                    H5P_DEFAULT),
-                         std::string("creating attribute ") + name),
-                &H5Aclose);
+  H5Handle attr(
+      check_id(H5Acreate2(obj, name, H5T_STD_I32LE, space.get(), H5P_DEFAULT, H5P_DEFAULT),
+               std::string("creating attribute ") + name),
+      &H5Aclose);
   std::vector<int32_t> v(values.begin(), values.end());
   if (n) check_status(H5Awrite(attr.get(), H5T_NATIVE_INT32, v.data()), "writing layers");
 }
@@ -113,8 +113,9 @@ H5Handle open_attr(hid_t obj, const char* name, const std::string& path) {
   TURBO_CHECK(H5Aexists(obj, name) > 0,
               "'" << path << "' is not a turboattn activation file: root attribute '" << name
                   << "' is missing (schema in datasets/README.md)");
-  return H5Handle(check_id(H5Aopen(obj, name, H5P_DEFAULT), std::string("opening attribute ") + name),
-                  &H5Aclose);
+  return H5Handle(
+      check_id(H5Aopen(obj, name, H5P_DEFAULT), std::string("opening attribute ") + name),
+      &H5Aclose);
 }
 
 std::string read_string_attr(hid_t obj, const char* name, const std::string& path) {
@@ -145,8 +146,9 @@ T read_scalar_attr(hid_t obj, const char* name, hid_t mem_type, const std::strin
   H5Handle ftype(check_id(H5Aget_type(attr.get()), "attribute type"), &H5Tclose);
   H5Handle space(check_id(H5Aget_space(attr.get()), "attribute space"), &H5Sclose);
   const H5T_class_t cls = H5Tget_class(ftype.get());
-  TURBO_CHECK((cls == H5T_INTEGER || cls == H5T_FLOAT) && H5Sget_simple_extent_npoints(space.get()) == 1,
-              "'" << path << "': attribute '" << name << "' must be a numeric scalar");
+  TURBO_CHECK(
+      (cls == H5T_INTEGER || cls == H5T_FLOAT) && H5Sget_simple_extent_npoints(space.get()) == 1,
+      "'" << path << "': attribute '" << name << "' must be a numeric scalar");
   T value{};
   check_status(H5Aread(attr.get(), mem_type, &value), std::string("reading attribute ") + name);
   return value;
@@ -170,8 +172,8 @@ ActivationReader::ActivationReader(const std::string& path) : path_(path) {
     const hid_t root = file_;
     const int schema = read_scalar_attr<int32_t>(root, "schema_version", H5T_NATIVE_INT32, path);
     TURBO_CHECK(schema == kActivationSchemaVersion, "'" << path << "' has schema_version " << schema
-                                                      << "; this build reads version "
-                                                      << kActivationSchemaVersion);
+                                                        << "; this build reads version "
+                                                        << kActivationSchemaVersion);
     meta_.model = read_string_attr(root, "model", path);
     meta_.model_sha256 = read_string_attr(root, "model_sha256", path);
     meta_.text_source = read_string_attr(root, "text_source", path);
@@ -208,7 +210,8 @@ ActivationReader::ActivationReader(const std::string& path) : path_(path) {
                   "'" << path << "': layer " << l << " is listed but " << layer_group_name(l)
                       << " is missing");
     }
-    TURBO_CHECK(H5Lexists(root, "tokens", H5P_DEFAULT) > 0, "'" << path << "' has no /tokens dataset");
+    TURBO_CHECK(H5Lexists(root, "tokens", H5P_DEFAULT) > 0,
+                "'" << path << "' has no /tokens dataset");
   } catch (...) {
     H5Fclose(file_);
     file_ = -1;
@@ -225,12 +228,14 @@ std::vector<int32_t> ActivationReader::tokens() const {
               &H5Dclose);
   H5Handle space(check_id(H5Dget_space(ds.get()), "tokens space"), &H5Sclose);
   H5Handle type(check_id(H5Dget_type(ds.get()), "tokens type"), &H5Tclose);
-  TURBO_CHECK(H5Tget_class(type.get()) == H5T_INTEGER && H5Sget_simple_extent_ndims(space.get()) == 1,
-              "'" << path_ << "': /tokens must be a 1-D integer dataset");
+  TURBO_CHECK(
+      H5Tget_class(type.get()) == H5T_INTEGER && H5Sget_simple_extent_ndims(space.get()) == 1,
+      "'" << path_ << "': /tokens must be a 1-D integer dataset");
   hsize_t n = 0;
   H5Sget_simple_extent_dims(space.get(), &n, nullptr);
-  TURBO_CHECK(static_cast<int64_t>(n) == meta_.n_tokens,
-              "'" << path_ << "': /tokens holds " << n << " ids but n_tokens is " << meta_.n_tokens);
+  TURBO_CHECK(static_cast<int64_t>(n) == meta_.n_tokens, "'" << path_ << "': /tokens holds " << n
+                                                             << " ids but n_tokens is "
+                                                             << meta_.n_tokens);
   std::vector<int32_t> out(n);
   check_status(H5Dread(ds.get(), H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()),
                "reading /tokens of " + path_ + " (truncated or corrupt?)");
@@ -241,31 +246,32 @@ HostTensor<Half> ActivationReader::read(int layer, char which, int64_t token_beg
                                         int64_t token_end) const {
   TURBO_CHECK(which == 'q' || which == 'k' || which == 'v',
               "tensor must be 'q', 'k' or 'v', got '" << which << "'");
-  TURBO_CHECK(std::find(meta_.layers.begin(), meta_.layers.end(), layer) != meta_.layers.end(),
-              "'" << path_ << "' holds no layer " << layer << " (layers present: "
-                  << [&] {
-                       std::ostringstream os;
-                       for (size_t i = 0; i < meta_.layers.size(); ++i)
-                         os << (i ? "," : "") << meta_.layers[i];
-                       return os.str();
-                     }()
-                  << ")");
+  TURBO_CHECK(
+      std::find(meta_.layers.begin(), meta_.layers.end(), layer) != meta_.layers.end(),
+      "'" << path_ << "' holds no layer " << layer << " (layers present: " << [&] {
+        std::ostringstream os;
+        for (size_t i = 0; i < meta_.layers.size(); ++i) os << (i ? "," : "") << meta_.layers[i];
+        return os.str();
+      }() << ")");
   if (token_end < 0) token_end = meta_.n_tokens;
   TURBO_CHECK(token_begin >= 0 && token_begin < token_end && token_end <= meta_.n_tokens,
               "token range [" << token_begin << ", " << token_end << ") is outside [0, "
                               << meta_.n_tokens << ") of '" << path_ << "'");
   const std::string name = layer_group_name(layer) + "/" + which;
-  H5Handle ds(check_id(H5Dopen2(file_, name.c_str(), H5P_DEFAULT), "opening " + name + " of " + path_),
-              &H5Dclose);
+  H5Handle ds(
+      check_id(H5Dopen2(file_, name.c_str(), H5P_DEFAULT), "opening " + name + " of " + path_),
+      &H5Dclose);
   H5Handle type(check_id(H5Dget_type(ds.get()), "dataset type"), &H5Tclose);
   TURBO_CHECK(is_half_type(type.get()),
               "'" << path_ << "': " << name << " must be IEEE FP16 little-endian");
   H5Handle space(check_id(H5Dget_space(ds.get()), "dataset space"), &H5Sclose);
-  TURBO_CHECK(H5Sget_simple_extent_ndims(space.get()) == 3, "'" << path_ << "': " << name << " must be 3-D");
+  TURBO_CHECK(H5Sget_simple_extent_ndims(space.get()) == 3,
+              "'" << path_ << "': " << name << " must be 3-D");
   hsize_t dims[3];
   H5Sget_simple_extent_dims(space.get(), dims, nullptr);
   const int64_t heads = which == 'q' ? meta_.n_heads : meta_.n_kv_heads;
-  TURBO_CHECK(static_cast<int64_t>(dims[0]) == heads && static_cast<int64_t>(dims[1]) == meta_.n_tokens &&
+  TURBO_CHECK(static_cast<int64_t>(dims[0]) == heads &&
+                  static_cast<int64_t>(dims[1]) == meta_.n_tokens &&
                   static_cast<int64_t>(dims[2]) == meta_.head_dim,
               "'" << path_ << "': " << name << " has shape [" << dims[0] << ", " << dims[1] << ", "
                   << dims[2] << "], expected [" << heads << ", " << meta_.n_tokens << ", "
@@ -278,8 +284,9 @@ HostTensor<Half> ActivationReader::read(int layer, char which, int64_t token_beg
                "selecting tokens");
   H5Handle mspace(check_id(H5Screate_simple(3, count, nullptr), "memory space"), &H5Sclose);
   H5Handle mtype = make_half_type();
-  check_status(H5Dread(ds.get(), mtype.get(), mspace.get(), space.get(), H5P_DEFAULT, out.storage.data()),
-               "reading " + name + " of " + path_ + " (truncated or corrupt?)");
+  check_status(
+      H5Dread(ds.get(), mtype.get(), mspace.get(), space.get(), H5P_DEFAULT, out.storage.data()),
+      "reading " + name + " of " + path_ + " (truncated or corrupt?)");
   const std::string what = std::string(1, static_cast<char>(which - 'a' + 'A')) + " (layer " +
                            std::to_string(layer) + ") of '" + path_ + "'";
   check_finite(out.view().as_const(), what.c_str());
@@ -295,13 +302,15 @@ ActivationWriter::ActivationWriter(const std::string& path, const ActivationMeta
   quiet_hdf5();
   TURBO_CHECK(meta.n_layers > 0 && meta.n_heads > 0 && meta.n_kv_heads > 0 && meta.head_dim > 0 &&
                   meta.n_tokens > 0 && meta.n_heads % meta.n_kv_heads == 0,
-              "activation metadata has inconsistent shapes (n_layers " << meta.n_layers << ", n_heads "
-                  << meta.n_heads << ", n_kv_heads " << meta.n_kv_heads << ", head_dim "
-                  << meta.head_dim << ", n_tokens " << meta.n_tokens << ")");
+              "activation metadata has inconsistent shapes (n_layers "
+                  << meta.n_layers << ", n_heads " << meta.n_heads << ", n_kv_heads "
+                  << meta.n_kv_heads << ", head_dim " << meta.head_dim << ", n_tokens "
+                  << meta.n_tokens << ")");
   std::set<int> seen;
   for (int l : meta.layers)
-    TURBO_CHECK(l >= 0 && l < meta.n_layers && seen.insert(l).second,
-                "invalid or repeated layer " << l << " for a model of " << meta.n_layers << " layers");
+    TURBO_CHECK(
+        l >= 0 && l < meta.n_layers && seen.insert(l).second,
+        "invalid or repeated layer " << l << " for a model of " << meta.n_layers << " layers");
   std::sort(meta_.layers.begin(), meta_.layers.end());
   if (!force) {
     FILE* f = std::fopen(path.c_str(), "rb");
@@ -316,15 +325,18 @@ ActivationWriter::ActivationWriter(const std::string& path, const ActivationMeta
   H5Handle fcpl(check_id(H5Pcreate(H5P_FILE_CREATE), "file creation list"), &H5Pclose);
   check_status(H5Pset_obj_track_times(fcpl.get(), false), "disabling root timestamps");
   file_ = H5Fcreate(tmp_path_.c_str(), H5F_ACC_TRUNC, fcpl.get(), H5P_DEFAULT);
-  TURBO_CHECK(file_ >= 0, "cannot create '" << tmp_path_ << "' (directory missing or not writable?)");
+  TURBO_CHECK(file_ >= 0,
+              "cannot create '" << tmp_path_ << "' (directory missing or not writable?)");
   try {
     const hid_t root = file_;
     write_string_attr(root, "model", meta_.model);
     write_string_attr(root, "model_sha256", meta_.model_sha256);
-    write_scalar_attr<double>(root, "rope_theta", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, meta_.rope_theta);
+    write_scalar_attr<double>(root, "rope_theta", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
+                              meta_.rope_theta);
     write_scalar_attr<int32_t>(root, "n_layers", H5T_STD_I32LE, H5T_NATIVE_INT32, meta_.n_layers);
     write_scalar_attr<int32_t>(root, "n_heads", H5T_STD_I32LE, H5T_NATIVE_INT32, meta_.n_heads);
-    write_scalar_attr<int32_t>(root, "n_kv_heads", H5T_STD_I32LE, H5T_NATIVE_INT32, meta_.n_kv_heads);
+    write_scalar_attr<int32_t>(root, "n_kv_heads", H5T_STD_I32LE, H5T_NATIVE_INT32,
+                               meta_.n_kv_heads);
     write_scalar_attr<int32_t>(root, "head_dim", H5T_STD_I32LE, H5T_NATIVE_INT32, meta_.head_dim);
     write_scalar_attr<int64_t>(root, "n_tokens", H5T_STD_I64LE, H5T_NATIVE_INT64, meta_.n_tokens);
     write_string_attr(root, "text_source", meta_.text_source);

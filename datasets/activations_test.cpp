@@ -73,7 +73,8 @@ Written write_file(const std::string& path, const ActivationMeta& m, bool force 
 
 void expect_same_bits(const HostTensor<Half>& a, const HostTensor<Half>& b) {
   ASSERT_EQ(a.storage.size(), b.storage.size());
-  for (size_t i = 0; i < a.storage.size(); ++i) ASSERT_EQ(a.storage[i].bits, b.storage[i].bits) << i;
+  for (size_t i = 0; i < a.storage.size(); ++i)
+    ASSERT_EQ(a.storage[i].bits, b.storage[i].bits) << i;
 }
 
 TEST(Activations, RoundTripIsBitExact) {
@@ -148,9 +149,7 @@ TEST(Activations, AbandonedWriterLeavesNoFile) {
   }
   EXPECT_FALSE(file_exists(path));
   EXPECT_FALSE(file_exists(path + ".tmp"));
-  {
-    ActivationWriter w(path, small_meta(), false);
-  }  // destroyed without close()
+  { ActivationWriter w(path, small_meta(), false); }  // destroyed without close()
   EXPECT_FALSE(file_exists(path));
   EXPECT_FALSE(file_exists(path + ".tmp"));
 }
@@ -211,8 +210,8 @@ TEST(Activations, ReaderErrorsAreClear) {
       Error);
 
   ActivationReader r(good);
-  EXPECT_THROW(r.read(0, 'q'), Error);   // layer absent
-  EXPECT_THROW(r.read(1, 'x'), Error);   // bad tensor
+  EXPECT_THROW(r.read(0, 'q'), Error);  // layer absent
+  EXPECT_THROW(r.read(1, 'x'), Error);  // bad tensor
   EXPECT_THROW(r.read(1, 'q', 10, 5), Error);
   EXPECT_THROW(r.read(1, 'q', 0, 301), Error);
 }

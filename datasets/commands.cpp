@@ -1,7 +1,6 @@
 #include "datasets/commands.h"
 
 #include <CLI/CLI.hpp>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -65,17 +64,18 @@ Window token_window(const LlamaModel& model, const std::string& text_path, int64
   w.total = static_cast<int64_t>(all.size());
   w.skip = skip_tokens;
   TURBO_CHECK(skip_tokens < w.total, "--skip-tokens " << skip_tokens << " leaves nothing of the "
-                                                      << w.total << " tokens of '" << text_path << "'");
+                                                      << w.total << " tokens of '" << text_path
+                                                      << "'");
   int64_t n = max_tokens;
   if (n > model.config().n_ctx) {
-    std::cerr << "warning: --max-tokens " << n << " exceeds the model's context of " << model.config().n_ctx
-              << " tokens; using " << model.config().n_ctx << "\n";
+    std::cerr << "warning: --max-tokens " << n << " exceeds the model's context of "
+              << model.config().n_ctx << " tokens; using " << model.config().n_ctx << "\n";
     n = model.config().n_ctx;
   }
   const int64_t avail = w.total - skip_tokens;
   if (avail > n)
-    std::cerr << "warning: '" << text_path << "' has " << avail << " tokens after skipping " << skip_tokens
-              << "; truncating to the first " << n << "\n";
+    std::cerr << "warning: '" << text_path << "' has " << avail << " tokens after skipping "
+              << skip_tokens << "; truncating to the first " << n << "\n";
   n = std::min(n, avail);
   w.tokens.assign(all.begin() + skip_tokens, all.begin() + skip_tokens + n);
   return w;
@@ -88,7 +88,8 @@ class RecordingHook : public AttentionHook {
       : inner_(inner), writer_(writer), layers_(layers) {}
   void attend(int layer, int64_t pos0, const HostTensor<Half>& q, const HostTensor<Half>& k,
               const HostTensor<Half>& v, float* o) override {
-    if (std::find(layers_.begin(), layers_.end(), layer) != layers_.end()) writer_.write_layer(layer, q, k, v);
+    if (std::find(layers_.begin(), layers_.end(), layer) != layers_.end())
+      writer_.write_layer(layer, q, k, v);
     inner_.attend(layer, pos0, q, k, v, o);
   }
 
@@ -102,10 +103,18 @@ std::string json_escape(const std::string& s) {
   std::string o;
   for (char c : s) {
     switch (c) {
-      case '"': o += "\\\""; break;
-      case '\\': o += "\\\\"; break;
-      case '\n': o += "\\n"; break;
-      case '\t': o += "\\t"; break;
+      case '"':
+        o += "\\\"";
+        break;
+      case '\\':
+        o += "\\\\";
+        break;
+      case '\n':
+        o += "\\n";
+        break;
+      case '\t':
+        o += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char buf[8];
@@ -141,8 +150,10 @@ std::vector<int> parse_layer_list(const std::string& spec, int n_layers) {
   auto to_int = [&](const std::string& s) {
     char* end = nullptr;
     const long v = std::strtol(s.c_str(), &end, 10);
-    TURBO_CHECK(!s.empty() && *end == '\0', "--layers: '" << s << "' is not a layer index (use e.g. 0,3,10-12 or all)");
-    TURBO_CHECK(v >= 0 && v < n_layers, "--layers: layer " << v << " is outside [0, " << n_layers << ")");
+    TURBO_CHECK(!s.empty() && *end == '\0',
+                "--layers: '" << s << "' is not a layer index (use e.g. 0,3,10-12 or all)");
+    TURBO_CHECK(v >= 0 && v < n_layers,
+                "--layers: layer " << v << " is outside [0, " << n_layers << ")");
     return static_cast<int>(v);
   };
   while (std::getline(ss, item, ',')) {
@@ -165,8 +176,8 @@ std::string capture_command_line(const CaptureOptions& o) {
   std::ostringstream os;
   os << "turboattn capture";
   if (!o.model.empty()) os << " --model " << o.model;  // omitted: the fetch_models.sh default
-  os << " --text " << o.text << " --max-tokens " << o.max_tokens
-     << " --skip-tokens " << o.skip_tokens << " --layers " << o.layers << " --out " << o.out;
+  os << " --text " << o.text << " --max-tokens " << o.max_tokens << " --skip-tokens "
+     << o.skip_tokens << " --layers " << o.layers << " --out " << o.out;
   return os.str();
 }
 
@@ -228,14 +239,16 @@ std::vector<std::vector<int>> read_bits_map(const std::string& path, int n_layer
   // top-level keys are allowed and ignored as long as "head_bits" is present once).
   const size_t key = text.find("\"head_bits\"");
   TURBO_CHECK(key != std::string::npos, "bit map '" << path << "' has no \"head_bits\" key");
-  TURBO_CHECK(text.find("\"head_bits\"", key + 1) == std::string::npos, "bit map '" << path << "' repeats \"head_bits\"");
+  TURBO_CHECK(text.find("\"head_bits\"", key + 1) == std::string::npos,
+              "bit map '" << path << "' repeats \"head_bits\"");
   size_t i = key + 11;
   auto skip_ws = [&] {
     while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
   };
   auto expect = [&](char c) {
     skip_ws();
-    TURBO_CHECK(i < text.size() && text[i] == c, "bit map '" << path << "': expected '" << c << "' at byte " << i);
+    TURBO_CHECK(i < text.size() && text[i] == c,
+                "bit map '" << path << "': expected '" << c << "' at byte " << i);
     ++i;
   };
   expect(':');
@@ -249,8 +262,10 @@ std::vector<std::vector<int>> read_bits_map(const std::string& path, int n_layer
     while (i < text.size() && text[i] != ']') {
       char* end = nullptr;
       const long v = std::strtol(text.c_str() + i, &end, 10);
-      TURBO_CHECK(end != text.c_str() + i, "bit map '" << path << "': expected an integer at byte " << i);
-      TURBO_CHECK(v == 2 || v == 4 || v == 8, "bit map '" << path << "': bits must be 2, 4 or 8, got " << v);
+      TURBO_CHECK(end != text.c_str() + i,
+                  "bit map '" << path << "': expected an integer at byte " << i);
+      TURBO_CHECK(v == 2 || v == 4 || v == 8,
+                  "bit map '" << path << "': bits must be 2, 4 or 8, got " << v);
       row.push_back(static_cast<int>(v));
       i = static_cast<size_t>(end - text.c_str());
       skip_ws();
@@ -267,17 +282,18 @@ std::vector<std::vector<int>> read_bits_map(const std::string& path, int n_layer
   TURBO_CHECK(static_cast<int>(out.size()) == n_layers,
               "bit map '" << path << "' has " << out.size() << " layers, the model " << n_layers);
   for (size_t l = 0; l < out.size(); ++l)
-    TURBO_CHECK(static_cast<int>(out[l].size()) == n_kv_heads, "bit map '" << path << "' layer " << l << " has "
-                                                                            << out[l].size() << " heads, the model "
-                                                                            << n_kv_heads);
+    TURBO_CHECK(static_cast<int>(out[l].size()) == n_kv_heads,
+                "bit map '" << path << "' layer " << l << " has " << out[l].size()
+                            << " heads, the model " << n_kv_heads);
   return out;
 }
 
 namespace {
 
 // Logits rows of positions [eval_from, N - 1) (each predicts the next token).
-std::vector<float> scored_logits(const LlamaModel& model, const std::vector<int32_t>& tokens, bool decode,
-                                 int64_t chunk, int64_t eval_from, AttentionHook& hook) {
+std::vector<float> scored_logits(const LlamaModel& model, const std::vector<int32_t>& tokens,
+                                 bool decode, int64_t chunk, int64_t eval_from,
+                                 AttentionHook& hook) {
   const int64_t n = static_cast<int64_t>(tokens.size()), vocab = model.config().vocab;
   std::vector<float> out;
   out.reserve(static_cast<size_t>((n - 1 - eval_from) * vocab));
@@ -312,7 +328,8 @@ RowStats row_stats(const float* logits, int64_t vocab, int32_t target, std::vect
   for (int64_t i = 0; i < vocab; ++i) sum += std::exp(static_cast<double>(logits[i]) - m);
   s.lse = m + std::log(sum);
   logp.resize(static_cast<size_t>(vocab));
-  for (int64_t i = 0; i < vocab; ++i) logp[static_cast<size_t>(i)] = static_cast<double>(logits[i]) - s.lse;
+  for (int64_t i = 0; i < vocab; ++i)
+    logp[static_cast<size_t>(i)] = static_cast<double>(logits[i]) - s.lse;
   s.nll = -logp[static_cast<size_t>(target)];
   return s;
 }
@@ -322,7 +339,8 @@ RowStats row_stats(const float* logits, int64_t vocab, int32_t target, std::vect
 PplResult run_ppl(const PplOptions& options) {
   PplOptions o = options;
   if (o.model.empty()) o.model = default_model_path();
-  TURBO_CHECK(o.phase == "prefill" || o.phase == "decode", "--phase must be prefill or decode, got '" << o.phase << "'");
+  TURBO_CHECK(o.phase == "prefill" || o.phase == "decode",
+              "--phase must be prefill or decode, got '" << o.phase << "'");
   TURBO_CHECK(o.chunk >= 1, "--chunk must be >= 1");
   const bool decode = o.phase == "decode";
   const bool reference_only = o.method == "reference";
@@ -343,7 +361,8 @@ PplResult run_ppl(const PplOptions& options) {
   const int64_t n = static_cast<int64_t>(w.tokens.size());
   const int64_t eval_from = o.eval_from < 0 ? n / 2 : o.eval_from;
   TURBO_CHECK(n >= 3 && eval_from >= 1 && eval_from < n - 1,
-              "the window has " << n << " tokens; --eval-from " << eval_from << " must be in [1, " << n - 1 << ")");
+              "the window has " << n << " tokens; --eval-from " << eval_from << " must be in [1, "
+                                << n - 1 << ")");
 
   std::vector<std::vector<int>> head_bits;
   if (!o.bits_map.empty()) {
@@ -374,11 +393,13 @@ PplResult run_ppl(const PplOptions& options) {
     t0 = Clock::now();
     std::vector<AttentionStats> stats;
     if (decode) {
-      BackendDecodeHook hook(*backend, cfg, mc.n_layers, mc.n_heads, mc.n_kv_heads, mc.head_dim, head_bits);
+      BackendDecodeHook hook(*backend, cfg, mc.n_layers, mc.n_heads, mc.n_kv_heads, mc.head_dim,
+                             head_bits);
       method = scored_logits(model, w.tokens, true, o.chunk, eval_from, hook);
       stats = hook.stats();
       const KvBytes b = hook.kv_bytes();
-      const double fp16 = 2.0 * 2.0 * static_cast<double>(mc.n_layers) * mc.n_kv_heads * mc.head_dim * n;
+      const double fp16 =
+          2.0 * 2.0 * static_cast<double>(mc.n_layers) * mc.n_kv_heads * mc.head_dim * n;
       r.kv_bytes_per_token = static_cast<double>(b.total()) / static_cast<double>(n);
       r.kv_ratio_vs_fp16 = b.total() > 0 ? fp16 / static_cast<double>(b.total()) : 0.0;
     } else {
@@ -404,7 +425,8 @@ PplResult run_ppl(const PplOptions& options) {
     const RowStats b = row_stats(&met[static_cast<size_t>(i * vocab)], vocab, target, lp_met);
     double kl = 0;
     for (int64_t t = 0; t < vocab; ++t)
-      kl += std::exp(lp_ref[static_cast<size_t>(t)]) * (lp_ref[static_cast<size_t>(t)] - lp_met[static_cast<size_t>(t)]);
+      kl += std::exp(lp_ref[static_cast<size_t>(t)]) *
+            (lp_ref[static_cast<size_t>(t)] - lp_met[static_cast<size_t>(t)]);
     kl = std::max(kl, 0.0);  // rounding can leave -1e-17 for identical rows
     kl_sum += kl;
     r.kl_max = std::max(r.kl_max, kl);
@@ -423,24 +445,31 @@ std::string ppl_table(const PplResult& r) {
   std::ostringstream os;
   char buf[256];
   os << "method     " << r.method_key << "\n";
-  std::snprintf(buf, sizeof buf, "phase      %s, window %lld tokens, %lld next-token predictions scored\n",
-                r.phase.c_str(), static_cast<long long>(r.window), static_cast<long long>(r.scored));
+  std::snprintf(
+      buf, sizeof buf, "phase      %s, window %lld tokens, %lld next-token predictions scored\n",
+      r.phase.c_str(), static_cast<long long>(r.window), static_cast<long long>(r.scored));
   os << buf;
   os << "metric                          reference      method\n";
-  std::snprintf(buf, sizeof buf, "perplexity                   %12.4f  %10.4f\n", r.ppl_reference, r.ppl_method);
+  std::snprintf(buf, sizeof buf, "perplexity                   %12.4f  %10.4f\n", r.ppl_reference,
+                r.ppl_method);
   os << buf;
-  std::snprintf(buf, sizeof buf, "mean KL(p_ref || p_method)               -  %10.3e nats (max %.3e)\n", r.kl_mean, r.kl_max);
+  std::snprintf(buf, sizeof buf,
+                "mean KL(p_ref || p_method)               -  %10.3e nats (max %.3e)\n", r.kl_mean,
+                r.kl_max);
   os << buf;
-  std::snprintf(buf, sizeof buf, "top-1 agreement                          -  %9.2f %%\n", 100.0 * r.top1_agreement);
+  std::snprintf(buf, sizeof buf, "top-1 agreement                          -  %9.2f %%\n",
+                100.0 * r.top1_agreement);
   os << buf;
-  std::snprintf(buf, sizeof buf, "SAS sparsity / dropped mass              -  %.4f / %.3e\n", r.sparsity, r.dropped_mass);
+  std::snprintf(buf, sizeof buf, "SAS sparsity / dropped mass              -  %.4f / %.3e\n",
+                r.sparsity, r.dropped_mass);
   os << buf;
   if (r.phase == "decode") {
-    std::snprintf(buf, sizeof buf, "KV bytes per token (ratio vs FP16)       -  %.1f (%.2fx)\n", r.kv_bytes_per_token,
-                  r.kv_ratio_vs_fp16);
+    std::snprintf(buf, sizeof buf, "KV bytes per token (ratio vs FP16)       -  %.1f (%.2fx)\n",
+                  r.kv_bytes_per_token, r.kv_ratio_vs_fp16);
     os << buf;
   }
-  std::snprintf(buf, sizeof buf, "seconds                      %12.2f  %10.2f\n", r.seconds_reference, r.seconds_method);
+  std::snprintf(buf, sizeof buf, "seconds                      %12.2f  %10.2f\n",
+                r.seconds_reference, r.seconds_method);
   os << buf;
   return os.str();
 }
@@ -492,40 +521,50 @@ void run_reporting(const char* name, F body) {
 
 void add_capture_command(CLI::App& app) {
   auto o = std::make_shared<CaptureOptions>();
-  CLI::App* sub = app.add_subcommand("capture", "Capture post-RoPE Q, K, V of a real model to HDF5");
+  CLI::App* sub =
+      app.add_subcommand("capture", "Capture post-RoPE Q, K, V of a real model to HDF5");
   sub->add_option("--model", o->model, "GGUF model (default: the fetch_models.sh cache)");
   sub->add_option("--text", o->text, "UTF-8 text file")->required();
   sub->add_option("--max-tokens", o->max_tokens, "tokens in the window")->capture_default_str();
-  sub->add_option("--skip-tokens", o->skip_tokens, "tokens skipped before the window")->capture_default_str();
-  sub->add_option("--layers", o->layers, "layers to store: all, or e.g. 0,3,10-12")->capture_default_str();
+  sub->add_option("--skip-tokens", o->skip_tokens, "tokens skipped before the window")
+      ->capture_default_str();
+  sub->add_option("--layers", o->layers, "layers to store: all, or e.g. 0,3,10-12")
+      ->capture_default_str();
   sub->add_option("--out", o->out, "output .h5 file")->required();
   sub->add_flag("--force", o->force, "overwrite an existing output");
   sub->callback([o] {
     run_reporting("capture", [&] {
       const CaptureOptions& opts = *o;
       const CaptureReport r = run_capture(opts);
-      std::printf("captured %lld tokens x %d layers to %s in %.2f s (forward %.2f s, %.0f tokens/s)\nsha256 %s\n",
-                  static_cast<long long>(r.n_tokens), r.n_layers, opts.out.c_str(), r.total_seconds,
-                  r.forward_seconds, static_cast<double>(r.n_tokens) / r.forward_seconds, r.sha256.c_str());
+      std::printf(
+          "captured %lld tokens x %d layers to %s in %.2f s (forward %.2f s, %.0f "
+          "tokens/s)\nsha256 %s\n",
+          static_cast<long long>(r.n_tokens), r.n_layers, opts.out.c_str(), r.total_seconds,
+          r.forward_seconds, static_cast<double>(r.n_tokens) / r.forward_seconds, r.sha256.c_str());
     });
   });
 }
 
 void add_ppl_command(CLI::App& app) {
   auto o = std::make_shared<PplOptions>();
-  CLI::App* sub = app.add_subcommand(
-      "ppl", "Perplexity, KL(p_ref || p_method) and top-1 agreement of a method against ground-truth attention");
+  CLI::App* sub = app.add_subcommand("ppl",
+                                     "Perplexity, KL(p_ref || p_method) and top-1 agreement of a "
+                                     "method against ground-truth attention");
   sub->add_option("--model", o->model, "GGUF model (default: the fetch_models.sh cache)");
   sub->add_option("--text", o->text, "UTF-8 text file")->required();
-  sub->add_option("--method", o->method, "flashq, fp16, kivi, int8kv, sage, fp8, or reference")->capture_default_str();
+  sub->add_option("--method", o->method, "flashq, fp16, kivi, int8kv, sage, fp8, or reference")
+      ->capture_default_str();
   sub->add_option("--config", o->config, "knobs name=value,... (see core/config.h)");
   sub->add_option("--phase", o->phase, "prefill or decode")->capture_default_str();
   sub->add_option("--bits-map", o->bits_map, "per-head KV bits, JSON {\"head_bits\": [[..], ..]}");
   sub->add_option("--backend", o->backend, "backend running the method")->capture_default_str();
   sub->add_option("--max-tokens", o->max_tokens, "tokens in the window")->capture_default_str();
-  sub->add_option("--skip-tokens", o->skip_tokens, "tokens skipped before the window")->capture_default_str();
-  sub->add_option("--eval-from", o->eval_from, "first scored position (-1: half the window)")->capture_default_str();
-  sub->add_option("--chunk", o->chunk, "decode: tokens per teacher-forced chunk")->capture_default_str();
+  sub->add_option("--skip-tokens", o->skip_tokens, "tokens skipped before the window")
+      ->capture_default_str();
+  sub->add_option("--eval-from", o->eval_from, "first scored position (-1: half the window)")
+      ->capture_default_str();
+  sub->add_option("--chunk", o->chunk, "decode: tokens per teacher-forced chunk")
+      ->capture_default_str();
   sub->add_option("--json", o->json_out, "also write the result as JSON");
   sub->callback([o] {
     run_reporting("ppl", [&] {
@@ -541,7 +580,8 @@ void add_ppl_command(CLI::App& app) {
           f << ppl_json(r, opts);
           TURBO_CHECK(f.good(), "write error on '" << tmp << "'");
         }
-        TURBO_CHECK(std::rename(tmp.c_str(), opts.json_out.c_str()) == 0, "cannot rename '" << tmp << "'");
+        TURBO_CHECK(std::rename(tmp.c_str(), opts.json_out.c_str()) == 0,
+                    "cannot rename '" << tmp << "'");
       }
     });
   });

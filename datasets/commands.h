@@ -18,14 +18,14 @@ namespace data {
 // ---- capture ----------------------------------------------------------------------------------
 
 struct CaptureOptions {
-  std::string model;          // GGUF path (default: datasets/fetch_models.sh's cache)
-  std::string text;           // UTF-8 text file
-  std::string out;            // .h5 output
-  std::string layers = "all"; // "all" or a list such as "0,3,10-12"
-  int64_t max_tokens = 512;   // window length (truncated to the model's context, with a warning)
-  int64_t skip_tokens = 0;    // tokens of the text skipped before the window
-  bool force = false;         // overwrite an existing output
-  std::string command;        // recorded in the file; capture_command_line() when empty
+  std::string model;           // GGUF path (default: datasets/fetch_models.sh's cache)
+  std::string text;            // UTF-8 text file
+  std::string out;             // .h5 output
+  std::string layers = "all";  // "all" or a list such as "0,3,10-12"
+  int64_t max_tokens = 512;    // window length (truncated to the model's context, with a warning)
+  int64_t skip_tokens = 0;     // tokens of the text skipped before the window
+  bool force = false;          // overwrite an existing output
+  std::string command;         // recorded in the file; capture_command_line() when empty
 };
 
 struct CaptureReport {
@@ -57,19 +57,19 @@ struct PplOptions {
                                   // decode: KV cache filled chunk by chunk, attention_decode
   std::string bits_map;           // JSON {"head_bits": [[b, ...] per layer]} for kv_bits=mixed
   std::string backend = "ref";
-  std::string json_out;           // optional JSON report
-  int64_t max_tokens = 1024;      // window length
-  int64_t skip_tokens = 0;        // tokens of the text skipped before the window
-  int64_t eval_from = -1;         // first scored position (predicting eval_from + 1); -1: half
-  int64_t chunk = 16;             // decode: tokens per teacher-forced chunk (q_len)
+  std::string json_out;       // optional JSON report
+  int64_t max_tokens = 1024;  // window length
+  int64_t skip_tokens = 0;    // tokens of the text skipped before the window
+  int64_t eval_from = -1;     // first scored position (predicting eval_from + 1); -1: half
+  int64_t chunk = 16;         // decode: tokens per teacher-forced chunk (q_len)
 };
 
 struct PplResult {
-  std::string method_key;         // AttentionConfig::to_string() or "reference"
+  std::string method_key;  // AttentionConfig::to_string() or "reference"
   std::string phase;
-  int64_t window = 0, scored = 0; // tokens in the window; next-token predictions scored
+  int64_t window = 0, scored = 0;  // tokens in the window; next-token predictions scored
   double ppl_reference = 0, ppl_method = 0;
-  double kl_mean = 0;             // mean over scored positions of KL(p_ref || p_method), nats
+  double kl_mean = 0;  // mean over scored positions of KL(p_ref || p_method), nats
   double kl_max = 0;
   double top1_agreement = 0;      // fraction of positions where the argmax tokens agree
   double sparsity = 0;            // SAS zeroed fraction, over every layer and head

@@ -34,7 +34,8 @@ TEST(LayerList, Parses) {
   EXPECT_EQ(parse_layer_list("all", 3), (std::vector<int>{0, 1, 2}));
   EXPECT_EQ(parse_layer_list("0,3,10-12", 30), (std::vector<int>{0, 3, 10, 11, 12}));
   EXPECT_EQ(parse_layer_list("5,1,5", 30), (std::vector<int>{1, 5}));
-  for (const char* bad : {"", "x", "30", "-1", "5-3", "1,,2a"}) EXPECT_THROW(parse_layer_list(bad, 30), Error) << bad;
+  for (const char* bad : {"", "x", "30", "-1", "5-3", "1,,2a"})
+    EXPECT_THROW(parse_layer_list(bad, 30), Error) << bad;
 }
 
 // The embedded files are what their recorded command produces, byte for byte.
@@ -52,13 +53,20 @@ TEST(EmbeddedData, ReproducibleFromRecordedCommand) {
     for (size_t i = 2; i + 1 < argv.size(); i += 2) {
       const std::string& k = argv[i];
       const std::string& v = argv[i + 1];
-      if (k == "--model") o.model = v;
-      else if (k == "--text") o.text = v;
-      else if (k == "--max-tokens") o.max_tokens = std::stoll(v);
-      else if (k == "--skip-tokens") o.skip_tokens = std::stoll(v);
-      else if (k == "--layers") o.layers = v;
-      else if (k == "--out") continue;
-      else FAIL() << "unexpected option " << k;
+      if (k == "--model")
+        o.model = v;
+      else if (k == "--text")
+        o.text = v;
+      else if (k == "--max-tokens")
+        o.max_tokens = std::stoll(v);
+      else if (k == "--skip-tokens")
+        o.skip_tokens = std::stoll(v);
+      else if (k == "--layers")
+        o.layers = v;
+      else if (k == "--out")
+        continue;
+      else
+        FAIL() << "unexpected option " << k;
     }
     o.out = tmp(std::string("repro_") + name);
     o.force = true;
@@ -94,7 +102,8 @@ TEST(EmbeddedData, SchemaTextsAndSize) {
   // Every tensor reads back finite (the reader rejects anything else).
   for (int l : eval.meta().layers)
     for (char c : {'q', 'k', 'v'}) EXPECT_NO_THROW(eval.read(l, c));
-  const uint64_t total = bytes_of(kData + "smollm2_eval.h5").size() + bytes_of(kData + "smollm2_calib.h5").size();
+  const uint64_t total =
+      bytes_of(kData + "smollm2_eval.h5").size() + bytes_of(kData + "smollm2_calib.h5").size();
   EXPECT_LE(total, 32000000u);
 }
 
@@ -138,7 +147,8 @@ TEST(Capture, DeterministicAndRefusesExistingOutput) {
 TEST(Capture, RecordsCanonicalCommand) {
   CaptureOptions o = small_capture("x.h5");
   EXPECT_EQ(capture_command_line(o),
-            "turboattn capture --text " + kGpl + " --max-tokens 24 --skip-tokens 0 --layers 0,2 --out x.h5");
+            "turboattn capture --text " + kGpl +
+                " --max-tokens 24 --skip-tokens 0 --layers 0,2 --out x.h5");
   o.model = "m.gguf";
   EXPECT_EQ(capture_command_line(o).rfind("turboattn capture --model m.gguf --text ", 0), 0u);
 }
@@ -205,13 +215,16 @@ int run_cli(const std::string& args) {
 TEST(Cli, ExitCodes) {
   const std::string out = tmp("cli.h5");
   std::remove(out.c_str());
-  EXPECT_NE(run_cli("capture --text " + kGpl), 0);                          // --out missing
-  EXPECT_NE(run_cli("capture --text /nonexistent --out " + out), 0);        // bad text
+  EXPECT_NE(run_cli("capture --text " + kGpl), 0);                    // --out missing
+  EXPECT_NE(run_cli("capture --text /nonexistent --out " + out), 0);  // bad text
   EXPECT_FALSE(exists(out));
   EXPECT_EQ(run_cli("capture --text " + kGpl + " --max-tokens 8 --layers 0 --out " + out), 0);
   EXPECT_TRUE(exists(out));
-  EXPECT_NE(run_cli("capture --text " + kGpl + " --max-tokens 8 --layers 0 --out " + out), 0);  // exists
-  EXPECT_EQ(run_cli("capture --text " + kGpl + " --max-tokens 8 --layers 0 --out " + out + " --force"), 0);
+  EXPECT_NE(run_cli("capture --text " + kGpl + " --max-tokens 8 --layers 0 --out " + out),
+            0);  // exists
+  EXPECT_EQ(
+      run_cli("capture --text " + kGpl + " --max-tokens 8 --layers 0 --out " + out + " --force"),
+      0);
   EXPECT_NE(run_cli("ppl --text " + kGpl + " --method nonsense"), 0);
   EXPECT_NE(run_cli("ppl --text " + kGpl + " --phase sideways"), 0);
 }

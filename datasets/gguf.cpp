@@ -18,21 +18,21 @@ namespace {
 constexpr int kQK4_0 = 32, kQK4_1 = 32, kQK5_0 = 32, kQK5_1 = 32, kQK8_0 = 32, kQK_K = 256;
 
 struct BlockQ4_0 {
-  uint16_t d;               // FP16 scale
-  uint8_t qs[kQK4_0 / 2];   // value j in the low nibble of qs[j], value j + 16 in the high nibble
+  uint16_t d;              // FP16 scale
+  uint8_t qs[kQK4_0 / 2];  // value j in the low nibble of qs[j], value j + 16 in the high nibble
 };
 static_assert(sizeof(BlockQ4_0) == 18, "block_q4_0 size");
 
 struct BlockQ4_1 {
-  uint16_t d;               // FP16 scale
-  uint16_t m;               // FP16 minimum
+  uint16_t d;  // FP16 scale
+  uint16_t m;  // FP16 minimum
   uint8_t qs[kQK4_1 / 2];
 };
 static_assert(sizeof(BlockQ4_1) == 20, "block_q4_1 size");
 
 struct BlockQ5_0 {
   uint16_t d;
-  uint8_t qh[4];            // bit j: the fifth bit of value j
+  uint8_t qh[4];  // bit j: the fifth bit of value j
   uint8_t qs[kQK5_0 / 2];
 };
 static_assert(sizeof(BlockQ5_0) == 22, "block_q5_0 size");
@@ -52,8 +52,8 @@ struct BlockQ8_0 {
 static_assert(sizeof(BlockQ8_0) == 34, "block_q8_0 size");
 
 struct BlockQ6_K {
-  uint8_t ql[kQK_K / 2];    // low 4 bits
-  uint8_t qh[kQK_K / 4];    // high 2 bits
+  uint8_t ql[kQK_K / 2];  // low 4 bits
+  uint8_t qh[kQK_K / 4];  // high 2 bits
   int8_t scales[kQK_K / 16];
   uint16_t d;
 };
@@ -62,27 +62,27 @@ static_assert(sizeof(BlockQ6_K) == 210, "block_q6_K size");
 struct TypeTraits {
   uint32_t type;
   const char* name;
-  int block;     // values per block
-  int bytes;     // bytes per block
+  int block;  // values per block
+  int bytes;  // bytes per block
   bool supported;
 };
 
 constexpr TypeTraits kTypes[] = {
-    {0, "F32", 1, 4, true},         {1, "F16", 1, 2, true},
-    {2, "Q4_0", 32, 18, true},      {3, "Q4_1", 32, 20, true},
-    {6, "Q5_0", 32, 22, true},      {7, "Q5_1", 32, 24, true},
-    {8, "Q8_0", 32, 34, true},      {9, "Q8_1", 32, 40, false},
-    {10, "Q2_K", 256, 84, false},   {11, "Q3_K", 256, 110, false},
-    {12, "Q4_K", 256, 144, false},  {13, "Q5_K", 256, 176, false},
-    {14, "Q6_K", 256, 210, true},   {15, "Q8_K", 256, 292, false},
+    {0, "F32", 1, 4, true},          {1, "F16", 1, 2, true},
+    {2, "Q4_0", 32, 18, true},       {3, "Q4_1", 32, 20, true},
+    {6, "Q5_0", 32, 22, true},       {7, "Q5_1", 32, 24, true},
+    {8, "Q8_0", 32, 34, true},       {9, "Q8_1", 32, 40, false},
+    {10, "Q2_K", 256, 84, false},    {11, "Q3_K", 256, 110, false},
+    {12, "Q4_K", 256, 144, false},   {13, "Q5_K", 256, 176, false},
+    {14, "Q6_K", 256, 210, true},    {15, "Q8_K", 256, 292, false},
     {16, "IQ2_XXS", 256, 66, false}, {17, "IQ2_XS", 256, 74, false},
     {18, "IQ3_XXS", 256, 98, false}, {19, "IQ1_S", 256, 50, false},
-    {20, "IQ4_NL", 32, 18, false},  {21, "IQ3_S", 256, 110, false},
-    {22, "IQ2_S", 256, 82, false},  {23, "IQ4_XS", 256, 136, false},
-    {24, "I8", 1, 1, false},        {25, "I16", 1, 2, false},
-    {26, "I32", 1, 4, false},       {27, "I64", 1, 8, false},
-    {28, "F64", 1, 8, false},       {29, "IQ1_M", 256, 56, false},
-    {30, "BF16", 1, 2, true},       {34, "TQ1_0", 256, 54, false},
+    {20, "IQ4_NL", 32, 18, false},   {21, "IQ3_S", 256, 110, false},
+    {22, "IQ2_S", 256, 82, false},   {23, "IQ4_XS", 256, 136, false},
+    {24, "I8", 1, 1, false},         {25, "I16", 1, 2, false},
+    {26, "I32", 1, 4, false},        {27, "I64", 1, 8, false},
+    {28, "F64", 1, 8, false},        {29, "IQ1_M", 256, 56, false},
+    {30, "BF16", 1, 2, true},        {34, "TQ1_0", 256, 54, false},
     {35, "TQ2_0", 256, 66, false},
 };
 
@@ -115,9 +115,9 @@ class Cursor {
   Cursor(const std::vector<uint8_t>& bytes, const std::string& label) : b_(bytes), label_(label) {}
   uint64_t pos() const { return pos_; }
   void need(uint64_t n, const char* what) const {
-    TURBO_CHECK(n <= b_.size() - pos_, "GGUF '" << label_ << "' is truncated: " << what << " at offset "
-                                                << pos_ << " needs " << n << " bytes, "
-                                                << (b_.size() - pos_) << " left");
+    TURBO_CHECK(n <= b_.size() - pos_, "GGUF '" << label_ << "' is truncated: " << what
+                                                << " at offset " << pos_ << " needs " << n
+                                                << " bytes, " << (b_.size() - pos_) << " left");
   }
   template <typename T>
   T read(const char* what) {
@@ -143,11 +143,23 @@ class Cursor {
 
 uint64_t scalar_size(GgufValueType t) {
   switch (t) {
-    case GgufValueType::kU8: case GgufValueType::kI8: case GgufValueType::kBool: return 1;
-    case GgufValueType::kU16: case GgufValueType::kI16: return 2;
-    case GgufValueType::kU32: case GgufValueType::kI32: case GgufValueType::kF32: return 4;
-    case GgufValueType::kU64: case GgufValueType::kI64: case GgufValueType::kF64: return 8;
-    default: return 0;
+    case GgufValueType::kU8:
+    case GgufValueType::kI8:
+    case GgufValueType::kBool:
+      return 1;
+    case GgufValueType::kU16:
+    case GgufValueType::kI16:
+      return 2;
+    case GgufValueType::kU32:
+    case GgufValueType::kI32:
+    case GgufValueType::kF32:
+      return 4;
+    case GgufValueType::kU64:
+    case GgufValueType::kI64:
+    case GgufValueType::kF64:
+      return 8;
+    default:
+      return 0;
   }
 }
 
@@ -158,15 +170,30 @@ bool is_integer(GgufValueType t) {
 }
 
 // Reads one scalar of type t into v (i / f / s).
-void read_scalar(Cursor& c, GgufValueType t, GgufValue& v, const std::string& key, const std::string& label) {
+void read_scalar(Cursor& c, GgufValueType t, GgufValue& v, const std::string& key,
+                 const std::string& label) {
   switch (t) {
-    case GgufValueType::kU8: v.i = c.read<uint8_t>("u8 value"); break;
-    case GgufValueType::kI8: v.i = c.read<int8_t>("i8 value"); break;
-    case GgufValueType::kU16: v.i = c.read<uint16_t>("u16 value"); break;
-    case GgufValueType::kI16: v.i = c.read<int16_t>("i16 value"); break;
-    case GgufValueType::kU32: v.i = c.read<uint32_t>("u32 value"); break;
-    case GgufValueType::kI32: v.i = c.read<int32_t>("i32 value"); break;
-    case GgufValueType::kI64: v.i = c.read<int64_t>("i64 value"); break;
+    case GgufValueType::kU8:
+      v.i = c.read<uint8_t>("u8 value");
+      break;
+    case GgufValueType::kI8:
+      v.i = c.read<int8_t>("i8 value");
+      break;
+    case GgufValueType::kU16:
+      v.i = c.read<uint16_t>("u16 value");
+      break;
+    case GgufValueType::kI16:
+      v.i = c.read<int16_t>("i16 value");
+      break;
+    case GgufValueType::kU32:
+      v.i = c.read<uint32_t>("u32 value");
+      break;
+    case GgufValueType::kI32:
+      v.i = c.read<int32_t>("i32 value");
+      break;
+    case GgufValueType::kI64:
+      v.i = c.read<int64_t>("i64 value");
+      break;
     case GgufValueType::kU64: {
       const uint64_t u = c.read<uint64_t>("u64 value");
       TURBO_CHECK(u <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()),
@@ -180,9 +207,15 @@ void read_scalar(Cursor& c, GgufValueType t, GgufValue& v, const std::string& ke
       v.i = b;
       break;
     }
-    case GgufValueType::kF32: v.f = c.read<float>("f32 value"); break;
-    case GgufValueType::kF64: v.f = c.read<double>("f64 value"); break;
-    case GgufValueType::kString: v.s = c.read_string("string value"); break;
+    case GgufValueType::kF32:
+      v.f = c.read<float>("f32 value");
+      break;
+    case GgufValueType::kF64:
+      v.f = c.read<double>("f64 value");
+      break;
+    case GgufValueType::kString:
+      v.s = c.read_string("string value");
+      break;
     default:
       throw Error("GGUF '" + label + "': key '" + key + "' has unknown value type " +
                   std::to_string(static_cast<uint32_t>(t)));
@@ -198,12 +231,15 @@ void read_value(Cursor& c, GgufValueType t, GgufValue& v, const std::string& key
   }
   TURBO_CHECK(depth < 4, "GGUF '" << label << "': arrays nested too deeply under '" << key << "'");
   const uint32_t et = c.read<uint32_t>("array element type");
-  TURBO_CHECK(et <= 12, "GGUF '" << label << "': key '" << key << "' has unknown array element type " << et);
+  TURBO_CHECK(et <= 12,
+              "GGUF '" << label << "': key '" << key << "' has unknown array element type " << et);
   v.elem_type = static_cast<GgufValueType>(et);
   v.count = c.read<uint64_t>("array length");
   // Each element takes at least one byte (strings at least 8): a count beyond the file is corrupt.
-  const uint64_t min_elem = v.elem_type == GgufValueType::kString || v.elem_type == GgufValueType::kArray
-                                ? 8 : scalar_size(v.elem_type);
+  const uint64_t min_elem =
+      v.elem_type == GgufValueType::kString || v.elem_type == GgufValueType::kArray
+          ? 8
+          : scalar_size(v.elem_type);
   TURBO_CHECK(v.count <= file_size / std::max<uint64_t>(min_elem, 1),
               "GGUF '" << label << "': array '" << key << "' claims " << v.count
                        << " elements, more than the file can hold");
@@ -235,8 +271,8 @@ bool ggml_type_supported(uint32_t type) {
 uint64_t ggml_nbytes(uint32_t type, int64_t n) {
   const TypeTraits* t = find_type(type);
   TURBO_CHECK(t, "unknown ggml tensor type " << type);
-  TURBO_CHECK(n >= 0 && n % t->block == 0,
-              t->name << " holds blocks of " << t->block << " values; " << n << " is not a multiple");
+  TURBO_CHECK(n >= 0 && n % t->block == 0, t->name << " holds blocks of " << t->block << " values; "
+                                                   << n << " is not a multiple");
   return static_cast<uint64_t>(n / t->block) * static_cast<uint64_t>(t->bytes);
 }
 
@@ -250,9 +286,11 @@ int64_t GgufTensorInfo::numel() const {
 
 void dequantize_row(uint32_t type, const uint8_t* src, float* dst, int64_t n) {
   const TypeTraits* tt = find_type(type);
-  TURBO_CHECK(tt && tt->supported, "cannot dequantize tensor type " << ggml_type_name(type)
+  TURBO_CHECK(tt && tt->supported, "cannot dequantize tensor type "
+                                       << ggml_type_name(type)
                                        << "; supported: " << supported_list());
-  TURBO_CHECK(n % tt->block == 0, tt->name << " needs a multiple of " << tt->block << " values, got " << n);
+  TURBO_CHECK(n % tt->block == 0,
+              tt->name << " needs a multiple of " << tt->block << " values, got " << n);
   const int64_t nb = n / tt->block;
   switch (static_cast<GgmlType>(type)) {
     case GgmlType::kF32:
@@ -358,13 +396,15 @@ void dequantize_row(uint32_t type, const uint8_t* src, float* dst, int64_t n) {
 
 GgufFile::GgufFile(const std::string& path) : path_(path) {
   std::ifstream f(path, std::ios::binary | std::ios::ate);
-  TURBO_CHECK(f, "GGUF model '" << path << "' does not exist or cannot be read "
+  TURBO_CHECK(f, "GGUF model '" << path
+                                << "' does not exist or cannot be read "
                                    "(run datasets/fetch_models.sh to fetch the default model)");
   const std::streamoff size = f.tellg();
   TURBO_CHECK(size >= 0, "cannot size '" << path << "'");
   bytes_.resize(static_cast<size_t>(size));
   f.seekg(0);
-  TURBO_CHECK(f.read(reinterpret_cast<char*>(bytes_.data()), size), "read error on '" << path << "'");
+  TURBO_CHECK(f.read(reinterpret_cast<char*>(bytes_.data()), size),
+              "read error on '" << path << "'");
   parse();
 }
 
@@ -391,10 +431,12 @@ void GgufFile::parse() {
   for (uint64_t i = 0; i < n_kv; ++i) {
     std::string key = c.read_string("metadata key");
     const uint32_t t = c.read<uint32_t>("metadata value type");
-    TURBO_CHECK(t <= 12, "GGUF '" << label << "': key '" << key << "' has unknown value type " << t);
+    TURBO_CHECK(t <= 12,
+                "GGUF '" << label << "': key '" << key << "' has unknown value type " << t);
     GgufValue v;
     read_value(c, static_cast<GgufValueType>(t), v, key, label, 0, bytes_.size());
-    TURBO_CHECK(kv_.count(key) == 0, "GGUF '" << label << "': duplicate metadata key '" << key << "'");
+    TURBO_CHECK(kv_.count(key) == 0,
+                "GGUF '" << label << "': duplicate metadata key '" << key << "'");
     kv_.emplace(std::move(key), std::move(v));
   }
   if (has("general.alignment")) {
@@ -407,40 +449,47 @@ void GgufFile::parse() {
     GgufTensorInfo t;
     t.name = c.read_string("tensor name");
     const uint32_t n_dims = c.read<uint32_t>("tensor rank");
-    TURBO_CHECK(n_dims >= 1 && n_dims <= 4,
-                "GGUF '" << label << "': tensor '" << t.name << "' has rank " << n_dims << " (1..4 allowed)");
+    TURBO_CHECK(n_dims >= 1 && n_dims <= 4, "GGUF '" << label << "': tensor '" << t.name
+                                                     << "' has rank " << n_dims
+                                                     << " (1..4 allowed)");
     int64_t numel = 1;
     for (uint32_t d = 0; d < n_dims; ++d) {
       const uint64_t ne = c.read<uint64_t>("tensor dimension");
-      TURBO_CHECK(ne >= 1 && ne <= (uint64_t{1} << 40) &&
-                      static_cast<uint64_t>(numel) <= (uint64_t{1} << 50) / ne,
-                  "GGUF '" << label << "': tensor '" << t.name << "' has an invalid dimension " << ne);
+      TURBO_CHECK(
+          ne >= 1 && ne <= (uint64_t{1} << 40) &&
+              static_cast<uint64_t>(numel) <= (uint64_t{1} << 50) / ne,
+          "GGUF '" << label << "': tensor '" << t.name << "' has an invalid dimension " << ne);
       t.ne.push_back(static_cast<int64_t>(ne));
       numel *= static_cast<int64_t>(ne);
     }
     t.type = c.read<uint32_t>("tensor type");
     t.offset = c.read<uint64_t>("tensor offset");
     const TypeTraits* tt = find_type(t.type);
-    TURBO_CHECK(tt, "GGUF '" << label << "': tensor '" << t.name << "' has unknown type " << t.type);
-    TURBO_CHECK(t.ne[0] % tt->block == 0, "GGUF '" << label << "': tensor '" << t.name << "' of type "
-                                                   << tt->name << " has a row of " << t.ne[0]
-                                                   << " values, not a multiple of " << tt->block);
+    TURBO_CHECK(tt,
+                "GGUF '" << label << "': tensor '" << t.name << "' has unknown type " << t.type);
+    TURBO_CHECK(t.ne[0] % tt->block == 0, "GGUF '" << label << "': tensor '" << t.name
+                                                   << "' of type " << tt->name << " has a row of "
+                                                   << t.ne[0] << " values, not a multiple of "
+                                                   << tt->block);
     t.nbytes = ggml_nbytes(t.type, numel);
-    TURBO_CHECK(tensor_index_.count(t.name) == 0, "GGUF '" << label << "': duplicate tensor '" << t.name << "'");
+    TURBO_CHECK(tensor_index_.count(t.name) == 0,
+                "GGUF '" << label << "': duplicate tensor '" << t.name << "'");
     tensor_index_[t.name] = tensors_.size();
     tensors_.push_back(std::move(t));
   }
   data_offset_ = (c.pos() + alignment_ - 1) / alignment_ * alignment_;
   const uint64_t size = bytes_.size();
   TURBO_CHECK(n_tensors == 0 || data_offset_ <= size,
-              "GGUF '" << label << "' is truncated: the data section would start at " << data_offset_
-                       << " but the file has " << size << " bytes");
+              "GGUF '" << label << "' is truncated: the data section would start at "
+                       << data_offset_ << " but the file has " << size << " bytes");
   for (const GgufTensorInfo& t : tensors_) {
-    TURBO_CHECK(t.offset % alignment_ == 0, "GGUF '" << label << "': tensor '" << t.name << "' offset "
-                                                     << t.offset << " is not aligned to " << alignment_);
+    TURBO_CHECK(t.offset % alignment_ == 0, "GGUF '" << label << "': tensor '" << t.name
+                                                     << "' offset " << t.offset
+                                                     << " is not aligned to " << alignment_);
     TURBO_CHECK(t.offset <= size - data_offset_ && t.nbytes <= size - data_offset_ - t.offset,
-                "GGUF '" << label << "': tensor '" << t.name << "' (" << t.nbytes << " bytes at data offset "
-                         << t.offset << ") lies outside the file (" << size << " bytes; truncated?)");
+                "GGUF '" << label << "': tensor '" << t.name << "' (" << t.nbytes
+                         << " bytes at data offset " << t.offset << ") lies outside the file ("
+                         << size << " bytes; truncated?)");
   }
 }
 
@@ -452,7 +501,8 @@ const GgufValue& GgufFile::value(const std::string& key) const {
 
 std::string GgufFile::get_string(const std::string& key) const {
   const GgufValue& v = value(key);
-  TURBO_CHECK(v.type == GgufValueType::kString, "GGUF '" << path_ << "': '" << key << "' is not a string");
+  TURBO_CHECK(v.type == GgufValueType::kString,
+              "GGUF '" << path_ << "': '" << key << "' is not a string");
   return v.s;
 }
 
@@ -472,7 +522,8 @@ double GgufFile::get_float(const std::string& key) const {
 
 bool GgufFile::get_bool(const std::string& key) const {
   const GgufValue& v = value(key);
-  TURBO_CHECK(v.type == GgufValueType::kBool, "GGUF '" << path_ << "': '" << key << "' is not a bool");
+  TURBO_CHECK(v.type == GgufValueType::kBool,
+              "GGUF '" << path_ << "': '" << key << "' is not a bool");
   return v.i != 0;
 }
 
@@ -499,10 +550,10 @@ const GgufTensorInfo& GgufFile::tensor(const std::string& name) const {
 }
 
 void GgufFile::dequantize(const GgufTensorInfo& t, float* out) const {
-  TURBO_CHECK(ggml_type_supported(t.type), "GGUF '" << path_ << "': tensor '" << t.name << "' has type "
-                                                    << ggml_type_name(t.type)
-                                                    << ", which this reader cannot dequantize; supported: "
-                                                    << supported_list());
+  TURBO_CHECK(ggml_type_supported(t.type),
+              "GGUF '" << path_ << "': tensor '" << t.name << "' has type "
+                       << ggml_type_name(t.type)
+                       << ", which this reader cannot dequantize; supported: " << supported_list());
   dequantize_row(t.type, tensor_data(t), out, t.numel());
 }
 

@@ -45,8 +45,19 @@ bool ggml_type_supported(uint32_t type);
 
 // GGUF metadata value types (gguf.md `gguf_metadata_value_type`).
 enum class GgufValueType : uint32_t {
-  kU8 = 0, kI8 = 1, kU16 = 2, kI16 = 3, kU32 = 4, kI32 = 5, kF32 = 6, kBool = 7,
-  kString = 8, kArray = 9, kU64 = 10, kI64 = 11, kF64 = 12,
+  kU8 = 0,
+  kI8 = 1,
+  kU16 = 2,
+  kI16 = 3,
+  kU32 = 4,
+  kI32 = 5,
+  kF32 = 6,
+  kBool = 7,
+  kString = 8,
+  kArray = 9,
+  kU64 = 10,
+  kI64 = 11,
+  kF64 = 12,
 };
 
 // One metadata value. Scalars fill one of i / f / s; arrays fill the matching vector
@@ -54,8 +65,8 @@ enum class GgufValueType : uint32_t {
 struct GgufValue {
   GgufValueType type = GgufValueType::kU8;
   GgufValueType elem_type = GgufValueType::kU8;  // arrays only
-  int64_t i = 0;      // every integer type and bool (u64 values above 2^63 are rejected)
-  double f = 0;       // f32 / f64
+  int64_t i = 0;  // every integer type and bool (u64 values above 2^63 are rejected)
+  double f = 0;   // f32 / f64
   std::string s;
   std::vector<int64_t> ints;
   std::vector<double> floats;
@@ -67,7 +78,7 @@ struct GgufTensorInfo {
   std::string name;
   std::vector<int64_t> ne;  // ne[0] is the innermost (contiguous) dimension, as in ggml
   uint32_t type = 0;
-  uint64_t offset = 0;      // relative to the data section
+  uint64_t offset = 0;  // relative to the data section
   uint64_t nbytes = 0;
   int64_t numel() const;
   // Row-major shape, outermost first (numpy / PyTorch order): reversed ne.
@@ -92,8 +103,8 @@ class GgufFile {
   const std::map<std::string, GgufValue>& metadata() const { return kv_; }
   // Typed accessors; each throws turbo::Error naming the key when it is absent or of another type.
   std::string get_string(const std::string& key) const;
-  int64_t get_int(const std::string& key) const;        // any integer type
-  double get_float(const std::string& key) const;       // f32, f64 (or an integer)
+  int64_t get_int(const std::string& key) const;   // any integer type
+  double get_float(const std::string& key) const;  // f32, f64 (or an integer)
   bool get_bool(const std::string& key) const;
   const std::vector<std::string>& get_string_array(const std::string& key) const;
   const std::vector<int64_t>& get_int_array(const std::string& key) const;
@@ -102,7 +113,9 @@ class GgufFile {
   bool has_tensor(const std::string& name) const;
   const GgufTensorInfo& tensor(const std::string& name) const;  // throws when absent
   // The raw bytes of a tensor inside the file image.
-  const uint8_t* tensor_data(const GgufTensorInfo& t) const { return bytes_.data() + data_offset_ + t.offset; }
+  const uint8_t* tensor_data(const GgufTensorInfo& t) const {
+    return bytes_.data() + data_offset_ + t.offset;
+  }
   // Dequantized FP32 values in ggml order (ne[0] fastest). Throws for unsupported types.
   std::vector<float> dequantize(const std::string& name) const;
   void dequantize(const GgufTensorInfo& t, float* out) const;

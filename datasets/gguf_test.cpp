@@ -32,7 +32,8 @@ class GgufBuilder {
     ++n_kv_;
   }
   // A tensor whose data is `data` (padded to 32 bytes in the data section).
-  void tensor(const std::string& name, std::vector<uint64_t> ne, uint32_t type, std::vector<uint8_t> data) {
+  void tensor(const std::string& name, std::vector<uint64_t> ne, uint32_t type,
+              std::vector<uint8_t> data) {
     while (data_.size() % 32) data_.push_back(0);  // align the start of each tensor
     str(name);
     put<uint32_t>(static_cast<uint32_t>(ne.size()));

@@ -30,13 +30,12 @@ void fix_eigen_blocking() {
 
 std::vector<float> load(const GgufFile& g, const std::string& name, std::vector<int64_t> ne) {
   const GgufTensorInfo& t = g.tensor(name);
-  TURBO_CHECK(t.ne == ne, "GGUF '" << g.path() << "': tensor '" << name << "' has shape ["
-                                   << [&] {
-                                        std::string s;
-                                        for (int64_t d : t.ne) s += (s.empty() ? "" : ", ") + std::to_string(d);
-                                        return s;
-                                      }()
-                                   << "] (ggml order), expected another for this model's metadata");
+  TURBO_CHECK(
+      t.ne == ne, "GGUF '" << g.path() << "': tensor '" << name << "' has shape [" << [&] {
+        std::string s;
+        for (int64_t d : t.ne) s += (s.empty() ? "" : ", ") + std::to_string(d);
+        return s;
+      }() << "] (ggml order), expected another for this model's metadata");
   return g.dequantize(name);
 }
 
@@ -84,9 +83,11 @@ void exact_attention(const ConstHalfTensor& q, const ConstHalfTensor& k, const C
                      float tau, float* o) {
   fix_eigen_blocking();
   TURBO_CHECK(q.batch() == 1 && k.batch() == 1 && v.batch() == 1, "exact_attention takes batch 1");
-  TURBO_CHECK(q.dim() == k.dim() && k.dim() == v.dim() && k.heads() == v.heads() && k.tokens() == v.tokens(),
+  TURBO_CHECK(q.dim() == k.dim() && k.dim() == v.dim() && k.heads() == v.heads() &&
+                  k.tokens() == v.tokens(),
               "exact_attention: Q, K, V shapes disagree");
-  TURBO_CHECK(k.heads() > 0 && q.heads() % k.heads() == 0, "query heads must be a multiple of kv heads");
+  TURBO_CHECK(k.heads() > 0 && q.heads() % k.heads() == 0,
+              "query heads must be a multiple of kv heads");
   const int64_t Hq = q.heads(), Hkv = k.heads(), n = q.tokens(), L = k.tokens(), D = q.dim();
   TURBO_CHECK(n <= L, "exact_attention: " << n << " queries but only " << L << " keys");
   const int64_t g = Hq / Hkv, first = L - n;
@@ -131,7 +132,8 @@ void exact_attention(const ConstHalfTensor& q, const ConstHalfTensor& k, const C
     }
     const RowMatD out = s * V.topRows(keys);
     for (int64_t r = 0; r < rows; ++r)
-      for (int64_t c = 0; c < D; ++c) o[(i0 + r) * Hq * D + h * D + c] = static_cast<float>(out(r, c));
+      for (int64_t c = 0; c < D; ++c)
+        o[(i0 + r) * Hq * D + h * D + c] = static_cast<float>(out(r, c));
   }
 }
 
@@ -162,13 +164,15 @@ LlamaModel::LlamaModel(const std::string& gguf_path) : path_(gguf_path) {
   if (g.has("llama.rope.dimension_count"))
     TURBO_CHECK(g.get_int("llama.rope.dimension_count") == cfg_.head_dim,
                 "partial RoPE (rope.dimension_count != head_dim) is not supported");
-  TURBO_CHECK(!g.has("llama.rope.scaling.type") || g.get_string("llama.rope.scaling.type") == "none",
-              "RoPE scaling is not supported");
+  TURBO_CHECK(
+      !g.has("llama.rope.scaling.type") || g.get_string("llama.rope.scaling.type") == "none",
+      "RoPE scaling is not supported");
   tokenizer_ = std::make_unique<Tokenizer>(g);
   cfg_.vocab = tokenizer_->vocab_size();
 
   const int64_t d = cfg_.d_model, ff = cfg_.d_ff, D = cfg_.head_dim;
-  const int64_t q_out = static_cast<int64_t>(cfg_.n_heads) * D, kv_out = static_cast<int64_t>(cfg_.n_kv_heads) * D;
+  const int64_t q_out = static_cast<int64_t>(cfg_.n_heads) * D,
+                kv_out = static_cast<int64_t>(cfg_.n_kv_heads) * D;
   tok_embd_ = load(g, "token_embd.weight", {d, cfg_.vocab});
   output_norm_ = load(g, "output_norm.weight", {d});
   if (g.has_tensor("output.weight")) output_ = load(g, "output.weight", {d, cfg_.vocab});
@@ -176,11 +180,13 @@ LlamaModel::LlamaModel(const std::string& gguf_path) : path_(gguf_path) {
   for (int l = 0; l < cfg_.n_layers; ++l) {
     const std::string p = "blk." + std::to_string(l) + ".";
     for (const char* b : {"attn_q.bias", "attn_k.bias", "attn_v.bias", "attn_output.bias"})
-      TURBO_CHECK(!g.has_tensor(p + b), "tensor '" << p << b << "': attention biases are not supported");
+      TURBO_CHECK(!g.has_tensor(p + b),
+                  "tensor '" << p << b << "': attention biases are not supported");
     Layer& L = layers_[static_cast<size_t>(l)];
     L.attn_norm = load(g, p + "attn_norm.weight", {d});
     L.wq = unpermute_rows(load(g, p + "attn_q.weight", {d, q_out}), cfg_.n_heads, cfg_.head_dim, d);
-    L.wk = unpermute_rows(load(g, p + "attn_k.weight", {d, kv_out}), cfg_.n_kv_heads, cfg_.head_dim, d);
+    L.wk = unpermute_rows(load(g, p + "attn_k.weight", {d, kv_out}), cfg_.n_kv_heads, cfg_.head_dim,
+                          d);
     L.wv = load(g, p + "attn_v.weight", {d, kv_out});
     L.wo = load(g, p + "attn_output.weight", {q_out, d});
     L.ffn_norm = load(g, p + "ffn_norm.weight", {d});
@@ -190,20 +196,25 @@ LlamaModel::LlamaModel(const std::string& gguf_path) : path_(gguf_path) {
   }
   inv_freq_.resize(static_cast<size_t>(D / 2));
   for (int64_t j = 0; j < D / 2; ++j)
-    inv_freq_[static_cast<size_t>(j)] = std::pow(cfg_.rope_theta, -2.0 * static_cast<double>(j) / static_cast<double>(D));
+    inv_freq_[static_cast<size_t>(j)] =
+        std::pow(cfg_.rope_theta, -2.0 * static_cast<double>(j) / static_cast<double>(D));
 }
 
 void LlamaModel::forward(const int32_t* tokens, int64_t n, int64_t pos0, AttentionHook& attention,
                          std::vector<float>* logits, int n_layers_run, int64_t logits_begin) const {
-  const int64_t d = cfg_.d_model, ff = cfg_.d_ff, D = cfg_.head_dim, Hq = cfg_.n_heads, Hkv = cfg_.n_kv_heads;
+  const int64_t d = cfg_.d_model, ff = cfg_.d_ff, D = cfg_.head_dim, Hq = cfg_.n_heads,
+                Hkv = cfg_.n_kv_heads;
   if (n_layers_run < 0) n_layers_run = cfg_.n_layers;
-  TURBO_CHECK(n_layers_run <= cfg_.n_layers, "asked for " << n_layers_run << " layers of " << cfg_.n_layers);
+  TURBO_CHECK(n_layers_run <= cfg_.n_layers,
+              "asked for " << n_layers_run << " layers of " << cfg_.n_layers);
   TURBO_CHECK(!logits || n_layers_run == cfg_.n_layers, "logits need every layer");
   TURBO_CHECK(n > 0 && pos0 >= 0, "forward needs at least one token");
-  TURBO_CHECK(logits_begin >= 0 && logits_begin <= n, "logits_begin " << logits_begin << " outside [0, " << n << "]");
+  TURBO_CHECK(logits_begin >= 0 && logits_begin <= n,
+              "logits_begin " << logits_begin << " outside [0, " << n << "]");
   for (int64_t t = 0; t < n; ++t)
-    TURBO_CHECK(tokens[t] >= 0 && tokens[t] < cfg_.vocab,
-                "token id " << tokens[t] << " at position " << pos0 + t << " is outside the vocabulary");
+    TURBO_CHECK(
+        tokens[t] >= 0 && tokens[t] < cfg_.vocab,
+        "token id " << tokens[t] << " at position " << pos0 + t << " is outside the vocabulary");
 
   std::vector<float> x(static_cast<size_t>(n * d)), h(x.size()), tmp(x.size());
   for (int64_t t = 0; t < n; ++t)
@@ -246,7 +257,8 @@ void LlamaModel::forward(const int32_t* tokens, int64_t n, int64_t pos0, Attenti
     rope_to_half(kf, Hkv, k16);
     for (int64_t t = 0; t < n; ++t)
       for (int64_t hh = 0; hh < Hkv; ++hh)
-        for (int64_t c = 0; c < D; ++c) v16.view().row(0, hh, t)[c] = to_half(vf[(t * Hkv + hh) * D + c]);
+        for (int64_t c = 0; c < D; ++c)
+          v16.view().row(0, hh, t)[c] = to_half(vf[(t * Hkv + hh) * D + c]);
     attention.attend(l, pos0, q16, k16, v16, o.data());
     if (l == n_layers_run - 1 && !logits) break;  // only this layer's Q/K/V were wanted
     matmul(o.data(), n, Hq * D, L.wo.data(), d, tmp.data());
@@ -266,10 +278,12 @@ void LlamaModel::forward(const int32_t* tokens, int64_t n, int64_t pos0, Attenti
   logits->resize(static_cast<size_t>(rows * cfg_.vocab));
   if (rows == 0) return;
   rms_norm(x.data() + logits_begin * d, rows, d, output_norm_.data(), cfg_.rms_eps, h.data());
-  matmul(h.data(), rows, d, output_.empty() ? tok_embd_.data() : output_.data(), cfg_.vocab, logits->data());
+  matmul(h.data(), rows, d, output_.empty() ? tok_embd_.data() : output_.data(), cfg_.vocab,
+         logits->data());
 }
 
-void LlamaModel::matmul(const float* x, int64_t n, int64_t in, const float* w, int64_t out, float* y) const {
+void LlamaModel::matmul(const float* x, int64_t n, int64_t in, const float* w, int64_t out,
+                        float* y) const {
   if (!emulate_q8_ || in % 32 != 0) {
     linear(x, n, in, w, out, y);
     return;
@@ -279,7 +293,8 @@ void LlamaModel::matmul(const float* x, int64_t n, int64_t in, const float* w, i
     float amax = 0;
     for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[b * 32 + j]));
     const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-    for (int j = 0; j < 32; ++j) xq[static_cast<size_t>(b * 32 + j)] = std::round(x[b * 32 + j] * id) * d;
+    for (int j = 0; j < 32; ++j)
+      xq[static_cast<size_t>(b * 32 + j)] = std::round(x[b * 32 + j] * id) * d;
   }
   linear(xq.data(), n, in, w, out, y);
 }
@@ -311,18 +326,20 @@ void half_to_rows(const HostTensor<Half>& o16, float* o) {
 }
 
 void check_layer(int layer, size_t n_layers) {
-  TURBO_CHECK(layer >= 0 && static_cast<size_t>(layer) < n_layers, "layer " << layer << " out of range");
+  TURBO_CHECK(layer >= 0 && static_cast<size_t>(layer) < n_layers,
+              "layer " << layer << " out of range");
 }
 
 }  // namespace
 
-void ExactAttentionHook::attend(int layer, int64_t pos0, const HostTensor<Half>& q, const HostTensor<Half>& k,
-                                const HostTensor<Half>& v, float* o) {
+void ExactAttentionHook::attend(int layer, int64_t pos0, const HostTensor<Half>& q,
+                                const HostTensor<Half>& k, const HostTensor<Half>& v, float* o) {
   check_layer(layer, k_.size());
   HostTensor<Half>& K = k_[static_cast<size_t>(layer)];
   HostTensor<Half>& V = v_[static_cast<size_t>(layer)];
-  TURBO_CHECK(pos0 == (K.storage.empty() ? 0 : K.n),
-              "layer " << layer << ": chunk at position " << pos0 << " does not follow the " << K.n << " cached");
+  TURBO_CHECK(pos0 == (K.storage.empty() ? 0 : K.n), "layer " << layer << ": chunk at position "
+                                                              << pos0 << " does not follow the "
+                                                              << K.n << " cached");
   append_tokens(K, k);
   append_tokens(V, v);
   const std::string what = "layer " + std::to_string(layer);
@@ -332,15 +349,21 @@ void ExactAttentionHook::attend(int layer, int64_t pos0, const HostTensor<Half>&
   exact_attention(q.view(), K.view(), V.view(), 0.0f, o);
 }
 
-BackendPrefillHook::BackendPrefillHook(Backend& backend, const AttentionConfig& config, int n_layers, int n_heads)
-    : backend_(backend), config_(config), n_heads_(n_heads), stats_(static_cast<size_t>(n_layers) * n_heads) {
+BackendPrefillHook::BackendPrefillHook(Backend& backend, const AttentionConfig& config,
+                                       int n_layers, int n_heads)
+    : backend_(backend),
+      config_(config),
+      n_heads_(n_heads),
+      stats_(static_cast<size_t>(n_layers) * n_heads) {
   const Status s = backend.supports(config);
-  TURBO_CHECK(s.ok, "backend '" << backend.name() << "' cannot run " << config.to_string() << ": " << s.message);
+  TURBO_CHECK(s.ok, "backend '" << backend.name() << "' cannot run " << config.to_string() << ": "
+                                << s.message);
 }
 
-void BackendPrefillHook::attend(int layer, int64_t pos0, const HostTensor<Half>& q, const HostTensor<Half>& k,
-                                const HostTensor<Half>& v, float* o) {
-  TURBO_CHECK(pos0 == 0, "prefill attention runs the whole window in one call (got a chunk at " << pos0 << ")");
+void BackendPrefillHook::attend(int layer, int64_t pos0, const HostTensor<Half>& q,
+                                const HostTensor<Half>& k, const HostTensor<Half>& v, float* o) {
+  TURBO_CHECK(pos0 == 0, "prefill attention runs the whole window in one call (got a chunk at "
+                             << pos0 << ")");
   check_layer(layer, stats_.size() / static_cast<size_t>(n_heads_));
   HostTensor<Half> o16(1, q.h, q.n, q.d);
   backend_.attention_prefill(config_, q.view(), k.view(), v.view(), o16.view(),
@@ -348,8 +371,9 @@ void BackendPrefillHook::attend(int layer, int64_t pos0, const HostTensor<Half>&
   half_to_rows(o16, o);
 }
 
-BackendDecodeHook::BackendDecodeHook(Backend& backend, const AttentionConfig& config, int n_layers, int n_heads,
-                                     int n_kv_heads, int head_dim, std::vector<std::vector<int>> head_bits)
+BackendDecodeHook::BackendDecodeHook(Backend& backend, const AttentionConfig& config, int n_layers,
+                                     int n_heads, int n_kv_heads, int head_dim,
+                                     std::vector<std::vector<int>> head_bits)
     : backend_(backend),
       config_(config),
       n_heads_(n_heads),
@@ -359,16 +383,18 @@ BackendDecodeHook::BackendDecodeHook(Backend& backend, const AttentionConfig& co
       caches_(static_cast<size_t>(n_layers)),
       stats_(static_cast<size_t>(n_layers) * n_heads) {
   const Status s = backend.supports(config);
-  TURBO_CHECK(s.ok, "backend '" << backend.name() << "' cannot run " << config.to_string() << ": " << s.message);
+  TURBO_CHECK(s.ok, "backend '" << backend.name() << "' cannot run " << config.to_string() << ": "
+                                << s.message);
   TURBO_CHECK(head_bits_.empty() || head_bits_.size() == static_cast<size_t>(n_layers),
               "bit map has " << head_bits_.size() << " layers, the model " << n_layers);
   for (size_t l = 0; l < head_bits_.size(); ++l)
     TURBO_CHECK(head_bits_[l].size() == static_cast<size_t>(n_kv_heads),
-                "bit map layer " << l << " has " << head_bits_[l].size() << " heads, the model " << n_kv_heads);
+                "bit map layer " << l << " has " << head_bits_[l].size() << " heads, the model "
+                                 << n_kv_heads);
 }
 
-void BackendDecodeHook::attend(int layer, int64_t pos0, const HostTensor<Half>& q, const HostTensor<Half>& k,
-                               const HostTensor<Half>& v, float* o) {
+void BackendDecodeHook::attend(int layer, int64_t pos0, const HostTensor<Half>& q,
+                               const HostTensor<Half>& k, const HostTensor<Half>& v, float* o) {
   check_layer(layer, caches_.size());
   std::unique_ptr<KvCache>& cache = caches_[static_cast<size_t>(layer)];
   if (!cache) {
@@ -385,7 +411,8 @@ void BackendDecodeHook::attend(int layer, int64_t pos0, const HostTensor<Half>& 
                                                         << " tokens, chunk starts at " << pos0);
   backend_.cache_append(*cache, k.view(), v.view());
   HostTensor<Half> o16(1, q.h, q.n, q.d);
-  backend_.attention_decode(config_, q.view(), *cache, o16.view(), &stats_[static_cast<size_t>(layer) * n_heads_]);
+  backend_.attention_decode(config_, q.view(), *cache, o16.view(),
+                            &stats_[static_cast<size_t>(layer) * n_heads_]);
   half_to_rows(o16, o);
 }
 

@@ -28,7 +28,7 @@ namespace turbo {
 namespace data {
 
 struct LlamaConfig {
-  std::string name;       // general.name
+  std::string name;  // general.name
   int n_layers = 0;
   int n_heads = 0;
   int n_kv_heads = 0;
@@ -36,7 +36,7 @@ struct LlamaConfig {
   int d_model = 0;
   int d_ff = 0;
   int vocab = 0;
-  int64_t n_ctx = 0;      // trained context length
+  int64_t n_ctx = 0;  // trained context length
   double rope_theta = 0;
   float rms_eps = 0;
 };

@@ -52,7 +52,8 @@ TEST(ExactAttention, MatchesReferenceGroundTruthOnRealActivations) {
     std::vector<float> o_hnd(o.size());
     for (int64_t h = 0; h < q.h; ++h)
       for (int64_t t = 0; t < q.n; ++t)
-        for (int64_t c = 0; c < q.d; ++c) o_hnd[(h * q.n + t) * q.d + c] = o[(t * q.h + h) * q.d + c];
+        for (int64_t c = 0; c < q.d; ++c)
+          o_hnd[(h * q.n + t) * q.d + c] = o[(t * q.h + h) * q.d + c];
     SCOPED_TRACE("layer " + std::to_string(layer));
     expect_within_one_float_ulp(o_hnd, truth);
   }
@@ -65,17 +66,20 @@ TEST(ExactAttention, ChunkedHookMatchesDecodeGroundTruth) {
   ExactAttentionHook hook(30);
   int64_t pos = 0;
   for (int64_t len : {1, 16, 47, 64}) {
-    const HostTensor<Half> q = r.read(layer, 'q', pos, pos + len), k = r.read(layer, 'k', pos, pos + len),
+    const HostTensor<Half> q = r.read(layer, 'q', pos, pos + len),
+                           k = r.read(layer, 'k', pos, pos + len),
                            v = r.read(layer, 'v', pos, pos + len);
     std::vector<float> o(static_cast<size_t>(q.numel()));
     hook.attend(layer, pos, q, k, v, o.data());
-    const HostTensor<Half> kall = r.read(layer, 'k', 0, pos + len), vall = r.read(layer, 'v', 0, pos + len);
+    const HostTensor<Half> kall = r.read(layer, 'k', 0, pos + len),
+                           vall = r.read(layer, 'v', 0, pos + len);
     std::vector<double> truth(o.size());
     ref::attention_fp64_decode(q.view(), kall.view(), vall.view(), 0.0f, truth.data());
     std::vector<float> o_hnd(o.size());
     for (int64_t h = 0; h < q.h; ++h)
       for (int64_t t = 0; t < q.n; ++t)
-        for (int64_t c = 0; c < q.d; ++c) o_hnd[(h * q.n + t) * q.d + c] = o[(t * q.h + h) * q.d + c];
+        for (int64_t c = 0; c < q.d; ++c)
+          o_hnd[(h * q.n + t) * q.d + c] = o[(t * q.h + h) * q.d + c];
     SCOPED_TRACE("chunk at " + std::to_string(pos));
     expect_within_one_float_ulp(o_hnd, truth);
     pos += len;

@@ -56,7 +56,8 @@ int main(int argc, char** argv) {
       std::vector<float> logits;
       model.forward(ids.data(), static_cast<int64_t>(ids.size()), 0, attention, &logits);
       std::ofstream out(argv[4], std::ios::binary);
-      out.write(reinterpret_cast<const char*>(logits.data()), static_cast<std::streamsize>(logits.size() * 4));
+      out.write(reinterpret_cast<const char*>(logits.data()),
+                static_cast<std::streamsize>(logits.size() * 4));
       if (!out) throw turbo::Error(std::string("cannot write '") + argv[4] + "'");
       return 0;
     }
@@ -70,7 +71,8 @@ int main(int argc, char** argv) {
     } else if (cmd == "dump" && argc == 5) {
       const std::vector<float> v = g.dequantize(argv[3]);
       std::ofstream out(argv[4], std::ios::binary);
-      out.write(reinterpret_cast<const char*>(v.data()), static_cast<std::streamsize>(v.size() * 4));
+      out.write(reinterpret_cast<const char*>(v.data()),
+                static_cast<std::streamsize>(v.size() * 4));
       if (!out) throw turbo::Error(std::string("cannot write '") + argv[4] + "'");
     } else if (cmd == "tokenize" && argc == 4) {
       const Tokenizer tok(g);

@@ -13,8 +13,8 @@ namespace {
 
 template <size_t N>
 bool in_ranges(const unicode::CodeRange (&r)[N], uint32_t cp) {
-  const unicode::CodeRange* it =
-      std::upper_bound(r, r + N, cp, [](uint32_t c, const unicode::CodeRange& x) { return c < x.first; });
+  const unicode::CodeRange* it = std::upper_bound(
+      r, r + N, cp, [](uint32_t c, const unicode::CodeRange& x) { return c < x.first; });
   return it != r && cp <= (it - 1)->last;
 }
 
@@ -47,12 +47,22 @@ std::vector<CodePoint> decode_utf8(const std::string& s, size_t base) {
     const uint8_t c = static_cast<uint8_t>(s[i]);
     uint32_t cp;
     int len;
-    if (c < 0x80) { cp = c; len = 1; }
-    else if (c >= 0xC2 && c <= 0xDF) { cp = c & 0x1F; len = 2; }
-    else if (c >= 0xE0 && c <= 0xEF) { cp = c & 0x0F; len = 3; }
-    else if (c >= 0xF0 && c <= 0xF4) { cp = c & 0x07; len = 4; }
-    else throw Error("text is not valid UTF-8 at byte " + std::to_string(base + i));
-    TURBO_CHECK(i + len <= s.size(), "text is not valid UTF-8 at byte " << base + i << " (truncated sequence)");
+    if (c < 0x80) {
+      cp = c;
+      len = 1;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      cp = c & 0x1F;
+      len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      cp = c & 0x0F;
+      len = 3;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      cp = c & 0x07;
+      len = 4;
+    } else
+      throw Error("text is not valid UTF-8 at byte " + std::to_string(base + i));
+    TURBO_CHECK(i + len <= s.size(),
+                "text is not valid UTF-8 at byte " << base + i << " (truncated sequence)");
     for (int k = 1; k < len; ++k) {
       const uint8_t cc = static_cast<uint8_t>(s[i + k]);
       TURBO_CHECK((cc & 0xC0) == 0x80, "text is not valid UTF-8 at byte " << base + i);
@@ -100,8 +110,10 @@ void gpt2_split(const std::vector<CodePoint>& cps, size_t lo, size_t hi,
     if (c == '\'' && i + 1 < hi) {
       const uint32_t a = cps[i + 1].cp;
       const uint32_t b = i + 2 < hi ? cps[i + 2].cp : 0;
-      if (a == 's' || a == 't' || a == 'm' || a == 'd') j = i + 2;
-      else if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) j = i + 3;
+      if (a == 's' || a == 't' || a == 'm' || a == 'd')
+        j = i + 2;
+      else if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l'))
+        j = i + 3;
     }
     if (j == i) {
       // ' ?X+' for X in {\p{L}, \p{N}, [^\s\p{L}\p{N}]}, in that order of alternatives.
@@ -120,9 +132,12 @@ void gpt2_split(const std::vector<CodePoint>& cps, size_t lo, size_t hi,
         if (is_space(c)) {
           size_t e = i;
           while (e < hi && is_space(cps[e].cp)) ++e;
-          if (e == hi) j = e;              // \s+(?!\S) up to the end
-          else if (e - i >= 2) j = e - 1;  // \s+(?!\S): leave the last one for the next word
-          else j = e;                      // \s+
+          if (e == hi)
+            j = e;  // \s+(?!\S) up to the end
+          else if (e - i >= 2)
+            j = e - 1;  // \s+(?!\S): leave the last one for the next word
+          else
+            j = e;  // \s+
         } else {
           j = i + 1;  // unreachable: every code point is space, letter, number or other
         }
@@ -136,57 +151,67 @@ void gpt2_split(const std::vector<CodePoint>& cps, size_t lo, size_t hi,
 }  // namespace
 
 Tokenizer::Tokenizer(const GgufFile& g) {
-  const std::string model = g.has("tokenizer.ggml.model") ? g.get_string("tokenizer.ggml.model") : "";
+  const std::string model =
+      g.has("tokenizer.ggml.model") ? g.get_string("tokenizer.ggml.model") : "";
   TURBO_CHECK(model == "gpt2", "GGUF '" << g.path() << "' has tokenizer model '" << model
                                         << "'; only byte-level BPE ('gpt2') is supported");
   pre_ = g.has("tokenizer.ggml.pre") ? g.get_string("tokenizer.ggml.pre") : "default";
   // llama.cpp groups these pre-tokenizer names under one rule set: digits alone, then GPT-2.
-  static const std::vector<std::string> kDigitSplit = {"smollm", "starcoder", "refact", "command-r",
-                                                       "codeshell", "exaone", "minerva"};
+  static const std::vector<std::string> kDigitSplit = {
+      "smollm", "starcoder", "refact", "command-r", "codeshell", "exaone", "minerva"};
   static const std::vector<std::string> kPlain = {"gpt-2", "default"};
   if (std::find(kDigitSplit.begin(), kDigitSplit.end(), pre_) != kDigitSplit.end()) {
     split_digits_ = true;
   } else if (std::find(kPlain.begin(), kPlain.end(), pre_) == kPlain.end()) {
-    throw Error("GGUF '" + g.path() + "': unsupported pre-tokenizer '" + pre_ + "'; supported: " +
-                join(kDigitSplit) + ", " + join(kPlain));
+    throw Error("GGUF '" + g.path() + "': unsupported pre-tokenizer '" + pre_ +
+                "'; supported: " + join(kDigitSplit) + ", " + join(kPlain));
   }
   tokens_ = g.get_string_array("tokenizer.ggml.tokens");
   TURBO_CHECK(!tokens_.empty(), "GGUF '" << g.path() << "' has an empty vocabulary");
-  TURBO_CHECK(tokens_.size() < static_cast<size_t>(std::numeric_limits<int32_t>::max()), "vocabulary too large");
-  for (size_t i = 0; i < tokens_.size(); ++i) token_ids_.emplace(tokens_[i], static_cast<int32_t>(i));
+  TURBO_CHECK(tokens_.size() < static_cast<size_t>(std::numeric_limits<int32_t>::max()),
+              "vocabulary too large");
+  for (size_t i = 0; i < tokens_.size(); ++i)
+    token_ids_.emplace(tokens_[i], static_cast<int32_t>(i));
   const std::vector<std::string>& merges = g.get_string_array("tokenizer.ggml.merges");
   for (size_t i = 0; i < merges.size(); ++i) {
-    TURBO_CHECK(merges[i].find(' ') != std::string::npos && merges[i].find(' ') == merges[i].rfind(' '),
-                "GGUF '" << g.path() << "': merge " << i << " ('" << merges[i] << "') is not 'left right'");
+    TURBO_CHECK(
+        merges[i].find(' ') != std::string::npos && merges[i].find(' ') == merges[i].rfind(' '),
+        "GGUF '" << g.path() << "': merge " << i << " ('" << merges[i] << "') is not 'left right'");
     merge_rank_.emplace(merges[i], static_cast<int32_t>(i));
   }
   if (g.has("tokenizer.ggml.token_type")) {
     const std::vector<int64_t>& types = g.get_int_array("tokenizer.ggml.token_type");
-    TURBO_CHECK(types.size() == tokens_.size(), "GGUF '" << g.path() << "': token_type has " << types.size()
-                                                         << " entries for " << tokens_.size() << " tokens");
+    TURBO_CHECK(types.size() == tokens_.size(), "GGUF '" << g.path() << "': token_type has "
+                                                         << types.size() << " entries for "
+                                                         << tokens_.size() << " tokens");
     for (size_t i = 0; i < types.size(); ++i)
       if (types[i] == 3 || types[i] == 4) specials_.push_back(tokens_[i]);
-    std::stable_sort(specials_.begin(), specials_.end(),
-                     [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+    std::stable_sort(
+        specials_.begin(), specials_.end(),
+        [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
   }
   auto id_key = [&](const char* key) -> int32_t {
     if (!g.has(key)) return -1;
     const int64_t id = g.get_int(key);
-    TURBO_CHECK(id >= 0 && id < static_cast<int64_t>(tokens_.size()),
-                "GGUF '" << g.path() << "': " << key << " = " << id << " is outside the vocabulary");
+    TURBO_CHECK(
+        id >= 0 && id < static_cast<int64_t>(tokens_.size()),
+        "GGUF '" << g.path() << "': " << key << " = " << id << " is outside the vocabulary");
     return static_cast<int32_t>(id);
   };
   bos_id_ = id_key("tokenizer.ggml.bos_token_id");
   eos_id_ = id_key("tokenizer.ggml.eos_token_id");
   add_bos_ = g.has("tokenizer.ggml.add_bos_token") && g.get_bool("tokenizer.ggml.add_bos_token");
   add_eos_ = g.has("tokenizer.ggml.add_eos_token") && g.get_bool("tokenizer.ggml.add_eos_token");
-  TURBO_CHECK(!add_bos_ || bos_id_ >= 0, "GGUF '" << g.path() << "' asks for BOS but has no bos_token_id");
-  TURBO_CHECK(!add_eos_ || eos_id_ >= 0, "GGUF '" << g.path() << "' asks for EOS but has no eos_token_id");
+  TURBO_CHECK(!add_bos_ || bos_id_ >= 0,
+              "GGUF '" << g.path() << "' asks for BOS but has no bos_token_id");
+  TURBO_CHECK(!add_eos_ || eos_id_ >= 0,
+              "GGUF '" << g.path() << "' asks for EOS but has no eos_token_id");
 
   // GPT-2 bytes_to_unicode: printable Latin-1 bytes map to themselves, the rest to 256 + n.
   int n = 0;
   for (int b = 0; b < 256; ++b) {
-    const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+    const bool printable =
+        (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
     const uint32_t cp = printable ? static_cast<uint32_t>(b) : static_cast<uint32_t>(256 + n++);
     append_utf8(cp, byte_to_unicode_[b]);
     unicode_to_byte_[cp] = static_cast<uint8_t>(b);
@@ -196,7 +221,8 @@ Tokenizer::Tokenizer(const GgufFile& g) {
 std::string Tokenizer::join(const std::vector<std::string>& v) { return join_names(v); }
 
 const std::string& Tokenizer::token(int32_t id) const {
-  TURBO_CHECK(id >= 0 && id < vocab_size(), "token id " << id << " is outside the vocabulary of " << vocab_size());
+  TURBO_CHECK(id >= 0 && id < vocab_size(),
+              "token id " << id << " is outside the vocabulary of " << vocab_size());
   return tokens_[static_cast<size_t>(id)];
 }
 
@@ -217,7 +243,8 @@ std::vector<std::string> Tokenizer::pre_tokenize(const std::string& text) const 
   }
   std::vector<std::string> out;
   out.reserve(words.size());
-  for (const auto& w : words) out.push_back(text.substr(cps[w.first].begin, cps[w.second - 1].end - cps[w.first].begin));
+  for (const auto& w : words)
+    out.push_back(text.substr(cps[w.first].begin, cps[w.second - 1].end - cps[w.first].begin));
   return out;
 }
 
@@ -246,7 +273,8 @@ void Tokenizer::bpe_word(const std::string& word, std::vector<int32_t>& out) con
   std::vector<int32_t> ids;
   for (const std::string& s : sym) {
     auto it = token_ids_.find(s);
-    TURBO_CHECK(it != token_ids_.end(), "BPE symbol '" << s << "' of word '" << word << "' is not in the vocabulary");
+    TURBO_CHECK(it != token_ids_.end(),
+                "BPE symbol '" << s << "' of word '" << word << "' is not in the vocabulary");
     ids.push_back(it->second);
   }
   out.insert(out.end(), ids.begin(), ids.end());
@@ -300,7 +328,8 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
     }
     for (const CodePoint& c : decode_utf8(t, 0)) {
       auto it = unicode_to_byte_.find(c.cp);
-      TURBO_CHECK(it != unicode_to_byte_.end(), "token " << id << " holds a character outside the byte alphabet");
+      TURBO_CHECK(it != unicode_to_byte_.end(),
+                  "token " << id << " holds a character outside the byte alphabet");
       out += static_cast<char>(it->second);
     }
   }
