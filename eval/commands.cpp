@@ -4,7 +4,7 @@
 
 #include "core/error.h"
 #include "eval/provenance.h"
-#include "reference/reference.h"
+#include "eval/backends.h"
 
 #ifdef TURBO_HAVE_DATASET_COMMANDS
 #include "datasets/commands.h"
@@ -24,7 +24,7 @@ void CommonOptions::apply_threads() const {
 }
 
 int turboattn_main(int argc, const char* const* argv) {
-  ref::register_reference_backend();
+  register_builtin_backends();
   CommonOptions common;
   common.command = command_line(argc, argv);
   CLI::App app{"turboattn: quantized-attention evaluation (TurboAttention FlashQ + SAS and baselines)"};

@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "datasets/activations.h"
 #include "datasets/sha256.h"
+#include "eval/backends.h"
 #include "eval/metrics.h"
 #include "eval/provenance.h"
 #include "reference/reference.h"
@@ -355,6 +356,7 @@ SweepSummary run_sweep(const SweepOptions& o) {
   const std::vector<Phase> phases = parse_phases(o.phases);
   const std::vector<Unit> units = make_units(expand_grid(grid, o.max_configs), phases);
   TURBO_CHECK(!units.empty(), "the grid is empty");
+  register_builtin_backends();
   std::unique_ptr<Backend> backend = make_backend(o.backend);
   for (const Unit& u : units) {
     const Status st = backend->supports(u.config);

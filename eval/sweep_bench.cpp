@@ -8,7 +8,7 @@
 #include <random>
 
 #include "eval/sweep.h"
-#include "reference/reference.h"
+#include "eval/backends.h"
 
 namespace turbo {
 namespace eval {
@@ -34,7 +34,7 @@ SweepData make_data(int64_t n, const std::vector<Phase>& phases) {
 }
 
 void BM_SweepUnit(benchmark::State& state, const char* key, Phase phase) {
-  ref::register_reference_backend();
+  register_builtin_backends();
   const int64_t n = state.range(0);
   const SweepData data = make_data(n, {phase});
   std::unique_ptr<Backend> backend = make_backend("ref");

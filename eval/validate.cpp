@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/kv_layout.h"
 #include "datasets/activations.h"
+#include "eval/backends.h"
 #include "eval/commands.h"
 #include "reference/reference.h"
 
@@ -356,6 +357,7 @@ class Harness {
 }  // namespace
 
 std::vector<ValidateCase> run_validation(const ValidateOptions& o) {
+  register_builtin_backends();
   Harness h(o);
   Rng rng(o.seed);
   h.stage1(rng);
