@@ -232,9 +232,21 @@ class Harness {
     }
   }
 
+  // Records the case as unsupported when the backend under test declines `cfg`.
+  bool declined(const AttentionConfig& cfg, const std::string& op, const std::string& vars) {
+    const Status st = test_->supports(cfg);
+    if (st.ok) return false;
+    ValidateCase c(op, vars);
+    c.unsupported = true;
+    c.note = st.message;
+    add(c);
+    return true;
+  }
+
   void prefill_case(const std::string& key, const HostTensor<Half>& q, const HostTensor<Half>& k,
                     const HostTensor<Half>& v, const std::string& shape) {
     const AttentionConfig cfg = parse_attention_config(key);
+    if (declined(cfg, "attention_prefill", shape + "," + key)) return;
     HostTensor<Half> oa(1, q.h, q.n, q.d), ob(1, q.h, q.n, q.d);
     std::fill(oa.storage.begin(), oa.storage.end(), Half{kPoison});
     std::fill(ob.storage.begin(), ob.storage.end(), Half{kPoison});
@@ -256,6 +268,8 @@ class Harness {
                    const HostTensor<Half>& v, int64_t L, int64_t q_len, const std::string& shape,
                    const std::vector<int>& head_bits = {}) {
     const AttentionConfig cfg = parse_attention_config(key);
+    if (declined(cfg, cfg.splits > 1 ? "decode split-K" : "cache+decode", shape + ",L=" + std::to_string(L) + "," + key))
+      return;
     KvCacheSpec spec;
     spec.config = cfg;
     spec.kv_heads = static_cast<int>(k.h);
@@ -384,7 +398,7 @@ void add_validate_command(CLI::App& app, CommonOptions& common) {
     const std::vector<ValidateCase> cases = run_validation(*o);
     // Summary per op.
     struct Sum {
-      int cases = 0, failed = 0;
+      int cases = 0, failed = 0, unsupported = 0;
       int64_t compared = 0, mismatches = 0;
       double worst_ratio = 0;
       bool exact = true;
@@ -395,6 +409,10 @@ void add_validate_command(CLI::App& app, CommonOptions& common) {
       const std::string op = c.op + (c.exact ? " (exact)" : " (bounded)");
       if (!sums.count(op)) ops.push_back(op);
       Sum& s = sums[op];
+      if (c.unsupported) {
+        ++s.unsupported;
+        continue;
+      }
       ++s.cases;
       s.failed += !c.pass;
       s.compared += c.compared;
@@ -404,17 +422,27 @@ void add_validate_command(CLI::App& app, CommonOptions& common) {
     }
     std::printf("validate: backend '%s' (threads %d) against '%s' (threads %d)\n\n", o->backend.c_str(),
                 o->threads, o->against.c_str(), o->against_threads);
-    std::printf("| op | cases | failed | elements | mismatches | worst error / bound |\n|---|---|---|---|---|---|\n");
+    std::printf("| op | cases | failed | unsupported | elements | mismatches | worst error / bound |\n"
+                "|---|---|---|---|---|---|---|\n");
     int failed = 0;
     for (const std::string& op : ops) {
       const Sum& s = sums[op];
       failed += s.failed;
       char ratio[32] = "–";
       if (!s.exact) std::snprintf(ratio, sizeof ratio, "%.3f", s.worst_ratio);
-      std::printf("| %s | %d | %d | %lld | %lld | %s |\n", op.c_str(), s.cases, s.failed,
+      std::printf("| %s | %d | %d | %d | %lld | %lld | %s |\n", op.c_str(), s.cases, s.failed, s.unsupported,
                   static_cast<long long>(s.compared), static_cast<long long>(s.mismatches), ratio);
     }
-    std::printf("\n%s: %zu cases, %d failed\n", failed ? "FAIL" : "PASS", cases.size(), failed);
+    int unsupported = 0;
+    for (const ValidateCase& c : cases) unsupported += c.unsupported;
+    std::printf("\n%s: %zu cases run, %d failed, %d declined by the backend (not run)\n", failed ? "FAIL" : "PASS",
+                cases.size() - static_cast<size_t>(unsupported), failed, unsupported);
+    if (unsupported && o->verbosity > 0) {
+      std::string reasons;
+      for (const ValidateCase& c : cases)
+        if (c.unsupported && reasons.find(c.note) == std::string::npos) reasons += "  " + c.note + "\n";
+      std::printf("declined:\n%s", reasons.c_str());
+    }
     if (failed) throw Error("validate: " + std::to_string(failed) + " case(s) failed");
   });
 }

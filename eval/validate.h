@@ -7,7 +7,8 @@
 //   ||O - O_ref|| / ||O_ref||  <=  2 * e_floor + 2^-11,
 // where e_floor is the relative L2 error of the FP16 floor against the FP64 truth on the same
 // inputs (twice a naive same-precision implementation plus FP16 noise; STYLE 8). Outputs are
-// poisoned before each run and every element is compared.
+// poisoned before each run and every element is compared. A config the backend under test
+// declines (Backend::supports) is listed as unsupported, with its reason, not run.
 #pragma once
 
 #include <cstdint>
@@ -37,6 +38,7 @@ struct ValidateCase {
   int64_t compared = 0, mismatches = 0;
   double max_diff = 0, error = 0, bound = 0;
   bool pass = true;
+  bool unsupported = false;  // the backend under test declines the config (Backend::supports)
   std::string note;
 };
 
