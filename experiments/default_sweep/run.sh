@@ -5,7 +5,7 @@
 # experiments/default_sweep/out/ (git-ignored); the last line printed is the report's path.
 #
 # Environment overrides: BUILD_DIR (default build), THREADS (default: all cores),
-# LAYERS (default 0-29:4, every 4th layer), POSITIONS (decode positions per layer, default 8),
+# LAYERS (default 0-29:3, every 3rd layer), POSITIONS (decode positions per layer, default 16),
 # DATA / CALIB (activation files, default the embedded ones).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -14,8 +14,8 @@ HERE=experiments/default_sweep
 OUT=$HERE/out
 BUILD_DIR=${BUILD_DIR:-build}
 THREADS=${THREADS:-0}
-LAYERS=${LAYERS:-0-29:4}
-POSITIONS=${POSITIONS:-8}
+LAYERS=${LAYERS:-0-29:3}
+POSITIONS=${POSITIONS:-16}
 DATA=${DATA:-datasets/data/smollm2_eval.h5}
 CALIB=${CALIB:-datasets/data/smollm2_calib.h5}
 
