@@ -38,7 +38,10 @@ if [[ "${TURBO_SKIP_PIP:-0}" != 1 ]]; then
   done
   if ((${#missing[@]})); then
     echo "fetch_models.sh: installing ${missing[*]}"
-    "$PYTHON" -m pip install --quiet --disable-pip-version-check "${missing[@]}" ||
+    # Debian's own python3 is "externally managed" (PEP 668): pip then needs
+    # --break-system-packages, which installs beside (not over) the Debian packages.
+    "$PYTHON" -m pip install --quiet --disable-pip-version-check "${missing[@]}" 2>/dev/null ||
+      "$PYTHON" -m pip install --quiet --disable-pip-version-check --break-system-packages "${missing[@]}" ||
       die "pip could not install ${missing[*]} (offline? PyPI must be reachable once)"
   fi
 fi
