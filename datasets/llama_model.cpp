@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/config.h"
 #include "core/error.h"
 #include "datasets/sha256.h"
 
@@ -91,7 +92,7 @@ void exact_attention(const ConstHalfTensor& q, const ConstHalfTensor& k, const C
   const int64_t Hq = q.heads(), Hkv = k.heads(), n = q.tokens(), L = k.tokens(), D = q.dim();
   TURBO_CHECK(n <= L, "exact_attention: " << n << " queries but only " << L << " keys");
   const int64_t g = Hq / Hkv, first = L - n;
-  const double tt = tau > 0.0f ? tau : static_cast<double>(1.0f / std::sqrt(static_cast<float>(D)));
+  const double tt = tau > 0.0f ? tau : default_tau(D);
   // FP16 -> FP64 once (exact).
   std::vector<RowMatD> kd(static_cast<size_t>(Hkv)), vd(static_cast<size_t>(Hkv));
   for (int64_t h = 0; h < Hkv; ++h) {
