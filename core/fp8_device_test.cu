@@ -61,7 +61,8 @@ TEST(Fp8Device, EncodeMatchesHost) {
   for (size_t i = 0; i < x.size(); ++i) {
     const uint8_t host = float_to_e4m3(x[i]);
     if (dev[i] != host && !(std::isnan(x[i]) && (dev[i] & 0x7F) == 0x7F)) {
-      if (mismatches < 5) ADD_FAILURE() << "x = " << x[i] << ": device " << int(dev[i]) << ", host " << int(host);
+      if (mismatches < 5)
+        ADD_FAILURE() << "x = " << x[i] << ": device " << int(dev[i]) << ", host " << int(host);
       ++mismatches;
     }
   }
@@ -81,7 +82,8 @@ TEST(Fp8Device, DecodeMatchesHost) {
     if (std::isnan(host)) {
       EXPECT_TRUE(std::isnan(dev[c])) << c;
     } else {
-      EXPECT_EQ(std::memcmp(&dev[c], &host, 4), 0) << "code " << c << ": " << dev[c] << " vs " << host;
+      EXPECT_EQ(std::memcmp(&dev[c], &host, 4), 0)
+          << "code " << c << ": " << dev[c] << " vs " << host;
     }
   }
 }

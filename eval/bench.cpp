@@ -28,9 +28,10 @@ BenchShape parse_shape(const std::string& s) {
   BenchShape b;
   long hq, hkv, n, d;
   char tail;
-  TURBO_CHECK(std::sscanf(s.c_str(), "%ld/%ldx%ldx%ld%c", &hq, &hkv, &n, &d, &tail) == 4 && hq > 0 && hkv > 0 &&
-                  hq % hkv == 0 && n > 0 && d > 0,
-              "--shape expects Hq/HkvxNxD with Hq a multiple of Hkv (e.g. 9/3x1024x64), got '" << s << "'");
+  TURBO_CHECK(
+      std::sscanf(s.c_str(), "%ld/%ldx%ldx%ld%c", &hq, &hkv, &n, &d, &tail) == 4 && hq > 0 &&
+          hkv > 0 && hq % hkv == 0 && n > 0 && d > 0,
+      "--shape expects Hq/HkvxNxD with Hq a multiple of Hkv (e.g. 9/3x1024x64), got '" << s << "'");
   b.hq = hq;
   b.hkv = hkv;
   b.n = n;
@@ -73,19 +74,24 @@ void add_bench_command(CLI::App& app, CommonOptions& common) {
     int repeats = 5;
   };
   auto o = std::make_shared<Opts>();
-  CLI::App* sub = app.add_subcommand("bench", "Time each op of a backend (median of repeats, elements/s)");
+  CLI::App* sub =
+      app.add_subcommand("bench", "Time each op of a backend (median of repeats, elements/s)");
   sub->add_option("--backend", o->backend, "backend")->capture_default_str();
   sub->add_option("--shape", o->shapes, "Hq/HkvxNxD (repeatable)")->capture_default_str();
-  sub->add_option("--config", o->config, "attention config key for prefill/decode")->capture_default_str();
+  sub->add_option("--config", o->config, "attention config key for prefill/decode")
+      ->capture_default_str();
   sub->add_option("--ops", o->ops,
-                  "all, or a list of: quantize_stage1, compress_block, decompress_block, quantize_asym, sas, "
-                  "prefill, cache_append, decode")->capture_default_str();
+                  "all, or a list of: quantize_stage1, compress_block, decompress_block, "
+                  "quantize_asym, sas, "
+                  "prefill, cache_append, decode")
+      ->capture_default_str();
   sub->add_option("--repeats", o->repeats, "timed repeats per op")->capture_default_str();
   sub->callback([o, &common]() {
     common.apply_threads();
     TURBO_CHECK(o->repeats >= 1, "--repeats must be >= 1");
-    const std::vector<std::string> all = {"quantize_stage1", "compress_block", "decompress_block", "quantize_asym",
-                                          "sas", "prefill", "cache_append", "decode"};
+    const std::vector<std::string> all = {
+        "quantize_stage1", "compress_block", "decompress_block", "quantize_asym", "sas", "prefill",
+        "cache_append",    "decode"};
     std::vector<std::string> ops;
     if (o->ops == "all") {
       ops = all;
@@ -101,12 +107,15 @@ void add_bench_command(CLI::App& app, CommonOptions& common) {
     const AttentionConfig cfg = parse_attention_config(o->config);
     std::unique_ptr<Backend> be = make_backend(o->backend);
     const Status st = be->supports(cfg);
-    TURBO_CHECK(st.ok, "backend '" << o->backend << "' does not run " << o->config << ": " << st.message);
-    std::printf("bench: backend '%s', config `%s`, median of %d\n\n", o->backend.c_str(), o->config.c_str(), o->repeats);
+    TURBO_CHECK(st.ok,
+                "backend '" << o->backend << "' does not run " << o->config << ": " << st.message);
+    std::printf("bench: backend '%s', config `%s`, median of %d\n\n", o->backend.c_str(),
+                o->config.c_str(), o->repeats);
     std::printf("| op | shape | elements | median time | elements/s |\n|---|---|---|---|---|\n");
     for (const std::string& shape_text : o->shapes) {
       const BenchShape s = parse_shape(shape_text);
-      const HostTensor<Half> q = filled(s.hq, s.n, s.d, common.seed + 1), k = filled(s.hkv, s.n, s.d, common.seed + 2),
+      const HostTensor<Half> q = filled(s.hq, s.n, s.d, common.seed + 1),
+                             k = filled(s.hkv, s.n, s.d, common.seed + 2),
                              v = filled(s.hkv, s.n, s.d, common.seed + 3);
       for (const std::string& op : ops) {
         double secs = 0, elements = 0;
@@ -114,22 +123,32 @@ void add_bench_command(CLI::App& app, CommonOptions& common) {
           std::vector<int8_t> codes(k.storage.size());
           std::vector<float> scales(static_cast<size_t>(s.hkv * s.n));
           secs = median_seconds(o->repeats, [&] {
-            be->quantize_stage1(k.storage.data(), s.hkv * s.n, static_cast<int>(s.d), cfg.quant.bc, codes.data(), scales.data());
+            be->quantize_stage1(k.storage.data(), s.hkv * s.n, static_cast<int>(s.d), cfg.quant.bc,
+                                codes.data(), scales.data());
           });
           elements = static_cast<double>(k.numel());
         } else if (op == "compress_block" || op == "decompress_block") {
-          const BlockLayout layout{cfg.quant.block, static_cast<int>(s.d), kv_bits_value(cfg.quant.kv_bits) ? kv_bits_value(cfg.quant.kv_bits) : 4,
-                                   static_cast<int>(cfg.quant.k_axis), cfg.quant.group_size};
-          TURBO_CHECK(layout.bits != 8, "compress/decompress_block need kv_bits 4 or 2 in --config");
+          const BlockLayout layout{
+              cfg.quant.block, static_cast<int>(s.d),
+              kv_bits_value(cfg.quant.kv_bits) ? kv_bits_value(cfg.quant.kv_bits) : 4,
+              static_cast<int>(cfg.quant.k_axis), cfg.quant.group_size};
+          TURBO_CHECK(layout.bits != 8,
+                      "compress/decompress_block need kv_bits 4 or 2 in --config");
           const int64_t blocks = std::max<int64_t>(1, s.hkv * s.n / layout.n_b);
           std::vector<int8_t> codes(static_cast<size_t>(layout.elements() * blocks));
-          for (size_t i = 0; i < codes.size(); ++i) codes[i] = static_cast<int8_t>(static_cast<int>(i * 37 % 255) - 127);
+          for (size_t i = 0; i < codes.size(); ++i)
+            codes[i] = static_cast<int8_t>(static_cast<int>(i * 37 % 255) - 127);
           std::vector<uint8_t> bytes(static_cast<size_t>(layout.bytes() * blocks));
-          for (int64_t b = 0; b < blocks; ++b) be->compress_block(&codes[b * layout.elements()], layout, &bytes[b * layout.bytes()]);
+          for (int64_t b = 0; b < blocks; ++b)
+            be->compress_block(&codes[b * layout.elements()], layout, &bytes[b * layout.bytes()]);
           secs = median_seconds(o->repeats, [&] {
             for (int64_t b = 0; b < blocks; ++b) {
-              if (op == "compress_block") be->compress_block(&codes[b * layout.elements()], layout, &bytes[b * layout.bytes()]);
-              else be->decompress_block(&bytes[b * layout.bytes()], layout, &codes[b * layout.elements()]);
+              if (op == "compress_block")
+                be->compress_block(&codes[b * layout.elements()], layout,
+                                   &bytes[b * layout.bytes()]);
+              else
+                be->decompress_block(&bytes[b * layout.bytes()], layout,
+                                     &codes[b * layout.elements()]);
             }
           });
           elements = static_cast<double>(layout.elements() * blocks);
@@ -139,25 +158,33 @@ void add_bench_command(CLI::App& app, CommonOptions& common) {
           std::vector<uint8_t> codes(static_cast<size_t>(groups * len));
           std::vector<float> sc(static_cast<size_t>(groups)), z(static_cast<size_t>(groups));
           secs = median_seconds(o->repeats, [&] {
-            be->quantize_asym(k.storage.data(), groups, len, 4, cfg.quant.scale_storage, codes.data(), sc.data(), z.data());
+            be->quantize_asym(k.storage.data(), groups, len, 4, cfg.quant.scale_storage,
+                              codes.data(), sc.data(), z.data());
           });
           elements = static_cast<double>(groups * len);
         } else if (op == "sas") {
           std::vector<Half> x(k.storage.size());
-          for (size_t i = 0; i < x.size(); ++i) x[i] = float_to_half(std::fabs(half_to_float(k.storage[i])) * 2.0f);
+          for (size_t i = 0; i < x.size(); ++i)
+            x[i] = float_to_half(std::fabs(half_to_float(k.storage[i])) * 2.0f);
           std::vector<float> out(x.size());
-          secs = median_seconds(o->repeats, [&] { be->sas(x.data(), static_cast<int64_t>(x.size()), cfg.sas, out.data()); });
+          secs = median_seconds(o->repeats, [&] {
+            be->sas(x.data(), static_cast<int64_t>(x.size()), cfg.sas, out.data());
+          });
           elements = static_cast<double>(x.size());
         } else if (op == "prefill") {
           HostTensor<Half> out(1, s.hq, s.n, s.d);
-          secs = median_seconds(o->repeats, [&] { be->attention_prefill(cfg, q.view(), k.view(), v.view(), out.view(), nullptr); });
-          elements = static_cast<double>(s.hq) * (cfg.causal ? s.n * (s.n + 1) / 2.0 : static_cast<double>(s.n) * s.n);
+          secs = median_seconds(o->repeats, [&] {
+            be->attention_prefill(cfg, q.view(), k.view(), v.view(), out.view(), nullptr);
+          });
+          elements = static_cast<double>(s.hq) *
+                     (cfg.causal ? s.n * (s.n + 1) / 2.0 : static_cast<double>(s.n) * s.n);
         } else if (op == "cache_append" || op == "decode") {
           KvCacheSpec spec;
           spec.config = cfg;
           spec.kv_heads = static_cast<int>(s.hkv);
           spec.head_dim = static_cast<int>(s.d);
-          TURBO_CHECK(cfg.quant.kv_bits != KvBits::kMixed, "bench: use a fixed kv_bits in --config");
+          TURBO_CHECK(cfg.quant.kv_bits != KvBits::kMixed,
+                      "bench: use a fixed kv_bits in --config");
           if (op == "cache_append") {
             secs = median_seconds(o->repeats, [&] {
               auto cache = be->create_cache(spec);
@@ -171,12 +198,13 @@ void add_bench_command(CLI::App& app, CommonOptions& common) {
             qrow.data = q.storage.data() + (s.n - 1) * s.d;
             qrow.shape[2] = 1;
             HostTensor<Half> out(1, s.hq, 1, s.d);
-            secs = median_seconds(o->repeats, [&] { be->attention_decode(cfg, qrow, *cache, out.view(), nullptr); });
+            secs = median_seconds(
+                o->repeats, [&] { be->attention_decode(cfg, qrow, *cache, out.view(), nullptr); });
             elements = static_cast<double>(s.hq * s.n);
           }
         }
-        std::printf("| %s | %s | %.0f | %.3f ms | %.3g |\n", op.c_str(), shape_text.c_str(), elements, secs * 1e3,
-                    elements / secs);
+        std::printf("| %s | %s | %.0f | %.3f ms | %.3g |\n", op.c_str(), shape_text.c_str(),
+                    elements, secs * 1e3, elements / secs);
         std::fflush(stdout);
       }
     }

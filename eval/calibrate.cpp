@@ -29,8 +29,9 @@ std::vector<int> parse_layers(const std::string& spec, const std::vector<int>& p
   auto to_int = [&](const std::string& s) {
     char* end = nullptr;
     const long v = std::strtol(s.c_str(), &end, 10);
-    TURBO_CHECK(!s.empty() && *end == '\0' && v >= 0 && v < 100000,
-                "--layers: '" << s << "' is not a layer index (format: all, 0,3,7, 0-29 or 0-29:4)");
+    TURBO_CHECK(
+        !s.empty() && *end == '\0' && v >= 0 && v < 100000,
+        "--layers: '" << s << "' is not a layer index (format: all, 0,3,7, 0-29 or 0-29:4)");
     return static_cast<int>(v);
   };
   while (std::getline(in, item, ',')) {
@@ -48,7 +49,8 @@ std::vector<int> parse_layers(const std::string& spec, const std::vector<int>& p
     for (int l = a; l <= b; l += step) {
       TURBO_CHECK(std::find(present.begin(), present.end(), l) != present.end(),
                   "layer " << l << " is not in the dataset; layers present: " << valid);
-      TURBO_CHECK(std::find(out.begin(), out.end(), l) == out.end(), "--layers: layer " << l << " given twice");
+      TURBO_CHECK(std::find(out.begin(), out.end(), l) == out.end(),
+                  "--layers: layer " << l << " given twice");
       out.push_back(l);
     }
   }
@@ -77,8 +79,8 @@ BitMap compute_bit_map(const data::ActivationReader& reader, const std::vector<i
     const HostTensor<Half> k = reader.read(l, 'k', 0, m.tokens);
     const HostTensor<Half> v = reader.read(l, 'v', 0, m.tokens);
     // A per-layer seed keeps prio_metric=random independent across layers yet reproducible.
-    const std::vector<double> p =
-        ref::head_priorities(k.view(), v.view(), tensors, metric, seed * 1000003u + static_cast<uint64_t>(l));
+    const std::vector<double> p = ref::head_priorities(k.view(), v.view(), tensors, metric,
+                                                       seed * 1000003u + static_cast<uint64_t>(l));
     m.priority[l] = p;
     m.bits[l] = ref::assign_head_bits(p, f2);
   }
@@ -152,7 +154,8 @@ BitMap bit_map_from_json(const Json& j, const std::string& what) {
         bits.push_back(x);
       }
       TURBO_CHECK(static_cast<int>(bits.size()) == m.n_kv_heads,
-                  "layer " << kv.first << " has " << bits.size() << " heads, n_kv_heads is " << m.n_kv_heads);
+                  "layer " << kv.first << " has " << bits.size() << " heads, n_kv_heads is "
+                           << m.n_kv_heads);
       std::vector<double> prio;
       for (const Json& p : kv.second.at("priority").items()) prio.push_back(p.as_number());
       m.bits[layer] = bits;

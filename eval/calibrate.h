@@ -33,8 +33,8 @@ struct BitMap {
   PrioMetric prio_metric = PrioMetric::kGapStd;
   uint64_t seed = 0;
   int n_kv_heads = 0;
-  std::map<int, std::vector<int>> bits;          // layer -> bits per kv head
-  std::map<int, std::vector<double>> priority;   // layer -> priority per kv head
+  std::map<int, std::vector<int>> bits;         // layer -> bits per kv head
+  std::map<int, std::vector<double>> priority;  // layer -> priority per kv head
 
   // Whether the map was made with the mixed-precision knobs of `c`.
   bool matches(const AttentionConfig& c) const {

@@ -15,22 +15,34 @@ namespace eval {
 void add_sweep_command(CLI::App& app, CommonOptions& common) {
   auto o = std::make_shared<SweepOptions>();
   CLI::App* sub = app.add_subcommand(
-      "sweep", "Run a grid of methods and knobs over an activation file; write a tidy CSV + JSON sidecar");
+      "sweep",
+      "Run a grid of methods and knobs over an activation file; write a tidy CSV + JSON sidecar");
   std::string knob_names;
-  for (const Knob& k : knobs()) knob_names += (knob_names.empty() ? "" : ", ") + std::string(k.name);
+  for (const Knob& k : knobs())
+    knob_names += (knob_names.empty() ? "" : ", ") + std::string(k.name);
   sub->add_option("--data", o->data, "activation file (HDF5, datasets/README.md)")->required();
-  sub->add_option("-o,--out", o->out, "results CSV (sidecar: <out>.json); an existing one is resumed")->required();
+  sub->add_option("-o,--out", o->out,
+                  "results CSV (sidecar: <out>.json); an existing one is resumed")
+      ->required();
   sub->add_option("--grid", o->grid_file, "grid file (format: eval/README.md)");
-  sub->add_option("--set", o->sets, "axis knob=v1,v2,... (replaces that knob's axis in every block); knobs: " + knob_names);
-  sub->add_option("--layers", o->layers, "layers: all, 0,3,7, 0-29 or 0-29:4")->capture_default_str();
-  sub->add_option("--tokens", o->tokens, "window: the first N tokens (0: all)")->capture_default_str();
-  sub->add_option("--positions", o->positions, "decode positions sampled per layer (seeded)")->capture_default_str();
+  sub->add_option(
+      "--set", o->sets,
+      "axis knob=v1,v2,... (replaces that knob's axis in every block); knobs: " + knob_names);
+  sub->add_option("--layers", o->layers, "layers: all, 0,3,7, 0-29 or 0-29:4")
+      ->capture_default_str();
+  sub->add_option("--tokens", o->tokens, "window: the first N tokens (0: all)")
+      ->capture_default_str();
+  sub->add_option("--positions", o->positions, "decode positions sampled per layer (seeded)")
+      ->capture_default_str();
   sub->add_option("--phases", o->phases, "prefill, decode or both")->capture_default_str();
-  sub->add_option("--shard", o->shard, "run shard i of n (units i, i+n, ...): i/n")->capture_default_str();
+  sub->add_option("--shard", o->shard, "run shard i of n (units i, i+n, ...): i/n")
+      ->capture_default_str();
   sub->add_option("--backend", o->backend, "backend to evaluate")->capture_default_str();
   sub->add_option("--bits-map", o->bits_map, "bit map for kv_bits=mixed (turboattn calibrate)");
-  sub->add_option("--calib", o->calib, "calibration activations: compute bit maps for kv_bits=mixed");
-  sub->add_option("--max-configs", o->max_configs, "refuse grids with more configs")->capture_default_str();
+  sub->add_option("--calib", o->calib,
+                  "calibration activations: compute bit maps for kv_bits=mixed");
+  sub->add_option("--max-configs", o->max_configs, "refuse grids with more configs")
+      ->capture_default_str();
   sub->add_flag("--overwrite", o->overwrite, "start over instead of resuming an existing --out");
   sub->add_flag("--dry-run", o->dry_run, "print this shard's units and exit");
   sub->callback([o, &common]() {
@@ -40,7 +52,8 @@ void add_sweep_command(CLI::App& app, CommonOptions& common) {
     o->command = common.command;
     const SweepSummary s = run_sweep(*o);
     if (!o->dry_run && common.verbosity() > 0)
-      std::fprintf(stderr, "sweep: wrote %lld rows (%lld units run, %lld skipped as done) to %s in %.1fs\n",
+      std::fprintf(stderr,
+                   "sweep: wrote %lld rows (%lld units run, %lld skipped as done) to %s in %.1fs\n",
                    static_cast<long long>(s.rows_written), static_cast<long long>(s.units_run),
                    static_cast<long long>(s.units_skipped), o->out.c_str(), s.seconds);
   });
@@ -70,12 +83,15 @@ void add_calibrate_command(CLI::App& app, CommonOptions& common) {
   auto o = std::make_shared<Opts>();
   CLI::App* sub = app.add_subcommand(
       "calibrate", "Head priorities (SPEC 7) on a calibration split -> bit map for kv_bits=mixed");
-  sub->add_option("--data", o->data, "calibration activations (never the evaluation file)")->required();
+  sub->add_option("--data", o->data, "calibration activations (never the evaluation file)")
+      ->required();
   sub->add_option("-o,--out", o->out, "bit-map JSON to write")->required();
   sub->add_option("--f2", o->f2, "fraction of kv heads per layer at 2 bits")->capture_default_str();
   sub->add_option("--prio-tensors", o->tensors, "k or kv")->capture_default_str();
-  sub->add_option("--prio-metric", o->metric, "gap_std, gap, std, kurtosis or random")->capture_default_str();
-  sub->add_option("--layers", o->layers, "layers: all, 0,3,7, 0-29 or 0-29:4")->capture_default_str();
+  sub->add_option("--prio-metric", o->metric, "gap_std, gap, std, kurtosis or random")
+      ->capture_default_str();
+  sub->add_option("--layers", o->layers, "layers: all, 0,3,7, 0-29 or 0-29:4")
+      ->capture_default_str();
   sub->add_option("--tokens", o->tokens, "use the first N tokens (0: all)")->capture_default_str();
   sub->callback([o, &common]() {
     common.apply_threads();

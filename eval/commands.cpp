@@ -3,8 +3,8 @@
 #include <cstdio>
 
 #include "core/error.h"
-#include "eval/provenance.h"
 #include "eval/backends.h"
+#include "eval/provenance.h"
 
 #ifdef TURBO_HAVE_DATASET_COMMANDS
 #include "datasets/commands.h"
@@ -27,12 +27,15 @@ int turboattn_main(int argc, const char* const* argv) {
   register_builtin_backends();
   CommonOptions common;
   common.command = command_line(argc, argv);
-  CLI::App app{"turboattn: quantized-attention evaluation (TurboAttention FlashQ + SAS and baselines)"};
+  CLI::App app{
+      "turboattn: quantized-attention evaluation (TurboAttention FlashQ + SAS and baselines)"};
   app.require_subcommand(1);
   app.fallthrough();
   app.set_version_flag("--version", tool_version());
-  app.add_option("--threads", common.threads, "OpenMP threads (0: all cores)")->capture_default_str();
-  app.add_option("--seed", common.seed, "seed for sampling (decode positions, random inputs)")->capture_default_str();
+  app.add_option("--threads", common.threads, "OpenMP threads (0: all cores)")
+      ->capture_default_str();
+  app.add_option("--seed", common.seed, "seed for sampling (decode positions, random inputs)")
+      ->capture_default_str();
   app.add_flag("-q,--quiet", common.quiet, "no progress output");
   app.add_flag("-v,--verbose", common.verbose, "more output (repeatable)");
   add_sweep_command(app, common);

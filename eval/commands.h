@@ -3,7 +3,6 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
-
 #include <cstdint>
 #include <string>
 
@@ -12,7 +11,7 @@ namespace eval {
 
 // Flags every subcommand takes (given before or after the subcommand name).
 struct CommonOptions {
-  int threads = 0;      // 0: OpenMP's default
+  int threads = 0;  // 0: OpenMP's default
   uint64_t seed = 0;
   bool quiet = false;
   int verbose = 0;

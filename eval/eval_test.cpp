@@ -81,7 +81,8 @@ std::string write_activations(const std::string& name, uint64_t seed, int64_t n 
   std::normal_distribution<float> g(0.0f, 1.0f);
   for (int l : layers) {
     HostTensor<Half> q(1, 4, n, 64), k(1, 2, n, 64), v(1, 2, n, 64);
-    for (int64_t i = 0; i < q.numel(); ++i) q.storage[static_cast<size_t>(i)] = float_to_half(g(rng) * 2.0f);
+    for (int64_t i = 0; i < q.numel(); ++i)
+      q.storage[static_cast<size_t>(i)] = float_to_half(g(rng) * 2.0f);
     for (int64_t i = 0; i < k.numel(); ++i) {
       const int64_t c = i % 64, t = (i / 64) % n;
       const float outlier = c % 16 == 5 ? 8.0f + static_cast<float>(l) : 1.0f;
@@ -134,13 +135,15 @@ std::string grid_file() {
 }
 
 std::vector<std::string> sweep_args(const std::string& out) {
-  return {"sweep", "-q", "--data", eval_file(), "--grid", grid_file(), "--positions", "3", "--seed", "7", "-o", out};
+  return {"sweep",       "-q", "--data", eval_file(), "--grid", grid_file(),
+          "--positions", "3",  "--seed", "7",         "-o",     out};
 }
 
 // ---- grid ---------------------------------------------------------------------------------------
 
 TEST(Grid, ParsesBlocksRangesAndCommonAxes) {
-  const Grid g = parse_grid("p_quant = s8\nmethod = flashq\nn_r = 3..5\nkv_bits = 4, 2\nmethod = fp8\n", "g");
+  const Grid g =
+      parse_grid("p_quant = s8\nmethod = flashq\nn_r = 3..5\nkv_bits = 4, 2\nmethod = fp8\n", "g");
   ASSERT_EQ(g.blocks.size(), 2u);
   EXPECT_EQ(g.size(), 3u * 2u + 1u);
   const std::vector<AttentionConfig> c = expand_grid(g, 100);
@@ -161,29 +164,37 @@ TEST(Grid, ErrorsNameTheLineAndWhatIsValid) {
     }
     return std::string("no error");
   };
-  EXPECT_NE(message("method = flashq\nnr = 4\n").find("g.txt:2: unknown knob 'nr'; valid: method, q_gran"), std::string::npos);
-  EXPECT_NE(message("method = flashq\nkv_bits = 3\n").find("valid: 8, 4, 2, mixed"), std::string::npos);
-  EXPECT_NE(message("method = flashq, turbo\n").find("valid: flashq, fp16, kivi"), std::string::npos);
+  EXPECT_NE(message("method = flashq\nnr = 4\n")
+                .find("g.txt:2: unknown knob 'nr'; valid: method, q_gran"),
+            std::string::npos);
+  EXPECT_NE(message("method = flashq\nkv_bits = 3\n").find("valid: 8, 4, 2, mixed"),
+            std::string::npos);
+  EXPECT_NE(message("method = flashq, turbo\n").find("valid: flashq, fp16, kivi"),
+            std::string::npos);
   EXPECT_NE(message("# nothing\n\n").find("the grid is empty"), std::string::npos);
   EXPECT_NE(message("method = fp8\nbc = 64\nbc = 32\n").find("given twice"), std::string::npos);
   EXPECT_NE(message("method = flashq\nn_r = 0\n").find("n_r must be in"), std::string::npos);
-  EXPECT_NE(message("method = flashq\nbr = 1..1000\nbc = 1..1000\nblock = 1..1000\n").find("at most 1000"), std::string::npos);
+  EXPECT_NE(message("method = flashq\nbr = 1..1000\nbc = 1..1000\nblock = 1..1000\n")
+                .find("at most 1000"),
+            std::string::npos);
   EXPECT_NE(message("method flashq\n").find("expected 'knob = value"), std::string::npos);
 }
 
 TEST(Grid, RedundantKnobsCollapse) {
   // kv_bits does not change FlashQ prefill; no knob but causal/tau changes the floor.
-  const std::vector<AttentionConfig> c =
-      expand_grid(parse_grid("method = flashq\nkv_bits = 8, 4, 2\nmethod = fp16\nn_r = 3..9\n", "g"), 100);
+  const std::vector<AttentionConfig> c = expand_grid(
+      parse_grid("method = flashq\nkv_bits = 8, 4, 2\nmethod = fp16\nn_r = 3..9\n", "g"), 100);
   const std::vector<Unit> u = make_units(c, {Phase::kPrefill, Phase::kDecode});
   int prefill = 0, decode = 0;
   for (const Unit& x : u) (x.phase == Phase::kPrefill ? prefill : decode)++;
   EXPECT_EQ(prefill, 2);  // flashq, fp16
   EXPECT_EQ(decode, 4);   // flashq 8/4/2, fp16
   // Stage-2 axes do not change an 8-bit cache; group_size only matters on a token axis.
-  const AttentionConfig a = canonical_config(parse_attention_config("kv_bits=8,k_axis=token,group_size=16"), Phase::kDecode);
+  const AttentionConfig a = canonical_config(
+      parse_attention_config("kv_bits=8,k_axis=token,group_size=16"), Phase::kDecode);
   EXPECT_EQ(a.to_string(), parse_attention_config("kv_bits=8").to_string());
-  const AttentionConfig b = canonical_config(parse_attention_config("kv_bits=2,k_axis=token,group_size=16"), Phase::kDecode);
+  const AttentionConfig b = canonical_config(
+      parse_attention_config("kv_bits=2,k_axis=token,group_size=16"), Phase::kDecode);
   EXPECT_EQ(b.quant.group_size, 16);
   EXPECT_EQ(b.quant.k_axis, Stage2Axis::kToken);
   // Whatever the rules drop, the canonical config of a canonical config is itself.
@@ -206,11 +217,13 @@ TEST(Sweep, WritesTidyRowsWithSidecar) {
   const CsvTable t = read_csv(out);
   const Json side = Json::parse(slurp(sidecar_path(out)), "sidecar");
   const int64_t units = static_cast<int64_t>(side.at("units").items().size());
-  // flashq: prefill n_r 5/6 (kv_bits collapses), decode 3 x 2; kivi 2 x 2; int8kv, sage, fp8, fp16 2 each.
+  // flashq: prefill n_r 5/6 (kv_bits collapses), decode 3 x 2; kivi 2 x 2; int8kv, sage, fp8, fp16
+  // 2 each.
   EXPECT_EQ(units, 2 + 6 + 4 + 8);
   EXPECT_EQ(static_cast<int64_t>(t.rows.size()), units * 3 * 4);  // 3 layers x 4 heads
   EXPECT_EQ(side.at("status").as_string(), "complete");
-  EXPECT_EQ(side.at("dataset").at("sha256").as_string(), data::ActivationReader(eval_file()).sha256());
+  EXPECT_EQ(side.at("dataset").at("sha256").as_string(),
+            data::ActivationReader(eval_file()).sha256());
   EXPECT_NE(side.at("command").as_string().find("sweep"), std::string::npos);
   EXPECT_FALSE(side.at("git_commit").as_string().empty());
   const int rel = t.column("rel_l2"), cos = t.column("cosine"), kv = t.column("kv_bytes_per_token"),
@@ -284,7 +297,8 @@ TEST(Sweep, ResumeAfterSigkillEqualsUninterruptedRun) {
       << "what a killed sweep left must be a prefix of the full result";
   // A half row at the end (a kill inside a write) must be dropped as well.
   {
-    std::ofstream(out, std::ios::app | std::ios::binary) << "\"method=flashq,q_gran=tile\",decode,0,1,0,4,96";
+    std::ofstream(out, std::ios::app | std::ios::binary)
+        << "\"method=flashq,q_gran=tile\",decode,0,1,0,4,96";
   }
   std::vector<std::string> resume = sweep_args(out);
   resume.erase(std::find(resume.begin(), resume.end(), "-q"));  // keep its resume message
@@ -336,19 +350,28 @@ void expect_sweep_error(std::vector<std::string> args, const std::string& fragme
 
 TEST(BadInput, IsRejectedWithoutRows) {
   const std::string data = eval_file();
-  expect_sweep_error({"--data", data, "--set", "method=flashq", "--set", "nr=4"}, "unknown knob 'nr'; valid: method");
-  expect_sweep_error({"--data", data, "--set", "method=flashq,warp"}, "valid: flashq, fp16, kivi, int8kv, sage, fp8");
+  expect_sweep_error({"--data", data, "--set", "method=flashq", "--set", "nr=4"},
+                     "unknown knob 'nr'; valid: method");
+  expect_sweep_error({"--data", data, "--set", "method=flashq,warp"},
+                     "valid: flashq, fp16, kivi, int8kv, sage, fp8");
   expect_sweep_error({"--data", data, "--set", "kv_bits=16"}, "valid: 8, 4, 2, mixed");
   const std::string empty = path("empty_grid.txt");
   write_text(empty, "# only comments\n");
   expect_sweep_error({"--data", data, "--grid", empty}, "the grid is empty");
-  expect_sweep_error({"--data", data, "--set", "n_r=3..10", "--set", "br=1..200", "--max-configs", "1000"}, "a sweep takes at most 1000");
-  expect_sweep_error({"--data", data, "--set", "method=kivi", "--set", "kv_bits=8"}, "kivi takes kv_bits 4 or 2");
+  expect_sweep_error(
+      {"--data", data, "--set", "n_r=3..10", "--set", "br=1..200", "--max-configs", "1000"},
+      "a sweep takes at most 1000");
+  expect_sweep_error({"--data", data, "--set", "method=kivi", "--set", "kv_bits=8"},
+                     "kivi takes kv_bits 4 or 2");
   expect_sweep_error({"--data", data, "--set", "kv_bits=mixed"}, "--bits-map");
-  expect_sweep_error({"--data", data, "--set", "kv_bits=mixed", "--calib", data}, "calibrated on the evaluation file");
-  expect_sweep_error({"--data", data, "--set", "method=fp16", "--layers", "5"}, "layers present: 0,1,2");
-  expect_sweep_error({"--data", data, "--set", "method=fp16", "--tokens", "1000"}, "exceeds the 96 tokens");
-  expect_sweep_error({"--data", data, "--set", "method=fp16", "--phases", "train"}, "valid: prefill, decode");
+  expect_sweep_error({"--data", data, "--set", "kv_bits=mixed", "--calib", data},
+                     "calibrated on the evaluation file");
+  expect_sweep_error({"--data", data, "--set", "method=fp16", "--layers", "5"},
+                     "layers present: 0,1,2");
+  expect_sweep_error({"--data", data, "--set", "method=fp16", "--tokens", "1000"},
+                     "exceeds the 96 tokens");
+  expect_sweep_error({"--data", data, "--set", "method=fp16", "--phases", "train"},
+                     "valid: prefill, decode");
   expect_sweep_error({"--data", path("nope.h5"), "--set", "method=fp16"}, "does not exist");
   const std::string not_h5 = path("not.h5");
   write_text(not_h5, "plain text, not HDF5");
@@ -356,7 +379,8 @@ TEST(BadInput, IsRejectedWithoutRows) {
   // A file with a layer missing from /layers.
   {
     const std::string p = write_activations("missing_layer.h5", 3, 32, {0, 2});
-    expect_sweep_error({"--data", p, "--set", "method=fp16", "--layers", "1"}, "layer 1 is not in the dataset");
+    expect_sweep_error({"--data", p, "--set", "method=fp16", "--layers", "1"},
+                       "layer 1 is not in the dataset");
   }
   // A non-finite value written behind the writer's back (the writer refuses them).
   {
@@ -382,8 +406,11 @@ TEST(BadInput, IsRejectedWithoutRows) {
   EXPECT_NO_THROW(check_disk_space(path("x.csv"), 1000));
   // An existing output from other parameters is not silently mixed with new rows.
   const std::string out = path("params.csv");
-  ASSERT_EQ(run({"sweep", "-q", "--data", data, "--set", "method=fp16", "--positions", "2", "-o", out}), 0);
-  auto [rc, err] = run_capturing({"sweep", "-q", "--data", data, "--set", "method=fp16", "--positions", "3", "-o", out});
+  ASSERT_EQ(
+      run({"sweep", "-q", "--data", data, "--set", "method=fp16", "--positions", "2", "-o", out}),
+      0);
+  auto [rc, err] = run_capturing(
+      {"sweep", "-q", "--data", data, "--set", "method=fp16", "--positions", "3", "-o", out});
   EXPECT_NE(rc, 0);
   EXPECT_NE(err.find("other data or parameters"), std::string::npos) << err;
 }
@@ -404,17 +431,22 @@ TEST(Calibrate, BitMapRoundTripsAndDrivesMixedSweeps) {
   EXPECT_EQ(data::read_bits_map(map, 3, 2).size(), 3u);
   // A mixed sweep with the map equals one that computes the map from the calibration file.
   const std::string a = path("mixed_a.csv"), b = path("mixed_b.csv");
-  ASSERT_EQ(run({"sweep", "-q", "--data", eval_file(), "--set", "kv_bits=mixed", "--phases", "decode", "--bits-map", map, "-o", a}), 0);
-  ASSERT_EQ(run({"sweep", "-q", "--data", eval_file(), "--set", "kv_bits=mixed", "--phases", "decode", "--calib", calib_file(), "-o", b}), 0);
+  ASSERT_EQ(run({"sweep", "-q", "--data", eval_file(), "--set", "kv_bits=mixed", "--phases",
+                 "decode", "--bits-map", map, "-o", a}),
+            0);
+  ASSERT_EQ(run({"sweep", "-q", "--data", eval_file(), "--set", "kv_bits=mixed", "--phases",
+                 "decode", "--calib", calib_file(), "-o", b}),
+            0);
   EXPECT_EQ(slurp(a), slurp(b));
   const CsvTable t = read_csv(a);
   const int hb = t.column("head_bits"), kvh = t.column("kv_head"), layer = t.column("layer");
   for (const auto& r : t.rows)
     EXPECT_EQ(std::stoi(r[static_cast<size_t>(hb)]),
-              m.bits.at(std::stoi(r[static_cast<size_t>(layer)]))[static_cast<size_t>(std::stoi(r[static_cast<size_t>(kvh)]))]);
+              m.bits.at(std::stoi(r[static_cast<size_t>(layer)]))[static_cast<size_t>(
+                  std::stoi(r[static_cast<size_t>(kvh)]))]);
   // A map for other mixed-precision knobs is refused without --calib.
-  auto [rc, err] = run_capturing({"sweep", "--data", eval_file(), "--set", "kv_bits=mixed", "--set", "f2=0.25",
-                                  "--bits-map", map, "-o", path("mixed_c.csv")});
+  auto [rc, err] = run_capturing({"sweep", "--data", eval_file(), "--set", "kv_bits=mixed", "--set",
+                                  "f2=0.25", "--bits-map", map, "-o", path("mixed_c.csv")});
   EXPECT_NE(rc, 0);
   EXPECT_NE(err.find("was made with f2=0.5"), std::string::npos) << err;
 }
@@ -423,9 +455,10 @@ TEST(Report, HasEveryTableAndItsCommand) {
   const std::string out = path("report_in.csv");
   ASSERT_EQ(run(sweep_args(out)), 0);
   const std::string md = make_report({out}, "turboattn report test");
-  for (const char* s : {"Error vs FP16 per method — prefill", "Error vs FP16 per method — decode",
-                        "Error by KV bits — decode", "Error by SAS threshold n_r", "Per-layer breakdown",
-                        "Pareto frontier", "| kivi |", "| fp16 |", "| int8kv |", "| sage |", "| fp8 |"})
+  for (const char* s :
+       {"Error vs FP16 per method — prefill", "Error vs FP16 per method — decode",
+        "Error by KV bits — decode", "Error by SAS threshold n_r", "Per-layer breakdown",
+        "Pareto frontier", "| kivi |", "| fp16 |", "| int8kv |", "| sage |", "| fp8 |"})
     EXPECT_NE(md.find(s), std::string::npos) << s;
   const Json side = Json::parse(slurp(sidecar_path(out)), "sidecar");
   size_t tables = 0, named = 0;
@@ -455,8 +488,8 @@ TEST(Validate, RefAgainstRefPassesAndCountsEveryElement) {
     EXPECT_GT(c.compared, 0);
     ++ops[c.op];
   }
-  for (const char* op : {"quantize_stage1", "compress_block", "decompress_block", "quantize_asym", "sas",
-                         "attention_prefill", "cache+decode", "decode split-K"})
+  for (const char* op : {"quantize_stage1", "compress_block", "decompress_block", "quantize_asym",
+                         "sas", "attention_prefill", "cache+decode", "decode split-K"})
     EXPECT_GT(ops[op], 0) << op;
 }
 
@@ -487,11 +520,12 @@ TEST(RealData, ErrorOrdersByBits) {
   const int64_t tokens = std::min<int64_t>(r.meta().n_tokens, 256);
   const std::string grid = path("real_grid.txt");
   write_text(grid, "method = flashq\nkv_bits = 8, 4, 2\nmethod = kivi\nkv_bits = 4, 2\n");
-  ASSERT_EQ(run({"sweep", "-q", "--data", data, "--layers",
-                 std::to_string(r.meta().layers.front()) + "," + std::to_string(r.meta().layers.back()),
-                 "--tokens", std::to_string(tokens), "--positions", "6", "--phases", "decode", "--grid", grid,
-                 "-o", out}),
-            0);
+  ASSERT_EQ(
+      run({"sweep", "-q", "--data", data, "--layers",
+           std::to_string(r.meta().layers.front()) + "," + std::to_string(r.meta().layers.back()),
+           "--tokens", std::to_string(tokens), "--positions", "6", "--phases", "decode", "--grid",
+           grid, "-o", out}),
+      0);
   // Mean rel L2 per (method, bits).
   const CsvTable t = read_csv(out);
   std::map<std::string, std::pair<double, int>> acc;

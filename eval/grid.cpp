@@ -56,7 +56,8 @@ GridAxis make_axis(const std::string& knob, const std::string& values, const std
   for (const std::string& v : split(values, ',')) {
     TURBO_CHECK(!v.empty(), origin << ": empty value in the list for knob '" << knob << "'");
     const size_t dots = v.find("..");
-    if (dots != std::string::npos && is_int(trim(v.substr(0, dots))) && is_int(trim(v.substr(dots + 2)))) {
+    if (dots != std::string::npos && is_int(trim(v.substr(0, dots))) &&
+        is_int(trim(v.substr(dots + 2)))) {
       const long a = std::strtol(trim(v.substr(0, dots)).c_str(), nullptr, 10);
       const long b = std::strtol(trim(v.substr(dots + 2)).c_str(), nullptr, 10);
       TURBO_CHECK(a <= b && b - a < 100000, origin << ": bad range '" << v << "'");
@@ -73,7 +74,8 @@ GridAxis make_axis(const std::string& knob, const std::string& values, const std
     } catch (const Error& e) {
       throw Error(origin + ": " + e.what());
     }
-    TURBO_CHECK(seen.insert(v).second, origin << ": value '" << v << "' repeated for knob '" << knob << "'");
+    TURBO_CHECK(seen.insert(v).second,
+                origin << ": value '" << v << "' repeated for knob '" << knob << "'");
   }
   return axis;
 }
@@ -163,7 +165,7 @@ std::vector<AttentionConfig> expand_grid(const Grid& grid, uint64_t max_configs)
   const uint64_t n = grid.size();
   TURBO_CHECK(n > 0, "the grid is empty: an axis has no values");
   TURBO_CHECK(n <= max_configs, "the grid has " << (n == UINT64_MAX ? std::string("more than 2^64")
-                                                                     : std::to_string(n))
+                                                                    : std::to_string(n))
                                                 << " configs; a sweep takes at most " << max_configs
                                                 << " (split it into several grids)");
   std::vector<AttentionConfig> out;
@@ -171,7 +173,8 @@ std::vector<AttentionConfig> expand_grid(const Grid& grid, uint64_t max_configs)
     std::vector<size_t> idx(b.axes.size(), 0);
     while (true) {
       AttentionConfig c;
-      for (size_t a = 0; a < b.axes.size(); ++a) set_knob(c, b.axes[a].knob, b.axes[a].values[idx[a]]);
+      for (size_t a = 0; a < b.axes.size(); ++a)
+        set_knob(c, b.axes[a].knob, b.axes[a].values[idx[a]]);
       const Status st = c.validate();
       TURBO_CHECK(st.ok, "invalid config " << short_key(c) << ": " << st.message);
       out.push_back(c);
@@ -197,7 +200,8 @@ bool flashq_reads(const AttentionConfig& c, Phase phase, const std::string& k) {
   const bool decode = phase == Phase::kDecode;
   const bool sas = c.sas.exp_mode == ExpMode::kSas;
   const int bits = kv_bits_value(c.quant.kv_bits);  // 0 = mixed
-  if (k == "q_gran" || k == "br" || k == "bc" || k == "k_smooth" || k == "exp_mode" || k == "p_quant")
+  if (k == "q_gran" || k == "br" || k == "bc" || k == "k_smooth" || k == "exp_mode" ||
+      k == "p_quant")
     return true;
   if (k == "n_r" || k == "poly" || k == "sas_precision") return sas;
   if (k == "kv_gran" || k == "causal") return !decode;
@@ -214,16 +218,20 @@ bool flashq_reads(const AttentionConfig& c, Phase phase, const std::string& k) {
 bool reads(const AttentionConfig& c, Phase phase, const std::string& k) {
   if (k == "method" || k == "tau") return true;
   switch (c.method) {
-    case Method::kFlashQ: return flashq_reads(c, phase, k);
+    case Method::kFlashQ:
+      return flashq_reads(c, phase, k);
     case Method::kFp16:
-    case Method::kInt8Kv: return k == "causal" && phase == Phase::kPrefill;
+    case Method::kInt8Kv:
+      return k == "causal" && phase == Phase::kPrefill;
     case Method::kKivi:
       return k == "kv_bits" || k == "group_size" || k == "residual" || k == "scale_storage" ||
              (k == "causal" && phase == Phase::kPrefill);
     case Method::kSage:
-      return k == "br" || k == "bc" || k == "k_smooth" || (k == "causal" && phase == Phase::kPrefill);
+      return k == "br" || k == "bc" || k == "k_smooth" ||
+             (k == "causal" && phase == Phase::kPrefill);
     case Method::kFp8:
-      return k == "br" || k == "bc" || k == "p_quant" || (k == "causal" && phase == Phase::kPrefill);
+      return k == "br" || k == "bc" || k == "p_quant" ||
+             (k == "causal" && phase == Phase::kPrefill);
   }
   return true;
 }
@@ -265,8 +273,9 @@ std::vector<Unit> make_units(const std::vector<AttentionConfig>& configs,
 Shard parse_shard(const std::string& s) {
   const size_t slash = s.find('/');
   Shard sh;
-  TURBO_CHECK(slash != std::string::npos && is_int(s.substr(0, slash)) && is_int(s.substr(slash + 1)),
-              "--shard expects i/n (for example 0/4), got '" << s << "'");
+  TURBO_CHECK(
+      slash != std::string::npos && is_int(s.substr(0, slash)) && is_int(s.substr(slash + 1)),
+      "--shard expects i/n (for example 0/4), got '" << s << "'");
   sh.index = std::atoi(s.substr(0, slash).c_str());
   sh.count = std::atoi(s.substr(slash + 1).c_str());
   TURBO_CHECK(sh.count >= 1 && sh.index >= 0 && sh.index < sh.count,

@@ -74,11 +74,21 @@ void escape(std::string& out, const std::string& s) {
   out += '"';
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           char buf[8];
@@ -117,7 +127,8 @@ class Parser {
     throw Error(what_ + ": invalid JSON at byte " + std::to_string(i_) + ": " + m);
   }
   void ws() {
-    while (i_ < t_.size() && (t_[i_] == ' ' || t_[i_] == '\n' || t_[i_] == '\r' || t_[i_] == '\t')) ++i_;
+    while (i_ < t_.size() && (t_[i_] == ' ' || t_[i_] == '\n' || t_[i_] == '\r' || t_[i_] == '\t'))
+      ++i_;
   }
   bool eat(char c) {
     ws();
@@ -144,17 +155,34 @@ class Parser {
       if (i_ >= t_.size()) fail("bad escape");
       const char e = t_[i_++];
       switch (e) {
-        case '"': s += '"'; break;
-        case '\\': s += '\\'; break;
-        case '/': s += '/'; break;
-        case 'n': s += '\n'; break;
-        case 'r': s += '\r'; break;
-        case 't': s += '\t'; break;
-        case 'b': s += '\b'; break;
-        case 'f': s += '\f'; break;
+        case '"':
+          s += '"';
+          break;
+        case '\\':
+          s += '\\';
+          break;
+        case '/':
+          s += '/';
+          break;
+        case 'n':
+          s += '\n';
+          break;
+        case 'r':
+          s += '\r';
+          break;
+        case 't':
+          s += '\t';
+          break;
+        case 'b':
+          s += '\b';
+          break;
+        case 'f':
+          s += '\f';
+          break;
         case 'u': {
           if (i_ + 4 > t_.size()) fail("bad \\u escape");
-          const unsigned cp = static_cast<unsigned>(std::strtoul(t_.substr(i_, 4).c_str(), nullptr, 16));
+          const unsigned cp =
+              static_cast<unsigned>(std::strtoul(t_.substr(i_, 4).c_str(), nullptr, 16));
           i_ += 4;
           if (cp < 0x80) {
             s += static_cast<char>(cp);
@@ -168,7 +196,8 @@ class Parser {
           }
           break;
         }
-        default: fail("bad escape");
+        default:
+          fail("bad escape");
       }
     }
     return s;
@@ -200,9 +229,18 @@ class Parser {
       return a;
     }
     if (c == '"') return Json(str());
-    if (t_.compare(i_, 4, "true") == 0) { i_ += 4; return Json(true); }
-    if (t_.compare(i_, 5, "false") == 0) { i_ += 5; return Json(false); }
-    if (t_.compare(i_, 4, "null") == 0) { i_ += 4; return Json(); }
+    if (t_.compare(i_, 4, "true") == 0) {
+      i_ += 4;
+      return Json(true);
+    }
+    if (t_.compare(i_, 5, "false") == 0) {
+      i_ += 5;
+      return Json(false);
+    }
+    if (t_.compare(i_, 4, "null") == 0) {
+      i_ += 4;
+      return Json();
+    }
     const char* begin = t_.c_str() + i_;
     char* end = nullptr;
     const double v = std::strtod(begin, &end);
@@ -222,14 +260,23 @@ void Json::dump_to(std::string& out, int indent, int depth) const {
   const std::string pad_end(static_cast<size_t>(indent * depth), ' ');
   const char* nl = indent ? "\n" : "";
   switch (type_) {
-    case Type::kNull: out += "null"; break;
-    case Type::kBool: out += bool_ ? "true" : "false"; break;
-    case Type::kNumber: out += number_text(num_); break;
-    case Type::kString: escape(out, str_); break;
+    case Type::kNull:
+      out += "null";
+      break;
+    case Type::kBool:
+      out += bool_ ? "true" : "false";
+      break;
+    case Type::kNumber:
+      out += number_text(num_);
+      break;
+    case Type::kString:
+      escape(out, str_);
+      break;
     case Type::kArray: {
       // Arrays of scalars stay on one line.
       bool flat = true;
-      for (const Json& j : items_) flat = flat && j.type_ != Type::kArray && j.type_ != Type::kObject;
+      for (const Json& j : items_)
+        flat = flat && j.type_ != Type::kArray && j.type_ != Type::kObject;
       out += '[';
       for (size_t i = 0; i < items_.size(); ++i) {
         if (i) out += flat ? ", " : ",";
@@ -291,7 +338,8 @@ void write_file_atomic(const std::string& path, const std::string& text) {
   }
   ::fsync(fd);
   ::close(fd);
-  TURBO_CHECK(::rename(tmp.c_str(), path.c_str()) == 0, "cannot rename '" << tmp << "' to '" << path << "'");
+  TURBO_CHECK(::rename(tmp.c_str(), path.c_str()) == 0,
+              "cannot rename '" << tmp << "' to '" << path << "'");
 }
 
 }  // namespace eval

@@ -16,14 +16,22 @@ class Json {
   enum class Type { kNull, kBool, kNumber, kString, kArray, kObject };
 
   Json() = default;
-  Json(bool b) : type_(Type::kBool), bool_(b) {}                   // NOLINT
-  Json(double v) : type_(Type::kNumber), num_(v) {}                // NOLINT
-  Json(int v) : type_(Type::kNumber), num_(v) {}                   // NOLINT
+  Json(bool b) : type_(Type::kBool), bool_(b) {}                           // NOLINT
+  Json(double v) : type_(Type::kNumber), num_(v) {}                        // NOLINT
+  Json(int v) : type_(Type::kNumber), num_(v) {}                           // NOLINT
   Json(int64_t v) : type_(Type::kNumber), num_(static_cast<double>(v)) {}  // NOLINT
-  Json(const char* s) : type_(Type::kString), str_(s) {}           // NOLINT
-  Json(std::string s) : type_(Type::kString), str_(std::move(s)) {}  // NOLINT
-  static Json array() { Json j; j.type_ = Type::kArray; return j; }
-  static Json object() { Json j; j.type_ = Type::kObject; return j; }
+  Json(const char* s) : type_(Type::kString), str_(s) {}                   // NOLINT
+  Json(std::string s) : type_(Type::kString), str_(std::move(s)) {}        // NOLINT
+  static Json array() {
+    Json j;
+    j.type_ = Type::kArray;
+    return j;
+  }
+  static Json object() {
+    Json j;
+    j.type_ = Type::kObject;
+    return j;
+  }
 
   Type type() const { return type_; }
   bool is_null() const { return type_ == Type::kNull; }

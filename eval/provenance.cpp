@@ -33,7 +33,8 @@ std::string git_commit() {
   const std::string dir = TURBO_SOURCE_DIR;
   const std::string head = run("git -C '" + dir + "' rev-parse HEAD 2>/dev/null");
   if (head.empty()) return "unknown";
-  const std::string dirty = run("git -C '" + dir + "' status --porcelain --untracked-files=no 2>/dev/null");
+  const std::string dirty =
+      run("git -C '" + dir + "' status --porcelain --untracked-files=no 2>/dev/null");
   return dirty.empty() ? head : head + "+dirty";
 }
 
@@ -43,7 +44,9 @@ std::string command_line(int argc, const char* const* argv) {
     const std::string a = argv[i];
     bool plain = !a.empty();
     for (char c : a)
-      if (!(isalnum(static_cast<unsigned char>(c)) || std::string("-_./=:,+@%").find(c) != std::string::npos)) plain = false;
+      if (!(isalnum(static_cast<unsigned char>(c)) ||
+            std::string("-_./=:,+@%").find(c) != std::string::npos))
+        plain = false;
     if (i) out += ' ';
     if (plain) {
       out += a;

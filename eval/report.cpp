@@ -80,18 +80,22 @@ std::string make_report(const std::vector<std::string>& inputs, const std::strin
     }
     const std::string cmd = side.has("command") ? side.at("command").as_string() : "(no sidecar)";
     data_cmds += (data_cmds.empty() ? "" : "; ") + ("`" + cmd + "`");
-    sources += "| `" + in + "` | " + std::to_string(t.rows.size()) + " | `" + cmd + "` | " +
-               (side.has("dataset") ? side.at("dataset").at("model").as_string() + " (`" +
-                                          side.at("dataset").at("path").as_string() + "`, SHA-256 " +
-                                          side.at("dataset").at("sha256").as_string().substr(0, 12) + "…)"
-                                    : std::string("?")) +
-               " | " + (side.has("git_commit") ? side.at("git_commit").as_string().substr(0, 12) : "?") + " |\n";
-    const int c_config = t.column("config"), c_phase = t.column("phase"), c_layer = t.column("layer"),
-              c_rel = t.column("rel_l2"), c_cos = t.column("cosine"), c_max = t.column("max_abs"),
-              c_sp = t.column("sparsity"), c_dm = t.column("dropped_mass"),
-              c_kv = t.column("kv_bytes_per_token"), c_cr = t.column("compression");
+    sources +=
+        "| `" + in + "` | " + std::to_string(t.rows.size()) + " | `" + cmd + "` | " +
+        (side.has("dataset") ? side.at("dataset").at("model").as_string() + " (`" +
+                                   side.at("dataset").at("path").as_string() + "`, SHA-256 " +
+                                   side.at("dataset").at("sha256").as_string().substr(0, 12) + "…)"
+                             : std::string("?")) +
+        " | " + (side.has("git_commit") ? side.at("git_commit").as_string().substr(0, 12) : "?") +
+        " |\n";
+    const int c_config = t.column("config"), c_phase = t.column("phase"),
+              c_layer = t.column("layer"), c_rel = t.column("rel_l2"), c_cos = t.column("cosine"),
+              c_max = t.column("max_abs"), c_sp = t.column("sparsity"),
+              c_dm = t.column("dropped_mass"), c_kv = t.column("kv_bytes_per_token"),
+              c_cr = t.column("compression");
     for (const auto& r : t.rows) {
-      const std::string id = r[static_cast<size_t>(c_phase)] + "|" + r[static_cast<size_t>(c_config)];
+      const std::string id =
+          r[static_cast<size_t>(c_phase)] + "|" + r[static_cast<size_t>(c_config)];
       auto& g = groups[id];
       if (!g) {
         g = std::make_unique<Group>();
@@ -122,12 +126,13 @@ std::string make_report(const std::vector<std::string>& inputs, const std::strin
 
   const std::string provenance = "\n_Data: " + data_cmds + ". Table: `" + command + "`._\n\n";
   std::string md = "# turboattn report\n\n";
-  md += "Error of each method against the ground truth — exact FP64 softmax attention of the FP16 "
-        "inputs (\"FP16 attention\", SPEC 9) — per (config, phase, layer, query head) row, "
-        "aggregated over rows. `rel L2` = ||O − O_ref|| / ||O_ref||; p95 is the nearest-rank "
-        "percentile over (layer, head) rows. The FP16 noise floor (`fp16`) is a plain FP16-input, "
-        "FP32-accumulate attention. KV bytes per token count K and V of one kv head as stored "
-        "(SPEC 8); × is the ratio to FP16.\n\n";
+  md +=
+      "Error of each method against the ground truth — exact FP64 softmax attention of the FP16 "
+      "inputs (\"FP16 attention\", SPEC 9) — per (config, phase, layer, query head) row, "
+      "aggregated over rows. `rel L2` = ||O − O_ref|| / ||O_ref||; p95 is the nearest-rank "
+      "percentile over (layer, head) rows. The FP16 noise floor (`fp16`) is a plain FP16-input, "
+      "FP32-accumulate attention. KV bytes per token count K and V of one kv head as stored "
+      "(SPEC 8); × is the ratio to FP16.\n\n";
   md += "| results | rows | command | dataset | commit |\n|---|---|---|---|---|\n" + sources + "\n";
   md += "Report command: `" + command + "`\n\n";
 
@@ -138,7 +143,8 @@ std::string make_report(const std::vector<std::string>& inputs, const std::strin
       if (groups[id]->phase == phase) ids.push_back(id);
     std::stable_sort(ids.begin(), ids.end(), [&](const std::string& a, const std::string& b) {
       const Group &x = *groups[a], &y = *groups[b];
-      if (x.cfg.method != y.cfg.method) return static_cast<int>(x.cfg.method) < static_cast<int>(y.cfg.method);
+      if (x.cfg.method != y.cfg.method)
+        return static_cast<int>(x.cfg.method) < static_cast<int>(y.cfg.method);
       return mean(x.rel_l2) < mean(y.rel_l2);
     });
     return ids;
@@ -149,17 +155,23 @@ std::string make_report(const std::vector<std::string>& inputs, const std::strin
   for (const std::string& phase : phases) {
     const std::vector<std::string> ids = sorted_ids(phase);
     if (ids.empty()) continue;
-    md += "## " + std::to_string(section++) + ". Error vs FP16 per method — " + phase + "\n" + provenance;
-    md += "| method | config | rel L2 mean | p95 | max | cosine mean | max abs | sparsity | dropped mass |";
-    md += phase == "decode" ? " KV B/token | × FP16 |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
-                            : "\n|---|---|---|---|---|---|---|---|---|\n";
+    md += "## " + std::to_string(section++) + ". Error vs FP16 per method — " + phase + "\n" +
+          provenance;
+    md +=
+        "| method | config | rel L2 mean | p95 | max | cosine mean | max abs | sparsity | dropped "
+        "mass |";
+    md += phase == "decode"
+              ? " KV B/token | × FP16 |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
+              : "\n|---|---|---|---|---|---|---|---|---|\n";
     for (const std::string& id : ids) {
       const Group& g = *groups[id];
-      md += "| " + g.method + " | `" + g.label + "` | " + fmt(mean(g.rel_l2)) + " | " + fmt(pct(g.rel_l2, 0.95)) +
-            " | " + fmt(vmax(g.rel_l2)) + " | " + fmt(mean(g.cosine), "%.6f") + " | " + fmt(vmax(g.max_abs)) +
-            " | " + fmt(mean(g.sparsity), "%.4f") + " | " + fmt(mean(g.dropped), "%.2e") + " |";
+      md += "| " + g.method + " | `" + g.label + "` | " + fmt(mean(g.rel_l2)) + " | " +
+            fmt(pct(g.rel_l2, 0.95)) + " | " + fmt(vmax(g.rel_l2)) + " | " +
+            fmt(mean(g.cosine), "%.6f") + " | " + fmt(vmax(g.max_abs)) + " | " +
+            fmt(mean(g.sparsity), "%.4f") + " | " + fmt(mean(g.dropped), "%.2e") + " |";
       if (phase == "decode")
-        md += " " + fmt(mean(g.kv_bytes), "%.1f") + " | " + fmt(mean(g.fp16_bytes) / mean(g.kv_bytes), "%.2f") + " |";
+        md += " " + fmt(mean(g.kv_bytes), "%.1f") + " | " +
+              fmt(mean(g.fp16_bytes) / mean(g.kv_bytes), "%.2f") + " |";
       md += "\n";
     }
     md += "\n";
@@ -168,7 +180,8 @@ std::string make_report(const std::vector<std::string>& inputs, const std::strin
   // 2, 3. Pivots by a knob: configs equal in every other knob on one line.
   auto pivot = [&](const std::string& knob, const std::string& title) {
     for (const std::string& phase : phases) {
-      std::map<std::string, std::map<std::string, const Group*>> lines;  // rest key -> value -> group
+      std::map<std::string, std::map<std::string, const Group*>>
+          lines;  // rest key -> value -> group
       std::vector<std::string> line_order;
       std::vector<std::string> values;
       for (const std::string& id : sorted_ids(phase)) {
@@ -187,7 +200,8 @@ std::string make_report(const std::vector<std::string>& inputs, const std::strin
       const Knob& k = find_knob(knob);
       std::sort(values.begin(), values.end(), [&](const std::string& a, const std::string& b) {
         if (!k.values.empty())
-          return std::find(k.values.begin(), k.values.end(), a) < std::find(k.values.begin(), k.values.end(), b);
+          return std::find(k.values.begin(), k.values.end(), a) <
+                 std::find(k.values.begin(), k.values.end(), b);
         return std::atof(a.c_str()) < std::atof(b.c_str());
       });
       md += "## " + std::to_string(section++) + ". " + title + " — " + phase + "\n" + provenance;
@@ -209,7 +223,8 @@ std::string make_report(const std::vector<std::string>& inputs, const std::strin
             continue;
           }
           md += " " + fmt(mean(it->second->rel_l2));
-          if (phase == "decode" && !it->second->kv_bytes.empty()) md += " (" + fmt(mean(it->second->kv_bytes), "%.1f") + ")";
+          if (phase == "decode" && !it->second->kv_bytes.empty())
+            md += " (" + fmt(mean(it->second->kv_bytes), "%.1f") + ")";
           md += " |";
         }
         md += "\n";
@@ -224,7 +239,8 @@ std::string make_report(const std::vector<std::string>& inputs, const std::strin
   for (const std::string& phase : phases) {
     const std::vector<std::string> ids = sorted_ids(phase);
     if (ids.empty()) continue;
-    md += "## " + std::to_string(section++) + ". Per-layer breakdown — " + phase + "\n" + provenance;
+    md +=
+        "## " + std::to_string(section++) + ". Per-layer breakdown — " + phase + "\n" + provenance;
     md += "Mean rel L2 over the query heads of each layer.\n\n| method | config |";
     std::string sep = "|---|---|";
     for (int l : layers) {
@@ -254,17 +270,21 @@ std::string make_report(const std::vector<std::string>& inputs, const std::strin
         const double ba = mean(a->kv_bytes), bb = mean(b->kv_bytes);
         return ba != bb ? ba < bb : mean(a->rel_l2) < mean(b->rel_l2);
       });
-      md += "## " + std::to_string(section++) + ". Pareto frontier: decode error vs KV bytes per token\n" + provenance;
+      md += "## " + std::to_string(section++) +
+            ". Pareto frontier: decode error vs KV bytes per token\n" + provenance;
       md += "Configs that no other config beats in both KV bytes per token and mean rel L2 (" +
             std::to_string(pts.size()) + " decode configs considered).\n\n";
-      md += "| KV B/token | × FP16 | rel L2 mean | p95 | method | config |\n|---|---|---|---|---|---|\n";
+      md +=
+          "| KV B/token | × FP16 | rel L2 mean | p95 | method | config "
+          "|\n|---|---|---|---|---|---|\n";
       double best = INFINITY;
       for (const Group* g : pts) {
         const double e = mean(g->rel_l2);
         if (!(e < best)) continue;
         best = e;
-        md += "| " + fmt(mean(g->kv_bytes), "%.1f") + " | " + fmt(mean(g->fp16_bytes) / mean(g->kv_bytes), "%.2f") +
-              " | " + fmt(e) + " | " + fmt(pct(g->rel_l2, 0.95)) + " | " + g->method + " | `" + g->label + "` |\n";
+        md += "| " + fmt(mean(g->kv_bytes), "%.1f") + " | " +
+              fmt(mean(g->fp16_bytes) / mean(g->kv_bytes), "%.2f") + " | " + fmt(e) + " | " +
+              fmt(pct(g->rel_l2, 0.95)) + " | " + g->method + " | `" + g->label + "` |\n";
       }
       md += "\n";
     }
@@ -275,7 +295,8 @@ std::string make_report(const std::vector<std::string>& inputs, const std::strin
 void add_report_command(CLI::App& app, CommonOptions& common) {
   auto inputs = std::make_shared<std::vector<std::string>>();
   auto out = std::make_shared<std::string>();
-  CLI::App* sub = app.add_subcommand("report", "Markdown report from sweep results (CSV + sidecar)");
+  CLI::App* sub =
+      app.add_subcommand("report", "Markdown report from sweep results (CSV + sidecar)");
   sub->add_option("results", *inputs, "results CSVs")->required();
   sub->add_option("-o,--out", *out, "Markdown file to write (default: stdout)");
   sub->callback([inputs, out, &common]() {

@@ -18,11 +18,11 @@ namespace eval {
 
 const std::vector<std::string>& result_columns() {
   static const std::vector<std::string> kColumns = [] {
-    std::vector<std::string> c = {"config",      "phase",        "layer",   "head",
-                                  "kv_head",     "head_bits",    "tokens",  "rows",
-                                  "rel_l2",      "nmse",         "max_abs", "cosine",
-                                  "sparsity",    "dropped_mass", "kv_bytes_per_token",
-                                  "compression"};
+    std::vector<std::string> c = {
+        "config",     "phase",  "layer",    "head",         "kv_head",
+        "head_bits",  "tokens", "rows",     "rel_l2",       "nmse",
+        "max_abs",    "cosine", "sparsity", "dropped_mass", "kv_bytes_per_token",
+        "compression"};
     for (const Knob& k : knobs()) c.push_back(k.name);
     return c;
   }();
@@ -51,7 +51,8 @@ std::string format_row(const ResultRow& r, const AttentionConfig& config) {
   s.reserve(512);
   s += '"' + r.config + '"';
   s += std::string(",") + phase_name(r.phase);
-  s += "," + std::to_string(r.layer) + "," + std::to_string(r.head) + "," + std::to_string(r.kv_head);
+  s += "," + std::to_string(r.layer) + "," + std::to_string(r.head) + "," +
+       std::to_string(r.kv_head);
   s += "," + (r.head_bits ? std::to_string(r.head_bits) : std::string());
   s += "," + std::to_string(r.tokens) + "," + std::to_string(r.rows);
   for (double v : {r.rel_l2, r.nmse, r.max_abs, r.cosine, r.sparsity, r.dropped_mass})
@@ -172,7 +173,8 @@ ResumeScan scan_results(const std::string& path, int64_t rows_per_unit) {
   return scan;
 }
 
-ResultsWriter::ResultsWriter(const std::string& path, bool resume, int64_t keep_bytes) : path_(path) {
+ResultsWriter::ResultsWriter(const std::string& path, bool resume, int64_t keep_bytes)
+    : path_(path) {
   if (resume) {
     TURBO_CHECK(::truncate(path.c_str(), keep_bytes) == 0, "cannot truncate '" << path << "'");
     fd_ = ::open(path.c_str(), O_WRONLY | O_APPEND);
@@ -223,13 +225,15 @@ int64_t merge_results(const std::vector<std::string>& inputs, const std::string&
                           << " shards, " << inputs[0] << " one of " << n);
     const int idx = static_cast<int>(s.at("shard_index").as_int());
     TURBO_CHECK(shard_of[static_cast<size_t>(idx)] < 0,
-                "merge: shard " << idx << "/" << n << " given twice (" << inputs[static_cast<size_t>(shard_of[static_cast<size_t>(idx)])]
+                "merge: shard " << idx << "/" << n << " given twice ("
+                                << inputs[static_cast<size_t>(shard_of[static_cast<size_t>(idx)])]
                                 << ", " << inputs[i] << ")");
     shard_of[static_cast<size_t>(idx)] = static_cast<int>(i);
   }
   std::string missing;
   for (int s = 0; s < n; ++s)
-    if (shard_of[static_cast<size_t>(s)] < 0) missing += (missing.empty() ? "" : ", ") + std::to_string(s) + "/" + std::to_string(n);
+    if (shard_of[static_cast<size_t>(s)] < 0)
+      missing += (missing.empty() ? "" : ", ") + std::to_string(s) + "/" + std::to_string(n);
   TURBO_CHECK(missing.empty(), "merge: missing shard(s) " << missing);
 
   // Rows of every unit, by unit id; each unit must come from its own shard, complete.
@@ -237,14 +241,18 @@ int64_t merge_results(const std::vector<std::string>& inputs, const std::string&
   for (size_t i = 0; i < inputs.size(); ++i) {
     const std::string text = read_text_file(inputs[i]);
     const std::string header = csv_header();
-    TURBO_CHECK(text.compare(0, header.size(), header) == 0, "merge: " << inputs[i] << ": unexpected header");
+    TURBO_CHECK(text.compare(0, header.size(), header) == 0,
+                "merge: " << inputs[i] << ": unexpected header");
     size_t pos = header.size();
     while (pos < text.size()) {
       const size_t nl = text.find('\n', pos);
-      TURBO_CHECK(nl != std::string::npos, "merge: " << inputs[i] << " ends in a partial row; resume that shard first");
+      TURBO_CHECK(nl != std::string::npos,
+                  "merge: " << inputs[i] << " ends in a partial row; resume that shard first");
       const std::string line = text.substr(pos, nl + 1 - pos);
-      const std::vector<std::string> cells = parse_csv_line(line.substr(0, line.size() - 1), inputs[i]);
-      TURBO_CHECK(cells.size() == result_columns().size(), "merge: " << inputs[i] << ": malformed row");
+      const std::vector<std::string> cells =
+          parse_csv_line(line.substr(0, line.size() - 1), inputs[i]);
+      TURBO_CHECK(cells.size() == result_columns().size(),
+                  "merge: " << inputs[i] << ": malformed row");
       unit_rows[cells[1] + "|" + cells[0]] += line;
       pos = nl + 1;
     }
@@ -256,7 +264,10 @@ int64_t merge_results(const std::vector<std::string>& inputs, const std::string&
   for (const Json& u : unit_list) {
     const std::string& id = u.as_string();
     const auto it = unit_rows.find(id);
-    const int64_t have = it == unit_rows.end() ? 0 : static_cast<int64_t>(std::count(it->second.begin(), it->second.end(), '\n'));
+    const int64_t have =
+        it == unit_rows.end()
+            ? 0
+            : static_cast<int64_t>(std::count(it->second.begin(), it->second.end(), '\n'));
     if (have != rows_per_unit) {
       if (!incomplete++) first_incomplete = id;
       continue;
@@ -267,7 +278,8 @@ int64_t merge_results(const std::vector<std::string>& inputs, const std::string&
   }
   TURBO_CHECK(incomplete == 0, "merge: " << incomplete << " unit(s) missing or incomplete, first: "
                                          << first_incomplete << "; rerun the shard that owns it");
-  TURBO_CHECK(unit_rows.empty(), "merge: rows of units not in the grid, e.g. " << unit_rows.begin()->first);
+  TURBO_CHECK(unit_rows.empty(),
+              "merge: rows of units not in the grid, e.g. " << unit_rows.begin()->first);
   write_file_atomic(out, merged);
   Json side = first;
   side.set("command", command);

@@ -39,7 +39,8 @@ std::vector<int64_t> sample_positions(int64_t n_tokens, int count, uint64_t seed
     return z ^ (z >> 31);
   };
   std::set<int64_t> chosen;
-  while (static_cast<int>(chosen.size()) < count) chosen.insert(lo + static_cast<int64_t>(next() % static_cast<uint64_t>(range)));
+  while (static_cast<int>(chosen.size()) < count)
+    chosen.insert(lo + static_cast<int64_t>(next() % static_cast<uint64_t>(range)));
   out.assign(chosen.begin(), chosen.end());
   return out;
 }
@@ -96,7 +97,7 @@ SweepData load_sweep_data(const data::ActivationReader& reader, const std::vecto
   const data::ActivationMeta& m = reader.meta();
   TURBO_CHECK(tokens >= 0, "--tokens must be >= 0 (0: the whole file)");
   TURBO_CHECK(tokens <= m.n_tokens, "--tokens " << tokens << " exceeds the " << m.n_tokens
-                                                 << " tokens of " << reader.path());
+                                                << " tokens of " << reader.path());
   SweepData d;
   d.n_heads = m.n_heads;
   d.n_kv_heads = m.n_kv_heads;
@@ -120,8 +121,8 @@ BitMaps::BitMaps(const std::string& map_file, const std::string& calib_file, uin
 
 BitMaps::~BitMaps() = default;
 
-const BitMap& BitMaps::get(const AttentionConfig& c, const std::vector<int>& layers,
-                           int n_kv_heads, const std::string& eval_sha256) {
+const BitMap& BitMaps::get(const AttentionConfig& c, const std::vector<int>& layers, int n_kv_heads,
+                           const std::string& eval_sha256) {
   const BitMap* m = nullptr;
   std::string knobs_text;
   {
@@ -147,16 +148,16 @@ const BitMap& BitMaps::get(const AttentionConfig& c, const std::vector<int>& lay
                 " was made with " + loaded_->knobs_text() +
                 "; pass --calib <h5> to compute maps for other settings");
   } else {
-    throw Error("kv_bits=mixed needs a bit map: pass --bits-map <json> (from turboattn calibrate) "
-                "or --calib <h5>");
+    throw Error(
+        "kv_bits=mixed needs a bit map: pass --bits-map <json> (from turboattn calibrate) "
+        "or --calib <h5>");
   }
   TURBO_CHECK(m->data_sha256 != eval_sha256,
-              "the bit map was calibrated on the evaluation file itself (SHA-256 " << eval_sha256
-                  << "); calibrate on a separate split (SPEC 7)");
-  TURBO_CHECK(m->n_kv_heads == n_kv_heads, "the bit map has " << m->n_kv_heads
-                                                              << " kv heads, the data " << n_kv_heads);
-  for (int l : layers)
-    TURBO_CHECK(m->bits.count(l), "the bit map has no entry for layer " << l);
+              "the bit map was calibrated on the evaluation file itself (SHA-256 "
+                  << eval_sha256 << "); calibrate on a separate split (SPEC 7)");
+  TURBO_CHECK(m->n_kv_heads == n_kv_heads,
+              "the bit map has " << m->n_kv_heads << " kv heads, the data " << n_kv_heads);
+  for (int l : layers) TURBO_CHECK(m->bits.count(l), "the bit map has no entry for layer " << l);
   return *m;
 }
 
@@ -177,11 +178,14 @@ int storage_bits(const AttentionConfig& c, const std::vector<int>* head_bits, in
   switch (c.method) {
     case Method::kFlashQ:
     case Method::kKivi:
-      return head_bits ? (*head_bits)[static_cast<size_t>(kv_head)] : kv_bits_value(c.quant.kv_bits);
+      return head_bits ? (*head_bits)[static_cast<size_t>(kv_head)]
+                       : kv_bits_value(c.quant.kv_bits);
     case Method::kInt8Kv:
-    case Method::kFp8: return 8;
+    case Method::kFp8:
+      return 8;
     case Method::kSage:
-    case Method::kFp16: return 16;
+    case Method::kFp16:
+      return 16;
   }
   return 0;
 }
@@ -216,7 +220,8 @@ std::vector<ResultRow> run_unit(Backend& backend, const Unit& unit, const SweepD
       spec.batch = 1;
       spec.kv_heads = Hkv;
       spec.head_dim = D;
-      if (c.quant.kv_bits == KvBits::kMixed && (c.method == Method::kFlashQ || c.method == Method::kKivi)) {
+      if (c.quant.kv_bits == KvBits::kMixed &&
+          (c.method == Method::kFlashQ || c.method == Method::kKivi)) {
         TURBO_CHECK(maps, "kv_bits=mixed needs --bits-map or --calib");
         head_bits = &maps->get(c, layer_ids, Hkv, eval_sha256).bits.at(l.layer);
         spec.head_bits = *head_bits;
@@ -226,17 +231,22 @@ std::vector<ResultRow> run_unit(Backend& backend, const Unit& unit, const SweepD
       HostTensor<Half> o(1, Hq, 1, D);
       for (size_t i = 0; i < data.positions.size(); ++i) {
         const int64_t p = data.positions[i];
-        backend.cache_append(*cache, token_slice(l.k, filled, p + 1), token_slice(l.v, filled, p + 1));
+        backend.cache_append(*cache, token_slice(l.k, filled, p + 1),
+                             token_slice(l.v, filled, p + 1));
         filled = p + 1;
         backend.attention_decode(c, token_slice(l.q, p, p + 1), *cache, o.view(), stats.data());
         for (int h = 0; h < Hq; ++h)
-          acc[static_cast<size_t>(h)].add(o.storage.data() + h * D,
-                                          l.gt_decode.data() + (static_cast<int64_t>(i) * Hq + h) * D, D);
+          acc[static_cast<size_t>(h)].add(
+              o.storage.data() + h * D, l.gt_decode.data() + (static_cast<int64_t>(i) * Hq + h) * D,
+              D);
       }
-      if (filled < N) backend.cache_append(*cache, token_slice(l.k, filled, N), token_slice(l.v, filled, N));
-      TURBO_CHECK(cache->length() == N, "cache length " << cache->length() << " after appending " << N << " tokens");
+      if (filled < N)
+        backend.cache_append(*cache, token_slice(l.k, filled, N), token_slice(l.v, filled, N));
+      TURBO_CHECK(cache->length() == N,
+                  "cache length " << cache->length() << " after appending " << N << " tokens");
       const KvBytes b = cache->bytes();
-      TURBO_CHECK(b.tokens == N * Hkv, "KvCache::bytes() counts " << b.tokens << " token-heads, expected " << N * Hkv);
+      TURBO_CHECK(b.tokens == N * Hkv,
+                  "KvCache::bytes() counts " << b.tokens << " token-heads, expected " << N * Hkv);
       kv_bytes = static_cast<double>(b.total()) / static_cast<double>(b.tokens);
       compression = 4.0 * D / kv_bytes;  // FP16 K and V: 2 x 2 bytes per channel
       rows_per_head = static_cast<int64_t>(data.positions.size());
@@ -253,7 +263,8 @@ std::vector<ResultRow> run_unit(Backend& backend, const Unit& unit, const SweepD
       r.head_bits = unit.phase == Phase::kDecode ? storage_bits(c, head_bits, h / g) : 0;
       r.tokens = N;
       r.rows = rows_per_head;
-      TURBO_CHECK(s.rows == rows_per_head, "backend reported " << s.rows << " rows for head " << h << ", expected " << rows_per_head);
+      TURBO_CHECK(s.rows == rows_per_head, "backend reported " << s.rows << " rows for head " << h
+                                                               << ", expected " << rows_per_head);
       r.rel_l2 = e.rel_l2;
       r.nmse = e.nmse;
       r.max_abs = e.max_abs;
@@ -274,16 +285,22 @@ namespace {
 
 std::string duration_text(double s) {
   char buf[32];
-  if (s < 60) std::snprintf(buf, sizeof buf, "%.0fs", s);
-  else if (s < 3600) std::snprintf(buf, sizeof buf, "%dm%02ds", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
-  else std::snprintf(buf, sizeof buf, "%dh%02dm", static_cast<int>(s) / 3600, static_cast<int>(s) % 3600 / 60);
+  if (s < 60)
+    std::snprintf(buf, sizeof buf, "%.0fs", s);
+  else if (s < 3600)
+    std::snprintf(buf, sizeof buf, "%dm%02ds", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%dh%02dm", static_cast<int>(s) / 3600,
+                  static_cast<int>(s) % 3600 / 60);
   return buf;
 }
 
 class Progress {
  public:
   Progress(int64_t total, int verbosity)
-      : total_(total), verbosity_(verbosity), tty_(::isatty(STDERR_FILENO) != 0),
+      : total_(total),
+        verbosity_(verbosity),
+        tty_(::isatty(STDERR_FILENO) != 0),
         start_(std::chrono::steady_clock::now()) {}
   void done(int64_t n, const Unit& u, double unit_seconds) {
     if (verbosity_ == 0) return;
@@ -360,7 +377,8 @@ SweepSummary run_sweep(const SweepOptions& o) {
   std::unique_ptr<Backend> backend = make_backend(o.backend);
   for (const Unit& u : units) {
     const Status st = backend->supports(u.config);
-    TURBO_CHECK(st.ok, "backend '" << o.backend << "' does not run " << short_key(u.config) << ": " << st.message);
+    TURBO_CHECK(st.ok, "backend '" << o.backend << "' does not run " << short_key(u.config) << ": "
+                                   << st.message);
     if (u.config.method == Method::kKivi)
       TURBO_CHECK(u.config.quant.kv_bits == KvBits::k4 || u.config.quant.kv_bits == KvBits::k2,
                   "kivi takes kv_bits 4 or 2, the grid asks " << short_key(u.config));
@@ -368,7 +386,8 @@ SweepSummary run_sweep(const SweepOptions& o) {
   const Shard shard = parse_shard(o.shard);
   std::vector<const Unit*> mine;
   for (size_t i = 0; i < units.size(); ++i)
-    if (static_cast<int>(i % static_cast<size_t>(shard.count)) == shard.index) mine.push_back(&units[i]);
+    if (static_cast<int>(i % static_cast<size_t>(shard.count)) == shard.index)
+      mine.push_back(&units[i]);
   sum.units_total = static_cast<int64_t>(units.size());
   sum.units_shard = static_cast<int64_t>(mine.size());
   if (o.dry_run) {
@@ -379,17 +398,21 @@ SweepSummary run_sweep(const SweepOptions& o) {
   data::ActivationReader reader(o.data);
   const data::ActivationMeta& meta = reader.meta();
   TURBO_CHECK(meta.n_kv_heads > 0 && meta.n_heads % meta.n_kv_heads == 0,
-              o.data << ": n_heads " << meta.n_heads << " is not a multiple of n_kv_heads " << meta.n_kv_heads);
+              o.data << ": n_heads " << meta.n_heads << " is not a multiple of n_kv_heads "
+                     << meta.n_kv_heads);
   const std::vector<int> layers = parse_layers(o.layers, meta.layers);
   const std::string sha = reader.sha256();
   const int64_t window = o.tokens > 0 ? o.tokens : meta.n_tokens;
   const int64_t rows_per_unit = static_cast<int64_t>(layers.size()) * meta.n_heads;
 
   std::unique_ptr<BitMaps> maps;
-  if (!o.bits_map.empty() || !o.calib.empty()) maps = std::make_unique<BitMaps>(o.bits_map, o.calib, o.seed);
+  if (!o.bits_map.empty() || !o.calib.empty())
+    maps = std::make_unique<BitMaps>(o.bits_map, o.calib, o.seed);
   for (const Unit* u : mine)
     if (u->phase == Phase::kDecode && u->config.quant.kv_bits == KvBits::kMixed) {
-      TURBO_CHECK(maps, "the grid has kv_bits=mixed: pass --bits-map <json> (turboattn calibrate) or --calib <h5>");
+      TURBO_CHECK(maps,
+                  "the grid has kv_bits=mixed: pass --bits-map <json> (turboattn calibrate) or "
+                  "--calib <h5>");
       maps->get(u->config, layers, meta.n_kv_heads, sha);  // fail before running anything
     }
 
@@ -418,21 +441,24 @@ SweepSummary run_sweep(const SweepOptions& o) {
   bool resume = false;
   ResumeScan scan;
   if (file_exists(o.out) && !o.overwrite) {
-    TURBO_CHECK(file_exists(sidecar_path(o.out)),
-                o.out << " exists without its sidecar " << sidecar_path(o.out)
-                      << "; pass --overwrite or another --out");
+    TURBO_CHECK(file_exists(sidecar_path(o.out)), o.out << " exists without its sidecar "
+                                                        << sidecar_path(o.out)
+                                                        << "; pass --overwrite or another --out");
     const Json old = Json::parse(read_text_file(sidecar_path(o.out)), sidecar_path(o.out));
     TURBO_CHECK(old.at("dataset").dump() == dataset_text && old.at("params").dump() == params_text,
                 o.out << " was written by a sweep with other data or parameters (see "
                       << sidecar_path(o.out) << "); pass --overwrite or another --out");
-    TURBO_CHECK(old.at("shard_index").as_int() == shard.index && old.at("shard_count").as_int() == shard.count,
-                o.out << " holds shard " << old.at("shard_index").as_int() << "/" << old.at("shard_count").as_int()
-                      << ", not " << shard.index << "/" << shard.count);
+    TURBO_CHECK(old.at("shard_index").as_int() == shard.index &&
+                    old.at("shard_count").as_int() == shard.count,
+                o.out << " holds shard " << old.at("shard_index").as_int() << "/"
+                      << old.at("shard_count").as_int() << ", not " << shard.index << "/"
+                      << shard.count);
     scan = scan_results(o.out, rows_per_unit);
     resume = true;
     if (o.verbosity > 0 && (scan.dropped_rows || scan.dropped_partial_line))
       std::fprintf(stderr, "resume: dropping %lld rows of an unfinished unit%s\n",
-                   static_cast<long long>(scan.dropped_rows), scan.dropped_partial_line ? " and a partial line" : "");
+                   static_cast<long long>(scan.dropped_rows),
+                   scan.dropped_partial_line ? " and a partial line" : "");
   }
   std::vector<const Unit*> todo;
   for (const Unit* u : mine)
@@ -469,10 +495,13 @@ SweepSummary run_sweep(const SweepOptions& o) {
   side.set("status", "running");
 
   if (o.verbosity > 0)
-    std::fprintf(stderr, "sweep: %lld units (%lld in shard %d/%d, %lld already done), %zu layers x %d heads, %lld tokens, %zu decode positions\n",
-                 static_cast<long long>(sum.units_total), static_cast<long long>(sum.units_shard), shard.index,
-                 shard.count, static_cast<long long>(sum.units_skipped), layers.size(), meta.n_heads,
-                 static_cast<long long>(window), static_cast<size_t>(std::min<int64_t>(o.positions, window - window / 8)));
+    std::fprintf(stderr,
+                 "sweep: %lld units (%lld in shard %d/%d, %lld already done), %zu layers x %d "
+                 "heads, %lld tokens, %zu decode positions\n",
+                 static_cast<long long>(sum.units_total), static_cast<long long>(sum.units_shard),
+                 shard.index, shard.count, static_cast<long long>(sum.units_skipped), layers.size(),
+                 meta.n_heads, static_cast<long long>(window),
+                 static_cast<size_t>(std::min<int64_t>(o.positions, window - window / 8)));
 
   const SweepData data = load_sweep_data(reader, layers, o.tokens, o.positions, o.seed, phases);
   side.set("decode_positions", [&] {
@@ -493,7 +522,8 @@ SweepSummary run_sweep(const SweepOptions& o) {
     writer.append(text);
     sum.rows_written += static_cast<int64_t>(rows.size());
     ++sum.units_run;
-    progress.done(++n, *u, std::chrono::duration<double>(std::chrono::steady_clock::now() - u0).count());
+    progress.done(++n, *u,
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - u0).count());
   }
   sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   side.set("status", "complete");

@@ -94,8 +94,8 @@ struct SweepOptions {
   bool overwrite = false;
   bool dry_run = false;  // print the units and exit
   uint64_t max_configs = 1000000;
-  int verbosity = 1;     // 0 quiet, 1 normal, 2 verbose
-  std::string command;   // the exact command line, for the sidecar
+  int verbosity = 1;    // 0 quiet, 1 normal, 2 verbose
+  std::string command;  // the exact command line, for the sidecar
 };
 
 struct SweepSummary {

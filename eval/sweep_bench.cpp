@@ -1,14 +1,15 @@
 // Throughput of the sweep's reference path (eval/sweep.h run_unit on the "ref" backend): configs
 // per second and score elements per second for a prefill and a decode unit of representative
 // methods on one synthetic layer shaped like SmolLM2-135M (9 query heads, 3 kv heads, D = 64).
-// Rates are per wall-clock second (the reference uses OpenMP threads). Score elements: prefill Hq * N (N + 1) / 2, decode Hq * sum over positions of (p + 1).
+// Rates are per wall-clock second (the reference uses OpenMP threads). Score elements: prefill Hq *
+// N (N + 1) / 2, decode Hq * sum over positions of (p + 1).
 #include <benchmark/benchmark.h>
 
 #include <cmath>
 #include <random>
 
-#include "eval/sweep.h"
 #include "eval/backends.h"
+#include "eval/sweep.h"
 
 namespace turbo {
 namespace eval {
@@ -47,19 +48,45 @@ void BM_SweepUnit(benchmark::State& state, const char* key, Phase phase) {
     for (int64_t p : data.positions) scores += 9.0 * (p + 1);
   }
   for (auto _ : state) benchmark::DoNotOptimize(run_unit(*backend, unit, data, nullptr, ""));
-  state.counters["configs/s"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
-  state.counters["score-elements/s"] =
-      benchmark::Counter(scores * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["configs/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["score-elements/s"] = benchmark::Counter(
+      scores * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 
-BENCHMARK_CAPTURE(BM_SweepUnit, flashq_prefill, "method=flashq", Phase::kPrefill)->Arg(256)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_CAPTURE(BM_SweepUnit, flashq4_decode, "method=flashq,kv_bits=4", Phase::kDecode)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_CAPTURE(BM_SweepUnit, flashq2_decode, "method=flashq,kv_bits=2", Phase::kDecode)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_CAPTURE(BM_SweepUnit, kivi2_prefill, "method=kivi,kv_bits=2", Phase::kPrefill)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_CAPTURE(BM_SweepUnit, kivi2_decode, "method=kivi,kv_bits=2", Phase::kDecode)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_CAPTURE(BM_SweepUnit, fp8_prefill, "method=fp8", Phase::kPrefill)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_CAPTURE(BM_SweepUnit, sage_prefill, "method=sage,k_smooth=mean", Phase::kPrefill)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_CAPTURE(BM_SweepUnit, fp16_prefill, "method=fp16", Phase::kPrefill)->Arg(512)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_SweepUnit, flashq_prefill, "method=flashq", Phase::kPrefill)
+    ->Arg(256)
+    ->Arg(512)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_SweepUnit, flashq4_decode, "method=flashq,kv_bits=4", Phase::kDecode)
+    ->Arg(512)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_SweepUnit, flashq2_decode, "method=flashq,kv_bits=2", Phase::kDecode)
+    ->Arg(512)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_SweepUnit, kivi2_prefill, "method=kivi,kv_bits=2", Phase::kPrefill)
+    ->Arg(512)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_SweepUnit, kivi2_decode, "method=kivi,kv_bits=2", Phase::kDecode)
+    ->Arg(512)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_SweepUnit, fp8_prefill, "method=fp8", Phase::kPrefill)
+    ->Arg(512)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_SweepUnit, sage_prefill, "method=sage,k_smooth=mean", Phase::kPrefill)
+    ->Arg(512)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(BM_SweepUnit, fp16_prefill, "method=fp16", Phase::kPrefill)
+    ->Arg(512)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 }  // namespace
 }  // namespace eval

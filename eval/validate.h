@@ -26,7 +26,7 @@ struct ValidateOptions {
   int against_threads = 1;  // threads of the reference run
   std::string data;         // optional activation file: adds real-data cases
   uint64_t seed = 0;
-  bool quick = false;       // fewer shapes
+  bool quick = false;  // fewer shapes
   int verbosity = 1;
 };
 

@@ -65,10 +65,10 @@ namespace {
 struct PreparedKv {
   int64_t len = 0;
   int d = 0;
-  std::vector<float> k, v;             // [len, d] values (FP16 values, or E4M3 values for fp8)
-  std::vector<int8_t> k8;              // sage: INT8 K' codes [len, d]
-  std::vector<float> k_scale, v_scale; // per tile (sage: K; fp8: K and V)
-  int tile = 1;                        // tokens per tile (sage, fp8)
+  std::vector<float> k, v;              // [len, d] values (FP16 values, or E4M3 values for fp8)
+  std::vector<int8_t> k8;               // sage: INT8 K' codes [len, d]
+  std::vector<float> k_scale, v_scale;  // per tile (sage: K; fp8: K and V)
+  int tile = 1;                         // tokens per tile (sage, fp8)
 };
 
 // Quantizes n rows x d FP32 values as one E4M3 tile: returns the scale, writes the decoded
@@ -105,8 +105,13 @@ class Stream {
 class KiviStream final : public Stream {
  public:
   KiviStream(int d, int bits, int group, int residual, ScaleStorage storage)
-      : Stream(d), bits_(bits), g_(group), r_(residual), storage_(storage),
-        vg_(std::min(group, d)), n_vg_((d + vg_ - 1) / vg_) {}
+      : Stream(d),
+        bits_(bits),
+        g_(group),
+        r_(residual),
+        storage_(storage),
+        vg_(std::min(group, d)),
+        n_vg_((d + vg_ - 1) / vg_) {}
 
   void append(const Half* k, const Half* v) override {
     pend_k_.insert(pend_k_.end(), k, k + d_);
@@ -131,14 +136,16 @@ class KiviStream final : public Stream {
     for (int64_t t = 0; t < k_quant_; ++t)
       for (int c = 0; c < d_; ++c) {
         const int64_t s = (t / g_) * d_ + c;
-        p.k[t * d_ + c] = dequant(unpack_code(k_codes_.data(), t * d_ + c, bits_), k_scale_[s], k_zero_[s]);
+        p.k[t * d_ + c] =
+            dequant(unpack_code(k_codes_.data(), t * d_ + c, bits_), k_scale_[s], k_zero_[s]);
       }
     for (int64_t t = k_quant_; t < len_; ++t)
       half_row_to_float(&pend_k_[(t - k_quant_) * d_], d_, &p.k[t * d_]);
     for (int64_t t = 0; t < v_quant_; ++t)
       for (int c = 0; c < d_; ++c) {
         const int64_t s = t * n_vg_ + c / vg_;
-        p.v[t * d_ + c] = dequant(unpack_code(v_codes_.data(), t * d_ + c, bits_), v_scale_[s], v_zero_[s]);
+        p.v[t * d_ + c] =
+            dequant(unpack_code(v_codes_.data(), t * d_ + c, bits_), v_scale_[s], v_zero_[s]);
       }
     for (int64_t t = v_quant_; t < len_; ++t)
       half_row_to_float(&pend_v_[(t - v_quant_) * d_], d_, &p.v[t * d_]);
@@ -376,7 +383,8 @@ class Fp8Stream final : public Stream {
   float decode_tile(const std::vector<Half>& rows, float* out) const {
     const std::vector<float> f = to_float(rows);
     std::vector<uint8_t> codes(f.size());
-    const float s = quantize_fp8_tile(f.data(), static_cast<int64_t>(f.size()) / d_, d_, codes.data());
+    const float s =
+        quantize_fp8_tile(f.data(), static_cast<int64_t>(f.size()) / d_, d_, codes.data());
     for (size_t i = 0; i < codes.size(); ++i) out[i] = e4m3_to_float(codes[i]);
     return s;
   }
@@ -409,10 +417,14 @@ std::unique_ptr<Stream> make_stream(const AttentionConfig& config, int bits, int
     case Method::kKivi:
       return std::make_unique<KiviStream>(d, kivi_bits(bits), config.quant.group_size,
                                           config.quant.residual, config.quant.scale_storage);
-    case Method::kInt8Kv: return std::make_unique<Int8Stream>(d);
-    case Method::kSage: return std::make_unique<Fp16Stream>(d);
-    case Method::kFp8: return std::make_unique<Fp8Stream>(d, config.quant.bc);
-    default: break;
+    case Method::kInt8Kv:
+      return std::make_unique<Int8Stream>(d);
+    case Method::kSage:
+      return std::make_unique<Fp16Stream>(d);
+    case Method::kFp8:
+      return std::make_unique<Fp8Stream>(d, config.quant.bc);
+    default:
+      break;
   }
   throw Error("method '" + enum_name(config.method) + "' has no baseline stream");
 }
@@ -455,7 +467,8 @@ void finish_row(const OnlineRow& st, int d, Half* out) {
   for (int c = 0; c < d; ++c) out[c] = float_to_half(st.o[c] / st.l);
 }
 
-void attend_sage(const PreparedKv& kv, const QueryRows& r, const AttentionConfig& config, float tau) {
+void attend_sage(const PreparedKv& kv, const QueryRows& r, const AttentionConfig& config,
+                 float tau) {
   const int d = kv.d;
   const int br = config.quant.br;
   std::vector<int8_t> q8(static_cast<size_t>(r.n * d));
@@ -511,7 +524,8 @@ float dot_exact(const float* a, const float* b, int64_t n, int64_t b_stride) {
   return static_cast<float>(acc);
 }
 
-void attend_fp8(const PreparedKv& kv, const QueryRows& r, const AttentionConfig& config, float tau) {
+void attend_fp8(const PreparedKv& kv, const QueryRows& r, const AttentionConfig& config,
+                float tau) {
   const int d = kv.d;
   const int br = config.quant.br;
   std::vector<float> q8(static_cast<size_t>(r.n * d));
@@ -521,8 +535,7 @@ void attend_fp8(const PreparedKv& kv, const QueryRows& r, const AttentionConfig&
     std::vector<uint8_t> codes(f.size());
     for (int64_t i0 = 0; i0 < r.n; i0 += br) {
       const int64_t n = std::min<int64_t>(br, r.n - i0);
-      for (int64_t i = 0; i < n; ++i)
-        half_row_to_float(r.q + (i0 + i) * r.q_stride, d, &f[i * d]);
+      for (int64_t i = 0; i < n; ++i) half_row_to_float(r.q + (i0 + i) * r.q_stride, d, &f[i * d]);
       q_scale.push_back(quantize_fp8_tile(f.data(), n, d, codes.data()));
       for (int64_t j = 0; j < n * d; ++j) q8[i0 * d + j] = e4m3_to_float(codes[j]);
     }
@@ -567,9 +580,14 @@ void attend_fp8(const PreparedKv& kv, const QueryRows& r, const AttentionConfig&
 void attend(const AttentionConfig& config, const PreparedKv& kv, const QueryRows& r) {
   const float tau = config.tau_for(kv.d);
   switch (config.method) {
-    case Method::kSage: attend_sage(kv, r, config, tau); return;
-    case Method::kFp8: attend_fp8(kv, r, config, tau); return;
-    default: break;
+    case Method::kSage:
+      attend_sage(kv, r, config, tau);
+      return;
+    case Method::kFp8:
+      attend_fp8(kv, r, config, tau);
+      return;
+    default:
+      break;
   }
 }
 
@@ -680,7 +698,8 @@ void baseline_prefill(const AttentionConfig& config, const ConstHalfTensor& q,
 #pragma omp parallel for schedule(dynamic)
     for (int64_t idx = 0; idx < B * Hq; ++idx) {
       const int64_t b = idx / Hq, h = idx % Hq;
-      const QueryRows r{q.row(b, h, 0), q.stride[2], o.row(b, h, 0), o.stride[2], N, 0, config.causal};
+      const QueryRows r{q.row(b, h, 0), q.stride[2], o.row(b, h, 0), o.stride[2], N, 0,
+                        config.causal};
       attend(config, prepared[static_cast<size_t>(b * Hkv + h / g)], r);
     }
   }
@@ -696,9 +715,9 @@ std::unique_ptr<KvCache> baseline_create_cache(const KvCacheSpec& spec) {
   TURBO_CHECK(spec.head_dim % 16 == 0 && spec.head_dim > 0 && spec.head_dim <= 256,
               "head_dim must be a multiple of 16 in [16, 256], got " << spec.head_dim);
   if (!spec.head_bits.empty()) {
-    TURBO_CHECK(spec.config.method == Method::kKivi,
-                "per-kv-head bits apply to kivi only; method '" << enum_name(spec.config.method)
-                                                                << "' has a fixed format");
+    TURBO_CHECK(spec.config.method == Method::kKivi, "per-kv-head bits apply to kivi only; method '"
+                                                         << enum_name(spec.config.method)
+                                                         << "' has a fixed format");
     TURBO_CHECK(static_cast<int>(spec.head_bits.size()) == spec.kv_heads,
                 "head_bits has " << spec.head_bits.size() << " entries for " << spec.kv_heads
                                  << " kv heads");

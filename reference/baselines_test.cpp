@@ -23,7 +23,8 @@ namespace {
 
 AttentionConfig cfg(const std::string& key) { return parse_attention_config(key); }
 
-HostTensor<Half> prefill(const AttentionConfig& c, const QkvInputs& in, AttentionStats* st = nullptr) {
+HostTensor<Half> prefill(const AttentionConfig& c, const QkvInputs& in,
+                         AttentionStats* st = nullptr) {
   HostTensor<Half> o(in.q.b, in.q.h, in.q.n, in.q.d);
   for (auto& x : o.storage) x = Half{0x7e00};  // poisoned: every element must be written
   baseline_prefill(c, in.q.view(), in.k.view(), in.v.view(), o.view(), st);
@@ -74,7 +75,8 @@ TEST(Baselines, KiviErrorOrdersByBits) {
   const double e_int8 = rel_l2(prefill(cfg("method=int8kv"), in), gt);
   const double e4 = rel_l2(prefill(cfg("method=kivi,kv_bits=4,group_size=32,residual=32"), in), gt);
   const double e2 = rel_l2(prefill(cfg("method=kivi,kv_bits=2,group_size=32,residual=32"), in), gt);
-  const double e4_g128 = rel_l2(prefill(cfg("method=kivi,kv_bits=4,group_size=128,residual=32"), in), gt);
+  const double e4_g128 =
+      rel_l2(prefill(cfg("method=kivi,kv_bits=4,group_size=128,residual=32"), in), gt);
   EXPECT_LT(e_floor, e_int8);
   EXPECT_LT(e_int8, e4);
   EXPECT_LT(e4, e2);
@@ -107,7 +109,8 @@ TEST(Baselines, LosslessFp8IsNearTheFloor) {
   QkvInputs in = make_inputs(shape, InputKind::kGaussian, 5);
   for (HostTensor<Half>* t : {&in.q, &in.k, &in.v})
     for (int64_t i = 0; i < t->numel(); ++i) {
-      const float x = i % (64 * 64) == 0 ? 448.0f : round_e4m3(half_to_float(t->storage[i]) * 60.0f);
+      const float x =
+          i % (64 * 64) == 0 ? 448.0f : round_e4m3(half_to_float(t->storage[i]) * 60.0f);
       t->storage[i] = float_to_half(std::ldexp(x, -6));
     }
   const std::vector<double> gt = truth(in);
@@ -142,10 +145,10 @@ TEST(Baselines, DecodeEqualsPrefillWhereTheyQuantizeAlike) {
     const char* key;
     int64_t row;
   };
-  for (const Case& cs : {Case{"method=kivi,kv_bits=2,group_size=32,residual=32", 127},
-                         Case{"method=int8kv", 127}, Case{"method=fp8,br=1,bc=32", 63},
-                         Case{"method=fp8,br=1,bc=32,p_quant=u8_row", 95},
-                         Case{"method=sage,br=1,bc=32", 31}}) {
+  for (const Case& cs :
+       {Case{"method=kivi,kv_bits=2,group_size=32,residual=32", 127}, Case{"method=int8kv", 127},
+        Case{"method=fp8,br=1,bc=32", 63}, Case{"method=fp8,br=1,bc=32,p_quant=u8_row", 95},
+        Case{"method=sage,br=1,bc=32", 31}}) {
     const AttentionConfig c = cfg(cs.key);
     HostTensor<Half> full(1, 4, 128, 64);
     // prefill over the first row + 1 tokens, so that fp8/sage tiles match the cache's
@@ -154,11 +157,12 @@ TEST(Baselines, DecodeEqualsPrefillWhereTheyQuantizeAlike) {
     head.k = HostTensor<Half>(1, 2, cs.row + 1, 64);
     head.v = HostTensor<Half>(1, 2, cs.row + 1, 64);
     for (const auto& p : {std::make_pair(&head.q, &in.q), std::make_pair(&head.k, &in.k),
-                    std::make_pair(&head.v, &in.v)})
+                          std::make_pair(&head.v, &in.v)})
       for (int64_t h = 0; h < p.first->h; ++h)
         for (int64_t t = 0; t <= cs.row; ++t)
           for (int64_t d = 0; d < 64; ++d)
-            p.first->storage[(h * (cs.row + 1) + t) * 64 + d] = p.second->storage[(h * 128 + t) * 64 + d];
+            p.first->storage[(h * (cs.row + 1) + t) * 64 + d] =
+                p.second->storage[(h * 128 + t) * 64 + d];
     const HostTensor<Half> pre = prefill(c, head);
     KvCacheSpec spec;
     spec.config = c;
@@ -171,7 +175,8 @@ TEST(Baselines, DecodeEqualsPrefillWhereTheyQuantizeAlike) {
     baseline_decode(c, slice(in.q, cs.row, cs.row + 1), *cache, dec.view(), st);
     for (int h = 0; h < 4; ++h) {
       for (int d = 0; d < 64; ++d)
-        ASSERT_EQ(dec.storage[h * 64 + d].bits, pre.storage[(h * (cs.row + 1) + cs.row) * 64 + d].bits)
+        ASSERT_EQ(dec.storage[h * 64 + d].bits,
+                  pre.storage[(h * (cs.row + 1) + cs.row) * 64 + d].bits)
             << cs.key << " head " << h << " channel " << d;
       EXPECT_EQ(st[h].rows, 1);
       EXPECT_EQ(st[h].scored, cs.row + 1);
@@ -232,7 +237,8 @@ TEST(Baselines, StorageAccountingMatchesTheFormat) {
     EXPECT_EQ(b.codes, H * (kq + vq) * D / 4);
     EXPECT_EQ(b.metadata, H * 2 * 2 * (kq / G * D + vq * (D / G)));  // FP16 scale + zero
     EXPECT_EQ(b.buffer, H * 2 * ((L - kq) + (L - vq)) * D);
-    const KvBytes b32 = bytes_of(cfg("method=kivi,kv_bits=2,group_size=32,residual=16,scale_storage=fp32"));
+    const KvBytes b32 =
+        bytes_of(cfg("method=kivi,kv_bits=2,group_size=32,residual=16,scale_storage=fp32"));
     EXPECT_EQ(b32.metadata, 2 * b.metadata);
   }
   {  // fp8, Bc = 64: complete tiles as E4M3 + FP32 scale, the rest FP16
@@ -256,7 +262,8 @@ void set_threads(int n) {
 
 TEST(Baselines, ResultsDoNotDependOnThreadCount) {
   const QkvInputs in = make_inputs(kGqa, InputKind::kSink, 9);
-  for (const char* key : {"method=kivi,kv_bits=4", "method=int8kv", "method=sage,k_smooth=mean", "method=fp8"}) {
+  for (const char* key :
+       {"method=kivi,kv_bits=4", "method=int8kv", "method=sage,k_smooth=mean", "method=fp8"}) {
     set_threads(1);
     const HostTensor<Half> a = prefill(cfg(key), in);
     set_threads(3);
