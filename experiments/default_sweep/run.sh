@@ -20,7 +20,7 @@ DATA=${DATA:-datasets/data/smollm2_eval.h5}
 CALIB=${CALIB:-datasets/data/smollm2_calib.h5}
 
 bash .ci/install-deps.sh
-bash datasets/fetch_models.sh
+# (No model download: the sweep reads the embedded activations in datasets/data/.)
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$BUILD_DIR" --target turboattn -j"$(nproc)"
 TA="$ROOT/$BUILD_DIR/eval/turboattn"
