@@ -457,6 +457,7 @@ class CudaBackend final : public Backend {
     if (!s.ok) return s;
     if (config.method != Method::kFlashQ)
       return Status::Fail("method " + enum_name(config.method) + " is not implemented by the cuda backend; use ref");
+    if (config.splits > 1024) return Status::Fail("splits must be <= 1024 on the cuda backend");
     return Status::Ok();
   }
 

@@ -15,6 +15,9 @@
 // SAS knob. Everything else (D > 128, kv_gran token, p_quant fp16, stats) runs on the rows kernel.
 #include <cuda_runtime.h>
 
+#include <cstdlib>
+#include <type_traits>
+
 #include "core/flashq.h"
 #include "core/fp16.h"
 #include "core/quant.h"
@@ -31,6 +34,7 @@ constexpr int kTile = 64;   // KV tokens per shared-memory tile (the config's Bc
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
 
+
 template <int DP>
 struct MmaTraits {
   static_assert(DP == 64 || DP == 128, "mma kernel instances: padded head_dim 64 or 128");
@@ -40,11 +44,12 @@ struct MmaTraits {
   static constexpr int kQkSteps = DP / 32;      // k-steps of Q K^T
   static constexpr int kSTiles = kTile / 8;     // n-tiles of S
   static constexpr int kOTiles = DP / 8;        // n-tiles of O
-  static constexpr int kOChunk = 8;             // O n-tiles per PV pass (bounds live registers)
+  static constexpr int kOChunk = 4;             // O n-tiles per PV pass (bounds live registers)
   static constexpr int kKBytes = kTile * kKStride;
   static constexpr int kVBytes = DP * kVStride;
   static constexpr int kPBytes = 16 * kPStride;
-  static constexpr int kSmem = 2 * kKBytes + 2 * kVBytes + kWarps * kPBytes;
+  static constexpr int kQBytes = kBr * kKStride;
+  static constexpr int kSmem = 2 * kKBytes + 2 * kVBytes + kWarps * kPBytes + kQBytes;
   static_assert(kOTiles % kOChunk == 0, "O chunking");
 };
 
@@ -73,8 +78,9 @@ __device__ __forceinline__ void cp_async_wait_1() { asm volatile("cp.async.wait_
 
 __device__ __forceinline__ uint32_t ld32(const uint8_t* p) { return *reinterpret_cast<const uint32_t*>(p); }
 
-template <int DP>
-__global__ void __launch_bounds__(kThreads) MmaPrefillKernel(MmaParams P, const int8_t* __restrict__ vt,
+// kMinBlocks: CTAs per SM the register budget is cut for (3: 168 registers, 4: 128).
+template <int DP, int kMinBlocks>
+__global__ void __launch_bounds__(kThreads, kMinBlocks) MmaPrefillKernel(MmaParams P, const int8_t* __restrict__ vt,
                                                              int n_tiles) {
   using T = MmaTraits<DP>;
   extern __shared__ __align__(16) uint8_t smem[];
@@ -94,17 +100,19 @@ __global__ void __launch_bounds__(kThreads) MmaPrefillKernel(MmaParams P, const 
   const int64_t q0 = static_cast<int64_t>(q_blk) * kBr;
   const int64_t row[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
 
-  // Q fragments (A, row-major 16 x 32 per k-step) straight from global memory.
-  uint32_t qa[T::kQkSteps][4];
+  // The Q tile stays in shared memory; its A fragments (row-major 16 x 32 per k-step) are
+  // re-read per KV tile, which keeps 4 * DP / 32 registers free for occupancy.
+  uint8_t* q_s = smem + 2 * T::kKBytes + 2 * T::kVBytes + kWarps * T::kPBytes;
   {
-    const int8_t* qb = P.q_codes + bhq * N * DP;
-    for (int ks = 0; ks < T::kQkSteps; ++ks)
-      for (int r = 0; r < 4; ++r) {
-        const int64_t rr = row[r & 1];
-        const int col = ks * 32 + (r >> 1) * 16 + t4 * 4;
-        qa[ks][r] = rr < N ? ld32(reinterpret_cast<const uint8_t*>(qb + rr * DP + col)) : 0u;
-      }
+    const int8_t* qb = P.q_codes + (bhq * N + q0) * DP;
+    for (int idx = threadIdx.x; idx < kBr * (DP / 16); idx += kThreads) {
+      const int r = idx / (DP / 16), ch = idx % (DP / 16);
+      const uint4 val = q0 + r < N ? *reinterpret_cast<const uint4*>(qb + static_cast<int64_t>(r) * DP + ch * 16)
+                                   : make_uint4(0, 0, 0, 0);
+      *reinterpret_cast<uint4*>(q_s + r * T::kKStride + ch * 16) = val;
+    }
   }
+  const uint8_t* q_warp = q_s + (warp * 16 + g) * T::kKStride + t4 * 4;
   float q_sc[2], m[2], l[2];
   for (int hr = 0; hr < 2; ++hr) {
     q_sc[hr] = row[hr] < N ? P.q_scale[bhq * N + row[hr]] : 0.0f;
@@ -165,20 +173,31 @@ __global__ void __launch_bounds__(kThreads) MmaPrefillKernel(MmaParams P, const 
 #pragma unroll
       for (int e = 0; e < 4; ++e) sacc[nt][e] = 0;
 #pragma unroll
-    for (int ks = 0; ks < T::kQkSteps; ++ks)
+    for (int ks = 0; ks < T::kQkSteps; ++ks) {
+      uint32_t qa[4];
+#pragma unroll
+      for (int r = 0; r < 4; ++r) qa[r] = ld32(q_warp + (r & 1) * 8 * T::kKStride + ks * 32 + (r >> 1) * 16);
 #pragma unroll
       for (int nt = 0; nt < T::kSTiles; ++nt) {
         const uint8_t* kr = kd + (nt * 8 + g) * T::kKStride + ks * 32 + t4 * 4;
-        mma_s8s8(sacc[nt], qa[ks], ld32(kr), ld32(kr + 16));
+        mma_s8s8(sacc[nt], qa, ld32(kr), ld32(kr + 16));
       }
+    }
 
     // 2-5 per row (hr = 0: row g, hr = 1: row g + 8 of this warp's 16).
+    // A tile every row of this warp sees whole (the common case) runs without the per-element
+    // visibility tests: kMasked = false makes `visible` the constant kTile.
     float alpha[2], s_pv[2];
     bool active[2];
+    auto softmax_rows = [&](auto masked_tag) {
+    constexpr bool kMasked = decltype(masked_tag)::value;
 #pragma unroll
     for (int hr = 0; hr < 2; ++hr) {
-      int visible = n;
-      if (P.causal) visible = static_cast<int>(max(static_cast<int64_t>(0), min(static_cast<int64_t>(n), row[hr] - t0 + 1)));
+      int visible = kTile;
+      if (kMasked) {
+        visible = n;
+        if (P.causal) visible = static_cast<int>(max(static_cast<int64_t>(0), min(static_cast<int64_t>(n), row[hr] - t0 + 1)));
+      }
       const float c = score_scale(q_sc[hr], k_scale, P.tau);
       float s[T::kSTiles][2];
       float m_tile = -INFINITY;
@@ -232,6 +251,12 @@ __global__ void __launch_bounds__(kThreads) MmaPrefillKernel(MmaParams P, const 
       }
       s_pv[hr] = ps.s_p * v_scale;
     }
+    };
+    const bool full = n == kTile && (!P.causal || t0 + kTile - 1 <= q0 + warp * 16);
+    if (full)
+      softmax_rows(std::integral_constant<bool, false>{});
+    else
+      softmax_rows(std::integral_constant<bool, true>{});
     __syncwarp();
 
     // 5. acc = P8 . V8 (exact int32), O = fma(O, alpha, acc * (s_P * s_V))
@@ -280,34 +305,52 @@ __global__ void __launch_bounds__(kThreads) MmaPrefillKernel(MmaParams P, const 
 
 // V codes [bkv, N, dp] -> per tile V^T [bkv, tile, dp, 64] (tokens past the tile are 0).
 __global__ void TransposeVKernel(const int8_t* v, int64_t N, int dp, int bc, int n_tiles, int8_t* vt) {
-  __shared__ int8_t tile[kTile][128 + 4];
+  constexpr int kStride = 128 + 16;
+  __shared__ __align__(16) int8_t tile[kTile * kStride];
   const int t = blockIdx.x;
   const int64_t bkv = blockIdx.y;
   const int64_t t0 = static_cast<int64_t>(t) * bc;
   const int n = static_cast<int>(min(static_cast<int64_t>(bc), N - t0));
-  for (int e = threadIdx.x; e < kTile * dp; e += blockDim.x) {
-    const int j = e / dp, c = e % dp;
-    tile[j][c] = j < n ? v[(bkv * N + t0 + j) * dp + c] : int8_t{0};
+  const int c16 = dp / 16;
+  const int8_t* src = v + (bkv * N + t0) * dp;
+  for (int e = threadIdx.x; e < kTile * c16; e += blockDim.x) {
+    const int j = e / c16, c = (e - j * c16) * 16;
+    const uint4 val = j < n ? *reinterpret_cast<const uint4*>(src + static_cast<int64_t>(j) * dp + c) : make_uint4(0, 0, 0, 0);
+    *reinterpret_cast<uint4*>(tile + j * kStride + c) = val;
   }
   __syncthreads();
   int8_t* out = vt + (bkv * n_tiles + t) * dp * kTile;
-  for (int e = threadIdx.x; e < kTile * dp; e += blockDim.x) {
-    const int c = e / kTile, j = e % kTile;
-    out[c * kTile + j] = tile[j][c];
+  for (int e = threadIdx.x; e < dp * (kTile / 16); e += blockDim.x) {
+    const int c = e / (kTile / 16), j0 = (e % (kTile / 16)) * 16;
+    uint4 val;
+    int8_t* vb = reinterpret_cast<int8_t*>(&val);
+#pragma unroll
+    for (int k = 0; k < 16; ++k) vb[k] = tile[(j0 + k) * kStride + c];
+    *reinterpret_cast<uint4*>(out + c * kTile + j0) = val;
   }
 }
 
-template <int DP>
+template <int DP, int kMinBlocks>
 void launch_dp(const MmaParams& p, const int8_t* vt, int n_tiles, cudaStream_t stream) {
   using T = MmaTraits<DP>;
   static const bool attr_set = [] {
-    TURBO_CUDA_CHECK(cudaFuncSetAttribute(MmaPrefillKernel<DP>, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmem));
+    TURBO_CUDA_CHECK(cudaFuncSetAttribute(MmaPrefillKernel<DP, kMinBlocks>, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmem));
     return true;
   }();
   (void)attr_set;
   const dim3 grid(static_cast<unsigned>((p.n + kBr - 1) / kBr), static_cast<unsigned>(p.batch * p.hq));
-  MmaPrefillKernel<DP><<<grid, kThreads, T::kSmem, stream>>>(p, vt, n_tiles);
+  MmaPrefillKernel<DP, kMinBlocks><<<grid, kThreads, T::kSmem, stream>>>(p, vt, n_tiles);
   TURBO_CUDA_LAUNCH_CHECK();
+}
+
+// Register budget per instance (TURBO_MMA_BLOCKS=3 or 4 overrides it, for tuning runs).
+int min_blocks(int dp) {
+  static const int forced = [] {
+    const char* e = std::getenv("TURBO_MMA_BLOCKS");
+    return e ? std::atoi(e) : 0;
+  }();
+  if (forced == 3 || forced == 4) return forced;
+  return dp == 64 ? 4 : 3;
 }
 
 DeviceBuffer& vt_buffer() {
@@ -330,10 +373,11 @@ void launch_mma_prefill(const MmaParams& p, cudaStream_t stream) {
   TransposeVKernel<<<dim3(static_cast<unsigned>(n_tiles), static_cast<unsigned>(p.batch * p.hkv)), 256, 0, stream>>>(
       p.v_codes, p.n, p.dp, p.bc, n_tiles, vt.as<int8_t>());
   TURBO_CUDA_LAUNCH_CHECK();
+  const int mb = min_blocks(p.dp);
   if (p.dp == 64)
-    launch_dp<64>(p, vt.as<int8_t>(), n_tiles, stream);
+    mb == 4 ? launch_dp<64, 4>(p, vt.as<int8_t>(), n_tiles, stream) : launch_dp<64, 3>(p, vt.as<int8_t>(), n_tiles, stream);
   else
-    launch_dp<128>(p, vt.as<int8_t>(), n_tiles, stream);
+    mb == 4 ? launch_dp<128, 4>(p, vt.as<int8_t>(), n_tiles, stream) : launch_dp<128, 3>(p, vt.as<int8_t>(), n_tiles, stream);
 }
 
 }  // namespace cuda

@@ -22,6 +22,9 @@ namespace {
 
 constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
+// Dynamic shared memory cap of the rows kernel: below the 227 KiB opt-in limit of sm_80/sm_90,
+// leaving room for the static SasParams copy.
+constexpr int kMaxDynamicSmem = 200 * 1024;
 
 __device__ __forceinline__ float warp_max(float v) {
   for (int o = 16; o > 0; o >>= 1) v = maxf(v, __shfl_xor_sync(0xffffffffu, v, o));
@@ -32,9 +35,18 @@ __device__ __forceinline__ int warp_sum(int v) {
   return v;
 }
 
+// sum_k a.u8[k] * b.s8[k] + c (PTX dp4a with an unsigned first operand).
+__device__ __forceinline__ int dp4a_u8s8(uint32_t a, uint32_t b, int c) {
+  int d;
+  asm("dp4a.u32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+  return d;
+}
+
 struct SmemLayout {
-  size_t k, v, ks, vs, q, qs, pos, o, m, l, st, s, p, p8, red, total;
+  size_t k, v, vt, ks, vs, q, qs, pos, o, m, l, st, s, p, p8, p8b, red, total;
   int kstride;
+  int tcap4;     // tile_cap rounded up to 4 tokens
+  int vtstride;  // bytes per channel row of V^T
 };
 
 __host__ __device__ inline size_t align16(size_t x) { return (x + 15) & ~size_t{15}; }
@@ -50,6 +62,9 @@ __host__ __device__ inline SmemLayout smem_layout(int tile_cap, int dp, int rows
   };
   L.k = take(static_cast<size_t>(tile_cap) * L.kstride);
   L.v = take(static_cast<size_t>(tile_cap) * L.kstride);
+  L.tcap4 = (tile_cap + 3) / 4 * 4;
+  L.vtstride = L.tcap4 + 4;  // an odd word stride when tcap4 / 4 is even
+  L.vt = take(static_cast<size_t>(dp) * L.vtstride);
   L.ks = take(sizeof(float) * tile_cap);
   L.vs = take(sizeof(float) * tile_cap);
   L.q = take(static_cast<size_t>(rows) * dp);
@@ -62,6 +77,7 @@ __host__ __device__ inline SmemLayout smem_layout(int tile_cap, int dp, int rows
   L.s = take(sizeof(float) * kWarps * tile_cap);
   L.p = take(sizeof(float) * kWarps * tile_cap);
   L.p8 = take(sizeof(int) * kWarps * tile_cap);
+  L.p8b = take(static_cast<size_t>(kWarps) * L.tcap4);
   L.red = take(sizeof(float) * 64);
   L.total = off;
   return L;
@@ -73,26 +89,44 @@ __device__ __forceinline__ float read_f32(const uint8_t* p) {
   return __uint_as_float(u);
 }
 
-// Decompresses one cache block into shared memory codes [n_b][kstride].
+// Decompresses one cache block into shared memory codes [n_b][kstride] (channels past d are 0).
+// Each thread takes one 32-bit word of packed codes: 4 (8-bit), 8 (4-bit) or 16 (2-bit) codes
+// of one token row (d is a multiple of 16), unpacked by the core unpack_code/stage2_dequant.
 __device__ void load_block(const uint8_t* blk, const BlockLayout& L, int8_t* dst, int kstride, int dp,
                            float* scale) {
   const uint8_t* s2 = blk + L.s2_offset();
   const int8_t* z = reinterpret_cast<const int8_t*>(blk + L.z_offset());
-  const int64_t total = static_cast<int64_t>(L.n_b) * dp;
-  for (int64_t e = threadIdx.x; e < total; e += blockDim.x) {
-    const int t = static_cast<int>(e / dp), c = static_cast<int>(e % dp);
-    int8_t q = 0;
-    if (c < L.d) {
-      const int64_t i = static_cast<int64_t>(t) * L.d + c;
-      if (L.bits == 8) {
-        q = static_cast<int8_t>(blk[i]);
-      } else {
-        const int64_t g = L.group_of(t, c);
-        q = stage2_dequant(unpack_code(blk, i, L.bits), Stage2Params{s2[g], z[g]});
+  const int d = L.d, n_b = L.n_b;
+  const int per_word = 32 / L.bits;  // codes per 32-bit word
+  const int words = n_b * d / per_word;
+  const uint32_t* w32 = reinterpret_cast<const uint32_t*>(blk);  // blocks start 16-byte aligned
+  for (int w = threadIdx.x; w < words; w += blockDim.x) {
+    const uint32_t word = w32[w];
+    const uint8_t* wb = reinterpret_cast<const uint8_t*>(&word);
+    const int i0 = w * per_word;
+    const int t = i0 / d, c0 = i0 - t * d;
+    int8_t* out = dst + t * kstride + c0;
+    if (L.bits == 8) {
+      *reinterpret_cast<uint32_t*>(out) = word;
+    } else if (L.bits == 4) {
+#pragma unroll
+      for (int k = 0; k < 8; ++k) {
+        const int64_t g = L.group_of(t, c0 + k);
+        out[k] = stage2_dequant(unpack_code(wb, k, 4), Stage2Params{s2[g], z[g]});
+      }
+    } else {
+#pragma unroll
+      for (int k = 0; k < 16; ++k) {
+        const int64_t g = L.group_of(t, c0 + k);
+        out[k] = stage2_dequant(unpack_code(wb, k, 2), Stage2Params{s2[g], z[g]});
       }
     }
-    dst[t * kstride + c] = q;
   }
+  if (dp > d)
+    for (int e = threadIdx.x; e < n_b * (dp - d); e += blockDim.x) {
+      const int t = e / (dp - d), c = d + e % (dp - d);
+      dst[t * kstride + c] = 0;
+    }
   if (threadIdx.x == 0) *scale = read_f32(blk + L.scale_offset());
 }
 
@@ -130,6 +164,10 @@ __device__ void load_fp16_buffer(const Half* buf, const float* mean, int n, int 
 
 __global__ void __launch_bounds__(kThreads) RowsKernel(RowsParams P) {
   extern __shared__ __align__(16) unsigned char smem[];
+  // SAS tables are indexed at run time: read them from shared memory, not the parameter space
+  // (which the compiler would copy to local memory).
+  __shared__ SasParams sas;
+  if (threadIdx.x == 0) sas = P.sas;
   const int rows_total = P.group * static_cast<int>(P.q_len);
   const int r0 = blockIdx.z * P.rows_per_cta;
   const int nrows = min(P.rows_per_cta, rows_total - r0);
@@ -151,6 +189,9 @@ __global__ void __launch_bounds__(kThreads) RowsKernel(RowsParams P) {
   float* s_w = reinterpret_cast<float*>(smem + L.s) + warp * P.tile_cap;
   float* p_w = reinterpret_cast<float*>(smem + L.p) + warp * P.tile_cap;
   int* p8_w = reinterpret_cast<int*>(smem + L.p8) + warp * P.tile_cap;
+  uint8_t* p8b_w = reinterpret_cast<uint8_t*>(smem + L.p8b) + warp * L.tcap4;
+  int8_t* vt_s = reinterpret_cast<int8_t*>(smem + L.vt);
+  const bool int_pv = P.p_quant != PQuant::kFp16;
 
   const int bkv = blockIdx.x;  // b * Hkv + kv head
   const int b = bkv / P.hkv, hk = bkv % P.hkv;
@@ -183,6 +224,7 @@ __global__ void __launch_bounds__(kThreads) RowsKernel(RowsParams P) {
   const int t_begin = static_cast<int>(static_cast<int64_t>(P.n_tiles) * split / P.splits);
   const int t_end = static_cast<int>(static_cast<int64_t>(P.n_tiles) * (split + 1) / P.splits);
   const bool exact = P.sas.exp_mode == ExpMode::kExact;
+  __syncthreads();  // sas
 
   for (int t = t_begin; t < t_end; ++t) {
     long long pos0;
@@ -240,6 +282,14 @@ __global__ void __launch_bounds__(kThreads) RowsKernel(RowsParams P) {
       load_fp16_buffer(P.v_buf + base, nullptr, nt, d, dp, v_s, kstride, vs, red);
     }
     __syncthreads();
+    if (int_pv && !v_pt) {  // V^T for the 4-token dp4a of step 5 (tokens past the tile are 0)
+      const int n4 = (nt + 3) / 4 * 4;
+      for (int e = threadIdx.x; e < d * n4; e += blockDim.x) {
+        const int c = e / n4, j = e - c * n4;
+        vt_s[c * L.vtstride + j] = j < nt ? v_s[j * kstride + c] : int8_t{0};
+      }
+      __syncthreads();
+    }
 
     for (int lr = warp; lr < nrows; lr += kWarps) {
       int n = nt;
@@ -268,13 +318,13 @@ __global__ void __launch_bounds__(kThreads) RowsKernel(RowsParams P) {
       float p_max = 0.0f;
       for (int j = lane; j < n; j += 32) {
         const float x = exact ? m_new - s_w[j] : sub16(m_new, s_w[j]);
-        const float pj = P.sas_table ? sas_lookup(x, P.sas_table, P.sas_table_count) : sas_eval(x, P.sas);
+        const float pj = P.sas_table ? sas_lookup(x, P.sas_table, P.sas_table_count) : sas_eval(x, sas);
         p_w[j] = pj;
         p_max = maxf(p_max, pj);
       }
       p_max = warp_max(p_max);
       // 3. alpha
-      const float alpha = sas_rescale(m_old, m_new, P.sas);
+      const float alpha = sas_rescale(m_old, m_new, sas);
       __syncwarp();
       if (P.want_stats && lane == 0) {
         RunStats& st = st_s[lr];
@@ -329,9 +379,11 @@ __global__ void __launch_bounds__(kThreads) RowsKernel(RowsParams P) {
       // 4. P8 codes; 5. l and O with integer sums
       const PScale ps = p_scale(P.p_quant, p_max);
       int p8_sum = 0;
-      for (int j = lane; j < n; j += 32) {
-        const int c8 = p_code(p_w[j], ps);
-        p8_w[j] = c8;
+      const int n4 = (n + 3) / 4 * 4;
+      for (int j = lane; j < n4; j += 32) {
+        const int c8 = j < n ? p_code(p_w[j], ps) : 0;
+        if (j < n) p8_w[j] = c8;
+        p8b_w[j] = static_cast<uint8_t>(c8);
         p8_sum += c8;
       }
       p8_sum = warp_sum(p8_sum);
@@ -339,9 +391,11 @@ __global__ void __launch_bounds__(kThreads) RowsKernel(RowsParams P) {
       const float l_new = update_rowsum(l_s[lr], alpha, p8_sum, ps.s_p);
       if (!v_pt) {
         const float s_pv = ps.s_p * vs[0];
+        const uint32_t* pw = reinterpret_cast<const uint32_t*>(p8b_w);
         for (int c = lane; c < d; c += 32) {
-          int acc = 0;
-          for (int j = 0; j < n; ++j) acc += p8_w[j] * static_cast<int>(v_s[j * kstride + c]);
+          const uint32_t* vw = reinterpret_cast<const uint32_t*>(vt_s + c * L.vtstride);
+          int acc = 0;  // exact int32 sum of P8[j] * V8[j][c], 4 tokens per dp4a
+          for (int w = 0; w < n4 / 4; ++w) acc = dp4a_u8s8(pw[w], vw[w], acc);
           o_row[c] = update_output(o_row[c], alpha, acc, s_pv);
         }
       } else {
@@ -387,22 +441,34 @@ __global__ void __launch_bounds__(kThreads) RowsKernel(RowsParams P) {
   }
 }
 
-// SPEC 6 merge, one warp per row: runs s = 0 .. S-1 in order from l = 0, O = 0.
+// SPEC 6 merge, one warp per row: runs s = 0 .. S-1 in order from l = 0, O = 0. The factors
+// a_s = merge_factor(m_s, m) are computed once per run (lanes in parallel) into shared memory;
+// then l (lane 0) and each O[d] (the lane owning channel d) accumulate in run order.
+constexpr int kMergeWarps = 4;
+constexpr int kMaxMergeSplits = 1024;
+
 __global__ void MergeKernel(RowsParams P, int64_t rows) {
-  const int64_t row = blockIdx.x * static_cast<int64_t>(blockDim.x >> 5) + (threadIdx.x >> 5);
-  const int lane = threadIdx.x & 31;
+  __shared__ SasParams sas;
+  __shared__ float factor[kMergeWarps][kMaxMergeSplits];
+  if (threadIdx.x == 0) sas = P.sas;
+  __syncthreads();
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int64_t row = blockIdx.x * static_cast<int64_t>(kMergeWarps) + warp;
   if (row >= rows) return;
   const int S = P.splits, dp = P.dp, d = P.d;
+  const float* ml = P.run_ml + row * S * 2;
   float m = -INFINITY;
-  for (int s = 0; s < S; ++s) m = maxf(m, P.run_ml[(row * S + s) * 2]);
+  for (int s = lane; s < S; s += 32) m = maxf(m, ml[s * 2]);
+  m = warp_max(m);
+  float* a = factor[warp];
+  for (int s = lane; s < S; s += 32) a[s] = merge_factor(ml[s * 2], m, sas);
+  __syncwarp();
+  float l = 0.0f;
+  for (int s = 0; s < S; ++s) l = fmaf_rn(ml[s * 2 + 1], a[s], l);
+  const float* ro = P.run_o + row * S * dp;
   for (int c = lane; c < d; c += 32) {
-    float l = 0.0f, o = 0.0f;
-    for (int s = 0; s < S; ++s) {
-      const int64_t run = row * S + s;
-      const float a = merge_factor(P.run_ml[run * 2], m, P.sas);
-      l = fmaf_rn(P.run_ml[run * 2 + 1], a, l);
-      o = fmaf_rn(P.run_o[run * dp + c], a, o);
-    }
+    float o = 0.0f;
+    for (int s = 0; s < S; ++s) o = fmaf_rn(ro[static_cast<int64_t>(s) * dp + c], a[s], o);
     P.out[row * d + c] = float_to_half(finalize_output(o, l));
   }
   if (P.want_stats && lane == 0) {
@@ -412,11 +478,10 @@ __global__ void MergeKernel(RowsParams P, int64_t rows) {
     long long scored = 0, zeroed = 0;
     for (int s = 0; s < S; ++s) {
       const RunStats& r = P.run_stats[row * S + s];
-      const float a = merge_factor(P.run_ml[(row * S + s) * 2], m, P.sas);
       if (r.stat_max != -INFINITY) {
         const double f = exp(r.stat_max - smax);
         dropped += r.dropped_mass * f;
-        if (a == 0.0f) {
+        if (a[s] == 0.0f) {
           dropped += r.alive_mass * f;
           zeroed += r.alive_count;
         } else {
@@ -441,10 +506,10 @@ void launch_rows_kernel(const RowsParams& p, cudaStream_t stream) {
   const int rows_total = p.group * static_cast<int>(p.q_len);
   const int chunks = (rows_total + p.rows_per_cta - 1) / p.rows_per_cta;
   const size_t smem = rows_kernel_smem(p);
-  TURBO_CHECK(smem <= 227 * 1024, "rows kernel: tile of " << p.tile_cap << " tokens x " << p.dp
+  TURBO_CHECK(smem <= kMaxDynamicSmem, "rows kernel: tile of " << p.tile_cap << " tokens x " << p.dp
                                                           << " channels does not fit in shared memory");
   static const bool attr_set = [] {
-    TURBO_CUDA_CHECK(cudaFuncSetAttribute(RowsKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 227 * 1024));
+    TURBO_CUDA_CHECK(cudaFuncSetAttribute(RowsKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxDynamicSmem));
     return true;
   }();
   (void)attr_set;
@@ -456,8 +521,8 @@ void launch_rows_kernel(const RowsParams& p, cudaStream_t stream) {
 
 void launch_merge_kernel(const RowsParams& p, cudaStream_t stream) {
   const int64_t rows = static_cast<int64_t>(p.batch) * p.hq * p.q_len;
-  const int per_block = 4;
-  MergeKernel<<<static_cast<unsigned>((rows + per_block - 1) / per_block), per_block * 32, 0, stream>>>(p, rows);
+  TURBO_CHECK(p.splits <= kMaxMergeSplits, "splits must be <= " << kMaxMergeSplits << " on the cuda backend, got " << p.splits);
+  MergeKernel<<<static_cast<unsigned>((rows + kMergeWarps - 1) / kMergeWarps), kMergeWarps * 32, 0, stream>>>(p, rows);
   TURBO_CUDA_LAUNCH_CHECK();
 }
 

@@ -22,6 +22,17 @@ grep -E "^FAIL" "$OUT/validate.log" | cut -c1-300 | head -20
 grep -E "^\||^validation|^prefill|^decode|^device|cuda_validate" "$OUT/validate.log"
 echo "== SDPA on the same card"
 python3 cuda/bench_sdpa.py --ours "$OUT/ours.csv" --out "$OUT/bench_table.md"
+if [ "${TUNE:-0}" = 1 ]; then
+  echo "== tuning: MMA register budget (3 vs 4 CTAs/SM), decode splits"
+  for mb in 3 4; do
+    TURBO_MMA_BLOCKS=$mb ./build-gpu/cuda/cuda_validate --skip-validate --no-check --bench "$OUT/tune_mb$mb.csv" \
+      2>&1 | grep -E "^prefill" | sed "s/^/blocks=$mb /"
+  done
+  for sp in 16 32 64 128 256; do
+    TURBO_BENCH_SPLITS=$sp ./build-gpu/cuda/cuda_validate --skip-validate --no-check --bench "$OUT/tune_sp.csv" \
+      2>&1 | grep -E "^decode" | cut -c1-110
+  done
+fi
 if [ "${PROFILE:-0}" = 1 ]; then
   echo "== ncu (one prefill D=128 H=16, one decode L=32k)"
   ncu --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <string>
@@ -174,6 +175,7 @@ int run_bench(const char* csv_path, bool check) {
     const int64_t B = 1, Hq = 32, Hkv = 8, D = 128;
     AttentionConfig dc = cfg;
     dc.splits = L <= 8192 ? 32 : 64;
+    if (const char* e = std::getenv("TURBO_BENCH_SPLITS")) dc.splits = std::atoi(e);
     KvCacheSpec spec;
     spec.config = dc;
     spec.batch = static_cast<int>(B);
