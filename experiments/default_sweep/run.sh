@@ -4,7 +4,8 @@
 # the separate calibration split, and write the Markdown report. Everything lands in
 # experiments/default_sweep/out/ (git-ignored); the last line printed is the report's path.
 #
-# Environment overrides: BUILD_DIR (default build), THREADS (default: all cores),
+# Environment overrides: BUILD_DIR (default build-sweep: a CPU-only build of just `turboattn`,
+# apart from the test build), THREADS (default: all cores),
 # LAYERS (default 0-29:3, every 3rd layer), POSITIONS (decode positions per layer, default 16),
 # DATA / CALIB (activation files, default the embedded ones).
 set -euo pipefail
@@ -12,7 +13,7 @@ cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 HERE=experiments/default_sweep
 OUT=$HERE/out
-BUILD_DIR=${BUILD_DIR:-build}
+BUILD_DIR=${BUILD_DIR:-build-sweep}
 THREADS=${THREADS:-0}
 LAYERS=${LAYERS:-0-29:3}
 POSITIONS=${POSITIONS:-16}
@@ -21,7 +22,9 @@ CALIB=${CALIB:-datasets/data/smollm2_calib.h5}
 
 bash .ci/install-deps.sh
 # (No model download: the sweep reads the embedded activations in datasets/data/.)
-cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >/dev/null
+# The sweep runs the CPU reference backend; no CUDA, tests or benchmarks are needed for it.
+cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DTURBO_ENABLE_CUDA=OFF -DTURBO_BUILD_TESTS=OFF \
+  -DTURBO_BUILD_BENCHMARKS=OFF >/dev/null
 cmake --build "$BUILD_DIR" --target turboattn -j"$(nproc)"
 TA="$ROOT/$BUILD_DIR/eval/turboattn"
 
