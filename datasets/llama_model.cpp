@@ -331,6 +331,16 @@ void check_layer(int layer, size_t n_layers) {
               "layer " << layer << " out of range");
 }
 
+// SPEC "Conventions": a non-finite Q/K/V (e.g. an FP16 overflow) is an error naming the tensor,
+// layer and head, before any backend sees it.
+void check_qkv_finite(int layer, const HostTensor<Half>& q, const HostTensor<Half>& k,
+                      const HostTensor<Half>& v) {
+  const std::string what = "layer " + std::to_string(layer);
+  check_finite(q.view(), ("Q (" + what + ")").c_str());
+  check_finite(k.view(), ("K (" + what + ")").c_str());
+  check_finite(v.view(), ("V (" + what + ")").c_str());
+}
+
 }  // namespace
 
 void ExactAttentionHook::attend(int layer, int64_t pos0, const HostTensor<Half>& q,
@@ -341,12 +351,9 @@ void ExactAttentionHook::attend(int layer, int64_t pos0, const HostTensor<Half>&
   TURBO_CHECK(pos0 == (K.storage.empty() ? 0 : K.n), "layer " << layer << ": chunk at position "
                                                               << pos0 << " does not follow the "
                                                               << K.n << " cached");
+  check_qkv_finite(layer, q, k, v);
   append_tokens(K, k);
   append_tokens(V, v);
-  const std::string what = "layer " + std::to_string(layer);
-  check_finite(q.view(), ("Q (" + what + ")").c_str());
-  check_finite(k.view(), ("K (" + what + ")").c_str());
-  check_finite(v.view(), ("V (" + what + ")").c_str());
   exact_attention(q.view(), K.view(), V.view(), 0.0f, o);
 }
 
@@ -366,6 +373,7 @@ void BackendPrefillHook::attend(int layer, int64_t pos0, const HostTensor<Half>&
   TURBO_CHECK(pos0 == 0, "prefill attention runs the whole window in one call (got a chunk at "
                              << pos0 << ")");
   check_layer(layer, stats_.size() / static_cast<size_t>(n_heads_));
+  check_qkv_finite(layer, q, k, v);
   HostTensor<Half> o16(1, q.h, q.n, q.d);
   backend_.attention_prefill(config_, q.view(), k.view(), v.view(), o16.view(),
                              &stats_[static_cast<size_t>(layer) * n_heads_]);
@@ -397,6 +405,7 @@ BackendDecodeHook::BackendDecodeHook(Backend& backend, const AttentionConfig& co
 void BackendDecodeHook::attend(int layer, int64_t pos0, const HostTensor<Half>& q,
                                const HostTensor<Half>& k, const HostTensor<Half>& v, float* o) {
   check_layer(layer, caches_.size());
+  check_qkv_finite(layer, q, k, v);
   std::unique_ptr<KvCache>& cache = caches_[static_cast<size_t>(layer)];
   if (!cache) {
     TURBO_CHECK(pos0 == 0, "decode: layer " << layer << " starts at position " << pos0);

@@ -89,6 +89,29 @@ TEST(ExactAttention, ChunkedHookMatchesDecodeGroundTruth) {
                Error);  // a gap in the positions
 }
 
+TEST(AttentionHooks, RejectNonFiniteNamingLayerAndHead) {
+  const ActivationReader r(kEval);
+  HostTensor<Half> q = r.read(4, 'q', 0, 8), k = r.read(4, 'k', 0, 8), v = r.read(4, 'v', 0, 8);
+  k.view().row(0, 2, 5)[7] = to_half(INFINITY);
+  std::vector<float> o(static_cast<size_t>(q.numel()));
+  ExactAttentionHook exact(30);
+  ref::register_reference_backend();
+  std::unique_ptr<Backend> backend = make_backend("ref");
+  AttentionConfig cfg;
+  BackendPrefillHook prefill(*backend, cfg, 30, 9);
+  BackendDecodeHook decode(*backend, cfg, 30, 9, 3, 64);
+  for (AttentionHook* h : std::vector<AttentionHook*>{&exact, &prefill, &decode}) {
+    try {
+      h->attend(4, 0, q, k, v, o.data());
+      FAIL() << "expected an error";
+    } catch (const Error& e) {
+      const std::string m = e.what();
+      EXPECT_NE(m.find("K (layer 4)"), std::string::npos) << m;
+      EXPECT_NE(m.find("head 2"), std::string::npos) << m;
+    }
+  }
+}
+
 class ModelTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() { model_ = std::make_unique<LlamaModel>(default_model_path()); }
