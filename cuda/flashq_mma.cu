@@ -11,8 +11,10 @@
 // reference/flashq.cpp process_tile, so the result is identical bit for bit.
 //
 // Covered: D <= 128 (padded to 64 or 128), any N, causal or not, GQA, q_gran any, kv_gran tile or
-// head (one K and one V scale per tile), k_smooth none/mean, Bc <= 64, p_quant u8/s8/u8_row, every
-// SAS knob. Everything else (D > 128, kv_gran token, p_quant fp16, stats) runs on the rows kernel.
+// head (one K and one V scale per tile), k_smooth none/mean, Bc <= 64, p_quant u8/s8/u8_row, any
+// n_r and poly at sas_precision fp16 (P comes from the SAS memo table, sas_table.cuh). Everything
+// else (D > 128, kv_gran token, p_quant fp16, sas_precision fp32, exp_mode exact, stats) runs on
+// the rows kernel.
 #include <cuda_runtime.h>
 
 #include <cstdlib>
@@ -78,9 +80,16 @@ __device__ __forceinline__ void cp_async_wait_1() { asm volatile("cp.async.wait_
 
 __device__ __forceinline__ uint32_t ld32(const uint8_t* p) { return *reinterpret_cast<const uint32_t*>(p); }
 
-// kMinBlocks: CTAs per SM the register budget is cut for (3: 168 registers, 4: 128).
-template <int DP, int kMinBlocks>
-__global__ void __launch_bounds__(kThreads, kMinBlocks) MmaPrefillKernel(MmaParams P, const int8_t* __restrict__ vt,
+// Register budget: CTAs per SM the compiler must fit (4 CTAs = 128 registers suits DP 64 best,
+// 3 = 168 registers DP 128; measured on H100, cuda/RESULTS.md).
+template <int DP>
+constexpr int kMinBlocks = DP == 64 ? 4 : 3;
+
+// The softmax is compiled twice, with and without the per-element visibility tests: tiles that
+// every row of the warp sees whole take the test-free copy (measured 1.5x faster than one copy
+// with tests). kUnrollRows: unroll the loop over a thread's two rows (more ILP, larger code).
+template <int DP, bool kUnrollRows>
+__global__ void __launch_bounds__(kThreads, kMinBlocks<DP>) MmaPrefillKernel(MmaParams P, const int8_t* __restrict__ vt,
                                                              int n_tiles) {
   using T = MmaTraits<DP>;
   extern __shared__ __align__(16) uint8_t smem[];
@@ -151,7 +160,6 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) MmaPrefillKernel(MmaPara
   cp_async_commit();
   __syncthreads();  // sas is visible
 
-  const bool exact = sas.exp_mode == ExpMode::kExact;
   const uint16_t* __restrict__ table = P.sas_table;
   const int table_count = P.sas_table_count;
   for (int t = 0; t < last; ++t) {
@@ -190,67 +198,72 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) MmaPrefillKernel(MmaPara
     float alpha[2], s_pv[2];
     bool active[2];
     auto softmax_rows = [&](auto masked_tag) {
-    constexpr bool kMasked = decltype(masked_tag)::value;
-#pragma unroll
-    for (int hr = 0; hr < 2; ++hr) {
-      int visible = kTile;
-      if (kMasked) {
-        visible = n;
-        if (P.causal) visible = static_cast<int>(max(static_cast<int64_t>(0), min(static_cast<int64_t>(n), row[hr] - t0 + 1)));
-      }
-      const float c = score_scale(q_sc[hr], k_scale, P.tau);
-      float s[T::kSTiles][2];
-      float m_tile = -INFINITY;
-#pragma unroll
-      for (int nt = 0; nt < T::kSTiles; ++nt)
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const int j = nt * 8 + t4 * 2 + e;
-          s[nt][e] = j < visible ? score_fp16(sacc[nt][hr * 2 + e], c) : -INFINITY;
-          m_tile = maxf(m_tile, s[nt][e]);
-        }
-      m_tile = maxf(m_tile, __shfl_xor_sync(0xffffffffu, m_tile, 1));
-      m_tile = maxf(m_tile, __shfl_xor_sync(0xffffffffu, m_tile, 2));
-      const float m_new = maxf(m[hr], m_tile);
-      float p_max = 0.0f;
-#pragma unroll
-      for (int nt = 0; nt < T::kSTiles; ++nt)
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const int j = nt * 8 + t4 * 2 + e;
-          float p = 0.0f;
-          if (j < visible) {
-            if (table)
-              p = sas_lookup(sub16(m_new, s[nt][e]), table, table_count);
-            else
-              p = sas_eval(exact ? m_new - s[nt][e] : sub16(m_new, s[nt][e]), sas);
+      constexpr bool kMasked = decltype(masked_tag)::value;
+      // One copy of the per-element code for both rows (smaller code, fewer instruction-cache
+      // misses); the row's scalars are picked with selects so that nothing is indexed at run time.
+#pragma unroll(kUnrollRows ? 2 : 1)
+      for (int hr = 0; hr < 2; ++hr) {
+        const bool hi = hr != 0;
+        const float m_old = hi ? m[1] : m[0];
+        int visible = kTile;
+        if (kMasked) {
+          visible = n;
+          if (P.causal) {
+            const int64_t rr = hi ? row[1] : row[0];
+            visible = static_cast<int>(max(static_cast<int64_t>(0), min(static_cast<int64_t>(n), rr - t0 + 1)));
           }
-          s[nt][e] = p;
-          p_max = maxf(p_max, p);
         }
-      p_max = maxf(p_max, __shfl_xor_sync(0xffffffffu, p_max, 1));
-      p_max = maxf(p_max, __shfl_xor_sync(0xffffffffu, p_max, 2));
-      alpha[hr] = sas_rescale(m[hr], m_new, sas);
-      const PScale ps = p_scale(P.p_quant, p_max);
-      int p8_sum = 0;
+        const float c = score_scale(hi ? q_sc[1] : q_sc[0], k_scale, P.tau);
+        float s[T::kSTiles][2];
+        float m_tile = -INFINITY;
 #pragma unroll
-      for (int nt = 0; nt < T::kSTiles; ++nt) {
-        const int j = nt * 8 + t4 * 2;
-        const int c0 = j < visible ? p_code(s[nt][0], ps) : 0;
-        const int c1 = j + 1 < visible ? p_code(s[nt][1], ps) : 0;
-        p8_sum += c0 + c1;
-        *reinterpret_cast<uint16_t*>(p_s + (g + hr * 8) * T::kPStride + j) =
-            static_cast<uint16_t>(c0 | (c1 << 8));
+        for (int nt = 0; nt < T::kSTiles; ++nt)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const int j = nt * 8 + t4 * 2 + e;
+            const int acc = hi ? sacc[nt][2 + e] : sacc[nt][e];
+            s[nt][e] = j < visible ? score_fp16(acc, c) : -INFINITY;
+            m_tile = maxf(m_tile, s[nt][e]);
+          }
+        m_tile = maxf(m_tile, __shfl_xor_sync(0xffffffffu, m_tile, 1));
+        m_tile = maxf(m_tile, __shfl_xor_sync(0xffffffffu, m_tile, 2));
+        const float m_new = maxf(m_old, m_tile);
+        float p_max = 0.0f;
+#pragma unroll
+        for (int nt = 0; nt < T::kSTiles; ++nt)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const int j = nt * 8 + t4 * 2 + e;
+            const float p = j < visible ? sas_lookup(sub16(m_new, s[nt][e]), table, table_count) : 0.0f;
+            s[nt][e] = p;
+            p_max = maxf(p_max, p);
+          }
+        p_max = maxf(p_max, __shfl_xor_sync(0xffffffffu, p_max, 1));
+        p_max = maxf(p_max, __shfl_xor_sync(0xffffffffu, p_max, 2));
+        const float a = sas_rescale(m_old, m_new, sas);
+        const PScale ps = p_scale(P.p_quant, p_max);
+        int p8_sum = 0;
+        uint8_t* p_row = p_s + (g + hr * 8) * T::kPStride;
+#pragma unroll
+        for (int nt = 0; nt < T::kSTiles; ++nt) {
+          const int j = nt * 8 + t4 * 2;
+          const int c0 = j < visible ? p_code(s[nt][0], ps) : 0;
+          const int c1 = j + 1 < visible ? p_code(s[nt][1], ps) : 0;
+          p8_sum += c0 + c1;
+          *reinterpret_cast<uint16_t*>(p_row + j) = static_cast<uint16_t>(c0 | (c1 << 8));
+        }
+        p8_sum += __shfl_xor_sync(0xffffffffu, p8_sum, 1);
+        p8_sum += __shfl_xor_sync(0xffffffffu, p8_sum, 2);
+        const bool act = visible > 0;  // a fully masked row skips the tile (no state change)
+        const float l_new = act ? update_rowsum(hi ? l[1] : l[0], a, p8_sum, ps.s_p) : (hi ? l[1] : l[0]);
+        const float m_next = act ? m_new : m_old;
+        const float spv = ps.s_p * v_scale;
+        if (hi) {
+          alpha[1] = a, s_pv[1] = spv, active[1] = act, l[1] = l_new, m[1] = m_next;
+        } else {
+          alpha[0] = a, s_pv[0] = spv, active[0] = act, l[0] = l_new, m[0] = m_next;
+        }
       }
-      p8_sum += __shfl_xor_sync(0xffffffffu, p8_sum, 1);
-      p8_sum += __shfl_xor_sync(0xffffffffu, p8_sum, 2);
-      active[hr] = visible > 0;  // a fully masked row skips the tile (no state change)
-      if (active[hr]) {
-        l[hr] = update_rowsum(l[hr], alpha[hr], p8_sum, ps.s_p);
-        m[hr] = m_new;
-      }
-      s_pv[hr] = ps.s_p * v_scale;
-    }
     };
     const bool full = n == kTile && (!P.causal || t0 + kTile - 1 <= q0 + warp * 16);
     if (full)
@@ -330,27 +343,28 @@ __global__ void TransposeVKernel(const int8_t* v, int64_t N, int dp, int bc, int
   }
 }
 
-template <int DP, int kMinBlocks>
+template <int DP, bool kUnrollRows>
 void launch_dp(const MmaParams& p, const int8_t* vt, int n_tiles, cudaStream_t stream) {
   using T = MmaTraits<DP>;
   static const bool attr_set = [] {
-    TURBO_CUDA_CHECK(cudaFuncSetAttribute(MmaPrefillKernel<DP, kMinBlocks>, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmem));
+    TURBO_CUDA_CHECK(cudaFuncSetAttribute(MmaPrefillKernel<DP, kUnrollRows>,
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmem));
     return true;
   }();
   (void)attr_set;
   const dim3 grid(static_cast<unsigned>((p.n + kBr - 1) / kBr), static_cast<unsigned>(p.batch * p.hq));
-  MmaPrefillKernel<DP, kMinBlocks><<<grid, kThreads, T::kSmem, stream>>>(p, vt, n_tiles);
+  MmaPrefillKernel<DP, kUnrollRows><<<grid, kThreads, T::kSmem, stream>>>(p, vt, n_tiles);
   TURBO_CUDA_LAUNCH_CHECK();
 }
 
-// Register budget per instance (TURBO_MMA_BLOCKS=3 or 4 overrides it, for tuning runs).
-int min_blocks(int dp) {
-  static const int forced = [] {
-    const char* e = std::getenv("TURBO_MMA_BLOCKS");
-    return e ? std::atoi(e) : 0;
+// TURBO_MMA_UNROLL_ROWS=0/1 picks the kernel variant for tuning runs (default: kDefaultUnrollRows).
+constexpr bool kDefaultUnrollRows = false;
+bool unroll_rows() {
+  static const bool v = [] {
+    const char* e = std::getenv("TURBO_MMA_UNROLL_ROWS");
+    return e ? std::atoi(e) != 0 : kDefaultUnrollRows;
   }();
-  if (forced == 3 || forced == 4) return forced;
-  return dp == 64 ? 4 : 3;
+  return v;
 }
 
 DeviceBuffer& vt_buffer() {
@@ -362,7 +376,8 @@ DeviceBuffer& vt_buffer() {
 
 bool mma_supports(const AttentionConfig& c, int d, bool want_stats) {
   return c.method == Method::kFlashQ && !want_stats && d <= 128 && c.quant.kv_gran != Granularity::kToken &&
-         c.p_quant != PQuant::kFp16 && c.quant.bc >= 1 && c.quant.bc <= kTile;
+         c.p_quant != PQuant::kFp16 && c.quant.bc >= 1 && c.quant.bc <= kTile &&
+         c.sas.precision == SasPrecision::kFp16 && c.sas.exp_mode == ExpMode::kSas;
 }
 
 void launch_mma_prefill(const MmaParams& p, cudaStream_t stream) {
@@ -373,11 +388,11 @@ void launch_mma_prefill(const MmaParams& p, cudaStream_t stream) {
   TransposeVKernel<<<dim3(static_cast<unsigned>(n_tiles), static_cast<unsigned>(p.batch * p.hkv)), 256, 0, stream>>>(
       p.v_codes, p.n, p.dp, p.bc, n_tiles, vt.as<int8_t>());
   TURBO_CUDA_LAUNCH_CHECK();
-  const int mb = min_blocks(p.dp);
+  const bool sm = unroll_rows();
   if (p.dp == 64)
-    mb == 4 ? launch_dp<64, 4>(p, vt.as<int8_t>(), n_tiles, stream) : launch_dp<64, 3>(p, vt.as<int8_t>(), n_tiles, stream);
+    sm ? launch_dp<64, true>(p, vt.as<int8_t>(), n_tiles, stream) : launch_dp<64, false>(p, vt.as<int8_t>(), n_tiles, stream);
   else
-    mb == 4 ? launch_dp<128, 4>(p, vt.as<int8_t>(), n_tiles, stream) : launch_dp<128, 3>(p, vt.as<int8_t>(), n_tiles, stream);
+    sm ? launch_dp<128, true>(p, vt.as<int8_t>(), n_tiles, stream) : launch_dp<128, false>(p, vt.as<int8_t>(), n_tiles, stream);
 }
 
 }  // namespace cuda
