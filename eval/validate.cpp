@@ -1,5 +1,7 @@
 #include "eval/validate.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -455,10 +457,17 @@ void add_validate_command(CLI::App& app, CommonOptions& common) {
   sub->add_option("--against", o->against, "reference backend")->capture_default_str();
   sub->add_option("--against-threads", o->against_threads, "threads of the reference run")
       ->capture_default_str();
-  sub->add_option("--data", o->data, "activation file: adds cases on real data");
+  // Real-data cases run on the embedded evaluation activations unless told otherwise.
+  const std::string embedded = std::string(TURBO_SOURCE_DIR) + "/datasets/data/smollm2_eval.h5";
+  if (::access(embedded.c_str(), R_OK) == 0) o->data = embedded;
+  sub->add_option("--data", o->data, "activation file for the real-data cases ('' for none)")
+      ->capture_default_str();
   sub->add_flag("--quick", o->quick, "fewer shapes");
   sub->callback([o, &common]() {
     o->threads = common.threads;
+#ifdef _OPENMP
+    if (o->threads <= 0) o->threads = omp_get_max_threads();
+#endif
     o->seed = common.seed;
     o->verbosity = common.verbosity();
     const std::vector<ValidateCase> cases = run_validation(*o);
