@@ -76,7 +76,8 @@ __global__ void CompressBufferKernel(CacheAppendParams P) {
   for (int w = 1; w < static_cast<int>(blockDim.x >> 5); ++w) amax = maxf(amax, red[w]);
   if (amax == 0.0f) amax = absf(row_value(n * d - 1));
   const Stage1Scale sc = stage1_scale(amax);
-  for (int e = threadIdx.x; e < n * d; e += blockDim.x) codes[e] = stage1_code(row_value(e), sc.inv);
+  for (int e = threadIdx.x; e < n * d; e += blockDim.x)
+    codes[e] = stage1_code(row_value(e), sc.inv);
   __syncthreads();
   BlockLayout L;
   L.n_b = n;
@@ -84,7 +85,8 @@ __global__ void CompressBufferKernel(CacheAppendParams P) {
   L.bits = P.head_bits[hk];
   L.axis = is_k ? P.k_axis : P.v_axis;
   L.group_size = P.group_size;
-  uint8_t* blk = (is_k ? P.k_blocks : P.v_blocks) + (s * P.block_cap + P.block_index) * P.block_stride;
+  uint8_t* blk =
+      (is_k ? P.k_blocks : P.v_blocks) + (s * P.block_cap + P.block_index) * P.block_stride;
   compress_block_dev(codes, L, blk);
   if (threadIdx.x < 4) {
     const uint32_t u = __float_as_uint(sc.scale);
@@ -96,15 +98,17 @@ __global__ void CompressBufferKernel(CacheAppendParams P) {
 
 void launch_cache_append(const CacheAppendParams& p, int rows, cudaStream_t stream) {
   if (rows == 0 || p.streams == 0) return;
-  AppendKernel<<<dim3(static_cast<unsigned>(p.streams), static_cast<unsigned>(rows)), 64, 0, stream>>>(p);
+  AppendKernel<<<dim3(static_cast<unsigned>(p.streams), static_cast<unsigned>(rows)), 64, 0,
+                 stream>>>(p);
   TURBO_CUDA_LAUNCH_CHECK();
 }
 
 void launch_cache_compress(const CacheAppendParams& p, cudaStream_t stream) {
   const size_t smem = static_cast<size_t>(p.n_b) * p.d;
-  TURBO_CHECK(smem <= 200 * 1024, "cache block of " << p.n_b << " x " << p.d << " codes does not fit in shared memory");
-  TURBO_CUDA_CHECK(cudaFuncSetAttribute(CompressBufferKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        static_cast<int>(smem)));
+  TURBO_CHECK(smem <= 200 * 1024,
+              "cache block of " << p.n_b << " x " << p.d << " codes does not fit in shared memory");
+  TURBO_CUDA_CHECK(cudaFuncSetAttribute(
+      CompressBufferKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
   CompressBufferKernel<<<dim3(static_cast<unsigned>(p.streams), 2), 256, smem, stream>>>(p);
   TURBO_CUDA_LAUNCH_CHECK();
 }

@@ -1,13 +1,12 @@
 // The "cuda" backend: host staging around the kernels of quant_kernels.cu, cache_kernels.cu,
 // flashq_rows.cu and flashq_mma.cu. Inputs are checked on the host (shapes, finiteness) exactly
 // as the reference checks them, then copied to the device; outputs are copied back.
-#include "cuda/cuda_backend.h"
-
 #include <algorithm>
 #include <cstring>
 #include <mutex>
 #include <vector>
 
+#include "cuda/cuda_backend.h"
 #include "cuda/cuda_common.cuh"
 
 namespace turbo {
@@ -16,22 +15,29 @@ namespace {
 
 int64_t group_rows_of(Granularity g, int64_t tile, int64_t n) {
   switch (g) {
-    case Granularity::kToken: return 1;
-    case Granularity::kHead: return n > 0 ? n : 1;
+    case Granularity::kToken:
+      return 1;
+    case Granularity::kHead:
+      return n > 0 ? n : 1;
     case Granularity::kTile:
-    default: return std::max<int64_t>(1, tile);
+    default:
+      return std::max<int64_t>(1, tile);
   }
 }
 
 template <typename T>
 void upload(DeviceBuffer& buf, const T* host, size_t count, cudaStream_t stream) {
   buf.reserve(std::max<size_t>(1, count * sizeof(T)));
-  if (count) TURBO_CUDA_CHECK(cudaMemcpyAsync(buf.as<void>(), host, count * sizeof(T), cudaMemcpyHostToDevice, stream));
+  if (count)
+    TURBO_CUDA_CHECK(
+        cudaMemcpyAsync(buf.as<void>(), host, count * sizeof(T), cudaMemcpyHostToDevice, stream));
 }
 
 template <typename T>
 void download(T* host, const DeviceBuffer& buf, size_t count, cudaStream_t stream) {
-  if (count) TURBO_CUDA_CHECK(cudaMemcpyAsync(host, buf.as<void>(), count * sizeof(T), cudaMemcpyDeviceToHost, stream));
+  if (count)
+    TURBO_CUDA_CHECK(
+        cudaMemcpyAsync(host, buf.as<void>(), count * sizeof(T), cudaMemcpyDeviceToHost, stream));
   TURBO_CUDA_CHECK(cudaStreamSynchronize(stream));
 }
 
@@ -93,9 +99,11 @@ void add_row_stats(const std::vector<RowStats>& rs, int64_t rows_per_head, Atten
 void prefill_impl(const AttentionConfig& cfg, const Half* q, const Half* k, const Half* v, Half* o,
                   int64_t B, int64_t Hq, int64_t Hkv, int64_t N, int D, cudaStream_t stream,
                   Workspace& ws, AttentionStats* stats) {
-  TURBO_CHECK(cfg.method == Method::kFlashQ,
-              "method " << enum_name(cfg.method) << " is not implemented by the cuda backend; use ref");
-  TURBO_CHECK(D > 0 && D % 16 == 0 && D <= 256, "head_dim must be a multiple of 16 in [16, 256], got " << D);
+  TURBO_CHECK(
+      cfg.method == Method::kFlashQ,
+      "method " << enum_name(cfg.method) << " is not implemented by the cuda backend; use ref");
+  TURBO_CHECK(D > 0 && D % 16 == 0 && D <= 256,
+              "head_dim must be a multiple of 16 in [16, 256], got " << D);
   TURBO_CHECK(Hkv > 0 && Hq % Hkv == 0, "query heads must be a multiple of kv heads");
   if (N == 0 || B == 0 || Hq == 0) return;
   const QuantConfig& qc = cfg.quant;
@@ -114,9 +122,12 @@ void prefill_impl(const AttentionConfig& cfg, const Half* q, const Half* k, cons
     launch_channel_mean(k, B * Hkv, N, N, D, ws.k_mean.as<float>(), stream);
     mean = ws.k_mean.as<float>();
   }
-  launch_stage1(k, mean, B * Hkv, N, D, kv_rows, ws.k_codes.as<int8_t>(), dp, nullptr, ws.k_scale.as<float>(), stream);
-  launch_stage1(v, nullptr, B * Hkv, N, D, kv_rows, ws.v_codes.as<int8_t>(), dp, nullptr, ws.v_scale.as<float>(), stream);
-  launch_stage1(q, nullptr, B * Hq, N, D, q_rows, ws.q_codes.as<int8_t>(), dp, nullptr, ws.q_scale.as<float>(), stream);
+  launch_stage1(k, mean, B * Hkv, N, D, kv_rows, ws.k_codes.as<int8_t>(), dp, nullptr,
+                ws.k_scale.as<float>(), stream);
+  launch_stage1(v, nullptr, B * Hkv, N, D, kv_rows, ws.v_codes.as<int8_t>(), dp, nullptr,
+                ws.v_scale.as<float>(), stream);
+  launch_stage1(q, nullptr, B * Hq, N, D, q_rows, ws.q_codes.as<int8_t>(), dp, nullptr,
+                ws.q_scale.as<float>(), stream);
   const SasParams sas = cfg.sas.params();
   const float tau = cfg.tau_for(D);
   const bool want_stats = stats != nullptr;
@@ -201,19 +212,23 @@ class CudaKvCache final : public KvCache {
     const Status s = spec.config.validate();
     TURBO_CHECK(s.ok, s.message);
     TURBO_CHECK(spec.config.method == Method::kFlashQ,
-                "method " << enum_name(spec.config.method) << " is not implemented by the cuda backend; use ref");
+                "method " << enum_name(spec.config.method)
+                          << " is not implemented by the cuda backend; use ref");
     TURBO_CHECK(spec.batch > 0 && spec.kv_heads > 0, "cache needs batch > 0 and kv_heads > 0");
     TURBO_CHECK(spec.head_dim > 0 && spec.head_dim % 16 == 0 && spec.head_dim <= 256,
                 "head_dim must be a multiple of 16 in [16, 256], got " << spec.head_dim);
     if (spec.head_bits.empty()) {
-      TURBO_CHECK(qc.kv_bits != KvBits::kMixed, "kv_bits=mixed needs a per-head bit map (turboattn calibrate)");
+      TURBO_CHECK(qc.kv_bits != KvBits::kMixed,
+                  "kv_bits=mixed needs a per-head bit map (turboattn calibrate)");
       bits_.assign(static_cast<size_t>(spec.kv_heads), kv_bits_value(qc.kv_bits));
     } else {
       TURBO_CHECK(static_cast<int>(spec.head_bits.size()) == spec.kv_heads,
-                  "head_bits has " << spec.head_bits.size() << " entries for " << spec.kv_heads << " kv heads");
+                  "head_bits has " << spec.head_bits.size() << " entries for " << spec.kv_heads
+                                   << " kv heads");
       bits_ = spec.head_bits;
     }
-    for (int b : bits_) TURBO_CHECK(b == 8 || b == 4 || b == 2, "head bits must be 8, 4 or 2, got " << b);
+    for (int b : bits_)
+      TURBO_CHECK(b == 8 || b == 4 || b == 2, "head bits must be 8, 4 or 2, got " << b);
     for (Stage2Axis ax : {qc.k_axis, qc.v_axis})
       if (ax == Stage2Axis::kToken)
         TURBO_CHECK(spec.head_dim % qc.group_size == 0,
@@ -360,10 +375,11 @@ class CudaKvCache final : public KvCache {
     for (DeviceBuffer* buf : {&k_blocks_, &v_blocks_}) {
       DeviceBuffer fresh(static_cast<size_t>(streams_ * cap * block_stride_));
       if (n_blocks_ > 0)
-        TURBO_CUDA_CHECK(cudaMemcpy2DAsync(fresh.as<void>(), static_cast<size_t>(cap * block_stride_), buf->as<void>(),
-                                           static_cast<size_t>(block_cap_ * block_stride_),
-                                           static_cast<size_t>(n_blocks_ * block_stride_), static_cast<size_t>(streams_),
-                                           cudaMemcpyDeviceToDevice, stream));
+        TURBO_CUDA_CHECK(
+            cudaMemcpy2DAsync(fresh.as<void>(), static_cast<size_t>(cap * block_stride_),
+                              buf->as<void>(), static_cast<size_t>(block_cap_ * block_stride_),
+                              static_cast<size_t>(n_blocks_ * block_stride_),
+                              static_cast<size_t>(streams_), cudaMemcpyDeviceToDevice, stream));
       TURBO_CUDA_CHECK(cudaStreamSynchronize(stream));
       *buf = std::move(fresh);
     }
@@ -376,7 +392,8 @@ class CudaKvCache final : public KvCache {
   int64_t length_ = 0, n_blocks_ = 0, n_buf_ = 0;
   int64_t block_stride_ = 0, block_cap_ = 0;
   bool has_mean_ = false;
-  DeviceBuffer head_bits_, k_blocks_, v_blocks_, k_buf_, v_buf_, k_buf8_, v_buf8_, k_buf_s_, v_buf_s_, k_mean_;
+  DeviceBuffer head_bits_, k_blocks_, v_blocks_, k_buf_, v_buf_, k_buf8_, v_buf8_, k_buf_s_,
+      v_buf_s_, k_mean_;
   cudaStream_t stream_ = nullptr;  // the legacy default stream
 };
 
@@ -386,21 +403,25 @@ const CudaKvCache& as_cuda(const KvCache& c) {
   return *p;
 }
 
-void decode_impl(const AttentionConfig& cfg, const Half* q, const CudaKvCache& cache, Half* o, int64_t Hq,
-                 int64_t QL, cudaStream_t stream, Workspace& ws, AttentionStats* stats) {
+void decode_impl(const AttentionConfig& cfg, const Half* q, const CudaKvCache& cache, Half* o,
+                 int64_t Hq, int64_t QL, cudaStream_t stream, Workspace& ws,
+                 AttentionStats* stats) {
   const KvCacheSpec& spec = cache.spec();
-  TURBO_CHECK(cfg.method == Method::kFlashQ,
-              "method " << enum_name(cfg.method) << " is not implemented by the cuda backend; use ref");
+  TURBO_CHECK(
+      cfg.method == Method::kFlashQ,
+      "method " << enum_name(cfg.method) << " is not implemented by the cuda backend; use ref");
   const int64_t B = spec.batch, Hkv = spec.kv_heads, L = cache.length();
   const int D = spec.head_dim;
-  TURBO_CHECK(Hq % Hkv == 0, "query heads (" << Hq << ") must be a multiple of kv heads (" << Hkv << ")");
+  TURBO_CHECK(Hq % Hkv == 0,
+              "query heads (" << Hq << ") must be a multiple of kv heads (" << Hkv << ")");
   TURBO_CHECK(QL >= 1 && QL <= L, "q_len " << QL << " must be in [1, cache length " << L << "]");
   TURBO_CHECK(cfg.splits >= 1, "splits must be >= 1");
   const int dp = padded_dim(D);
   const int64_t q_rows = group_rows_of(cfg.quant.q_gran, cfg.quant.br, QL);
   ws.q_codes.reserve(static_cast<size_t>(B * Hq * QL * dp));
   ws.q_scale.reserve(sizeof(float) * static_cast<size_t>(B * Hq * QL));
-  launch_stage1(q, nullptr, B * Hq, QL, D, q_rows, ws.q_codes.as<int8_t>(), dp, nullptr, ws.q_scale.as<float>(), stream);
+  launch_stage1(q, nullptr, B * Hq, QL, D, q_rows, ws.q_codes.as<int8_t>(), dp, nullptr,
+                ws.q_scale.as<float>(), stream);
 
   RowsParams p{};
   p.q_codes = ws.q_codes.as<int8_t>();
@@ -456,7 +477,8 @@ class CudaBackend final : public Backend {
     const Status s = config.validate();
     if (!s.ok) return s;
     if (config.method != Method::kFlashQ)
-      return Status::Fail("method " + enum_name(config.method) + " is not implemented by the cuda backend; use ref");
+      return Status::Fail("method " + enum_name(config.method) +
+                          " is not implemented by the cuda backend; use ref");
     if (config.splits > 1024) return Status::Fail("splits must be <= 1024 on the cuda backend");
     return Status::Ok();
   }
@@ -465,7 +487,8 @@ class CudaBackend final : public Backend {
                        float* scales) override {
     TURBO_CHECK(n >= 0 && d > 0 && group_rows >= 1, "quantize_stage1: bad shape");
     for (int64_t i = 0; i < n * d; ++i)
-      TURBO_CHECK(is_finite_half(x[i]), "non-finite value in quantize_stage1 input at row " << i / d << ", channel " << i % d);
+      TURBO_CHECK(is_finite_half(x[i]), "non-finite value in quantize_stage1 input at row "
+                                            << i / d << ", channel " << i % d);
     if (n == 0) return;
     const int64_t groups = (n + group_rows - 1) / group_rows;
     upload(ws_.k_in, x, static_cast<size_t>(n * d), stream_);
@@ -480,8 +503,10 @@ class CudaBackend final : public Backend {
   void compress_block(const int8_t* q, const BlockLayout& layout, uint8_t* block) override {
     check_layout(layout);
     upload(ws_.k_codes, q, static_cast<size_t>(layout.elements()), stream_);
-    upload(ws_.v_codes, block, static_cast<size_t>(layout.bytes()), stream_);  // keeps the scale slot
-    launch_compress_blocks(ws_.k_codes.as<int8_t>(), layout, 1, ws_.v_codes.as<uint8_t>(), layout.bytes(), stream_);
+    upload(ws_.v_codes, block, static_cast<size_t>(layout.bytes()),
+           stream_);  // keeps the scale slot
+    launch_compress_blocks(ws_.k_codes.as<int8_t>(), layout, 1, ws_.v_codes.as<uint8_t>(),
+                           layout.bytes(), stream_);
     download(block, ws_.v_codes, static_cast<size_t>(layout.bytes()), stream_);
   }
 
@@ -489,7 +514,8 @@ class CudaBackend final : public Backend {
     check_layout(layout);
     upload(ws_.v_codes, block, static_cast<size_t>(layout.bytes()), stream_);
     ws_.k_codes.reserve(static_cast<size_t>(layout.elements()));
-    launch_decompress_blocks(ws_.v_codes.as<uint8_t>(), layout, 1, layout.bytes(), ws_.k_codes.as<int8_t>(), stream_);
+    launch_decompress_blocks(ws_.v_codes.as<uint8_t>(), layout, 1, layout.bytes(),
+                             ws_.k_codes.as<int8_t>(), stream_);
     download(q, ws_.k_codes, static_cast<size_t>(layout.elements()), stream_);
   }
 
@@ -499,24 +525,28 @@ class CudaBackend final : public Backend {
     TURBO_CHECK(group_len >= 1, "quantize_asym: group_len must be >= 1");
     const int64_t n = n_groups * group_len;
     for (int64_t i = 0; i < n; ++i)
-      TURBO_CHECK(is_finite_half(x[i]), "non-finite value in quantize_asym input, group " << i / group_len << ", element " << i % group_len);
+      TURBO_CHECK(is_finite_half(x[i]), "non-finite value in quantize_asym input, group "
+                                            << i / group_len << ", element " << i % group_len);
     if (n_groups == 0) return;
     upload(ws_.k_in, x, static_cast<size_t>(n), stream_);
     ws_.k_codes.reserve(static_cast<size_t>(n));
     ws_.k_scale.reserve(sizeof(float) * static_cast<size_t>(n_groups));
     ws_.v_scale.reserve(sizeof(float) * static_cast<size_t>(n_groups));
-    launch_quantize_asym(ws_.k_in.as<Half>(), n_groups, group_len, bits, storage, ws_.k_codes.as<uint8_t>(),
-                         ws_.k_scale.as<float>(), ws_.v_scale.as<float>(), stream_);
+    launch_quantize_asym(ws_.k_in.as<Half>(), n_groups, group_len, bits, storage,
+                         ws_.k_codes.as<uint8_t>(), ws_.k_scale.as<float>(),
+                         ws_.v_scale.as<float>(), stream_);
     download(codes, ws_.k_codes, static_cast<size_t>(n), stream_);
     download(scales, ws_.k_scale, static_cast<size_t>(n_groups), stream_);
     download(zeros, ws_.v_scale, static_cast<size_t>(n_groups), stream_);
   }
 
   void sas(const Half* x, int64_t n, const SasConfig& config, float* out) override {
-    TURBO_CHECK(config.n_r >= 1 && config.n_r < kMaxNr, "n_r must be in [1, 15], got " << config.n_r);
+    TURBO_CHECK(config.n_r >= 1 && config.n_r < kMaxNr,
+                "n_r must be in [1, 15], got " << config.n_r);
     for (int64_t i = 0; i < n; ++i) {
       const float v = half_to_float(x[i]);
-      TURBO_CHECK(v >= 0.0f, "SAS input must be >= 0 (a distance from the row max), got " << v << " at " << i);
+      TURBO_CHECK(v >= 0.0f,
+                  "SAS input must be >= 0 (a distance from the row max), got " << v << " at " << i);
     }
     if (n == 0) return;
     upload(ws_.k_in, x, static_cast<size_t>(n), stream_);
@@ -525,12 +555,14 @@ class CudaBackend final : public Backend {
     download(out, ws_.k_scale, static_cast<size_t>(n), stream_);
   }
 
-  void attention_prefill(const AttentionConfig& config, const ConstHalfTensor& q, const ConstHalfTensor& k,
-                         const ConstHalfTensor& v, const HalfTensor& o, AttentionStats* stats) override {
+  void attention_prefill(const AttentionConfig& config, const ConstHalfTensor& q,
+                         const ConstHalfTensor& k, const ConstHalfTensor& v, const HalfTensor& o,
+                         AttentionStats* stats) override {
     const Status s = supports(config);
     TURBO_CHECK(s.ok, s.message);
     check_attention_shapes(q, k, v, o);
-    TURBO_CHECK(q.tokens() == k.tokens(), "prefill needs as many query rows as keys (Q " << q.tokens() << ", K " << k.tokens() << ")");
+    TURBO_CHECK(q.tokens() == k.tokens(), "prefill needs as many query rows as keys (Q "
+                                              << q.tokens() << ", K " << k.tokens() << ")");
     check_finite(q, "Q");
     check_finite(k, "K");
     check_finite(v, "V");
@@ -539,8 +571,9 @@ class CudaBackend final : public Backend {
     upload(ws_.k_in, kh.data(), kh.size(), stream_);
     upload(ws_.v_in, vh.data(), vh.size(), stream_);
     ws_.o_out.reserve(std::max<size_t>(1, qh.size() * sizeof(Half)));
-    prefill_impl(config, ws_.q_in.as<Half>(), ws_.k_in.as<Half>(), ws_.v_in.as<Half>(), ws_.o_out.as<Half>(),
-                 q.batch(), q.heads(), k.heads(), q.tokens(), static_cast<int>(q.dim()), stream_, ws_, stats);
+    prefill_impl(config, ws_.q_in.as<Half>(), ws_.k_in.as<Half>(), ws_.v_in.as<Half>(),
+                 ws_.o_out.as<Half>(), q.batch(), q.heads(), k.heads(), q.tokens(),
+                 static_cast<int>(q.dim()), stream_, ws_, stats);
     std::vector<Half> oh(qh.size());
     download(oh.data(), ws_.o_out, oh.size(), stream_);
     scatter(oh, o);
@@ -550,14 +583,16 @@ class CudaBackend final : public Backend {
     return std::make_unique<CudaKvCache>(spec);
   }
 
-  void cache_append(KvCache& cache_base, const ConstHalfTensor& k, const ConstHalfTensor& v) override {
+  void cache_append(KvCache& cache_base, const ConstHalfTensor& k,
+                    const ConstHalfTensor& v) override {
     auto& cache = const_cast<CudaKvCache&>(as_cuda(cache_base));
     const KvCacheSpec& spec = cache.spec();
     TURBO_CHECK(k.batch() == spec.batch && k.heads() == spec.kv_heads && k.dim() == spec.head_dim,
-                "K rows have shape [" << k.batch() << ", " << k.heads() << ", " << k.tokens() << ", " << k.dim()
-                                      << "], the cache expects [" << spec.batch << ", " << spec.kv_heads << ", t, "
-                                      << spec.head_dim << "]");
-    TURBO_CHECK(v.batch() == k.batch() && v.heads() == k.heads() && v.tokens() == k.tokens() && v.dim() == k.dim(),
+                "K rows have shape [" << k.batch() << ", " << k.heads() << ", " << k.tokens()
+                                      << ", " << k.dim() << "], the cache expects [" << spec.batch
+                                      << ", " << spec.kv_heads << ", t, " << spec.head_dim << "]");
+    TURBO_CHECK(v.batch() == k.batch() && v.heads() == k.heads() && v.tokens() == k.tokens() &&
+                    v.dim() == k.dim(),
                 "V rows must have K's shape");
     check_finite(k, "K (cache append)");
     check_finite(v, "V (cache append)");
@@ -568,18 +603,22 @@ class CudaBackend final : public Backend {
     TURBO_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
 
-  void attention_decode(const AttentionConfig& config, const ConstHalfTensor& q, const KvCache& cache_base,
-                        const HalfTensor& o, AttentionStats* stats) override {
+  void attention_decode(const AttentionConfig& config, const ConstHalfTensor& q,
+                        const KvCache& cache_base, const HalfTensor& o,
+                        AttentionStats* stats) override {
     const Status s = supports(config);
     TURBO_CHECK(s.ok, s.message);
     TURBO_CHECK(config.method == cache_base.spec().config.method,
-                "decode method " << enum_name(config.method) << " does not match the cache's method "
+                "decode method " << enum_name(config.method)
+                                 << " does not match the cache's method "
                                  << enum_name(cache_base.spec().config.method));
     const CudaKvCache& cache = as_cuda(cache_base);
     const KvCacheSpec& spec = cache.spec();
     TURBO_CHECK(q.batch() == spec.batch && q.dim() == spec.head_dim,
-                "Q shape does not match the cache (batch " << spec.batch << ", head_dim " << spec.head_dim << ")");
-    TURBO_CHECK(o.batch() == q.batch() && o.heads() == q.heads() && o.tokens() == q.tokens() && o.dim() == q.dim(),
+                "Q shape does not match the cache (batch " << spec.batch << ", head_dim "
+                                                           << spec.head_dim << ")");
+    TURBO_CHECK(o.batch() == q.batch() && o.heads() == q.heads() && o.tokens() == q.tokens() &&
+                    o.dim() == q.dim(),
                 "output shape must equal Q's shape");
     TURBO_CHECK(q.tokens() >= 1 && q.tokens() <= cache.length(),
                 "q_len " << q.tokens() << " must be in [1, cache length " << cache.length() << "]");
@@ -587,7 +626,8 @@ class CudaBackend final : public Backend {
     const std::vector<Half> qh = gather(q);
     upload(ws_.q_in, qh.data(), qh.size(), stream_);
     ws_.o_out.reserve(std::max<size_t>(1, qh.size() * sizeof(Half)));
-    decode_impl(config, ws_.q_in.as<Half>(), cache, ws_.o_out.as<Half>(), q.heads(), q.tokens(), stream_, ws_, stats);
+    decode_impl(config, ws_.q_in.as<Half>(), cache, ws_.o_out.as<Half>(), q.heads(), q.tokens(),
+                stream_, ws_, stats);
     std::vector<Half> oh(qh.size());
     download(oh.data(), ws_.o_out, oh.size(), stream_);
     scatter(oh, o);
@@ -595,7 +635,8 @@ class CudaBackend final : public Backend {
 
  private:
   static void check_layout(const BlockLayout& L) {
-    TURBO_CHECK(L.bits == 8 || L.bits == 4 || L.bits == 2, "block bits must be 8, 4 or 2, got " << L.bits);
+    TURBO_CHECK(L.bits == 8 || L.bits == 4 || L.bits == 2,
+                "block bits must be 8, 4 or 2, got " << L.bits);
     TURBO_CHECK(L.n_b >= 1 && L.d >= 1, "block shape must be positive");
     TURBO_CHECK(L.axis == 0 || (L.group_size >= 1 && L.d % L.group_size == 0),
                 "group_size " << L.group_size << " must divide the channel count " << L.d);
@@ -630,16 +671,17 @@ void register_cuda_backend() {
   std::call_once(once, [] { register_backend("cuda", [] { return make_cuda_backend(); }); });
 }
 
-void flashq_prefill_device(const AttentionConfig& config, const Half* q, const Half* k, const Half* v, Half* o,
-                           int64_t batch, int64_t q_heads, int64_t kv_heads, int64_t tokens, int head_dim,
-                           cudaStream_t stream) {
+void flashq_prefill_device(const AttentionConfig& config, const Half* q, const Half* k,
+                           const Half* v, Half* o, int64_t batch, int64_t q_heads, int64_t kv_heads,
+                           int64_t tokens, int head_dim, cudaStream_t stream) {
   const Status s = config.validate();
   TURBO_CHECK(s.ok, s.message);
-  prefill_impl(config, q, k, v, o, batch, q_heads, kv_heads, tokens, head_dim, stream, thread_workspace(), nullptr);
+  prefill_impl(config, q, k, v, o, batch, q_heads, kv_heads, tokens, head_dim, stream,
+               thread_workspace(), nullptr);
 }
 
-void flashq_decode_device(const AttentionConfig& config, const Half* q, const KvCache& cache, Half* o,
-                          int64_t q_heads, int64_t q_len, cudaStream_t stream) {
+void flashq_decode_device(const AttentionConfig& config, const Half* q, const KvCache& cache,
+                          Half* o, int64_t q_heads, int64_t q_len, cudaStream_t stream) {
   const Status s = config.validate();
   TURBO_CHECK(s.ok, s.message);
   decode_impl(config, q, as_cuda(cache), o, q_heads, q_len, stream, thread_workspace(), nullptr);

@@ -32,8 +32,8 @@ const char* prefill_kernel_name(const AttentionConfig& config, bool want_stats);
 // all contiguous FP16 in device memory. No finiteness check. Scratch memory is cached in the
 // backend-independent workspace of the calling thread.
 void flashq_prefill_device(const AttentionConfig& config, const Half* q, const Half* k,
-                           const Half* v, Half* o, int64_t batch, int64_t q_heads,
-                           int64_t kv_heads, int64_t tokens, int head_dim, cudaStream_t stream);
+                           const Half* v, Half* o, int64_t batch, int64_t q_heads, int64_t kv_heads,
+                           int64_t tokens, int head_dim, cudaStream_t stream);
 
 // Device-memory decode on a cache created by the cuda backend: q, o [B, Hq, q_len, D] contiguous
 // FP16 in device memory. Split-K per config.splits.

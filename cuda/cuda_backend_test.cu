@@ -25,7 +25,8 @@ class CudaBackendTest : public ::testing::Test {
       if (c.op != op) continue;
       const validate::CaseResult r = c.run(*ref_, *dev_);
       ++ran;
-      EXPECT_EQ(r.mismatches, 0) << r.op << " " << r.name << " (" << r.total << " compared, max rel " << r.max_rel << ")";
+      EXPECT_EQ(r.mismatches, 0) << r.op << " " << r.name << " (" << r.total
+                                 << " compared, max rel " << r.max_rel << ")";
       EXPECT_TRUE(r.nonzero) << r.op << " " << r.name << ": the reference output is all zero";
     }
     EXPECT_GT(ran, 0);

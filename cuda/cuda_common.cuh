@@ -12,12 +12,13 @@
 #include "core/kv_layout.h"
 #include "core/sas.h"
 
-#define TURBO_CUDA_CHECK(expr)                                                              \
-  do {                                                                                      \
-    const cudaError_t turbo_err_ = (expr);                                                  \
-    TURBO_CHECK(turbo_err_ == cudaSuccess,                                                  \
-                "CUDA error " << cudaGetErrorName(turbo_err_) << " (" << cudaGetErrorString(turbo_err_) \
-                              << ") at " << __FILE__ << ":" << __LINE__ << ": " #expr);     \
+#define TURBO_CUDA_CHECK(expr)                                                                     \
+  do {                                                                                             \
+    const cudaError_t turbo_err_ = (expr);                                                         \
+    TURBO_CHECK(turbo_err_ == cudaSuccess, "CUDA error " << cudaGetErrorName(turbo_err_) << " ("   \
+                                                         << cudaGetErrorString(turbo_err_)         \
+                                                         << ") at " << __FILE__ << ":" << __LINE__ \
+                                                         << ": " #expr);                           \
   } while (0)
 
 #define TURBO_CUDA_LAUNCH_CHECK() TURBO_CUDA_CHECK(cudaGetLastError())
@@ -33,7 +34,10 @@ class DeviceBuffer {
   ~DeviceBuffer() { release(); }
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  DeviceBuffer(DeviceBuffer&& o) noexcept : ptr_(o.ptr_), bytes_(o.bytes_) { o.ptr_ = nullptr; o.bytes_ = 0; }
+  DeviceBuffer(DeviceBuffer&& o) noexcept : ptr_(o.ptr_), bytes_(o.bytes_) {
+    o.ptr_ = nullptr;
+    o.bytes_ = 0;
+  }
   DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
     if (this != &o) {
       release();
@@ -57,7 +61,9 @@ class DeviceBuffer {
     bytes_ = 0;
   }
   template <typename T>
-  T* as() const { return static_cast<T*>(ptr_); }
+  T* as() const {
+    return static_cast<T*>(ptr_);
+  }
   size_t bytes() const { return bytes_; }
 
  private:
@@ -111,15 +117,15 @@ struct CacheAppendParams {
   const Half* k_in;  // [streams, t_in, d] rows of this append
   const Half* v_in;
   int64_t t_in;
-  int64_t t0;        // first input row of this chunk
+  int64_t t0;  // first input row of this chunk
   int64_t streams;
   int hkv, d, n_b, n_buf;
   bool buf_int8;
-  Half* k_buf;       // [streams, n_b, d]
+  Half* k_buf;  // [streams, n_b, d]
   Half* v_buf;
-  int8_t* k_buf8;    // [streams, n_b, d]
+  int8_t* k_buf8;  // [streams, n_b, d]
   int8_t* v_buf8;
-  float* k_buf_s;    // [streams, n_b]
+  float* k_buf_s;  // [streams, n_b]
   float* v_buf_s;
   const float* k_mean;  // [streams, d] or null
   // compression of a full buffer into block `block_index`
@@ -182,7 +188,7 @@ struct RowsParams {
   int64_t n_keys;
   const int8_t* k_codes;  // [B * Hkv, n_keys, dp]
   const int8_t* v_codes;
-  const float* k_scale;   // per token [B * Hkv, n_keys]
+  const float* k_scale;  // per token [B * Hkv, n_keys]
   const float* v_scale;
   bool k_token, v_token;  // stage-1 group of one token (per-token scales when the tile has > 1)
 
@@ -193,26 +199,26 @@ struct RowsParams {
   int64_t block_cap;
   int n_blocks;
   int n_b;
-  const int* head_bits;   // [Hkv]
+  const int* head_bits;  // [Hkv]
   int k_axis, v_axis, group_size;
   int n_buf;
   bool buf_int8;
-  const Half* k_buf;      // fp16 buffer [B * Hkv, n_b, d]
+  const Half* k_buf;  // fp16 buffer [B * Hkv, n_b, d]
   const Half* v_buf;
-  const int8_t* k_buf8;   // int8 buffer [B * Hkv, n_b, d] and scales [B * Hkv, n_b]
+  const int8_t* k_buf8;  // int8 buffer [B * Hkv, n_b, d] and scales [B * Hkv, n_b]
   const int8_t* v_buf8;
   const float* k_buf_s;
   const float* v_buf_s;
-  const float* k_mean;    // [B * Hkv, d] or null
+  const float* k_mean;  // [B * Hkv, d] or null
 
   // Work split and outputs.
   int splits;
-  int rows_per_cta;       // query rows (of one kv group) per CTA
-  Half* out;              // [B, Hq, q_len, d] (written when splits == 1)
-  float* run_o;           // [rows, splits, dp]   (splits > 1)
-  float* run_ml;          // [rows, splits, 2]
-  RunStats* run_stats;    // [rows, splits]      (want_stats)
-  RowStats* row_stats;    // [rows]              (want_stats)
+  int rows_per_cta;     // query rows (of one kv group) per CTA
+  Half* out;            // [B, Hq, q_len, d] (written when splits == 1)
+  float* run_o;         // [rows, splits, dp]   (splits > 1)
+  float* run_ml;        // [rows, splits, 2]
+  RunStats* run_stats;  // [rows, splits]      (want_stats)
+  RowStats* row_stats;  // [rows]              (want_stats)
 };
 
 size_t rows_kernel_smem(const RowsParams& p);
@@ -225,9 +231,9 @@ struct MmaParams {
   const float* q_scale;   // [B * Hq, N]
   const int8_t* k_codes;  // [B * Hkv, N, dp]
   const int8_t* v_codes;
-  const float* k_scale;   // per token [B * Hkv, N]
+  const float* k_scale;  // per token [B * Hkv, N]
   const float* v_scale;
-  Half* out;              // [B, Hq, N, d]
+  Half* out;  // [B, Hq, N, d]
   int64_t n;
   int batch, hq, hkv, group;
   int d, dp, bc;

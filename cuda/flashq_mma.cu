@@ -31,22 +31,21 @@ namespace turbo {
 namespace cuda {
 namespace {
 
-constexpr int kBr = 64;     // query rows per CTA
-constexpr int kTile = 64;   // KV tokens per shared-memory tile (the config's Bc <= 64 of them used)
+constexpr int kBr = 64;    // query rows per CTA
+constexpr int kTile = 64;  // KV tokens per shared-memory tile (the config's Bc <= 64 of them used)
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
-
 
 template <int DP>
 struct MmaTraits {
   static_assert(DP == 64 || DP == 128, "mma kernel instances: padded head_dim 64 or 128");
-  static constexpr int kKStride = DP + 16;      // bytes per K row in smem (conflict-free B loads)
-  static constexpr int kVStride = kTile + 16;   // bytes per V^T row (one channel)
-  static constexpr int kPStride = kTile + 16;   // bytes per P8 row
-  static constexpr int kQkSteps = DP / 32;      // k-steps of Q K^T
-  static constexpr int kSTiles = kTile / 8;     // n-tiles of S
-  static constexpr int kOTiles = DP / 8;        // n-tiles of O
-  static constexpr int kOChunk = 4;             // O n-tiles per PV pass (bounds live registers)
+  static constexpr int kKStride = DP + 16;     // bytes per K row in smem (conflict-free B loads)
+  static constexpr int kVStride = kTile + 16;  // bytes per V^T row (one channel)
+  static constexpr int kPStride = kTile + 16;  // bytes per P8 row
+  static constexpr int kQkSteps = DP / 32;     // k-steps of Q K^T
+  static constexpr int kSTiles = kTile / 8;    // n-tiles of S
+  static constexpr int kOTiles = DP / 8;       // n-tiles of O
+  static constexpr int kOChunk = 4;            // O n-tiles per PV pass (bounds live registers)
   static constexpr int kKBytes = kTile * kKStride;
   static constexpr int kVBytes = DP * kVStride;
   static constexpr int kPBytes = 16 * kPStride;
@@ -55,7 +54,8 @@ struct MmaTraits {
   static_assert(kOTiles % kOChunk == 0, "O chunking");
 };
 
-__device__ __forceinline__ void mma_s8s8(int (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+__device__ __forceinline__ void mma_s8s8(int (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                         uint32_t b1) {
   asm volatile(
       "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
       "{%0,%1,%2,%3};\n"
@@ -63,7 +63,8 @@ __device__ __forceinline__ void mma_s8s8(int (&c)[4], const uint32_t (&a)[4], ui
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-__device__ __forceinline__ void mma_u8s8(int (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+__device__ __forceinline__ void mma_u8s8(int (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                         uint32_t b1) {
   asm volatile(
       "mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
       "{%0,%1,%2,%3};\n"
@@ -73,12 +74,15 @@ __device__ __forceinline__ void mma_u8s8(int (&c)[4], const uint32_t (&a)[4], ui
 
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, int src_bytes) {
   const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(src_bytes));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem),
+               "r"(src_bytes));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 __device__ __forceinline__ void cp_async_wait_1() { asm volatile("cp.async.wait_group 1;\n" ::); }
 
-__device__ __forceinline__ uint32_t ld32(const uint8_t* p) { return *reinterpret_cast<const uint32_t*>(p); }
+__device__ __forceinline__ uint32_t ld32(const uint8_t* p) {
+  return *reinterpret_cast<const uint32_t*>(p);
+}
 
 // Register budget: CTAs per SM the compiler must fit (4 CTAs = 128 registers suits DP 64 best,
 // 3 = 168 registers DP 128; measured on H100, cuda/RESULTS.md).
@@ -89,8 +93,8 @@ constexpr int kMinBlocks = DP == 64 ? 4 : 3;
 // every row of the warp sees whole take the test-free copy (measured 1.5x faster than one copy
 // with tests). kUnrollRows: unroll the loop over a thread's two rows (more ILP, larger code).
 template <int DP, bool kUnrollRows>
-__global__ void __launch_bounds__(kThreads, kMinBlocks<DP>) MmaPrefillKernel(MmaParams P, const int8_t* __restrict__ vt,
-                                                             int n_tiles) {
+__global__ void __launch_bounds__(kThreads, kMinBlocks<DP>)
+    MmaPrefillKernel(MmaParams P, const int8_t* __restrict__ vt, int n_tiles) {
   using T = MmaTraits<DP>;
   extern __shared__ __align__(16) uint8_t smem[];
   __shared__ SasParams sas;
@@ -116,8 +120,9 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks<DP>) MmaPrefillKernel(Mma
     const int8_t* qb = P.q_codes + (bhq * N + q0) * DP;
     for (int idx = threadIdx.x; idx < kBr * (DP / 16); idx += kThreads) {
       const int r = idx / (DP / 16), ch = idx % (DP / 16);
-      const uint4 val = q0 + r < N ? *reinterpret_cast<const uint4*>(qb + static_cast<int64_t>(r) * DP + ch * 16)
-                                   : make_uint4(0, 0, 0, 0);
+      const uint4 val =
+          q0 + r < N ? *reinterpret_cast<const uint4*>(qb + static_cast<int64_t>(r) * DP + ch * 16)
+                     : make_uint4(0, 0, 0, 0);
       *reinterpret_cast<uint4*>(q_s + r * T::kKStride + ch * 16) = val;
     }
   }
@@ -136,7 +141,8 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks<DP>) MmaPrefillKernel(Mma
 
   const int bc = P.bc;
   const int64_t q_last = min(q0 + kBr, N) - 1;
-  const int last = P.causal ? static_cast<int>(min(static_cast<int64_t>(n_tiles), q_last / bc + 1)) : n_tiles;
+  const int last =
+      P.causal ? static_cast<int>(min(static_cast<int64_t>(n_tiles), q_last / bc + 1)) : n_tiles;
 
   auto prefetch = [&](int t, int stage) {
     const int64_t t0 = static_cast<int64_t>(t) * bc;
@@ -146,7 +152,8 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks<DP>) MmaPrefillKernel(Mma
     for (int idx = threadIdx.x; idx < kTile * (DP / 16); idx += kThreads) {
       const int r = idx / (DP / 16), ch = idx % (DP / 16);
       const bool ok = r < n;
-      cp_async16(kd + r * T::kKStride + ch * 16, ok ? kg + r * DP + ch * 16 : P.k_codes, ok ? 16 : 0);
+      cp_async16(kd + r * T::kKStride + ch * 16, ok ? kg + r * DP + ch * 16 : P.k_codes,
+                 ok ? 16 : 0);
     }
     const int8_t* vg = vt + ((bkv * n_tiles + t) * DP) * kTile;
     uint8_t* vd = v_s + stage * T::kVBytes;
@@ -184,7 +191,8 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks<DP>) MmaPrefillKernel(Mma
     for (int ks = 0; ks < T::kQkSteps; ++ks) {
       uint32_t qa[4];
 #pragma unroll
-      for (int r = 0; r < 4; ++r) qa[r] = ld32(q_warp + (r & 1) * 8 * T::kKStride + ks * 32 + (r >> 1) * 16);
+      for (int r = 0; r < 4; ++r)
+        qa[r] = ld32(q_warp + (r & 1) * 8 * T::kKStride + ks * 32 + (r >> 1) * 16);
 #pragma unroll
       for (int nt = 0; nt < T::kSTiles; ++nt) {
         const uint8_t* kr = kd + (nt * 8 + g) * T::kKStride + ks * 32 + t4 * 4;
@@ -210,7 +218,8 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks<DP>) MmaPrefillKernel(Mma
           visible = n;
           if (P.causal) {
             const int64_t rr = hi ? row[1] : row[0];
-            visible = static_cast<int>(max(static_cast<int64_t>(0), min(static_cast<int64_t>(n), rr - t0 + 1)));
+            visible = static_cast<int>(
+                max(static_cast<int64_t>(0), min(static_cast<int64_t>(n), rr - t0 + 1)));
           }
         }
         const float c = score_scale(hi ? q_sc[1] : q_sc[0], k_scale, P.tau);
@@ -234,7 +243,8 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks<DP>) MmaPrefillKernel(Mma
 #pragma unroll
           for (int e = 0; e < 2; ++e) {
             const int j = nt * 8 + t4 * 2 + e;
-            const float p = j < visible ? sas_lookup(sub16(m_new, s[nt][e]), table, table_count) : 0.0f;
+            const float p =
+                j < visible ? sas_lookup(sub16(m_new, s[nt][e]), table, table_count) : 0.0f;
             s[nt][e] = p;
             p_max = maxf(p_max, p);
           }
@@ -255,7 +265,8 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks<DP>) MmaPrefillKernel(Mma
         p8_sum += __shfl_xor_sync(0xffffffffu, p8_sum, 1);
         p8_sum += __shfl_xor_sync(0xffffffffu, p8_sum, 2);
         const bool act = visible > 0;  // a fully masked row skips the tile (no state change)
-        const float l_new = act ? update_rowsum(hi ? l[1] : l[0], a, p8_sum, ps.s_p) : (hi ? l[1] : l[0]);
+        const float l_new =
+            act ? update_rowsum(hi ? l[1] : l[0], a, p8_sum, ps.s_p) : (hi ? l[1] : l[0]);
         const float m_next = act ? m_new : m_old;
         const float spv = ps.s_p * v_scale;
         if (hi) {
@@ -298,7 +309,8 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks<DP>) MmaPrefillKernel(Mma
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const int hr = e >> 1;
-          if (active[hr]) o[ch + i][e] = update_output(o[ch + i][e], alpha[hr], acc[i][e], s_pv[hr]);
+          if (active[hr])
+            o[ch + i][e] = update_output(o[ch + i][e], alpha[hr], acc[i][e], s_pv[hr]);
         }
     }
     __syncthreads();  // the stage read here is refilled by the next iteration's prefetch
@@ -317,7 +329,8 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks<DP>) MmaPrefillKernel(Mma
 }
 
 // V codes [bkv, N, dp] -> per tile V^T [bkv, tile, dp, 64] (tokens past the tile are 0).
-__global__ void TransposeVKernel(const int8_t* v, int64_t N, int dp, int bc, int n_tiles, int8_t* vt) {
+__global__ void TransposeVKernel(const int8_t* v, int64_t N, int dp, int bc, int n_tiles,
+                                 int8_t* vt) {
   constexpr int kStride = 128 + 16;
   __shared__ __align__(16) int8_t tile[kTile * kStride];
   const int t = blockIdx.x;
@@ -328,7 +341,9 @@ __global__ void TransposeVKernel(const int8_t* v, int64_t N, int dp, int bc, int
   const int8_t* src = v + (bkv * N + t0) * dp;
   for (int e = threadIdx.x; e < kTile * c16; e += blockDim.x) {
     const int j = e / c16, c = (e - j * c16) * 16;
-    const uint4 val = j < n ? *reinterpret_cast<const uint4*>(src + static_cast<int64_t>(j) * dp + c) : make_uint4(0, 0, 0, 0);
+    const uint4 val = j < n
+                          ? *reinterpret_cast<const uint4*>(src + static_cast<int64_t>(j) * dp + c)
+                          : make_uint4(0, 0, 0, 0);
     *reinterpret_cast<uint4*>(tile + j * kStride + c) = val;
   }
   __syncthreads();
@@ -352,13 +367,14 @@ void launch_dp(const MmaParams& p, const int8_t* vt, int n_tiles, cudaStream_t s
     return true;
   }();
   (void)attr_set;
-  const dim3 grid(static_cast<unsigned>((p.n + kBr - 1) / kBr), static_cast<unsigned>(p.batch * p.hq));
+  const dim3 grid(static_cast<unsigned>((p.n + kBr - 1) / kBr),
+                  static_cast<unsigned>(p.batch * p.hq));
   MmaPrefillKernel<DP, kUnrollRows><<<grid, kThreads, T::kSmem, stream>>>(p, vt, n_tiles);
   TURBO_CUDA_LAUNCH_CHECK();
 }
 
 // TURBO_MMA_UNROLL_ROWS=0/1 picks the kernel variant for tuning runs (default: kDefaultUnrollRows).
-constexpr bool kDefaultUnrollRows = false;
+constexpr bool kDefaultUnrollRows = true;  // measured 6-10% faster on H100, cuda/RESULTS.md
 bool unroll_rows() {
   static const bool v = [] {
     const char* e = std::getenv("TURBO_MMA_UNROLL_ROWS");
@@ -375,9 +391,10 @@ DeviceBuffer& vt_buffer() {
 }  // namespace
 
 bool mma_supports(const AttentionConfig& c, int d, bool want_stats) {
-  return c.method == Method::kFlashQ && !want_stats && d <= 128 && c.quant.kv_gran != Granularity::kToken &&
-         c.p_quant != PQuant::kFp16 && c.quant.bc >= 1 && c.quant.bc <= kTile &&
-         c.sas.precision == SasPrecision::kFp16 && c.sas.exp_mode == ExpMode::kSas;
+  return c.method == Method::kFlashQ && !want_stats && d <= 128 &&
+         c.quant.kv_gran != Granularity::kToken && c.p_quant != PQuant::kFp16 && c.quant.bc >= 1 &&
+         c.quant.bc <= kTile && c.sas.precision == SasPrecision::kFp16 &&
+         c.sas.exp_mode == ExpMode::kSas;
 }
 
 void launch_mma_prefill(const MmaParams& p, cudaStream_t stream) {
@@ -385,14 +402,16 @@ void launch_mma_prefill(const MmaParams& p, cudaStream_t stream) {
   const int n_tiles = static_cast<int>((p.n + p.bc - 1) / p.bc);
   DeviceBuffer& vt = vt_buffer();
   vt.reserve(static_cast<size_t>(p.batch) * p.hkv * n_tiles * p.dp * kTile);
-  TransposeVKernel<<<dim3(static_cast<unsigned>(n_tiles), static_cast<unsigned>(p.batch * p.hkv)), 256, 0, stream>>>(
-      p.v_codes, p.n, p.dp, p.bc, n_tiles, vt.as<int8_t>());
+  TransposeVKernel<<<dim3(static_cast<unsigned>(n_tiles), static_cast<unsigned>(p.batch * p.hkv)),
+                     256, 0, stream>>>(p.v_codes, p.n, p.dp, p.bc, n_tiles, vt.as<int8_t>());
   TURBO_CUDA_LAUNCH_CHECK();
   const bool sm = unroll_rows();
   if (p.dp == 64)
-    sm ? launch_dp<64, true>(p, vt.as<int8_t>(), n_tiles, stream) : launch_dp<64, false>(p, vt.as<int8_t>(), n_tiles, stream);
+    sm ? launch_dp<64, true>(p, vt.as<int8_t>(), n_tiles, stream)
+       : launch_dp<64, false>(p, vt.as<int8_t>(), n_tiles, stream);
   else
-    sm ? launch_dp<128, true>(p, vt.as<int8_t>(), n_tiles, stream) : launch_dp<128, false>(p, vt.as<int8_t>(), n_tiles, stream);
+    sm ? launch_dp<128, true>(p, vt.as<int8_t>(), n_tiles, stream)
+       : launch_dp<128, false>(p, vt.as<int8_t>(), n_tiles, stream);
 }
 
 }  // namespace cuda

@@ -92,8 +92,8 @@ __device__ __forceinline__ float read_f32(const uint8_t* p) {
 // Decompresses one cache block into shared memory codes [n_b][kstride] (channels past d are 0).
 // Each thread takes one 32-bit word of packed codes: 4 (8-bit), 8 (4-bit) or 16 (2-bit) codes
 // of one token row (d is a multiple of 16), unpacked by the core unpack_code/stage2_dequant.
-__device__ void load_block(const uint8_t* blk, const BlockLayout& L, int8_t* dst, int kstride, int dp,
-                           float* scale) {
+__device__ void load_block(const uint8_t* blk, const BlockLayout& L, int8_t* dst, int kstride,
+                           int dp, float* scale) {
   const uint8_t* s2 = blk + L.s2_offset();
   const int8_t* z = reinterpret_cast<const int8_t*>(blk + L.z_offset());
   const int d = L.d, n_b = L.n_b;
@@ -131,8 +131,8 @@ __device__ void load_block(const uint8_t* blk, const BlockLayout& L, int8_t* dst
 }
 
 // Stage 1 of the fp16 residual buffer as one tile (SPEC 6), K with the mean subtracted.
-__device__ void load_fp16_buffer(const Half* buf, const float* mean, int n, int d, int dp, int8_t* dst,
-                                 int kstride, float* scale, float* red) {
+__device__ void load_fp16_buffer(const Half* buf, const float* mean, int n, int d, int dp,
+                                 int8_t* dst, int kstride, float* scale, float* red) {
   float amax = 0.0f;
   for (int e = threadIdx.x; e < n * d; e += blockDim.x) {
     const float x = half_to_float(buf[e]);
@@ -277,8 +277,9 @@ __global__ void __launch_bounds__(kThreads) RowsKernel(RowsParams P) {
       }
     } else {
       const int64_t base = static_cast<int64_t>(bkv) * P.n_b * d;
-      load_fp16_buffer(P.k_buf + base, P.k_mean ? P.k_mean + static_cast<int64_t>(bkv) * d : nullptr, nt, d,
-                       dp, k_s, kstride, ks, red);
+      load_fp16_buffer(P.k_buf + base,
+                       P.k_mean ? P.k_mean + static_cast<int64_t>(bkv) * d : nullptr, nt, d, dp,
+                       k_s, kstride, ks, red);
       load_fp16_buffer(P.v_buf + base, nullptr, nt, d, dp, v_s, kstride, vs, red);
     }
     __syncthreads();
@@ -318,7 +319,8 @@ __global__ void __launch_bounds__(kThreads) RowsKernel(RowsParams P) {
       float p_max = 0.0f;
       for (int j = lane; j < n; j += 32) {
         const float x = exact ? m_new - s_w[j] : sub16(m_new, s_w[j]);
-        const float pj = P.sas_table ? sas_lookup(x, P.sas_table, P.sas_table_count) : sas_eval(x, sas);
+        const float pj =
+            P.sas_table ? sas_lookup(x, P.sas_table, P.sas_table_count) : sas_eval(x, sas);
         p_w[j] = pj;
         p_max = maxf(p_max, pj);
       }
@@ -402,7 +404,8 @@ __global__ void __launch_bounds__(kThreads) RowsKernel(RowsParams P) {
         for (int c = lane; c < d; c += 32) {
           float pv = 0.0f;
           for (int j = 0; j < n; ++j)
-            pv = fmaf_rn(static_cast<float>(p8_w[j] * static_cast<int>(v_s[j * kstride + c])), vs[j], pv);
+            pv = fmaf_rn(static_cast<float>(p8_w[j] * static_cast<int>(v_s[j * kstride + c])),
+                         vs[j], pv);
           o_row[c] = fmaf_rn(o_row[c], alpha, pv * ps.s_p);
         }
       }
@@ -423,11 +426,13 @@ __global__ void __launch_bounds__(kThreads) RowsKernel(RowsParams P) {
     const int64_t row = bhq * P.q_len + r % P.q_len;
     const float* o_row = o_s + lr * dp;
     if (P.splits == 1) {
-      for (int c = lane; c < d; c += 32) P.out[row * d + c] = float_to_half(finalize_output(o_row[c], l_s[lr]));
+      for (int c = lane; c < d; c += 32)
+        P.out[row * d + c] = float_to_half(finalize_output(o_row[c], l_s[lr]));
       if (P.want_stats && lane == 0) {
         const RunStats& st = st_s[lr];
         const double total = st.alive_mass + st.dropped_mass;
-        P.row_stats[row] = RowStats{total > 0.0 ? st.dropped_mass / total : 0.0, st.scored, st.zeroed};
+        P.row_stats[row] =
+            RowStats{total > 0.0 ? st.dropped_mass / total : 0.0, st.scored, st.zeroed};
       }
     } else {
       const int64_t run = row * P.splits + split;
@@ -506,10 +511,12 @@ void launch_rows_kernel(const RowsParams& p, cudaStream_t stream) {
   const int rows_total = p.group * static_cast<int>(p.q_len);
   const int chunks = (rows_total + p.rows_per_cta - 1) / p.rows_per_cta;
   const size_t smem = rows_kernel_smem(p);
-  TURBO_CHECK(smem <= kMaxDynamicSmem, "rows kernel: tile of " << p.tile_cap << " tokens x " << p.dp
-                                                          << " channels does not fit in shared memory");
+  TURBO_CHECK(smem <= kMaxDynamicSmem, "rows kernel: tile of "
+                                           << p.tile_cap << " tokens x " << p.dp
+                                           << " channels does not fit in shared memory");
   static const bool attr_set = [] {
-    TURBO_CUDA_CHECK(cudaFuncSetAttribute(RowsKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxDynamicSmem));
+    TURBO_CUDA_CHECK(cudaFuncSetAttribute(RowsKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                          kMaxDynamicSmem));
     return true;
   }();
   (void)attr_set;
@@ -521,8 +528,10 @@ void launch_rows_kernel(const RowsParams& p, cudaStream_t stream) {
 
 void launch_merge_kernel(const RowsParams& p, cudaStream_t stream) {
   const int64_t rows = static_cast<int64_t>(p.batch) * p.hq * p.q_len;
-  TURBO_CHECK(p.splits <= kMaxMergeSplits, "splits must be <= " << kMaxMergeSplits << " on the cuda backend, got " << p.splits);
-  MergeKernel<<<static_cast<unsigned>((rows + kMergeWarps - 1) / kMergeWarps), kMergeWarps * 32, 0, stream>>>(p, rows);
+  TURBO_CHECK(p.splits <= kMaxMergeSplits,
+              "splits must be <= " << kMaxMergeSplits << " on the cuda backend, got " << p.splits);
+  MergeKernel<<<static_cast<unsigned>((rows + kMergeWarps - 1) / kMergeWarps), kMergeWarps * 32, 0,
+                stream>>>(p, rows);
   TURBO_CUDA_LAUNCH_CHECK();
 }
 

@@ -32,14 +32,16 @@ __device__ __forceinline__ float block_max(float v, float* red) {
   return r;
 }
 
-__device__ __forceinline__ float load_x(const Half* x, const float* mean, int64_t row, int c, int d) {
+__device__ __forceinline__ float load_x(const Half* x, const float* mean, int64_t row, int c,
+                                        int d) {
   const float v = half_to_float(x[row * d + c]);
   return mean ? v - mean[c] : v;  // FP32 subtraction (SPEC 1 k_smooth)
 }
 
 // grid (n_groups, heads)
 __global__ void Stage1Kernel(const Half* x, const float* mean, int64_t n, int d, int64_t group_rows,
-                             int8_t* codes, int code_stride, float* group_scales, float* row_scales) {
+                             int8_t* codes, int code_stride, float* group_scales,
+                             float* row_scales) {
   __shared__ float red[kThreads / 32];
   const int64_t head = blockIdx.y, gi = blockIdx.x;
   const int64_t g0 = gi * group_rows;
@@ -56,21 +58,24 @@ __global__ void Stage1Kernel(const Half* x, const float* mean, int64_t n, int d,
   // All zeros: the reference keeps absf of the last element (a tie returns the new element).
   if (amax == 0.0f) amax = absf(load_x(xh, mh, g1 - 1, d - 1, d));
   const Stage1Scale s = stage1_scale(amax);
-  if (threadIdx.x == 0 && group_scales) group_scales[head * ((n + group_rows - 1) / group_rows) + gi] = s.scale;
+  if (threadIdx.x == 0 && group_scales)
+    group_scales[head * ((n + group_rows - 1) / group_rows) + gi] = s.scale;
   if (row_scales)
     for (int64_t r = g0 + threadIdx.x; r < g1; r += blockDim.x) row_scales[head * n + r] = s.scale;
   const int64_t padded = (g1 - g0) * code_stride;
   for (int64_t e = threadIdx.x; e < padded; e += blockDim.x) {
     const int64_t r = g0 + e / code_stride;
     const int c = static_cast<int>(e % code_stride);
-    codes[(head * n + r) * code_stride + c] = c < d ? stage1_code(load_x(xh, mh, r, c, d), s.inv) : int8_t{0};
+    codes[(head * n + r) * code_stride + c] =
+        c < d ? stage1_code(load_x(xh, mh, r, c, d), s.inv) : int8_t{0};
   }
 }
 
 // The same stage 1 with 16-byte accesses, for d % 8 == 0 and code_stride % 8 == 0 (every
 // attention call: d is a multiple of 16). Eight channels per thread step; identical math.
-__global__ void Stage1Vec8Kernel(const Half* x, const float* mean, int64_t n, int d, int64_t group_rows,
-                                 int8_t* codes, int code_stride, float* group_scales, float* row_scales) {
+__global__ void Stage1Vec8Kernel(const Half* x, const float* mean, int64_t n, int d,
+                                 int64_t group_rows, int8_t* codes, int code_stride,
+                                 float* group_scales, float* row_scales) {
   __shared__ float red[kThreads / 32];
   const int64_t head = blockIdx.y, gi = blockIdx.x;
   const int64_t g0 = gi * group_rows;
@@ -79,7 +84,7 @@ __global__ void Stage1Vec8Kernel(const Half* x, const float* mean, int64_t n, in
   const float* mh = mean ? mean + head * d : nullptr;
   const int d8 = d / 8;
   const int64_t count8 = (g1 - g0) * d8;
-  auto load8 = [&](int64_t r, int c8, float (&v)[8]) {
+  auto load8 = [&](int64_t r, int c8, float(&v)[8]) {
     const uint4 raw = *reinterpret_cast<const uint4*>(xh + r * d + c8 * 8);
     const Half* hv = reinterpret_cast<const Half*>(&raw);
 #pragma unroll
@@ -99,7 +104,8 @@ __global__ void Stage1Vec8Kernel(const Half* x, const float* mean, int64_t n, in
   amax = block_max(amax, red);
   if (amax == 0.0f) amax = absf(load_x(xh, mh, g1 - 1, d - 1, d));
   const Stage1Scale s = stage1_scale(amax);
-  if (threadIdx.x == 0 && group_scales) group_scales[head * ((n + group_rows - 1) / group_rows) + gi] = s.scale;
+  if (threadIdx.x == 0 && group_scales)
+    group_scales[head * ((n + group_rows - 1) / group_rows) + gi] = s.scale;
   if (row_scales)
     for (int64_t r = g0 + threadIdx.x; r < g1; r += blockDim.x) row_scales[head * n + r] = s.scale;
   const int s8 = code_stride / 8;
@@ -125,19 +131,23 @@ __global__ void ChannelMeanKernel(const Half* k, int64_t n_total, int64_t n, int
   for (int c = threadIdx.x; c < d; c += blockDim.x) {
     long long sum = 0;  // k * 2^24 is an integer for every FP16 k: the sum is exact
     for (int64_t t = 0; t < n; ++t)
-      sum += __double2ll_rz(static_cast<double>(half_to_float(k[(head * n_total + t) * d + c])) * 16777216.0);
+      sum += __double2ll_rz(static_cast<double>(half_to_float(k[(head * n_total + t) * d + c])) *
+                            16777216.0);
     mean[head * d + c] =
-        n > 0 ? __double2float_rn(__ddiv_rn(__ll2double_rn(sum) * 5.9604644775390625e-08, static_cast<double>(n)))
+        n > 0 ? __double2float_rn(
+                    __ddiv_rn(__ll2double_rn(sum) * 5.9604644775390625e-08, static_cast<double>(n)))
               : 0.0f;
   }
 }
 
 // grid (n_blocks)
-__global__ void CompressKernel(const int8_t* q_all, BlockLayout L, uint8_t* blocks, int64_t stride) {
+__global__ void CompressKernel(const int8_t* q_all, BlockLayout L, uint8_t* blocks,
+                               int64_t stride) {
   compress_block_dev(q_all + blockIdx.x * L.elements(), L, blocks + blockIdx.x * stride);
 }
 
-__global__ void DecompressKernel(const uint8_t* blocks, BlockLayout L, int64_t stride, int8_t* q_all) {
+__global__ void DecompressKernel(const uint8_t* blocks, BlockLayout L, int64_t stride,
+                                 int8_t* q_all) {
   const uint8_t* blk = blocks + blockIdx.x * stride;
   int8_t* q = q_all + blockIdx.x * L.elements();
   const uint8_t* s2 = blk + L.s2_offset();
@@ -201,7 +211,8 @@ __global__ void AsymKernel(const Half* x, int group_len, int bits, ScaleStorage 
 
 // The sas op goes through the memo table when it applies, so that the exhaustive check of this
 // op against the reference also proves the table the attention kernels use.
-__global__ void SasKernel(const Half* x, int64_t n, SasParams p, const uint16_t* table, int count, float* out) {
+__global__ void SasKernel(const Half* x, int64_t n, SasParams p, const uint16_t* table, int count,
+                          float* out) {
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i >= n) return;
   const float v = half_to_float(x[i]);
@@ -210,7 +221,8 @@ __global__ void SasKernel(const Half* x, int64_t n, SasParams p, const uint16_t*
 
 __global__ void SasTableKernel(SasParams p, uint16_t* table, int count) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
-  if (i < count) table[i] = float_to_half(sas_eval(half_to_float(Half{static_cast<uint16_t>(i)}), p)).bits;
+  if (i < count)
+    table[i] = float_to_half(sas_eval(half_to_float(Half{static_cast<uint16_t>(i)}), p)).bits;
 }
 
 }  // namespace
@@ -223,9 +235,11 @@ void launch_stage1(const Half* x, const float* mean, int64_t heads, int64_t n, i
   TURBO_CHECK(groups < (int64_t{1} << 31) && heads < 65536, "stage 1: too many groups");
   const dim3 grid(static_cast<unsigned>(groups), static_cast<unsigned>(heads));
   if (d % 8 == 0 && code_stride % 8 == 0)
-    Stage1Vec8Kernel<<<grid, kThreads, 0, stream>>>(x, mean, n, d, group_rows, codes, code_stride, group_scales, row_scales);
+    Stage1Vec8Kernel<<<grid, kThreads, 0, stream>>>(x, mean, n, d, group_rows, codes, code_stride,
+                                                    group_scales, row_scales);
   else
-    Stage1Kernel<<<grid, kThreads, 0, stream>>>(x, mean, n, d, group_rows, codes, code_stride, group_scales, row_scales);
+    Stage1Kernel<<<grid, kThreads, 0, stream>>>(x, mean, n, d, group_rows, codes, code_stride,
+                                                group_scales, row_scales);
   TURBO_CUDA_LAUNCH_CHECK();
 }
 
@@ -239,14 +253,16 @@ void launch_channel_mean(const Half* k, int64_t heads, int64_t n_total, int64_t 
 void launch_compress_blocks(const int8_t* q, const BlockLayout& layout, int64_t n_blocks,
                             uint8_t* blocks, int64_t block_stride, cudaStream_t stream) {
   if (n_blocks == 0) return;
-  CompressKernel<<<static_cast<unsigned>(n_blocks), kThreads, 0, stream>>>(q, layout, blocks, block_stride);
+  CompressKernel<<<static_cast<unsigned>(n_blocks), kThreads, 0, stream>>>(q, layout, blocks,
+                                                                           block_stride);
   TURBO_CUDA_LAUNCH_CHECK();
 }
 
 void launch_decompress_blocks(const uint8_t* blocks, const BlockLayout& layout, int64_t n_blocks,
                               int64_t block_stride, int8_t* q, cudaStream_t stream) {
   if (n_blocks == 0) return;
-  DecompressKernel<<<static_cast<unsigned>(n_blocks), kThreads, 0, stream>>>(blocks, layout, block_stride, q);
+  DecompressKernel<<<static_cast<unsigned>(n_blocks), kThreads, 0, stream>>>(blocks, layout,
+                                                                             block_stride, q);
   TURBO_CUDA_LAUNCH_CHECK();
 }
 
@@ -255,20 +271,23 @@ void launch_quantize_asym(const Half* x, int64_t n_groups, int group_len, int bi
                           cudaStream_t stream) {
   if (n_groups == 0) return;
   const int threads = group_len >= 128 ? 128 : 32;
-  AsymKernel<<<static_cast<unsigned>(n_groups), threads, 0, stream>>>(x, group_len, bits, storage, codes, scales, zeros);
+  AsymKernel<<<static_cast<unsigned>(n_groups), threads, 0, stream>>>(x, group_len, bits, storage,
+                                                                      codes, scales, zeros);
   TURBO_CUDA_LAUNCH_CHECK();
 }
 
 void launch_sas(const Half* x, int64_t n, const SasParams& p, float* out, cudaStream_t stream) {
   if (n == 0) return;
   const uint16_t* table = cached_sas_table(p, stream);
-  SasKernel<<<static_cast<unsigned>((n + 255) / 256), 256, 0, stream>>>(x, n, p, table, sas_table_count(p), out);
+  SasKernel<<<static_cast<unsigned>((n + 255) / 256), 256, 0, stream>>>(x, n, p, table,
+                                                                        sas_table_count(p), out);
   TURBO_CUDA_LAUNCH_CHECK();
 }
 
 int sas_table_count(const SasParams& p) {
   if (p.precision != SasPrecision::kFp16 || p.exp_mode != ExpMode::kSas) return 0;
-  return float_to_half(static_cast<float>(p.n_r)).bits;  // FP16 x >= 0: x < n_r <=> bits < bits(n_r)
+  return float_to_half(static_cast<float>(p.n_r))
+      .bits;  // FP16 x >= 0: x < n_r <=> bits < bits(n_r)
 }
 
 void launch_sas_table(const SasParams& p, uint16_t* table, int count, cudaStream_t stream) {

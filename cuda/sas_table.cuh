@@ -11,7 +11,8 @@
 namespace turbo {
 namespace cuda {
 
-__device__ __forceinline__ float sas_lookup(float x, const uint16_t* __restrict__ table, int count) {
+__device__ __forceinline__ float sas_lookup(float x, const uint16_t* __restrict__ table,
+                                            int count) {
   const uint32_t b = static_cast<uint32_t>(float_to_half(x).bits) & 0x7fffu;
   return b < static_cast<uint32_t>(count) ? half_to_float(Half{__ldg(table + b)}) : 0.0f;
 }

@@ -12,7 +12,8 @@ namespace cuda {
 // s2/z go to blk first; the packing pass reads them back after a barrier.
 __device__ inline void compress_block_dev(const int8_t* q, const BlockLayout& L, uint8_t* blk) {
   if (L.bits == 8) {
-    for (int64_t i = threadIdx.x; i < L.elements(); i += blockDim.x) blk[i] = static_cast<uint8_t>(q[i]);
+    for (int64_t i = threadIdx.x; i < L.elements(); i += blockDim.x)
+      blk[i] = static_cast<uint8_t>(q[i]);
     __syncthreads();
     return;
   }
@@ -50,7 +51,8 @@ __device__ inline void compress_block_dev(const int8_t* q, const BlockLayout& L,
       const int64_t i = bi * per + k;
       if (i >= L.elements()) break;
       const int64_t g = L.group_of(static_cast<int>(i / L.d), static_cast<int>(i % L.d));
-      byte |= static_cast<unsigned>(stage2_code(q[i], Stage2Params{s2[g], z[g]}, L.bits)) << (k * L.bits);
+      byte |= static_cast<unsigned>(stage2_code(q[i], Stage2Params{s2[g], z[g]}, L.bits))
+              << (k * L.bits);
     }
     blk[bi] = static_cast<uint8_t>(byte);
   }

@@ -60,11 +60,14 @@ int run_validation(bool small) {
     std::fflush(stdout);
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("\n| op | cases | failed | mismatching elements | elements compared | max rel (tolerance ops) |\n");
+  std::printf(
+      "\n| op | cases | failed | mismatching elements | elements compared | max rel (tolerance "
+      "ops) |\n");
   std::printf("| --- | --- | --- | --- | --- | --- |\n");
   for (const auto& kv : per_op)
-    std::printf("| %s | %lld | %lld | %lld | %lld | %s |\n", kv.first.c_str(), static_cast<long long>(kv.second.cases),
-                static_cast<long long>(kv.second.failed), static_cast<long long>(kv.second.mismatches),
+    std::printf("| %s | %lld | %lld | %lld | %lld | %s |\n", kv.first.c_str(),
+                static_cast<long long>(kv.second.cases), static_cast<long long>(kv.second.failed),
+                static_cast<long long>(kv.second.mismatches),
                 static_cast<long long>(kv.second.total),
                 kv.second.tol ? std::to_string(kv.second.max_rel).c_str() : "exact");
   std::printf("validation: %zu cases, %d failed, %.1f s\n", cases.size(), failed, secs);
@@ -78,7 +81,8 @@ struct DeviceTensor {
 
 void to_device(DeviceTensor& t, const HostTensor<Half>& h) {
   t.buf.reserve(h.storage.size() * sizeof(Half));
-  TURBO_CUDA_CHECK(cudaMemcpy(t.buf.as<void>(), h.storage.data(), h.storage.size() * sizeof(Half), cudaMemcpyHostToDevice));
+  TURBO_CUDA_CHECK(cudaMemcpy(t.buf.as<void>(), h.storage.data(), h.storage.size() * sizeof(Half),
+                              cudaMemcpyHostToDevice));
 }
 
 template <typename F>
@@ -114,7 +118,8 @@ int run_profile() {
   to_device(k, in.k);
   to_device(v, in.v);
   o.buf.reserve(in.q.storage.size() * sizeof(Half));
-  for (int i = 0; i < 2; ++i) cuda::flashq_prefill_device(cfg, q.ptr(), k.ptr(), v.ptr(), o.ptr(), B, H, H, N, D, nullptr);
+  for (int i = 0; i < 2; ++i)
+    cuda::flashq_prefill_device(cfg, q.ptr(), k.ptr(), v.ptr(), o.ptr(), B, H, H, N, D, nullptr);
   auto dev = cuda::make_cuda_backend();
   AttentionConfig dc = cfg;
   dc.splits = 64;
@@ -129,7 +134,8 @@ int run_profile() {
   DeviceTensor qd, od;
   to_device(qd, qin.q);
   od.buf.reserve(qin.q.storage.size() * sizeof(Half));
-  for (int i = 0; i < 2; ++i) cuda::flashq_decode_device(dc, qd.ptr(), *cache, od.ptr(), 32, 1, nullptr);
+  for (int i = 0; i < 2; ++i)
+    cuda::flashq_decode_device(dc, qd.ptr(), *cache, od.ptr(), 32, 1, nullptr);
   TURBO_CUDA_CHECK(cudaDeviceSynchronize());
   return 0;
 }
@@ -144,29 +150,40 @@ int run_bench(const char* csv_path, bool check) {
   for (int d : {64, 128})
     for (int h : {8, 16}) {
       const int64_t B = 1, N = 4096;
-      const auto in = ref::make_inputs({B, h, h, N, d}, ref::InputKind::kGaussian, 4242 + d + h, 1.5f);
+      const auto in =
+          ref::make_inputs({B, h, h, N, d}, ref::InputKind::kGaussian, 4242 + d + h, 1.5f);
       DeviceTensor q, k, v, o;
       to_device(q, in.q);
       to_device(k, in.k);
       to_device(v, in.v);
       o.buf.reserve(in.q.storage.size() * sizeof(Half));
-      const double ms = median_ms([&] { cuda::flashq_prefill_device(cfg, q.ptr(), k.ptr(), v.ptr(), o.ptr(), B, h, h, N, d, nullptr); }, 3, 20);
+      const double ms = median_ms(
+          [&] {
+            cuda::flashq_prefill_device(cfg, q.ptr(), k.ptr(), v.ptr(), o.ptr(), B, h, h, N, d,
+                                        nullptr);
+          },
+          3, 20);
       const double flops = 4.0 * B * h * static_cast<double>(N) * N * d / 2.0;  // causal: half
       std::string exact = "not checked";
       if (check && h == 8) {
         HostTensor<Half> o_dev(B, h, N, d), o_ref(B, h, N, d);
-        TURBO_CUDA_CHECK(cudaMemcpy(o_dev.storage.data(), o.ptr(), o_dev.storage.size() * sizeof(Half), cudaMemcpyDeviceToHost));
+        TURBO_CUDA_CHECK(cudaMemcpy(o_dev.storage.data(), o.ptr(),
+                                    o_dev.storage.size() * sizeof(Half), cudaMemcpyDeviceToHost));
         ref->attention_prefill(cfg, in.q.view(), in.k.view(), in.v.view(), o_ref.view(), nullptr);
         int64_t mism = 0;
-        for (size_t i = 0; i < o_dev.storage.size(); ++i) mism += o_dev.storage[i].bits != o_ref.storage[i].bits;
+        for (size_t i = 0; i < o_dev.storage.size(); ++i)
+          mism += o_dev.storage[i].bits != o_ref.storage[i].bits;
         exact = std::to_string(mism) + " mismatches";
         failed += mism != 0;
       }
-      std::printf("prefill B=%lld H=%d N=%lld D=%d causal: %.3f ms, %.1f TFLOP/s-equiv, kernel %s, vs ref: %s\n",
-                  static_cast<long long>(B), h, static_cast<long long>(N), d, ms, flops / ms / 1e9,
-                  cuda::prefill_kernel_name(cfg, false), exact.c_str());
-      std::fprintf(csv, "prefill,%lld,%d,%d,%lld,%d,%lld,1,1,%s,%.4f,%.2f,%s\n", static_cast<long long>(B), h, h,
-                   static_cast<long long>(N), d, static_cast<long long>(N), cuda::prefill_kernel_name(cfg, false), ms,
+      std::printf(
+          "prefill B=%lld H=%d N=%lld D=%d causal: %.3f ms, %.1f TFLOP/s-equiv, kernel %s, vs ref: "
+          "%s\n",
+          static_cast<long long>(B), h, static_cast<long long>(N), d, ms, flops / ms / 1e9,
+          cuda::prefill_kernel_name(cfg, false), exact.c_str());
+      std::fprintf(csv, "prefill,%lld,%d,%d,%lld,%d,%lld,1,1,%s,%.4f,%.2f,%s\n",
+                   static_cast<long long>(B), h, h, static_cast<long long>(N), d,
+                   static_cast<long long>(N), cuda::prefill_kernel_name(cfg, false), ms,
                    flops / ms / 1e9, exact.c_str());
       std::fflush(csv);
     }
@@ -174,7 +191,7 @@ int run_bench(const char* csv_path, bool check) {
   for (int64_t L : {8192, 32768}) {
     const int64_t B = 1, Hq = 32, Hkv = 8, D = 128;
     AttentionConfig dc = cfg;
-    dc.splits = L <= 8192 ? 32 : 64;
+    dc.splits = 32;  // best of 16..256 on H100 for both lengths (cuda/RESULTS.md)
     if (const char* e = std::getenv("TURBO_BENCH_SPLITS")) dc.splits = std::atoi(e);
     KvCacheSpec spec;
     spec.config = dc;
@@ -190,29 +207,35 @@ int run_bench(const char* csv_path, bool check) {
     DeviceTensor q, o;
     to_device(q, qin.q);
     o.buf.reserve(qin.q.storage.size() * sizeof(Half));
-    const double ms = median_ms([&] { cuda::flashq_decode_device(dc, q.ptr(), *c_dev, o.ptr(), Hq, 1, nullptr); }, 5, 50);
+    const double ms = median_ms(
+        [&] { cuda::flashq_decode_device(dc, q.ptr(), *c_dev, o.ptr(), Hq, 1, nullptr); }, 5, 50);
     const double flops = 4.0 * B * Hq * static_cast<double>(L) * D;
     std::string exact = "not checked";
     if (check) {
       HostTensor<Half> o_dev(B, Hq, 1, D), o_ref(B, Hq, 1, D);
-      TURBO_CUDA_CHECK(cudaMemcpy(o_dev.storage.data(), o.ptr(), o_dev.storage.size() * sizeof(Half), cudaMemcpyDeviceToHost));
+      TURBO_CUDA_CHECK(cudaMemcpy(o_dev.storage.data(), o.ptr(),
+                                  o_dev.storage.size() * sizeof(Half), cudaMemcpyDeviceToHost));
       ref->attention_decode(dc, qin.q.view(), *c_ref, o_ref.view(), nullptr);
       int64_t mism = 0;
-      for (size_t i = 0; i < o_dev.storage.size(); ++i) mism += o_dev.storage[i].bits != o_ref.storage[i].bits;
+      for (size_t i = 0; i < o_dev.storage.size(); ++i)
+        mism += o_dev.storage[i].bits != o_ref.storage[i].bits;
       const KvBytes b1 = c_dev->bytes(), b2 = c_ref->bytes();
       mism += b1.total() != b2.total();
       exact = std::to_string(mism) + " mismatches";
       failed += mism != 0;
     }
     const KvBytes kb = c_dev->bytes();
-    std::printf("decode B=%lld Hq=%lld Hkv=%lld L=%lld D=%lld kv_bits=4 splits=%d: %.4f ms, %.2f TFLOP/s-equiv, "
-                "cache %.1f MB (%.2f bytes/token-head), vs ref: %s\n",
-                static_cast<long long>(B), static_cast<long long>(Hq), static_cast<long long>(Hkv),
-                static_cast<long long>(L), static_cast<long long>(D), dc.splits, ms, flops / ms / 1e9, kb.total() / 1e6,
-                static_cast<double>(kb.total()) / kb.tokens, exact.c_str());
-    std::fprintf(csv, "decode,%lld,%lld,%lld,1,%lld,%lld,0,%d,rows,%.4f,%.3f,%s\n", static_cast<long long>(B),
-                 static_cast<long long>(Hq), static_cast<long long>(Hkv), static_cast<long long>(D),
-                 static_cast<long long>(L), dc.splits, ms, flops / ms / 1e9, exact.c_str());
+    std::printf(
+        "decode B=%lld Hq=%lld Hkv=%lld L=%lld D=%lld kv_bits=4 splits=%d: %.4f ms, %.2f "
+        "TFLOP/s-equiv, "
+        "cache %.1f MB (%.2f bytes/token-head), vs ref: %s\n",
+        static_cast<long long>(B), static_cast<long long>(Hq), static_cast<long long>(Hkv),
+        static_cast<long long>(L), static_cast<long long>(D), dc.splits, ms, flops / ms / 1e9,
+        kb.total() / 1e6, static_cast<double>(kb.total()) / kb.tokens, exact.c_str());
+    std::fprintf(csv, "decode,%lld,%lld,%lld,1,%lld,%lld,0,%d,rows,%.4f,%.3f,%s\n",
+                 static_cast<long long>(B), static_cast<long long>(Hq), static_cast<long long>(Hkv),
+                 static_cast<long long>(D), static_cast<long long>(L), dc.splits, ms,
+                 flops / ms / 1e9, exact.c_str());
     std::fflush(csv);
   }
   std::fclose(csv);
@@ -225,13 +248,20 @@ int main(int argc, char** argv) {
   bool small = false, validate = true, check = true, profile = false;
   const char* bench = nullptr;
   for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--small")) small = true;
-    else if (!std::strcmp(argv[i], "--skip-validate")) validate = false;
-    else if (!std::strcmp(argv[i], "--no-check")) check = false;
-    else if (!std::strcmp(argv[i], "--profile")) profile = true, validate = false;
-    else if (!std::strcmp(argv[i], "--bench") && i + 1 < argc) bench = argv[++i];
+    if (!std::strcmp(argv[i], "--small"))
+      small = true;
+    else if (!std::strcmp(argv[i], "--skip-validate"))
+      validate = false;
+    else if (!std::strcmp(argv[i], "--no-check"))
+      check = false;
+    else if (!std::strcmp(argv[i], "--profile"))
+      profile = true, validate = false;
+    else if (!std::strcmp(argv[i], "--bench") && i + 1 < argc)
+      bench = argv[++i];
     else {
-      std::fprintf(stderr, "usage: cuda_validate [--small] [--skip-validate] [--no-check] [--bench out.csv] [--profile]\n");
+      std::fprintf(stderr,
+                   "usage: cuda_validate [--small] [--skip-validate] [--no-check] [--bench "
+                   "out.csv] [--profile]\n");
       return 2;
     }
   }
@@ -241,7 +271,8 @@ int main(int argc, char** argv) {
   }
   cudaDeviceProp prop{};
   cudaGetDeviceProperties(&prop, 0);
-  std::printf("device: %s (sm_%d%d, %d SMs)\n", prop.name, prop.major, prop.minor, prop.multiProcessorCount);
+  std::printf("device: %s (sm_%d%d, %d SMs)\n", prop.name, prop.major, prop.minor,
+              prop.multiProcessorCount);
   int failed = 0;
   try {
     if (validate) failed += run_validation(small);
