@@ -8,26 +8,17 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "datasets/sha256.h"
+#include "reference/reference.h"
 
 namespace turbo {
 namespace data {
 namespace {
 
 using RowMatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using RowMatD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
 constexpr int64_t kOutBlock = 64;    // output features per parallel block of linear()
-constexpr int64_t kQueryBlock = 64;  // query rows per parallel block of exact_attention()
 
-// Eigen picks its GEMM blocking from the cache sizes it detects; fixing them makes the FP32
-// summation order (and so every bit of a capture) the same on every x86-64 machine.
-void fix_eigen_blocking() {
-  static const bool done = [] {
-    Eigen::setCpuCacheSizes(32 * 1024, 256 * 1024, 2 * 1024 * 1024);
-    return true;
-  }();
-  (void)done;
-}
+using ref::fix_eigen_blocking;  // fixed GEMM blocking: a capture is the same on every x86-64
 
 std::vector<float> load(const GgufFile& g, const std::string& name, std::vector<int64_t> ne) {
   const GgufTensorInfo& t = g.tensor(name);
@@ -82,60 +73,14 @@ void linear(const float* x, int64_t n, int64_t in, const float* w, int64_t out, 
 
 void exact_attention(const ConstHalfTensor& q, const ConstHalfTensor& k, const ConstHalfTensor& v,
                      float tau, float* o) {
-  fix_eigen_blocking();
   TURBO_CHECK(q.batch() == 1 && k.batch() == 1 && v.batch() == 1, "exact_attention takes batch 1");
-  TURBO_CHECK(q.dim() == k.dim() && k.dim() == v.dim() && k.heads() == v.heads() &&
-                  k.tokens() == v.tokens(),
-              "exact_attention: Q, K, V shapes disagree");
-  TURBO_CHECK(k.heads() > 0 && q.heads() % k.heads() == 0,
-              "query heads must be a multiple of kv heads");
-  const int64_t Hq = q.heads(), Hkv = k.heads(), n = q.tokens(), L = k.tokens(), D = q.dim();
-  TURBO_CHECK(n <= L, "exact_attention: " << n << " queries but only " << L << " keys");
-  const int64_t g = Hq / Hkv, first = L - n;
-  const double tt = tau > 0.0f ? tau : default_tau(D);
-  // FP16 -> FP64 once (exact).
-  std::vector<RowMatD> kd(static_cast<size_t>(Hkv)), vd(static_cast<size_t>(Hkv));
-  for (int64_t h = 0; h < Hkv; ++h) {
-    kd[h].resize(L, D);
-    vd[h].resize(L, D);
-    for (int64_t j = 0; j < L; ++j)
-      for (int64_t c = 0; c < D; ++c) {
-        kd[h](j, c) = half_to_float(k.row(0, h, j)[c]);
-        vd[h](j, c) = half_to_float(v.row(0, h, j)[c]);
-      }
-  }
-  const int64_t qblocks = (n + kQueryBlock - 1) / kQueryBlock;
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t task = 0; task < Hq * qblocks; ++task) {
-    const int64_t h = task / qblocks, i0 = (task % qblocks) * kQueryBlock;
-    const int64_t rows = std::min(kQueryBlock, n - i0);
-    const int64_t keys = first + i0 + rows;  // causal: the block's last row sees keys [0, keys)
-    RowMatD qd(rows, D);
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t c = 0; c < D; ++c) qd(r, c) = half_to_float(q.row(0, h, i0 + r)[c]);
-    const RowMatD& K = kd[h / g];
-    const RowMatD& V = vd[h / g];
-    RowMatD s = qd * K.topRows(keys).transpose();
-    for (int64_t r = 0; r < rows; ++r) {
-      const int64_t visible = first + i0 + r + 1;
-      double m = -INFINITY;
-      for (int64_t j = 0; j < visible; ++j) {
-        s(r, j) *= tt;
-        m = std::max(m, s(r, j));
-      }
-      double l = 0;
-      for (int64_t j = 0; j < visible; ++j) {
-        s(r, j) = std::exp(s(r, j) - m);
-        l += s(r, j);
-      }
-      for (int64_t j = visible; j < keys; ++j) s(r, j) = 0.0;
-      s.row(r) *= 1.0 / l;
-    }
-    const RowMatD out = s * V.topRows(keys);
-    for (int64_t r = 0; r < rows; ++r)
+  const int64_t Hq = q.heads(), n = q.tokens(), D = q.dim();
+  std::vector<double> out(static_cast<size_t>(Hq * n * D));
+  ref::attention_fp64_decode(q, k, v, tau, out.data());
+  for (int64_t h = 0; h < Hq; ++h)
+    for (int64_t t = 0; t < n; ++t)
       for (int64_t c = 0; c < D; ++c)
-        o[(i0 + r) * Hq * D + h * D + c] = static_cast<float>(out(r, c));
-  }
+        o[(t * Hq + h) * D + c] = static_cast<float>(out[static_cast<size_t>((h * n + t) * D + c)]);
 }
 
 // ---- the model ---------------------------------------------------------------------------------

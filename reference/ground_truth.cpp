@@ -1,5 +1,6 @@
 // SPEC 9 ground truth (FP64 softmax attention from the FP16 inputs), the FP16 noise floor, and
 // SPEC 7 head-priority calibration.
+#include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -11,31 +12,8 @@ namespace turbo {
 namespace ref {
 namespace {
 
-// out row = softmax(tau * q . K[0..n_keys)) V in FP64.
-void exact_row(const Half* qrow, const ConstHalfTensor& k, const ConstHalfTensor& v, int64_t b,
-               int64_t hk, int64_t n_keys, double tau, double* out, std::vector<double>& s) {
-  const int64_t D = k.dim();
-  s.resize(static_cast<size_t>(n_keys));
-  std::vector<double> qd(static_cast<size_t>(D));
-  for (int64_t c = 0; c < D; ++c) qd[static_cast<size_t>(c)] = half_to_float(qrow[c]);
-  double m = -INFINITY;
-  for (int64_t j = 0; j < n_keys; ++j) {
-    const Half* kr = k.row(b, hk, j);
-    double acc = 0.0;
-    for (int64_t c = 0; c < D; ++c) acc += qd[static_cast<size_t>(c)] * half_to_float(kr[c]);
-    s[static_cast<size_t>(j)] = acc * tau;
-    m = std::max(m, s[static_cast<size_t>(j)]);
-  }
-  double l = 0.0;
-  std::fill(out, out + D, 0.0);
-  for (int64_t j = 0; j < n_keys; ++j) {
-    const double p = std::exp(s[static_cast<size_t>(j)] - m);
-    l += p;
-    const Half* vr = v.row(b, hk, j);
-    for (int64_t c = 0; c < D; ++c) out[c] += p * half_to_float(vr[c]);
-  }
-  for (int64_t c = 0; c < D; ++c) out[c] /= l;
-}
+using RowMatD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+constexpr int64_t kQueryBlock = 64;  // query rows per parallel task
 
 void check_qkv(const ConstHalfTensor& q, const ConstHalfTensor& k, const ConstHalfTensor& v) {
   TURBO_CHECK(q.dim() == k.dim() && k.dim() == v.dim(), "head_dim mismatch between Q, K, V");
@@ -47,41 +25,83 @@ void check_qkv(const ConstHalfTensor& q, const ConstHalfTensor& k, const ConstHa
   check_finite(v, "V");
 }
 
+// Query rows i of q [B, Hq, n, D] sit at positions first + i of the L keys; a causal row sees keys
+// [0, first + i], otherwise all L. FP16 -> FP64 is exact; Q K^T and P V are FP64 Eigen products
+// over blocks of kQueryBlock rows (one OpenMP task each, so the result is thread-count
+// independent), softmax per row with its max subtracted.
+void exact_attention(const ConstHalfTensor& q, const ConstHalfTensor& k, const ConstHalfTensor& v,
+                     bool causal, float tau, double* out) {
+  fix_eigen_blocking();
+  const int64_t B = q.batch(), Hq = q.heads(), Hkv = k.heads(), n = q.tokens(), L = k.tokens();
+  const int64_t D = q.dim(), g = Hq / Hkv, first = L - n;
+  const double tt = tau > 0.0f ? tau : static_cast<double>(default_tau(D));
+  std::vector<RowMatD> kd(static_cast<size_t>(B * Hkv)), vd(static_cast<size_t>(B * Hkv));
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < B * Hkv; ++i) {
+    RowMatD& K = kd[static_cast<size_t>(i)];
+    RowMatD& V = vd[static_cast<size_t>(i)];
+    K.resize(L, D);
+    V.resize(L, D);
+    for (int64_t j = 0; j < L; ++j)
+      for (int64_t c = 0; c < D; ++c) {
+        K(j, c) = half_to_float(k.row(i / Hkv, i % Hkv, j)[c]);
+        V(j, c) = half_to_float(v.row(i / Hkv, i % Hkv, j)[c]);
+      }
+  }
+  const int64_t qblocks = (n + kQueryBlock - 1) / kQueryBlock;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t task = 0; task < B * Hq * qblocks; ++task) {
+    const int64_t bh = task / qblocks, b = bh / Hq, h = bh % Hq;
+    const int64_t i0 = (task % qblocks) * kQueryBlock, rows = std::min(kQueryBlock, n - i0);
+    const int64_t keys = causal ? first + i0 + rows : L;
+    RowMatD qd(rows, D);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < D; ++c) qd(r, c) = half_to_float(q.row(b, h, i0 + r)[c]);
+    const size_t kv = static_cast<size_t>(b * Hkv + h / g);
+    RowMatD s = qd * kd[kv].topRows(keys).transpose();
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t visible = causal ? first + i0 + r + 1 : L;
+      double m = -INFINITY;
+      for (int64_t j = 0; j < visible; ++j) {
+        s(r, j) *= tt;
+        m = std::max(m, s(r, j));
+      }
+      double l = 0.0;
+      for (int64_t j = 0; j < visible; ++j) {
+        s(r, j) = std::exp(s(r, j) - m);
+        l += s(r, j);
+      }
+      for (int64_t j = visible; j < keys; ++j) s(r, j) = 0.0;
+      s.row(r) *= 1.0 / l;
+    }
+    const RowMatD o = s * vd[kv].topRows(keys);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < D; ++c) out[(bh * n + i0 + r) * D + c] = o(r, c);
+  }
+}
+
 }  // namespace
+
+void fix_eigen_blocking() {
+  static const bool done = [] {
+    Eigen::setCpuCacheSizes(32 * 1024, 256 * 1024, 2 * 1024 * 1024);
+    return true;
+  }();
+  (void)done;
+}
 
 void attention_fp64(const ConstHalfTensor& q, const ConstHalfTensor& k, const ConstHalfTensor& v,
                     bool causal, float tau, double* out) {
   check_qkv(q, k, v);
   TURBO_CHECK(q.tokens() == k.tokens(), "prefill ground truth needs as many query rows as keys");
-  const int64_t B = q.batch(), Hq = q.heads(), N = q.tokens(), D = q.dim(), g = Hq / k.heads();
-  const double tt = tau > 0.0f ? tau : static_cast<double>(default_tau(D));
-#pragma omp parallel
-  {
-    std::vector<double> s;
-#pragma omp for schedule(dynamic, 16)
-    for (int64_t r = 0; r < B * Hq * N; ++r) {
-      const int64_t bh = r / N, i = r % N, b = bh / Hq, h = bh % Hq;
-      exact_row(q.row(b, h, i), k, v, b, h / g, causal ? i + 1 : N, tt, out + r * D, s);
-    }
-  }
+  exact_attention(q, k, v, causal, tau, out);
 }
 
 void attention_fp64_decode(const ConstHalfTensor& q, const ConstHalfTensor& k,
                            const ConstHalfTensor& v, float tau, double* out) {
   check_qkv(q, k, v);
-  const int64_t B = q.batch(), Hq = q.heads(), QL = q.tokens(), L = k.tokens(), D = q.dim();
-  const int64_t g = Hq / k.heads();
-  TURBO_CHECK(QL <= L, "decode ground truth: q_len " << QL << " exceeds the " << L << " keys");
-  const double tt = tau > 0.0f ? tau : static_cast<double>(default_tau(D));
-#pragma omp parallel
-  {
-    std::vector<double> s;
-#pragma omp for schedule(dynamic, 4)
-    for (int64_t r = 0; r < B * Hq * QL; ++r) {
-      const int64_t bh = r / QL, i = r % QL, b = bh / Hq, h = bh % Hq;
-      exact_row(q.row(b, h, i), k, v, b, h / g, L - QL + i + 1, tt, out + r * D, s);
-    }
-  }
+  TURBO_CHECK(q.tokens() <= k.tokens(), "decode ground truth: q_len " << q.tokens() << " exceeds the " << k.tokens() << " keys");
+  exact_attention(q, k, v, true, tau, out);
 }
 
 void attention_fp16_floor(const ConstHalfTensor& q, const ConstHalfTensor& k,

@@ -16,7 +16,13 @@ namespace ref {
 void register_reference_backend();
 std::unique_ptr<Backend> make_reference_backend();
 
-// Ground truth (SPEC 9): exact softmax attention in FP64 from the FP16 inputs.
+// Eigen picks its GEMM blocking from the cache sizes it detects; fixing them makes every FP64 and
+// FP32 Eigen product (ground truth here, the model forward in datasets/) sum in the same order on
+// every x86-64 machine. Idempotent.
+void fix_eigen_blocking();
+
+// Ground truth (SPEC 9): exact softmax attention in FP64 from the FP16 inputs (Eigen FP64
+// products over blocks of 64 query rows; thread-count independent).
 // out [B, Hq, N, D] contiguous, FP64. tau <= 0 means 1 / sqrt(D).
 void attention_fp64(const ConstHalfTensor& q, const ConstHalfTensor& k, const ConstHalfTensor& v,
                     bool causal, float tau, double* out);
