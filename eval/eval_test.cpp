@@ -382,6 +382,27 @@ TEST(BadInput, IsRejectedWithoutRows) {
     expect_sweep_error({"--data", p, "--set", "method=fp16", "--layers", "1"},
                        "layer 1 is not in the dataset");
   }
+  // Schema violations written behind the writer's back: a newer schema_version, a listed layer
+  // whose group is gone.
+  {
+    const std::string p = write_activations("schema.h5", 5, 32);
+    const hid_t f = H5Fopen(p.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    ASSERT_GE(f, 0);
+    const hid_t a = H5Aopen(f, "schema_version", H5P_DEFAULT);
+    const int32_t version = 2;
+    ASSERT_GE(H5Awrite(a, H5T_NATIVE_INT32, &version), 0);
+    H5Aclose(a);
+    H5Fclose(f);
+    expect_sweep_error({"--data", p, "--set", "method=fp16"}, "has schema_version 2");
+  }
+  {
+    const std::string p = write_activations("gone.h5", 6, 32);
+    const hid_t f = H5Fopen(p.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    ASSERT_GE(f, 0);
+    ASSERT_GE(H5Ldelete(f, "/layers/2", H5P_DEFAULT), 0);
+    H5Fclose(f);
+    expect_sweep_error({"--data", p, "--set", "method=fp16"}, "layer 2 is listed but");
+  }
   // A non-finite value written behind the writer's back (the writer refuses them).
   {
     const std::string p = write_activations("inf.h5", 4, 32);
