@@ -306,6 +306,10 @@ TEST(Sweep, ResumeAfterSigkillEqualsUninterruptedRun) {
   ASSERT_EQ(rc, 0) << err;
   EXPECT_EQ(slurp(out), expected);
   EXPECT_NE(err.find("partial line"), std::string::npos) << err;
+  // Killed while the header itself was being written: the file starts again.
+  ASSERT_EQ(::truncate(out.c_str(), 30), 0);
+  ASSERT_EQ(run(sweep_args(out)), 0);
+  EXPECT_EQ(slurp(out), expected);
 }
 
 TEST(Sweep, ShardsMergeIntoTheUnshardedFile) {

@@ -53,7 +53,7 @@ CsvTable read_csv(const std::string& path);
 // Result of scanning an existing results file for resume.
 struct ResumeScan {
   std::set<std::string> done;  // unit ids (phase|key) with all their rows
-  int64_t keep_bytes = 0;      // file offset after the last complete unit
+  int64_t keep_bytes = 0;      // file offset after the last complete unit (0: no whole header)
   int64_t dropped_rows = 0;    // complete lines of an incomplete last unit
   bool dropped_partial_line = false;
   int64_t file_bytes = 0;

@@ -454,7 +454,7 @@ SweepSummary run_sweep(const SweepOptions& o) {
                       << old.at("shard_count").as_int() << ", not " << shard.index << "/"
                       << shard.count);
     scan = scan_results(o.out, rows_per_unit);
-    resume = true;
+    resume = scan.keep_bytes > 0;
     if (o.verbosity > 0 && (scan.dropped_rows || scan.dropped_partial_line))
       std::fprintf(stderr, "resume: dropping %lld rows of an unfinished unit%s\n",
                    static_cast<long long>(scan.dropped_rows),
