@@ -247,9 +247,15 @@ TEST(Sweep, WritesTidyRowsWithSidecar) {
   EXPECT_EQ(slurp(out), before);
 }
 
+// A longer sweep (52 units, 12 decode positions) so that a kill lands mid-run on a fast machine.
+std::vector<std::string> kill_args(const std::string& out) {
+  return {"sweep",     "-q",     "--data", eval_file(),   "--grid", grid_file(), "--set",
+          "n_r=3..12", "--seed", "7",      "--positions", "12",     "-o",        out};
+}
+
 TEST(Sweep, ResumeAfterSigkillEqualsUninterruptedRun) {
   const std::string full = path("uninterrupted.csv");
-  ASSERT_EQ(run(sweep_args(full)), 0);
+  ASSERT_EQ(run(kill_args(full)), 0);
   const std::string expected = slurp(full);
 
   const std::string out = path("killed.csv");
@@ -260,7 +266,7 @@ TEST(Sweep, ResumeAfterSigkillEqualsUninterruptedRun) {
     const pid_t pid = ::fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {
-      std::vector<std::string> args = sweep_args(out);
+      std::vector<std::string> args = kill_args(out);
       args.insert(args.begin(), TURBOATTN_EXE);
       args.push_back("--threads");
       args.push_back("1");
@@ -293,6 +299,7 @@ TEST(Sweep, ResumeAfterSigkillEqualsUninterruptedRun) {
   ASSERT_TRUE(killed_mid_run) << "the sweep always finished before it could be killed";
   const std::string partial = slurp(out);
   ASSERT_LT(partial.size(), expected.size());
+  std::fprintf(stderr, "killed with %zu of %zu bytes written\n", partial.size(), expected.size());
   EXPECT_EQ(expected.substr(0, partial.size()), partial)
       << "what a killed sweep left must be a prefix of the full result";
   // A half row at the end (a kill inside a write) must be dropped as well.
@@ -300,7 +307,7 @@ TEST(Sweep, ResumeAfterSigkillEqualsUninterruptedRun) {
     std::ofstream(out, std::ios::app | std::ios::binary)
         << "\"method=flashq,q_gran=tile\",decode,0,1,0,4,96";
   }
-  std::vector<std::string> resume = sweep_args(out);
+  std::vector<std::string> resume = kill_args(out);
   resume.erase(std::find(resume.begin(), resume.end(), "-q"));  // keep its resume message
   auto [rc, err] = run_capturing(resume);
   ASSERT_EQ(rc, 0) << err;
@@ -308,7 +315,7 @@ TEST(Sweep, ResumeAfterSigkillEqualsUninterruptedRun) {
   EXPECT_NE(err.find("partial line"), std::string::npos) << err;
   // Killed while the header itself was being written: the file starts again.
   ASSERT_EQ(::truncate(out.c_str(), 30), 0);
-  ASSERT_EQ(run(sweep_args(out)), 0);
+  ASSERT_EQ(run(kill_args(out)), 0);
   EXPECT_EQ(slurp(out), expected);
 }
 
