@@ -1,6 +1,8 @@
 // `turboattn sweep`, `merge` and `calibrate`.
 #include <cstdio>
 #include <memory>
+#include <utility>
+#include <vector>
 
 #include "core/config.h"
 #include "datasets/activations.h"
@@ -45,7 +47,20 @@ void add_sweep_command(CLI::App& app, CommonOptions& common) {
       ->capture_default_str();
   sub->add_flag("--overwrite", o->overwrite, "start over instead of resuming an existing --out");
   sub->add_flag("--dry-run", o->dry_run, "print this shard's units and exit");
-  sub->callback([o, &common]() {
+  // One flag per knob, `--<knob> v1,v2,...`: the same as `--set <knob>=v1,v2,...`.
+  auto knob_flags = std::make_shared<std::vector<std::pair<std::string, std::string>>>();
+  for (const Knob& k : knobs()) knob_flags->emplace_back(k.name, "");
+  for (auto& kf : *knob_flags) {
+    const Knob& k = find_knob(kf.first);
+    const std::string values =
+        k.values.empty() ? std::string("number(s)") : join_names(k.values, "|");
+    sub->add_option("--" + kf.first, kf.second,
+                    std::string(k.help) + " [" + values + "]; comma list = an axis")
+        ->group("Knob axes");
+  }
+  sub->callback([o, knob_flags, &common]() {
+    for (const auto& kf : *knob_flags)
+      if (!kf.second.empty()) o->sets.push_back(kf.first + "=" + kf.second);
     common.apply_threads();
     o->seed = common.seed;
     o->verbosity = common.verbosity();
