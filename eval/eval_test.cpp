@@ -253,6 +253,18 @@ std::vector<std::string> kill_args(const std::string& out) {
           "n_r=3..12", "--seed", "7",      "--positions", "12",     "-o",        out};
 }
 
+TEST(Sweep, KnobFlagsEqualSetAxes) {
+  const std::string a = path("flags_a.csv"), b = path("flags_b.csv");
+  ASSERT_EQ(run({"sweep", "-q", "--data", eval_file(), "--method", "flashq,kivi", "--kv_bits",
+                 "4,2", "--phases", "decode", "-o", a}),
+            0);
+  ASSERT_EQ(run({"sweep", "-q", "--data", eval_file(), "--set", "method=flashq,kivi", "--set",
+                 "kv_bits=4,2", "--phases", "decode", "-o", b}),
+            0);
+  EXPECT_EQ(slurp(a), slurp(b));
+  EXPECT_EQ(read_csv(a).rows.size(), 4u * 3u * 4u);  // 4 configs x 3 layers x 4 heads
+}
+
 TEST(Sweep, ResumeAfterSigkillEqualsUninterruptedRun) {
   const std::string full = path("uninterrupted.csv");
   ASSERT_EQ(run(kill_args(full)), 0);
@@ -366,6 +378,7 @@ TEST(BadInput, IsRejectedWithoutRows) {
   expect_sweep_error({"--data", data, "--set", "method=flashq,warp"},
                      "valid: flashq, fp16, kivi, int8kv, sage, fp8");
   expect_sweep_error({"--data", data, "--set", "kv_bits=16"}, "valid: 8, 4, 2, mixed");
+  expect_sweep_error({"--data", data, "--kv_bits", "4,16"}, "valid: 8, 4, 2, mixed");
   const std::string empty = path("empty_grid.txt");
   write_text(empty, "# only comments\n");
   expect_sweep_error({"--data", data, "--grid", empty}, "the grid is empty");
