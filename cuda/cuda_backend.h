@@ -29,8 +29,9 @@ int cuda_device_count();
 const char* prefill_kernel_name(const AttentionConfig& config, bool want_stats);
 
 // Device-memory prefill (method flashq): q [B, Hq, N, D], k/v [B, Hkv, N, D], o [B, Hq, N, D],
-// all contiguous FP16 in device memory. No finiteness check. Scratch memory is cached in the
-// backend-independent workspace of the calling thread.
+// all contiguous FP16 in device memory, 16-byte aligned. No finiteness check. Scratch memory is
+// kept in a per-thread workspace and reused by later calls; the call is asynchronous on `stream`
+// (it synchronizes only when the SAS table of new SAS knobs is built).
 void flashq_prefill_device(const AttentionConfig& config, const Half* q, const Half* k,
                            const Half* v, Half* o, int64_t batch, int64_t q_heads, int64_t kv_heads,
                            int64_t tokens, int head_dim, cudaStream_t stream);

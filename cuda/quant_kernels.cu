@@ -305,6 +305,7 @@ const uint16_t* cached_sas_table(const SasParams& p, cudaStream_t stream) {
   if (!valid || std::memcmp(&key, &p, sizeof p) != 0) {
     buf.reserve(sizeof(uint16_t) * static_cast<size_t>(count));
     launch_sas_table(p, buf.as<uint16_t>(), count, stream);
+    TURBO_CUDA_CHECK(cudaStreamSynchronize(stream));  // later calls may use other streams
     key = p;
     valid = true;
   }
