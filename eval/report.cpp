@@ -38,6 +38,8 @@ double pct(std::vector<double> v, double p) {
   const size_t rank = static_cast<size_t>(std::ceil(p * static_cast<double>(v.size())));
   return v[rank == 0 ? 0 : rank - 1];
 }
+// Sort key: NaN (no finite value) orders last, keeping comparisons a strict weak order.
+double key(double v) { return std::isnan(v) ? INFINITY : v; }
 double vmax(const std::vector<double>& v) {
   return v.empty() ? NAN : *std::max_element(v.begin(), v.end());
 }
@@ -145,7 +147,7 @@ std::string make_report(const std::vector<std::string>& inputs, const std::strin
       const Group &x = *groups[a], &y = *groups[b];
       if (x.cfg.method != y.cfg.method)
         return static_cast<int>(x.cfg.method) < static_cast<int>(y.cfg.method);
-      return mean(x.rel_l2) < mean(y.rel_l2);
+      return key(mean(x.rel_l2)) < key(mean(y.rel_l2));
     });
     return ids;
   };
@@ -267,8 +269,8 @@ std::string make_report(const std::vector<std::string>& inputs, const std::strin
       if (!groups[id]->kv_bytes.empty()) pts.push_back(groups[id].get());
     if (!pts.empty()) {
       std::sort(pts.begin(), pts.end(), [](const Group* a, const Group* b) {
-        const double ba = mean(a->kv_bytes), bb = mean(b->kv_bytes);
-        return ba != bb ? ba < bb : mean(a->rel_l2) < mean(b->rel_l2);
+        const double ba = key(mean(a->kv_bytes)), bb = key(mean(b->kv_bytes));
+        return ba != bb ? ba < bb : key(mean(a->rel_l2)) < key(mean(b->rel_l2));
       });
       md += "## " + std::to_string(section++) +
             ". Pareto frontier: decode error vs KV bytes per token\n" + provenance;
