@@ -361,7 +361,7 @@ void check_disk_space(const std::string& path, uint64_t bytes_needed) {
 SweepSummary run_sweep(const SweepOptions& o) {
   TURBO_CHECK(!o.data.empty(), "--data <h5> is required");
   TURBO_CHECK(!o.out.empty() || o.dry_run, "--out <csv> is required");
-  TURBO_CHECK(o.grid_file.empty() == false || !o.sets.empty(),
+  TURBO_CHECK(!o.grid_file.empty() || !o.sets.empty(),
               "give a grid: --grid <file> and/or --set knob=v1,v2 (see eval/README.md)");
   SweepSummary sum;
   const auto t0 = std::chrono::steady_clock::now();

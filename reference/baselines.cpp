@@ -577,17 +577,13 @@ void attend_fp8(const PreparedKv& kv, const QueryRows& r, const AttentionConfig&
   }
 }
 
-void attend(const AttentionConfig& config, const PreparedKv& kv, const QueryRows& r) {
+// sage and fp8; kivi and int8kv run the FP16 floor over their dequantized cache instead.
+void attend_online(const AttentionConfig& config, const PreparedKv& kv, const QueryRows& r) {
   const float tau = config.tau_for(kv.d);
-  switch (config.method) {
-    case Method::kSage:
-      attend_sage(kv, r, config, tau);
-      return;
-    case Method::kFp8:
-      attend_fp8(kv, r, config, tau);
-      return;
-    default:
-      break;
+  if (config.method == Method::kSage) {
+    attend_sage(kv, r, config, tau);
+  } else {
+    attend_fp8(kv, r, config, tau);
   }
 }
 
@@ -700,7 +696,7 @@ void baseline_prefill(const AttentionConfig& config, const ConstHalfTensor& q,
       const int64_t b = idx / Hq, h = idx % Hq;
       const QueryRows r{q.row(b, h, 0), q.stride[2], o.row(b, h, 0), o.stride[2], N, 0,
                         config.causal};
-      attend(config, prepared[static_cast<size_t>(b * Hkv + h / g)], r);
+      attend_online(config, prepared[static_cast<size_t>(b * Hkv + h / g)], r);
     }
   }
   for (int64_t idx = 0; idx < B * Hq; ++idx) {
@@ -779,7 +775,7 @@ void baseline_decode(const AttentionConfig& config, const ConstHalfTensor& q, co
     for (int64_t idx = 0; idx < B * Hq; ++idx) {
       const int64_t b = idx / Hq, h = idx % Hq;
       const QueryRows r{q.row(b, h, 0), q.stride[2], o.row(b, h, 0), o.stride[2], n, L - n, true};
-      attend(config, prepared[static_cast<size_t>(b * Hkv + h / g)], r);
+      attend_online(config, prepared[static_cast<size_t>(b * Hkv + h / g)], r);
     }
   }
   for (int64_t idx = 0; idx < B * Hq; ++idx) {
