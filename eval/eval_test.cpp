@@ -209,6 +209,38 @@ TEST(Grid, ShardSpec) {
   EXPECT_THROW(parse_shard("1"), Error);
 }
 
+// ---- JSON
+// ------------------------------------------------------------------------------------------
+
+TEST(Json, RoundTripsAndRejectsMalformedText) {
+  Json j = Json::object();
+  j.set("text", "quote \" backslash \\ newline \n tab \t");
+  j.set("n", 0.1);
+  j.set("big", int64_t{1} << 53);
+  j.set("neg", -3);
+  j.set("flag", true);
+  j.set("none", Json());
+  Json a = Json::array();
+  a.push(1);
+  a.push("x");
+  Json inner = Json::object();
+  inner.set("k", 2.5);
+  a.push(inner);
+  j.set("list", a);
+  const Json back = Json::parse(j.dump(), "test");
+  EXPECT_EQ(back.dump(), j.dump());
+  EXPECT_EQ(back.at("text").as_string(), j.at("text").as_string());
+  EXPECT_EQ(back.at("n").as_number(), 0.1);  // shortest round-trip digits
+  EXPECT_EQ(back.at("big").as_int(), int64_t{1} << 53);
+  EXPECT_TRUE(back.at("none").is_null());
+  EXPECT_EQ(back.at("list").items()[2].at("k").as_number(), 2.5);
+  EXPECT_EQ(Json::parse("{\"u\": \"\\u00e9\"}", "t").at("u").as_string(), "\xc3\xa9");
+  for (const char* bad : {"{", "{\"a\" 1}", "[1,]", "\"open", "{} x", "tru"})
+    EXPECT_THROW(Json::parse(bad, "bad"), Error) << bad;
+  EXPECT_THROW(back.at("missing"), Error);
+  EXPECT_THROW(back.at("n").as_string(), Error);
+}
+
 // ---- sweep files --------------------------------------------------------------------------------
 
 TEST(Sweep, WritesTidyRowsWithSidecar) {
@@ -536,6 +568,20 @@ TEST(Validate, RefAgainstRefPassesAndCountsEveryElement) {
   for (const char* op : {"quantize_stage1", "compress_block", "decompress_block", "quantize_asym",
                          "sas", "attention_prefill", "cache+decode", "decode split-K"})
     EXPECT_GT(ops[op], 0) << op;
+}
+
+TEST(Bench, TimesEveryOp) {
+  testing::internal::CaptureStdout();
+  const int rc = run(
+      {"bench", "--shape", "2/1x64x64", "--config", "method=flashq,kv_bits=4", "--repeats", "2"});
+  const std::string out = testing::internal::GetCapturedStdout();
+  ASSERT_EQ(rc, 0) << out;
+  for (const char* op : {"quantize_stage1", "compress_block", "decompress_block", "quantize_asym",
+                         "sas", "prefill", "cache_append", "decode"})
+    EXPECT_NE(out.find(std::string("| ") + op + " | 2/1x64x64 |"), std::string::npos) << op;
+  auto [rc2, err] = run_capturing({"bench", "--shape", "3/2x64x64"});
+  EXPECT_NE(rc2, 0);
+  EXPECT_NE(err.find("Hq a multiple of Hkv"), std::string::npos) << err;
 }
 
 // ---- real data ----------------------------------------------------------------------------------
