@@ -549,6 +549,27 @@ TEST(Report, HasEveryTableAndItsCommand) {
   }
   EXPECT_GE(tables, 7u);
   EXPECT_EQ(named, tables);
+  // The numbers: int8kv's decode mean and max rel L2, recomputed from the CSV.
+  const CsvTable t = read_csv(out);
+  double sum = 0, mx = 0;
+  int n = 0;
+  for (const auto& r : t.rows)
+    if (r[static_cast<size_t>(t.column("phase"))] == "decode" &&
+        r[static_cast<size_t>(t.column("method"))] == "int8kv") {
+      const double e = std::stod(r[static_cast<size_t>(t.column("rel_l2"))]);
+      sum += e;
+      mx = std::max(mx, e);
+      ++n;
+    }
+  ASSERT_EQ(n, 12);
+  char expect[128];
+  std::snprintf(expect, sizeof expect, "| int8kv | `(defaults)` | %.3e | ", sum / n);
+  const size_t decode = md.find("Error vs FP16 per method — decode");
+  const size_t line = md.find(expect, decode);
+  ASSERT_NE(line, std::string::npos) << expect;
+  char max_text[32];
+  std::snprintf(max_text, sizeof max_text, " | %.3e | ", mx);
+  EXPECT_NE(md.substr(line, md.find('\n', line) - line).find(max_text), std::string::npos);
 }
 
 TEST(Validate, RefAgainstRefPassesAndCountsEveryElement) {
