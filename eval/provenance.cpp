@@ -1,6 +1,9 @@
 #include "eval/provenance.h"
 
+#include <hdf5.h>
+
 #include <cstdio>
+#include <string>
 
 namespace turbo {
 namespace eval {
@@ -36,6 +39,26 @@ std::string git_commit() {
   const std::string dirty =
       run("git -C '" + dir + "' status --porcelain --untracked-files=no 2>/dev/null");
   return dirty.empty() ? head : head + "+dirty";
+}
+
+std::string build_versions() {
+  std::string v;
+#if defined(__clang__)
+  v = std::string("clang ") + __clang_version__;
+#elif defined(__GNUC__)
+  v = std::string("gcc ") + __VERSION__;
+#else
+  v = "unknown compiler";
+#endif
+  unsigned maj = 0, min = 0, rel = 0;
+  H5get_libversion(&maj, &min, &rel);
+  v += "; HDF5 " + std::to_string(maj) + "." + std::to_string(min) + "." + std::to_string(rel);
+#ifdef _OPENMP
+  v += "; OpenMP " + std::to_string(_OPENMP);
+#else
+  v += "; no OpenMP";
+#endif
+  return v;
 }
 
 std::string command_line(int argc, const char* const* argv) {

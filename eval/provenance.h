@@ -9,6 +9,8 @@ namespace eval {
 
 std::string tool_version();
 std::string git_commit();
+// Compiler, HDF5 and OpenMP versions of this build, e.g. "gcc 12.2.0; HDF5 1.10.8; OpenMP 201511".
+std::string build_versions();
 // The argv of this process as one shell-quoted command line.
 std::string command_line(int argc, const char* const* argv);
 

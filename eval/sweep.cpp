@@ -480,6 +480,7 @@ SweepSummary run_sweep(const SweepOptions& o) {
   side.set("command", o.command);
   side.set("version", tool_version());
   side.set("git_commit", git_commit());
+  side.set("build", build_versions());
   side.set("dataset", Json::parse(dataset_text, "dataset"));
   side.set("params", Json::parse(params_text, "params"));
   side.set("phases", o.phases);
