@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <random>
@@ -47,6 +48,13 @@ std::string temp_dir() {
 }
 
 std::string path(const std::string& name) { return temp_dir() + "/" + name; }
+
+// Removes the temporary directory after the last test.
+class TempDirCleanup : public testing::Environment {
+ public:
+  void TearDown() override { std::filesystem::remove_all(temp_dir()); }
+};
+const testing::Environment* const kCleanup = testing::AddGlobalTestEnvironment(new TempDirCleanup);
 
 bool exists(const std::string& p) { return ::access(p.c_str(), F_OK) == 0; }
 
