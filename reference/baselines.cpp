@@ -71,8 +71,8 @@ struct PreparedKv {
   int tile = 1;                         // tokens per tile (sage, fp8)
 };
 
-// Quantizes n rows x d FP32 values as one E4M3 tile: returns the scale, writes the decoded
-// E4M3 values (the codes' values, before scaling) to `out`.
+// Quantizes n rows x d FP32 values as one E4M3 tile: writes the codes e4m3(x * (1 / s)) and
+// returns the scale s = amax / 448.
 float quantize_fp8_tile(const float* x, int64_t n, int d, uint8_t* codes) {
   float amax = 0.0f;
   for (int64_t i = 0; i < n * d; ++i) amax = maxf(amax, absf(x[i]));
