@@ -206,7 +206,10 @@ std::vector<int> assign_head_bits(const std::vector<double>& priority, float f2)
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(),
                    [&](size_t a, size_t b) { return priority[a] < priority[b]; });
-  const size_t n2 = static_cast<size_t>(std::lround(static_cast<double>(f2) * static_cast<double>(H)));
+  // At most the fraction f2 of the heads goes to 2 bits: floor(f2 * H) (with 3 kv heads and the
+  // default 0.5, one head; rounding to nearest would put 2 of 3 at 2 bits). The epsilon keeps an
+  // exact product such as 0.6 * 5 from flooring to 2.
+  const size_t n2 = static_cast<size_t>(std::floor(static_cast<double>(f2) * static_cast<double>(H) + 1e-9));
   std::vector<int> bits(H, 4);
   for (size_t i = 0; i < n2 && i < H; ++i) bits[order[i]] = 2;
   return bits;

@@ -40,8 +40,8 @@ void attention_fp16_floor(const ConstHalfTensor& q, const ConstHalfTensor& k,
 // calibration split: k, v [1, Hkv, N, D]. `seed` is used by prio_metric = random only.
 std::vector<double> head_priorities(const ConstHalfTensor& k, const ConstHalfTensor& v,
                                     PrioTensors tensors, PrioMetric metric, uint64_t seed);
-// Bits per kv head: the lowest-priority fraction f2 (rounded to nearest head count) gets 2 bits,
-// the rest 4. Ties break by head index (lower index = lower priority).
+// Bits per kv head: the floor(f2 * H) lowest-priority heads get 2 bits (never more than the
+// fraction f2), the rest 4. Ties break by head index (lower index = lower priority).
 std::vector<int> assign_head_bits(const std::vector<double>& priority, float f2);
 
 }  // namespace ref
