@@ -9,10 +9,11 @@ mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader | tee "$OUT/card.txt"
 cmake -S cuda/gpu_build -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
   >"$OUT/cmake.log" 2>&1 || { tail -30 "$OUT/cmake.log"; exit 1; }
-cmake --build build-gpu --target cuda_validate cuda_backend_test -j16 >"$OUT/build.log" 2>&1 \
+cmake --build build-gpu --target cuda_validate cuda_backend_test cuda_oracle_test -j16 >"$OUT/build.log" 2>&1 \
   || { grep -E "error|Error" "$OUT/build.log" | head -30; exit 1; }
 gt=skipped
 va=skipped
+orc=skipped
 if [ "${SKIP_MAIN:-0}" != 1 ]; then
 echo "== gtest (cuda vs ref, small case list)"
 ./build-gpu/cuda/cuda_backend_test >"$OUT/gtest.log" 2>&1
@@ -23,6 +24,10 @@ echo "== cuda_validate (full case list + benchmark shapes checked against ref)"
 va=$?
 grep -E "^FAIL" "$OUT/validate.log" | cut -c1-300 | head -20
 grep -E "^\||^validation|^prefill|^decode|^device|cuda_validate" "$OUT/validate.log"
+echo "== independent SPEC oracle (reference/oracle_test.cpp) against the cuda backend"
+TURBO_ORACLE_BACKEND=cuda ./build-gpu/cuda/cuda_oracle_test >"$OUT/oracle_cuda.log" 2>&1
+orc=$?
+grep -E "^\[  (PASSED|FAILED) |Failure" "$OUT/oracle_cuda.log" | head -20
 echo "== SDPA on the same card"
 python3 cuda/bench_sdpa.py --ours "$OUT/ours.csv" --out "$OUT/bench_table.md"
 fi
@@ -57,4 +62,4 @@ if [ "${STALLS:-0}" = 1 ]; then
   awk '/Function : .*MmaPrefillKernelILi128ELi3E/{f=1;next} /Function :/{f=0} f' "$OUT/mma.sass" \
     | grep -oE "^ +/\*[0-9a-f]{4}\*/ +(@!?U?P[0-9T] +)?[A-Z0-9_]+" | awk '{print $NF}' | sort | uniq -c | sort -rn | head -30
 fi
-echo "gtest rc=$gt validate rc=$va"
+echo "gtest rc=$gt validate rc=$va oracle rc=$orc"
