@@ -155,7 +155,7 @@ def fig_nr(df, out_dir, notes):
         p = d[(d.phase == phase)]
         if phase == "decode":
             p = p[p.kv_bits.astype(str) == "8"]
-        p = p[(p.p_quant == "u8") & (p.splits == 1) & (p.k_axis == "channel")]
+        p = p[(p.p_quant == "u8") & (p.splits == 1) & (p.k_axis == "channel") & (p.v_axis == "channel") & (p.k_smooth == "none")]
         g = p.groupby("n_r").agg(rel_l2=("rel_l2", "mean"), sparsity=("sparsity", "mean"), dropped=("dropped_mass", "mean"))
         if g.empty:
             continue

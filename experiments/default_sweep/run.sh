@@ -38,6 +38,11 @@ start=$(date +%s)
 "$TA" --threads "$THREADS" sweep --data "$DATA" --grid "$HERE/grid.txt" --bits-map "$OUT/bits_map.json" \
   --layers "$LAYERS" --positions "$POSITIONS" --seed 0 --overwrite -o "$OUT/results.csv"
 "$TA" report "$OUT/results.csv" -o "$OUT/report.md"
+if python3 -c "import pandas, matplotlib, tabulate" 2>/dev/null; then
+  python3 notebooks/sweep_figures.py "$OUT/results.csv" -o "$OUT/figures"
+else
+  echo "run.sh: figures skipped (pip install -r notebooks/requirements.txt, then notebooks/sweep_figures.py)"
+fi
 end=$(date +%s)
 echo "run.sh: calibrate + sweep + report took $((end - start)) s"
 echo "report: $ROOT/$OUT/report.md"
