@@ -22,11 +22,11 @@ namespace turbo {
 
 // Per (batch, query head) counters that an attention call may fill (pass nullptr to skip).
 struct AttentionStats {
-  int64_t rows = 0;          // query rows processed
-  int64_t scored = 0;        // unmasked score entries
-  int64_t zeroed = 0;        // entries SAS returned 0 for (x >= n_r), the sparsity
-  double dropped_mass = 0;   // sum over rows of the probability mass of the zeroed entries,
-                             // under the exact softmax (FP64) of the method's own scores S
+  int64_t rows = 0;         // query rows processed
+  int64_t scored = 0;       // unmasked score entries
+  int64_t zeroed = 0;       // entries SAS returned 0 for (x >= n_r), the sparsity
+  double dropped_mass = 0;  // sum over rows of the probability mass of the zeroed entries,
+                            // under the exact softmax (FP64) of the method's own scores S
   void merge(const AttentionStats& o) {
     rows += o.rows;
     scored += o.scored;
@@ -73,8 +73,8 @@ class Backend {
 
   // SPEC 1. x [n, d] FP16 row-major, grouped by `group_rows` consecutive rows starting at row 0
   // (tile: Br or Bc, token: 1, head: n). codes [n, d]; scales [ceil(n / group_rows)].
-  virtual void quantize_stage1(const Half* x, int64_t n, int d, int64_t group_rows,
-                               int8_t* codes, float* scales) = 0;
+  virtual void quantize_stage1(const Half* x, int64_t n, int d, int64_t group_rows, int8_t* codes,
+                               float* scales) = 0;
 
   // SPEC 2 on one block: q [n_b, d] INT8 codes -> `layout.bytes()` bytes at `block` (codes,
   // s2, z; the stage-1 scale slot is left as is). layout.bits must be 4 or 2.
@@ -85,8 +85,7 @@ class Backend {
   // SPEC 3 on `n_groups` contiguous groups of `group_len` FP16 values: codes [n_groups *
   // group_len] (one per byte), scales and zeros [n_groups] as stored (rounded per storage).
   virtual void quantize_asym(const Half* x, int64_t n_groups, int group_len, int bits,
-                             ScaleStorage storage, uint8_t* codes, float* scales,
-                             float* zeros) = 0;
+                             ScaleStorage storage, uint8_t* codes, float* scales, float* zeros) = 0;
 
   // SPEC 4: out[i] = SAS(x[i]) (or expf(-x) for exp_mode = exact). x holds FP16 values >= 0.
   virtual void sas(const Half* x, int64_t n, const SasConfig& config, float* out) = 0;
@@ -100,8 +99,7 @@ class Backend {
   // A compressed KV cache for `spec` (SPEC 6), empty.
   virtual std::unique_ptr<KvCache> create_cache(const KvCacheSpec& spec) = 0;
   // Appends t new tokens: k, v [B, Hkv, t, D]. Blocks compress as the buffer fills.
-  virtual void cache_append(KvCache& cache, const ConstHalfTensor& k,
-                            const ConstHalfTensor& v) = 0;
+  virtual void cache_append(KvCache& cache, const ConstHalfTensor& k, const ConstHalfTensor& v) = 0;
   // Decode attention: q [B, Hq, q_len, D] are the queries of the last q_len cached positions
   // (causal among themselves); o [B, Hq, q_len, D]. Split-K per config.splits.
   virtual void attention_decode(const AttentionConfig& config, const ConstHalfTensor& q,
@@ -138,14 +136,18 @@ inline std::unique_ptr<Backend> make_backend(const std::string& name) {
 // Checks shared by every backend's attention entry points.
 inline void check_attention_shapes(const ConstHalfTensor& q, const ConstHalfTensor& k,
                                    const ConstHalfTensor& v, const HalfTensor& o) {
-  TURBO_CHECK(q.dim() == k.dim() && k.dim() == v.dim(), "head_dim mismatch: Q " << q.dim() << ", K " << k.dim() << ", V " << v.dim());
+  TURBO_CHECK(q.dim() == k.dim() && k.dim() == v.dim(),
+              "head_dim mismatch: Q " << q.dim() << ", K " << k.dim() << ", V " << v.dim());
   TURBO_CHECK(q.batch() == k.batch() && k.batch() == v.batch(), "batch mismatch between Q, K, V");
   TURBO_CHECK(k.heads() == v.heads() && k.tokens() == v.tokens(), "K and V shapes differ");
-  TURBO_CHECK(k.heads() > 0 && q.heads() % k.heads() == 0,
-              "query heads (" << q.heads() << ") must be a multiple of kv heads (" << k.heads() << ")");
-  TURBO_CHECK(o.batch() == q.batch() && o.heads() == q.heads() && o.tokens() == q.tokens() && o.dim() == q.dim(),
+  TURBO_CHECK(
+      k.heads() > 0 && q.heads() % k.heads() == 0,
+      "query heads (" << q.heads() << ") must be a multiple of kv heads (" << k.heads() << ")");
+  TURBO_CHECK(o.batch() == q.batch() && o.heads() == q.heads() && o.tokens() == q.tokens() &&
+                  o.dim() == q.dim(),
               "output shape must equal Q's shape");
-  TURBO_CHECK(q.dim() % 16 == 0 && q.dim() <= 256 && q.dim() > 0, "head_dim must be a multiple of 16 in [16, 256], got " << q.dim());
+  TURBO_CHECK(q.dim() % 16 == 0 && q.dim() <= 256 && q.dim() > 0,
+              "head_dim must be a multiple of 16 in [16, 256], got " << q.dim());
 }
 
 }  // namespace turbo

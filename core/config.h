@@ -37,13 +37,13 @@ enum class KvBits : int { k8 = 0, k4, k2, kMixed };
 // Name tables, in enum order.
 template <typename E>
 struct EnumNames;
-#define TURBO_ENUM_NAMES(E, ...)                                  \
-  template <>                                                     \
-  struct EnumNames<E> {                                           \
-    static const std::vector<std::string>& names() {              \
-      static const std::vector<std::string> kNames{__VA_ARGS__};  \
-      return kNames;                                              \
-    }                                                             \
+#define TURBO_ENUM_NAMES(E, ...)                                 \
+  template <>                                                    \
+  struct EnumNames<E> {                                          \
+    static const std::vector<std::string>& names() {             \
+      static const std::vector<std::string> kNames{__VA_ARGS__}; \
+      return kNames;                                             \
+    }                                                            \
   };
 TURBO_ENUM_NAMES(Granularity, "tile", "token", "head")
 TURBO_ENUM_NAMES(Stage2Axis, "channel", "token")
@@ -82,10 +82,14 @@ E parse_enum(const std::string& s, const std::string& knob) {
 
 inline int kv_bits_value(KvBits b) {
   switch (b) {
-    case KvBits::k8: return 8;
-    case KvBits::k4: return 4;
-    case KvBits::k2: return 2;
-    default: return 0;  // mixed: per head, from a calibration bit map
+    case KvBits::k8:
+      return 8;
+    case KvBits::k4:
+      return 4;
+    case KvBits::k2:
+      return 2;
+    default:
+      return 0;  // mixed: per head, from a calibration bit map
   }
 }
 
@@ -93,18 +97,18 @@ inline int kv_bits_value(KvBits b) {
 struct QuantConfig {
   Granularity q_gran = Granularity::kTile;
   Granularity kv_gran = Granularity::kTile;
-  int br = 64;                // query rows per tile
-  int bc = 64;                // key/value tokens per tile
+  int br = 64;  // query rows per tile
+  int bc = 64;  // key/value tokens per tile
   KSmooth k_smooth = KSmooth::kNone;
-  int block = 64;             // n_b: tokens per compressed KV block
+  int block = 64;  // n_b: tokens per compressed KV block
   KvBits kv_bits = KvBits::k4;
-  float f2 = 0.5f;            // mixed: fraction of kv heads per layer at 2 bits
+  float f2 = 0.5f;  // mixed: fraction of kv heads per layer at 2 bits
   Stage2Axis k_axis = Stage2Axis::kChannel;
   Stage2Axis v_axis = Stage2Axis::kChannel;
-  int group_size = 32;        // channels per group for a token-axis stage 2; KIVI group size
+  int group_size = 32;  // channels per group for a token-axis stage 2; KIVI group size
   BufferMode buffer = BufferMode::kFp16;
   ScaleStorage scale_storage = ScaleStorage::kFp16;  // direct quantizer (KIVI)
-  int residual = 32;          // KIVI: newest tokens kept in FP16
+  int residual = 32;                                 // KIVI: newest tokens kept in FP16
   PrioTensors prio_tensors = PrioTensors::kK;
   PrioMetric prio_metric = PrioMetric::kGapStd;
 };
@@ -131,8 +135,8 @@ struct AttentionConfig {
   SasConfig sas;
   PQuant p_quant = PQuant::kU8;
   bool causal = true;
-  int splits = 1;      // split-K runs for decode (SPEC 6)
-  float tau = 0.0f;    // softmax scale; 0 means 1 / sqrt(D)
+  int splits = 1;    // split-K runs for decode (SPEC 6)
+  float tau = 0.0f;  // softmax scale; 0 means 1 / sqrt(D)
 
   float tau_for(int head_dim) const { return tau > 0.0f ? tau : default_tau(head_dim); }
   std::string to_string() const;
@@ -176,21 +180,25 @@ inline std::string float_key(float v) {
 }
 }  // namespace detail
 
-#define TURBO_ENUM_KNOB(NAME, FIELD, TYPE, HELP)                                            \
-  Knob {                                                                                  \
-    NAME, HELP, EnumNames<TYPE>::names(),                                                 \
-        [](const AttentionConfig& c) { return enum_name(c.FIELD); },                      \
+#define TURBO_ENUM_KNOB(NAME, FIELD, TYPE, HELP)                                              \
+  Knob {                                                                                      \
+    NAME, HELP, EnumNames<TYPE>::names(),                                                     \
+        [](const AttentionConfig& c) { return enum_name(c.FIELD); },                          \
         [](AttentionConfig& c, const std::string& v) { c.FIELD = parse_enum<TYPE>(v, NAME); } \
   }
-#define TURBO_INT_KNOB(NAME, FIELD, HELP)                                                        \
-  Knob {                                                                                       \
-    NAME, HELP, {}, [](const AttentionConfig& c) { return std::to_string(c.FIELD); },          \
-        [](AttentionConfig& c, const std::string& v) { c.FIELD = detail::parse_int_knob(v, NAME); } \
+#define TURBO_INT_KNOB(NAME, FIELD, HELP)                                             \
+  Knob {                                                                              \
+    NAME, HELP, {}, [](const AttentionConfig& c) { return std::to_string(c.FIELD); }, \
+        [](AttentionConfig& c, const std::string& v) {                                \
+          c.FIELD = detail::parse_int_knob(v, NAME);                                  \
+        }                                                                             \
   }
-#define TURBO_FLOAT_KNOB(NAME, FIELD, HELP)                                                        \
-  Knob {                                                                                         \
-    NAME, HELP, {}, [](const AttentionConfig& c) { return detail::float_key(c.FIELD); },         \
-        [](AttentionConfig& c, const std::string& v) { c.FIELD = detail::parse_float_knob(v, NAME); } \
+#define TURBO_FLOAT_KNOB(NAME, FIELD, HELP)                                              \
+  Knob {                                                                                 \
+    NAME, HELP, {}, [](const AttentionConfig& c) { return detail::float_key(c.FIELD); }, \
+        [](AttentionConfig& c, const std::string& v) {                                   \
+          c.FIELD = detail::parse_float_knob(v, NAME);                                   \
+        }                                                                                \
   }
 
 inline const std::vector<Knob>& knobs() {
@@ -211,17 +219,21 @@ inline const std::vector<Knob>& knobs() {
       TURBO_ENUM_KNOB("scale_storage", quant.scale_storage, ScaleStorage,
                       "direct quantizer scale/zero storage"),
       TURBO_INT_KNOB("residual", quant.residual, "KIVI: newest tokens kept in FP16"),
-      TURBO_ENUM_KNOB("prio_tensors", quant.prio_tensors, PrioTensors, "head priority from K or K+V"),
+      TURBO_ENUM_KNOB("prio_tensors", quant.prio_tensors, PrioTensors,
+                      "head priority from K or K+V"),
       TURBO_ENUM_KNOB("prio_metric", quant.prio_metric, PrioMetric, "head priority metric"),
       TURBO_INT_KNOB("n_r", sas.n_r, "SAS sparsity threshold (integer)"),
       TURBO_ENUM_KNOB("poly", sas.poly, Poly, "SAS polynomial"),
       TURBO_ENUM_KNOB("sas_precision", sas.precision, SasPrecision, "SAS arithmetic precision"),
       TURBO_ENUM_KNOB("exp_mode", sas.exp_mode, ExpMode, "sas, or exact FP32 exp"),
       TURBO_ENUM_KNOB("p_quant", p_quant, PQuant, "quantization of P before the PV product"),
-      Knob{"causal", "causal mask", {"0", "1"},
+      Knob{"causal",
+           "causal mask",
+           {"0", "1"},
            [](const AttentionConfig& c) { return std::string(c.causal ? "1" : "0"); },
            [](AttentionConfig& c, const std::string& v) {
-             if (v != "0" && v != "1") throw Error("invalid value '" + v + "' for knob 'causal'; valid: 0, 1");
+             if (v != "0" && v != "1")
+               throw Error("invalid value '" + v + "' for knob 'causal'; valid: 0, 1");
              c.causal = v == "1";
            }},
       TURBO_INT_KNOB("splits", splits, "split-K runs in decode"),
@@ -276,7 +288,8 @@ inline AttentionConfig parse_attention_config(const std::string& key) {
 
 inline Status AttentionConfig::validate() const {
   auto fail = [](const std::string& m) { return Status::Fail(m); };
-  if (sas.n_r < 1 || sas.n_r >= kMaxNr) return fail("n_r must be in [1, 15], got " + std::to_string(sas.n_r));
+  if (sas.n_r < 1 || sas.n_r >= kMaxNr)
+    return fail("n_r must be in [1, 15], got " + std::to_string(sas.n_r));
   if (quant.br < 1 || quant.bc < 1) return fail("br and bc must be >= 1");
   if (quant.block < 1) return fail("block must be >= 1");
   if (quant.group_size < 1) return fail("group_size must be >= 1");

@@ -24,11 +24,11 @@ struct Status {
 
 }  // namespace turbo
 
-#define TURBO_CHECK(cond, msg)                                   \
-  do {                                                           \
-    if (!(cond)) {                                               \
-      std::ostringstream turbo_check_os_;                        \
-      turbo_check_os_ << msg;                                    \
-      throw ::turbo::Error(turbo_check_os_.str());               \
-    }                                                            \
+#define TURBO_CHECK(cond, msg)                     \
+  do {                                             \
+    if (!(cond)) {                                 \
+      std::ostringstream turbo_check_os_;          \
+      turbo_check_os_ << msg;                      \
+      throw ::turbo::Error(turbo_check_os_.str()); \
+    }                                              \
   } while (0)

@@ -76,6 +76,8 @@ TURBO_HD float finalize_output(float o, float l) { return round_half(o / l); }
 
 // Split-K merge of one run (SPEC 6): in order s = 0 .. S-1 from l = 0, O = 0, with m = max_s m_s
 // already known: a_s = 1 if m_s == m else SAS(fp16(m - m_s)); l = fma(l_s, a_s, l).
-TURBO_HD float merge_factor(float m_s, float m, const SasParams& p) { return sas_rescale(m_s, m, p); }
+TURBO_HD float merge_factor(float m_s, float m, const SasParams& p) {
+  return sas_rescale(m_s, m, p);
+}
 
 }  // namespace turbo

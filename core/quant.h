@@ -99,7 +99,7 @@ enum class ScaleStorage : int { kFp16 = 0, kFp32 = 1 };
 struct AsymParams {
   float scale;  // as stored (already rounded to the storage precision)
   float zero;
-  float inv;    // 1 / scale, 0 when scale == 0
+  float inv;  // 1 / scale, 0 when scale == 0
 };
 
 TURBO_HD AsymParams asym_params(float mn, float mx, int bits, ScaleStorage storage) {

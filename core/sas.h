@@ -43,8 +43,8 @@ constexpr int kMaxNr = 16;  // LUT capacity; n_r is validated against it
 // taylor*:  Maclaurin series of e^-f (exact at 0, worst at f -> 1).
 // spec3:    SPEC 4's printed decimals 0.9996, -0.9922, 0.4626, -0.1025 taken literally.
 // SPEC 4 defines the default as "the least-squares fit ... rounded to FP16" and prints the fit to
-// four digits. Rounded to FP16, ls3's c0..c2 equal the printed values rounded to FP16, but c3 does not:
-// fp16(-0.10252827) = -0.10253906 (0xae90) while fp16(-0.1025) = -0.10247803 (0x ae8f), one
+// four digits. Rounded to FP16, ls3's c0..c2 equal the printed values rounded to FP16, but c3 does
+// not: fp16(-0.10252827) = -0.10253906 (0xae90) while fp16(-0.1025) = -0.10247803 (0x ae8f), one
 // FP16 ulp apart. The default `ls3` follows the normative definition (the fit); `spec3` is the
 // literal reading, for anyone matching another implementation that typed the decimals in.
 struct PolyDef {
@@ -56,11 +56,21 @@ struct PolyDef {
 inline const PolyDef& poly_def(Poly p) {
   static const PolyDef kDefs[kNumPolys] = {
       {"ls2", 2, {0.9946652842914449, -0.9309673200067222, 0.30882760570501905, 0, 0}},
-      {"ls3", 3, {0.9996373981566391, -0.9921756840644499, 0.46262001468703556, -0.10252827265467747, 0}},
-      {"ls4", 4, {0.9999809028110319, -0.9993715166609393, 0.49538210761223744, -0.15366079331210156, 0.025566260328712176}},
+      {"ls3",
+       3,
+       {0.9996373981566391, -0.9921756840644499, 0.46262001468703556, -0.10252827265467747, 0}},
+      {"ls4",
+       4,
+       {0.9999809028110319, -0.9993715166609393, 0.49538210761223744, -0.15366079331210156,
+        0.025566260328712176}},
       {"minimax2", 2, {0.9967788394776912, -0.9369142553116102, 0.31123601752767016, 0, 0}},
-      {"minimax3", 3, {0.9997995823809986, -0.9932516162651475, 0.4641286517693877, -0.10299759433279797, 0}},
-      {"minimax4", 4, {0.999990007504528, -0.9994830981720726, 0.4957031523086693, -0.15396347835881793, 0.025642850384607556}},
+      {"minimax3",
+       3,
+       {0.9997995823809986, -0.9932516162651475, 0.4641286517693877, -0.10299759433279797, 0}},
+      {"minimax4",
+       4,
+       {0.999990007504528, -0.9994830981720726, 0.4957031523086693, -0.15396347835881793,
+        0.025642850384607556}},
       {"taylor2", 2, {1.0, -1.0, 0.5, 0, 0}},
       {"taylor3", 3, {1.0, -1.0, 0.5, -1.0 / 6.0, 0}},
       {"taylor4", 4, {1.0, -1.0, 0.5, -1.0 / 6.0, 1.0 / 24.0}},

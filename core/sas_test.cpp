@@ -33,12 +33,11 @@ using turbo::SasPrecision;
 
 constexpr int kNrMin = 3, kNrMax = 10;
 
-const turbo::Poly kAllPolys[] = {Poly::kLs2,      Poly::kLs3,      Poly::kLs4,
-                                 Poly::kMinimax2, Poly::kMinimax3, Poly::kMinimax4,
-                                 Poly::kTaylor2,  Poly::kTaylor3,  Poly::kTaylor4,
-                                 Poly::kSpec3};
+const turbo::Poly kAllPolys[] = {Poly::kLs2,      Poly::kLs3,      Poly::kLs4,     Poly::kMinimax2,
+                                 Poly::kMinimax3, Poly::kMinimax4, Poly::kTaylor2, Poly::kTaylor3,
+                                 Poly::kTaylor4,  Poly::kSpec3};
 const char* kPolyNames[] = {"ls2",      "ls3",     "ls4",     "minimax2", "minimax3",
-                            "minimax4", "taylor2", "taylor3", "taylor4", "spec3"};
+                            "minimax4", "taylor2", "taylor3", "taylor4",  "spec3"};
 
 float half_value(uint16_t bits) { return turbo::half_to_float(turbo::Half{bits}); }
 

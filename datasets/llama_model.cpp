@@ -16,7 +16,7 @@ namespace {
 
 using RowMatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-constexpr int64_t kOutBlock = 64;    // output features per parallel block of linear()
+constexpr int64_t kOutBlock = 64;  // output features per parallel block of linear()
 
 using ref::fix_eigen_blocking;  // fixed GEMM blocking: a capture is the same on every x86-64
 

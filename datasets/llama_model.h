@@ -93,8 +93,9 @@ class LlamaModel {
 void linear(const float* x, int64_t n, int64_t in, const float* w, int64_t out, float* y);
 
 // Exact softmax attention in FP64 from FP16 inputs (SPEC 9): turbo::ref::attention_fp64_decode,
-// laid out token-major for the model. q [1, Hq, n, D] are positions [L - n, L) of the keys k, v [1, Hkv, L, D]
-// (causal). o [n, Hq * D] FP32 (rounded from FP64). tau <= 0: default_tau(D) (core/config.h).
+// laid out token-major for the model. q [1, Hq, n, D] are positions [L - n, L) of the keys k, v [1,
+// Hkv, L, D] (causal). o [n, Hq * D] FP32 (rounded from FP64). tau <= 0: default_tau(D)
+// (core/config.h).
 void exact_attention(const ConstHalfTensor& q, const ConstHalfTensor& k, const ConstHalfTensor& v,
                      float tau, float* o);
 

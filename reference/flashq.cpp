@@ -52,9 +52,13 @@ void channel_mean(const ConstHalfTensor& k, int64_t b, int64_t h, int64_t t0, in
   for (int64_t c = 0; c < d; ++c) {
     int64_t sum = 0;  // k * 2^24 is an integer for every FP16 k: the sum is exact
     for (int64_t t = t0; t < t1; ++t) {
-      sum += static_cast<int64_t>(std::ldexp(static_cast<double>(half_to_float(k.row(b, h, t)[c])), 24));
+      sum += static_cast<int64_t>(
+          std::ldexp(static_cast<double>(half_to_float(k.row(b, h, t)[c])), 24));
     }
-    mean[c] = n > 0 ? static_cast<float>(std::ldexp(static_cast<double>(sum), -24) / static_cast<double>(n)) : 0.0f;
+    mean[c] =
+        n > 0
+            ? static_cast<float>(std::ldexp(static_cast<double>(sum), -24) / static_cast<double>(n))
+            : 0.0f;
   }
 }
 
@@ -217,7 +221,8 @@ void process_tile(RowState& st, const RowParams& rp, const KvTileView& t, const 
     for (int j = 0; j < n; ++j) {
       const int8_t* vj = t.v + static_cast<int64_t>(j) * d;
       for (int c = 0; c < d; ++c)
-        pv[c] = fmaf_rn(static_cast<float>(p8[j] * static_cast<int32_t>(vj[c])), t.v_scale[j], pv[c]);
+        pv[c] =
+            fmaf_rn(static_cast<float>(p8[j] * static_cast<int32_t>(vj[c])), t.v_scale[j], pv[c]);
     }
     for (int c = 0; c < d; ++c) st.o[c] = fmaf_rn(st.o[c], alpha, pv[c] * ps.s_p);
   }
@@ -321,7 +326,8 @@ KvTileView head_tile(const QuantHead& kq, const QuantHead& vq, int64_t t0, int64
 void flashq_prefill(const AttentionConfig& cfg, const ConstHalfTensor& q, const ConstHalfTensor& k,
                     const ConstHalfTensor& v, const HalfTensor& o, AttentionStats* stats) {
   check_attention_shapes(q, k, v, o);
-  TURBO_CHECK(q.tokens() == k.tokens(), "prefill needs as many query rows as keys (Q " << q.tokens() << ", K " << k.tokens() << ")");
+  TURBO_CHECK(q.tokens() == k.tokens(), "prefill needs as many query rows as keys (Q "
+                                            << q.tokens() << ", K " << k.tokens() << ")");
   check_finite(q, "Q");
   check_finite(k, "K");
   check_finite(v, "V");
@@ -343,12 +349,14 @@ void flashq_prefill(const AttentionConfig& cfg, const ConstHalfTensor& q, const 
       mean.resize(static_cast<size_t>(D));
       channel_mean(k, b, h, 0, N, mean.data());
     }
-    quantize_head(k, b, h, kv_rows, mean.empty() ? nullptr : mean.data(), kq[static_cast<size_t>(i)]);
+    quantize_head(k, b, h, kv_rows, mean.empty() ? nullptr : mean.data(),
+                  kq[static_cast<size_t>(i)]);
     quantize_head(v, b, h, kv_rows, nullptr, vq[static_cast<size_t>(i)]);
   }
   const int64_t q_rows = group_rows_for(qc.q_gran, qc.br, N);
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < B * Hq; ++i) quantize_head(q, i / Hq, i % Hq, q_rows, nullptr, qq[static_cast<size_t>(i)]);
+  for (int64_t i = 0; i < B * Hq; ++i)
+    quantize_head(q, i / Hq, i % Hq, q_rows, nullptr, qq[static_cast<size_t>(i)]);
 
   const int64_t n_tiles = (N + bc - 1) / bc;
   std::vector<AttentionStats> row_stats(stats ? static_cast<size_t>(B * Hq * N) : 0);
@@ -377,7 +385,8 @@ void flashq_prefill(const AttentionConfig& cfg, const ConstHalfTensor& q, const 
         if (cfg.causal && t0 > i) break;
         process_tile(st, rp, head_tile(kq[kvi], vq[kvi], t0, t1, D), sas, sc);
       }
-      finalize_row(st, static_cast<int>(D), o.row(b, h, i), stats ? &row_stats[static_cast<size_t>(r)] : nullptr);
+      finalize_row(st, static_cast<int>(D), o.row(b, h, i),
+                   stats ? &row_stats[static_cast<size_t>(r)] : nullptr);
     }
   }
   if (stats)
@@ -395,9 +404,9 @@ struct Stream {
   // not storage: bytes() does not count it.
   std::vector<std::vector<int8_t>> k_expanded, v_expanded;
   std::vector<float> k_block_scale, v_block_scale;
-  std::vector<Half> k_buf, v_buf;            // buffer = fp16: raw rows [n_buf, D]
-  std::vector<int8_t> k_buf8, v_buf8;        // buffer = int8: per-token codes
-  std::vector<float> k_buf_s, v_buf_s;       // ... and their scales
+  std::vector<Half> k_buf, v_buf;       // buffer = fp16: raw rows [n_buf, D]
+  std::vector<int8_t> k_buf8, v_buf8;   // buffer = int8: per-token codes
+  std::vector<float> k_buf_s, v_buf_s;  // ... and their scales
   int64_t n_buf = 0;
 };
 
@@ -414,10 +423,12 @@ class RefKvCache final : public KvCache {
       bits_.assign(static_cast<size_t>(spec.kv_heads), kv_bits_value(qc.kv_bits));
     } else {
       TURBO_CHECK(static_cast<int>(spec.head_bits.size()) == spec.kv_heads,
-                  "head_bits has " << spec.head_bits.size() << " entries for " << spec.kv_heads << " kv heads");
+                  "head_bits has " << spec.head_bits.size() << " entries for " << spec.kv_heads
+                                   << " kv heads");
       bits_ = spec.head_bits;
     }
-    for (int b : bits_) TURBO_CHECK(b == 8 || b == 4 || b == 2, "head bits must be 8, 4 or 2, got " << b);
+    for (int b : bits_)
+      TURBO_CHECK(b == 8 || b == 4 || b == 2, "head bits must be 8, 4 or 2, got " << b);
     for (int ax : {static_cast<int>(qc.k_axis), static_cast<int>(qc.v_axis)})
       if (ax == static_cast<int>(Stage2Axis::kToken))
         TURBO_CHECK(spec.head_dim % qc.group_size == 0,
@@ -464,13 +475,11 @@ class RefKvCache final : public KvCache {
     return r;
   }
 
-
   KvCacheSpec spec_;
   std::vector<int> bits_;
   std::vector<Stream> streams_;
   std::vector<float> k_mean_;  // [B * Hkv * D] when k_smooth = mean
   int64_t length_ = 0;
-
 };
 
 const RefKvCache& as_ref(const KvCache& c) {
@@ -478,7 +487,9 @@ const RefKvCache& as_ref(const KvCache& c) {
   TURBO_CHECK(p != nullptr, "cache was not created by the ref backend's flashq method");
   return *p;
 }
-RefKvCache& as_ref(KvCache& c) { return const_cast<RefKvCache&>(as_ref(static_cast<const KvCache&>(c))); }
+RefKvCache& as_ref(KvCache& c) {
+  return const_cast<RefKvCache&>(as_ref(static_cast<const KvCache&>(c)));
+}
 
 // Stage 1 over the FP32 rows of a full buffer, then stage 2: one compressed block.
 std::vector<uint8_t> build_block(const std::vector<float>& rows, const BlockLayout& L) {
@@ -504,9 +515,11 @@ void flashq_cache_append(KvCache& cache_base, const ConstHalfTensor& k, const Co
   const KvCacheSpec& spec = cache.spec_;
   const QuantConfig& qc = spec.config.quant;
   TURBO_CHECK(k.batch() == spec.batch && k.heads() == spec.kv_heads && k.dim() == spec.head_dim,
-              "K rows have shape [" << k.batch() << ", " << k.heads() << ", " << k.tokens() << ", " << k.dim()
-                                    << "], the cache expects [" << spec.batch << ", " << spec.kv_heads << ", t, " << spec.head_dim << "]");
-  TURBO_CHECK(v.batch() == k.batch() && v.heads() == k.heads() && v.tokens() == k.tokens() && v.dim() == k.dim(),
+              "K rows have shape [" << k.batch() << ", " << k.heads() << ", " << k.tokens() << ", "
+                                    << k.dim() << "], the cache expects [" << spec.batch << ", "
+                                    << spec.kv_heads << ", t, " << spec.head_dim << "]");
+  TURBO_CHECK(v.batch() == k.batch() && v.heads() == k.heads() && v.tokens() == k.tokens() &&
+                  v.dim() == k.dim(),
               "V rows must have K's shape");
   check_finite(k, "K (cache append)");
   check_finite(v, "V (cache append)");
@@ -538,7 +551,8 @@ void flashq_cache_append(KvCache& cache_base, const ConstHalfTensor& k, const Co
           auto& scales = is_k ? s.k_buf_s : s.v_buf_s;
           codes.resize(static_cast<size_t>((s.n_buf + 1) * D));
           scales.resize(static_cast<size_t>(s.n_buf + 1));
-          stage1_rows(row.data(), 1, static_cast<int>(D), 1, codes.data() + s.n_buf * D, scales.data() + s.n_buf);
+          stage1_rows(row.data(), 1, static_cast<int>(D), 1, codes.data() + s.n_buf * D,
+                      scales.data() + s.n_buf);
         }
       } else {
         s.k_buf.insert(s.k_buf.end(), kr, kr + D);
@@ -554,7 +568,8 @@ void flashq_cache_append(KvCache& cache_base, const ConstHalfTensor& k, const Co
               if (int8_buf) {
                 const auto& codes = is_k ? s.k_buf8 : s.v_buf8;
                 const auto& scales = is_k ? s.k_buf_s : s.v_buf_s;
-                x = static_cast<float>(codes[static_cast<size_t>(r * D + c)]) * scales[static_cast<size_t>(r)];
+                x = static_cast<float>(codes[static_cast<size_t>(r * D + c)]) *
+                    scales[static_cast<size_t>(r)];
               } else {
                 x = half_to_float((is_k ? s.k_buf : s.v_buf)[static_cast<size_t>(r * D + c)]);
                 if (is_k && mean) x -= mean[c];
@@ -590,10 +605,15 @@ void flashq_decode(const AttentionConfig& cfg, const ConstHalfTensor& q, const K
   const KvCacheSpec& spec = cache.spec_;
   const QuantConfig& qc = spec.config.quant;
   const int64_t B = q.batch(), Hq = q.heads(), Hkv = spec.kv_heads, QL = q.tokens(), D = q.dim();
-  TURBO_CHECK(B == spec.batch && D == spec.head_dim, "Q shape does not match the cache (batch " << spec.batch << ", head_dim " << spec.head_dim << ")");
-  TURBO_CHECK(Hq % Hkv == 0, "query heads (" << Hq << ") must be a multiple of kv heads (" << Hkv << ")");
-  TURBO_CHECK(o.batch() == B && o.heads() == Hq && o.tokens() == QL && o.dim() == D, "output shape must equal Q's shape");
-  TURBO_CHECK(QL >= 1 && QL <= cache.length_, "q_len " << QL << " must be in [1, cache length " << cache.length_ << "]");
+  TURBO_CHECK(B == spec.batch && D == spec.head_dim, "Q shape does not match the cache (batch "
+                                                         << spec.batch << ", head_dim "
+                                                         << spec.head_dim << ")");
+  TURBO_CHECK(Hq % Hkv == 0,
+              "query heads (" << Hq << ") must be a multiple of kv heads (" << Hkv << ")");
+  TURBO_CHECK(o.batch() == B && o.heads() == Hq && o.tokens() == QL && o.dim() == D,
+              "output shape must equal Q's shape");
+  TURBO_CHECK(QL >= 1 && QL <= cache.length_,
+              "q_len " << QL << " must be in [1, cache length " << cache.length_ << "]");
   TURBO_CHECK(cfg.splits >= 1, "splits must be >= 1");
   check_finite(q, "Q (decode)");
   const int64_t L = cache.length_, group = Hq / Hkv;
@@ -662,7 +682,8 @@ void flashq_decode(const AttentionConfig& cfg, const ConstHalfTensor& q, const K
   // Q rows of this call, stage 1 with q_gran groups starting at the call's first row.
   std::vector<QuantHead> qq(static_cast<size_t>(B * Hq));
   const int64_t q_rows = group_rows_for(qc.q_gran, qc.br, QL);
-  for (int64_t i = 0; i < B * Hq; ++i) quantize_head(q, i / Hq, i % Hq, q_rows, nullptr, qq[static_cast<size_t>(i)]);
+  for (int64_t i = 0; i < B * Hq; ++i)
+    quantize_head(q, i / Hq, i % Hq, q_rows, nullptr, qq[static_cast<size_t>(i)]);
 
   const int S = cfg.splits;
   const int64_t total_rows = B * Hq * QL;
@@ -689,7 +710,8 @@ void flashq_decode(const AttentionConfig& cfg, const ConstHalfTensor& q, const K
       runs.assign(static_cast<size_t>(S), RowState(static_cast<int>(D)));
       for (int s = 0; s < S; ++s) {
         const int64_t t0 = T * s / S, t1 = T * (s + 1) / S;
-        for (int64_t t = t0; t < t1; ++t) process_tile(runs[static_cast<size_t>(s)], rp, views[static_cast<size_t>(t)], sas, sc);
+        for (int64_t t = t0; t < t1; ++t)
+          process_tile(runs[static_cast<size_t>(s)], rp, views[static_cast<size_t>(t)], sas, sc);
       }
       AttentionStats* rs = stats ? &row_stats[static_cast<size_t>(r)] : nullptr;
       if (S == 1)

@@ -14,13 +14,13 @@ namespace turbo {
 namespace ref {
 
 struct KvTileView {
-  const int8_t* k = nullptr;   // [n, D]
-  const int8_t* v = nullptr;   // [n, D]
+  const int8_t* k = nullptr;       // [n, D]
+  const int8_t* v = nullptr;       // [n, D]
   const float* k_scale = nullptr;  // [1] or [n]
   const float* v_scale = nullptr;  // [1] or [n]
   bool k_per_token = false;
   bool v_per_token = false;
-  int64_t pos0 = 0;            // absolute position of the tile's first token
+  int64_t pos0 = 0;  // absolute position of the tile's first token
   int n = 0;
 };
 
@@ -44,7 +44,7 @@ struct RowState {
 struct RowParams {
   const int8_t* q = nullptr;  // [D] INT8 codes of the row
   float q_scale = 0.0f;
-  int64_t pos = 0;            // absolute position (for the causal mask)
+  int64_t pos = 0;  // absolute position (for the causal mask)
   bool causal = true;
   float tau = 0.0f;
   int d = 0;
@@ -85,10 +85,13 @@ void decompress_block_ref(const uint8_t* block, const BlockLayout& layout, int8_
 // Rows per stage-1 group for a granularity over n rows with tile size `tile`.
 inline int64_t group_rows_for(Granularity g, int64_t tile, int64_t n) {
   switch (g) {
-    case Granularity::kToken: return 1;
-    case Granularity::kHead: return n > 0 ? n : 1;
+    case Granularity::kToken:
+      return 1;
+    case Granularity::kHead:
+      return n > 0 ? n : 1;
     case Granularity::kTile:
-    default: return tile;
+    default:
+      return tile;
   }
 }
 

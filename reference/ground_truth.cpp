@@ -19,7 +19,8 @@ void check_qkv(const ConstHalfTensor& q, const ConstHalfTensor& k, const ConstHa
   TURBO_CHECK(q.dim() == k.dim() && k.dim() == v.dim(), "head_dim mismatch between Q, K, V");
   TURBO_CHECK(q.batch() == k.batch() && k.batch() == v.batch(), "batch mismatch between Q, K, V");
   TURBO_CHECK(k.heads() == v.heads() && k.tokens() == v.tokens(), "K and V shapes differ");
-  TURBO_CHECK(k.heads() > 0 && q.heads() % k.heads() == 0, "query heads must be a multiple of kv heads");
+  TURBO_CHECK(k.heads() > 0 && q.heads() % k.heads() == 0,
+              "query heads must be a multiple of kv heads");
   check_finite(q, "Q");
   check_finite(k, "K");
   check_finite(v, "V");
@@ -100,7 +101,9 @@ void attention_fp64(const ConstHalfTensor& q, const ConstHalfTensor& k, const Co
 void attention_fp64_decode(const ConstHalfTensor& q, const ConstHalfTensor& k,
                            const ConstHalfTensor& v, float tau, double* out) {
   check_qkv(q, k, v);
-  TURBO_CHECK(q.tokens() <= k.tokens(), "decode ground truth: q_len " << q.tokens() << " exceeds the " << k.tokens() << " keys");
+  TURBO_CHECK(q.tokens() <= k.tokens(), "decode ground truth: q_len "
+                                            << q.tokens() << " exceeds the " << k.tokens()
+                                            << " keys");
   exact_attention(q, k, v, true, tau, out);
 }
 
@@ -147,7 +150,8 @@ std::vector<double> head_priorities(const ConstHalfTensor& k, const ConstHalfTen
   TURBO_CHECK(k.batch() == 1, "calibration expects batch 1");
   check_finite(k, "K (calibration)");
   if (tensors == PrioTensors::kKV) {
-    TURBO_CHECK(v.heads() == k.heads() && v.tokens() == k.tokens() && v.dim() == k.dim(), "calibration K and V shapes differ");
+    TURBO_CHECK(v.heads() == k.heads() && v.tokens() == k.tokens() && v.dim() == k.dim(),
+                "calibration K and V shapes differ");
     check_finite(v, "V (calibration)");
   }
   const int64_t H = k.heads(), N = k.tokens(), D = k.dim();
@@ -183,9 +187,15 @@ std::vector<double> head_priorities(const ConstHalfTensor& k, const ConstHalfTen
     const double sd = std::sqrt(var);
     double p = 0.0;
     switch (metric) {
-      case PrioMetric::kGapStd: p = gap * sd; break;
-      case PrioMetric::kGap: p = gap; break;
-      case PrioMetric::kStd: p = sd; break;
+      case PrioMetric::kGapStd:
+        p = gap * sd;
+        break;
+      case PrioMetric::kGap:
+        p = gap;
+        break;
+      case PrioMetric::kStd:
+        p = sd;
+        break;
       case PrioMetric::kKurtosis: {
         double m4 = 0.0;
         for (double e : vals) m4 += std::pow(e - mean, 4);
@@ -193,7 +203,9 @@ std::vector<double> head_priorities(const ConstHalfTensor& k, const ConstHalfTen
         p = var > 0.0 ? m4 / (var * var) - 3.0 : 0.0;
         break;
       }
-      case PrioMetric::kRandom: p = uni(rng); break;
+      case PrioMetric::kRandom:
+        p = uni(rng);
+        break;
     }
     prio[static_cast<size_t>(h)] = p;
   }
@@ -209,7 +221,8 @@ std::vector<int> assign_head_bits(const std::vector<double>& priority, float f2)
   // At most the fraction f2 of the heads goes to 2 bits: floor(f2 * H) (with 3 kv heads and the
   // default 0.5, one head; rounding to nearest would put 2 of 3 at 2 bits). The epsilon keeps an
   // exact product such as 0.6 * 5 from flooring to 2.
-  const size_t n2 = static_cast<size_t>(std::floor(static_cast<double>(f2) * static_cast<double>(H) + 1e-9));
+  const size_t n2 =
+      static_cast<size_t>(std::floor(static_cast<double>(f2) * static_cast<double>(H) + 1e-9));
   std::vector<int> bits(H, 4);
   for (size_t i = 0; i < n2 && i < H; ++i) bits[order[i]] = 2;
   return bits;

@@ -12,7 +12,8 @@ namespace {
 // Cache of the FP16 floor: keeps the FP16 rows themselves.
 class Fp16Cache final : public KvCache {
  public:
-  explicit Fp16Cache(const KvCacheSpec& s) : spec_(s), k_(s.batch * s.kv_heads), v_(s.batch * s.kv_heads) {}
+  explicit Fp16Cache(const KvCacheSpec& s)
+      : spec_(s), k_(s.batch * s.kv_heads), v_(s.batch * s.kv_heads) {}
   const KvCacheSpec& spec() const override { return spec_; }
   int64_t length() const override { return length_; }
   KvBytes bytes() const override {
@@ -37,7 +38,8 @@ class ReferenceBackend final : public Backend {
     TURBO_CHECK(n >= 0 && d > 0 && group_rows >= 1, "quantize_stage1: bad shape");
     std::vector<float> rows(static_cast<size_t>(n * d));
     for (int64_t i = 0; i < n * d; ++i) {
-      TURBO_CHECK(is_finite_half(x[i]), "non-finite value in quantize_stage1 input at row " << i / d << ", channel " << i % d);
+      TURBO_CHECK(is_finite_half(x[i]), "non-finite value in quantize_stage1 input at row "
+                                            << i / d << ", channel " << i % d);
       rows[static_cast<size_t>(i)] = half_to_float(x[i]);
     }
     stage1_rows(rows.data(), n, d, group_rows, codes, scales);
@@ -53,15 +55,16 @@ class ReferenceBackend final : public Backend {
     decompress_block_ref(block, layout, q);
   }
 
-  void quantize_asym(const Half* x, int64_t n_groups, int group_len, int bits,
-                     ScaleStorage storage, uint8_t* codes, float* scales, float* zeros) override {
+  void quantize_asym(const Half* x, int64_t n_groups, int group_len, int bits, ScaleStorage storage,
+                     uint8_t* codes, float* scales, float* zeros) override {
     TURBO_CHECK(bits >= 1 && bits <= 8, "quantize_asym: bits must be in [1, 8], got " << bits);
     TURBO_CHECK(group_len >= 1, "quantize_asym: group_len must be >= 1");
     for (int64_t g = 0; g < n_groups; ++g) {
       const Half* xg = x + g * group_len;
       float mn = INFINITY, mx = -INFINITY;
       for (int i = 0; i < group_len; ++i) {
-        TURBO_CHECK(is_finite_half(xg[i]), "non-finite value in quantize_asym input, group " << g << ", element " << i);
+        TURBO_CHECK(is_finite_half(xg[i]),
+                    "non-finite value in quantize_asym input, group " << g << ", element " << i);
         const float e = half_to_float(xg[i]);
         mn = minf(mn, e);
         mx = maxf(mx, e);
@@ -69,16 +72,19 @@ class ReferenceBackend final : public Backend {
       const AsymParams p = asym_params(mn, mx, bits, storage);
       scales[g] = p.scale;
       zeros[g] = p.zero;
-      for (int i = 0; i < group_len; ++i) codes[g * group_len + i] = asym_code(half_to_float(xg[i]), p, bits);
+      for (int i = 0; i < group_len; ++i)
+        codes[g * group_len + i] = asym_code(half_to_float(xg[i]), p, bits);
     }
   }
 
   void sas(const Half* x, int64_t n, const SasConfig& config, float* out) override {
     const SasParams p = config.params();
-    TURBO_CHECK(config.n_r >= 1 && config.n_r < kMaxNr, "n_r must be in [1, 15], got " << config.n_r);
+    TURBO_CHECK(config.n_r >= 1 && config.n_r < kMaxNr,
+                "n_r must be in [1, 15], got " << config.n_r);
     for (int64_t i = 0; i < n; ++i) {
       const float v = half_to_float(x[i]);
-      TURBO_CHECK(v >= 0.0f, "SAS input must be >= 0 (a distance from the row max), got " << v << " at " << i);
+      TURBO_CHECK(v >= 0.0f,
+                  "SAS input must be >= 0 (a distance from the row max), got " << v << " at " << i);
       out[i] = sas_eval(v, p);
     }
   }
@@ -104,19 +110,25 @@ class ReferenceBackend final : public Backend {
 
   std::unique_ptr<KvCache> create_cache(const KvCacheSpec& spec) override {
     switch (spec.config.method) {
-      case Method::kFlashQ: return flashq_create_cache(spec);
-      case Method::kFp16: return std::make_unique<Fp16Cache>(spec);
-      default: return baseline_create_cache(spec);
+      case Method::kFlashQ:
+        return flashq_create_cache(spec);
+      case Method::kFp16:
+        return std::make_unique<Fp16Cache>(spec);
+      default:
+        return baseline_create_cache(spec);
     }
   }
 
   void cache_append(KvCache& cache, const ConstHalfTensor& k, const ConstHalfTensor& v) override {
     switch (cache.spec().config.method) {
-      case Method::kFlashQ: flashq_cache_append(cache, k, v); return;
+      case Method::kFlashQ:
+        flashq_cache_append(cache, k, v);
+        return;
       case Method::kFp16: {
         auto& c = dynamic_cast<Fp16Cache&>(cache);
-        TURBO_CHECK(k.batch() == c.spec_.batch && k.heads() == c.spec_.kv_heads && k.dim() == c.spec_.head_dim &&
-                        v.batch() == k.batch() && v.heads() == k.heads() && v.tokens() == k.tokens() && v.dim() == k.dim(),
+        TURBO_CHECK(k.batch() == c.spec_.batch && k.heads() == c.spec_.kv_heads &&
+                        k.dim() == c.spec_.head_dim && v.batch() == k.batch() &&
+                        v.heads() == k.heads() && v.tokens() == k.tokens() && v.dim() == k.dim(),
                     "K/V rows do not match the cache shape");
         check_finite(k, "K (cache append)");
         check_finite(v, "V (cache append)");
@@ -124,13 +136,16 @@ class ReferenceBackend final : public Backend {
           for (int64_t t = 0; t < k.tokens(); ++t) {
             const Half* kr = k.row(i / k.heads(), i % k.heads(), t);
             const Half* vr = v.row(i / k.heads(), i % k.heads(), t);
-            c.k_[static_cast<size_t>(i)].insert(c.k_[static_cast<size_t>(i)].end(), kr, kr + k.dim());
-            c.v_[static_cast<size_t>(i)].insert(c.v_[static_cast<size_t>(i)].end(), vr, vr + k.dim());
+            c.k_[static_cast<size_t>(i)].insert(c.k_[static_cast<size_t>(i)].end(), kr,
+                                                kr + k.dim());
+            c.v_[static_cast<size_t>(i)].insert(c.v_[static_cast<size_t>(i)].end(), vr,
+                                                vr + k.dim());
           }
         c.length_ += k.tokens();
         return;
       }
-      default: baseline_cache_append(cache, k, v);
+      default:
+        baseline_cache_append(cache, k, v);
     }
   }
 
@@ -139,37 +154,47 @@ class ReferenceBackend final : public Backend {
     const Status s = config.validate();
     TURBO_CHECK(s.ok, s.message);
     TURBO_CHECK(config.method == cache.spec().config.method,
-                "decode method " << enum_name(config.method) << " does not match the cache's method " << enum_name(cache.spec().config.method));
+                "decode method " << enum_name(config.method)
+                                 << " does not match the cache's method "
+                                 << enum_name(cache.spec().config.method));
     switch (config.method) {
-      case Method::kFlashQ: flashq_decode(config, q, cache, o, stats); return;
+      case Method::kFlashQ:
+        flashq_decode(config, q, cache, o, stats);
+        return;
       case Method::kFp16: {
         const auto& c = dynamic_cast<const Fp16Cache&>(cache);
         const int64_t B = c.spec_.batch, H = c.spec_.kv_heads, L = c.length_, D = c.spec_.head_dim;
         std::vector<Half> kk(static_cast<size_t>(B * H * L * D)), vv(kk.size());
         for (int64_t i = 0; i < B * H; ++i) {
-          std::copy(c.k_[static_cast<size_t>(i)].begin(), c.k_[static_cast<size_t>(i)].end(), kk.begin() + i * L * D);
-          std::copy(c.v_[static_cast<size_t>(i)].begin(), c.v_[static_cast<size_t>(i)].end(), vv.begin() + i * L * D);
+          std::copy(c.k_[static_cast<size_t>(i)].begin(), c.k_[static_cast<size_t>(i)].end(),
+                    kk.begin() + i * L * D);
+          std::copy(c.v_[static_cast<size_t>(i)].begin(), c.v_[static_cast<size_t>(i)].end(),
+                    vv.begin() + i * L * D);
         }
         const auto kt = ConstHalfTensor::contiguous(kk.data(), B, H, L, D);
         const auto vt = ConstHalfTensor::contiguous(vv.data(), B, H, L, D);
-        TURBO_CHECK(o.tokens() == q.tokens() && o.heads() == q.heads(), "output shape must equal Q's shape");
+        TURBO_CHECK(o.tokens() == q.tokens() && o.heads() == q.heads(),
+                    "output shape must equal Q's shape");
         attention_fp16_floor(q, kt, vt, true, config.tau, o);
         count_dense(q, L, true, stats);
         return;
       }
-      default: baseline_decode(config, q, cache, o, stats);
+      default:
+        baseline_decode(config, q, cache, o, stats);
     }
   }
 
  private:
   static void check_layout(const BlockLayout& L) {
-    TURBO_CHECK(L.bits == 8 || L.bits == 4 || L.bits == 2, "block bits must be 8, 4 or 2, got " << L.bits);
+    TURBO_CHECK(L.bits == 8 || L.bits == 4 || L.bits == 2,
+                "block bits must be 8, 4 or 2, got " << L.bits);
     TURBO_CHECK(L.n_b >= 1 && L.d >= 1, "block shape must be positive");
     TURBO_CHECK(L.axis == 0 || (L.group_size >= 1 && L.d % L.group_size == 0),
                 "group_size " << L.group_size << " must divide the channel count " << L.d);
   }
   // Dense methods zero nothing: rows and scored entries only.
-  static void count_dense(const ConstHalfTensor& q, int64_t n_keys, bool causal, AttentionStats* stats) {
+  static void count_dense(const ConstHalfTensor& q, int64_t n_keys, bool causal,
+                          AttentionStats* stats) {
     if (!stats) return;
     const int64_t N = q.tokens();
     for (int64_t bh = 0; bh < q.batch() * q.heads(); ++bh)

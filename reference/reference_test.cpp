@@ -1,6 +1,8 @@
 // Property tests of the reference attention (prefill, decode, split-K, accounting). The
 // element-by-element oracle of SPEC 5 lives in oracle_test.cpp; SAS and the quantizers are
 // tested exhaustively in core/.
+#include "reference/reference.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -8,7 +10,6 @@
 #include <vector>
 
 #include "reference/flashq.h"
-#include "reference/reference.h"
 #include "reference/test_inputs.h"
 
 #if defined(_OPENMP)
@@ -52,7 +53,8 @@ HostTensor<Half> run_prefill(Backend& be, const AttentionConfig& c, const QkvInp
                              std::vector<AttentionStats>* stats = nullptr) {
   HostTensor<Half> o = poisoned_like(in.q);
   if (stats) stats->assign(static_cast<size_t>(in.q.b * in.q.h), AttentionStats{});
-  be.attention_prefill(c, in.q.view(), in.k.view(), in.v.view(), o.view(), stats ? stats->data() : nullptr);
+  be.attention_prefill(c, in.q.view(), in.k.view(), in.v.view(), o.view(),
+                       stats ? stats->data() : nullptr);
   return o;
 }
 
@@ -67,7 +69,8 @@ HostTensor<Half> slice_tokens(const HostTensor<Half>& x, int64_t t0, int64_t t1)
   for (int64_t b = 0; b < x.b; ++b)
     for (int64_t h = 0; h < x.h; ++h)
       for (int64_t t = t0; t < t1; ++t)
-        std::memcpy(r.view().row(b, h, t - t0), x.view().row(b, h, t), static_cast<size_t>(x.d) * sizeof(Half));
+        std::memcpy(r.view().row(b, h, t - t0), x.view().row(b, h, t),
+                    static_cast<size_t>(x.d) * sizeof(Half));
   return r;
 }
 
@@ -75,7 +78,8 @@ HostTensor<Half> slice_head(const HostTensor<Half>& x, int64_t h) {
   HostTensor<Half> r(x.b, 1, x.n, x.d);
   for (int64_t b = 0; b < x.b; ++b)
     for (int64_t t = 0; t < x.n; ++t)
-      std::memcpy(r.view().row(b, 0, t), x.view().row(b, h, t), static_cast<size_t>(x.d) * sizeof(Half));
+      std::memcpy(r.view().row(b, 0, t), x.view().row(b, h, t),
+                  static_cast<size_t>(x.d) * sizeof(Half));
   return r;
 }
 
@@ -128,7 +132,8 @@ TEST_F(ReferenceAttention, DefaultWithinBound) {
     std::vector<AttentionStats> st;
     const Errors e = compare(run_prefill(*be, c, in, &st), truth_prefill(in, true));
     std::printf("kind %d: rel_l2 %.4g max_abs %.4g sparsity %.3f dropped %.2e\n",
-                static_cast<int>(cs.kind), e.rel_l2, e.max_abs, st[0].sparsity(), st[0].mean_dropped_mass());
+                static_cast<int>(cs.kind), e.rel_l2, e.max_abs, st[0].sparsity(),
+                st[0].mean_dropped_mass());
     EXPECT_LT(e.rel_l2, cs.bound);
     EXPECT_EQ(st[0].rows, 320);
     EXPECT_EQ(st[0].scored, 320 * 321 / 2);
@@ -201,7 +206,9 @@ TEST_F(ReferenceAttention, GqaMapsQueryHeadToKvHead) {
   for (int64_t h = 0; h < 6; ++h) {
     QkvInputs one{slice_head(in.q, h), slice_head(in.k, h / 3), slice_head(in.v, h / 3)};
     const HostTensor<Half> o = run_prefill(*be, c, one);
-    EXPECT_EQ(0, std::memcmp(o.storage.data(), full.view().row(0, h, 0), o.storage.size() * sizeof(Half))) << "head " << h;
+    EXPECT_EQ(
+        0, std::memcmp(o.storage.data(), full.view().row(0, h, 0), o.storage.size() * sizeof(Half)))
+        << "head " << h;
   }
 }
 
@@ -217,8 +224,10 @@ TEST_F(ReferenceAttention, CausalMaskIgnoresLaterTiles) {
     }
   const HostTensor<Half> b = run_prefill(*be, c, in);
   for (int64_t h = 0; h < 2; ++h) {
-    EXPECT_EQ(0, std::memcmp(a.view().row(0, h, 0), b.view().row(0, h, 0), 128 * 64 * sizeof(Half)));
-    EXPECT_NE(0, std::memcmp(a.view().row(0, h, 128), b.view().row(0, h, 128), 64 * 64 * sizeof(Half)));
+    EXPECT_EQ(0,
+              std::memcmp(a.view().row(0, h, 0), b.view().row(0, h, 0), 128 * 64 * sizeof(Half)));
+    EXPECT_NE(
+        0, std::memcmp(a.view().row(0, h, 128), b.view().row(0, h, 128), 64 * 64 * sizeof(Half)));
   }
   c.causal = false;  // without the mask the early rows see the change
   const HostTensor<Half> nc = run_prefill(*be, c, in);
@@ -228,7 +237,8 @@ TEST_F(ReferenceAttention, CausalMaskIgnoresLaterTiles) {
 TEST_F(ReferenceAttention, OddShapes) {
   for (int64_t n : {1, 17, 63, 65, 130})
     for (int64_t d : {16, 48, 80, 256}) {
-      const QkvInputs in = make_inputs({1, 2, 1, n, d}, InputKind::kGaussian, static_cast<uint64_t>(n * 1000 + d));
+      const QkvInputs in =
+          make_inputs({1, 2, 1, n, d}, InputKind::kGaussian, static_cast<uint64_t>(n * 1000 + d));
       for (bool causal : {true, false}) {
         AttentionConfig c;
         c.causal = causal;
@@ -265,7 +275,8 @@ TEST(ReferenceDecode, DecodeEqualsPrefill) {
     c.quant.kv_bits = KvBits::k8;
     c.quant.k_smooth = smooth;
     for (int64_t len : {64, 128, 256}) {
-      const QkvInputs pre{slice_tokens(in.q, 0, len), slice_tokens(in.k, 0, len), slice_tokens(in.v, 0, len)};
+      const QkvInputs pre{slice_tokens(in.q, 0, len), slice_tokens(in.k, 0, len),
+                          slice_tokens(in.v, 0, len)};
       const HostTensor<Half> po = run_prefill(*be, c, pre);
       auto cache = be->create_cache({c, 1, 2, 64, {}});
       be->cache_append(*cache, pre.k.view(), pre.v.view());
@@ -275,8 +286,10 @@ TEST(ReferenceDecode, DecodeEqualsPrefill) {
         HostTensor<Half> o = poisoned_like(q);
         be->attention_decode(c, q.view(), *cache, o.view(), nullptr);
         for (int64_t h = 0; h < 4; ++h)
-          EXPECT_EQ(0, std::memcmp(o.view().row(0, h, 0), po.view().row(0, h, len - ql), static_cast<size_t>(ql * 64) * sizeof(Half)))
-              << "len " << len << " q_len " << ql << " head " << h << " smooth " << static_cast<int>(smooth);
+          EXPECT_EQ(0, std::memcmp(o.view().row(0, h, 0), po.view().row(0, h, len - ql),
+                                   static_cast<size_t>(ql * 64) * sizeof(Half)))
+              << "len " << len << " q_len " << ql << " head " << h << " smooth "
+              << static_cast<int>(smooth);
       }
     }
   }
@@ -335,7 +348,8 @@ TEST(ReferenceDecode, SplitKFollowsMergeRule) {
   std::vector<int8_t> q8(static_cast<size_t>(D));
   float qs = 0;
   std::vector<float> qr(static_cast<size_t>(D));
-  for (int64_t d = 0; d < D; ++d) qr[static_cast<size_t>(d)] = half_to_float(in.q.view().row(0, 0, L - 1)[d]);
+  for (int64_t d = 0; d < D; ++d)
+    qr[static_cast<size_t>(d)] = half_to_float(in.q.view().row(0, 0, L - 1)[d]);
   stage1_rows(qr.data(), 1, static_cast<int>(D), 1, q8.data(), &qs);
 
   auto cache = be->create_cache({c, 1, 1, static_cast<int>(D), {}});
@@ -376,10 +390,14 @@ TEST(ReferenceDecode, SplitKFollowsMergeRule) {
     for (const RowState& r : runs) {
       const float a = r.m == m ? 1.0f : sas_eval(sub16(m, r.m), sas);
       l = std::fma(r.l, a, l);
-      for (int64_t d = 0; d < D; ++d) acc[static_cast<size_t>(d)] = std::fma(r.o[static_cast<size_t>(d)], a, acc[static_cast<size_t>(d)]);
+      for (int64_t d = 0; d < D; ++d)
+        acc[static_cast<size_t>(d)] =
+            std::fma(r.o[static_cast<size_t>(d)], a, acc[static_cast<size_t>(d)]);
     }
     for (int64_t d = 0; d < D; ++d)
-      ASSERT_EQ(o.storage[static_cast<size_t>(d)].bits, float_to_half(acc[static_cast<size_t>(d)] / l).bits) << "S " << S << " d " << d;
+      ASSERT_EQ(o.storage[static_cast<size_t>(d)].bits,
+                float_to_half(acc[static_cast<size_t>(d)] / l).bits)
+          << "S " << S << " d " << d;
   }
 }
 
@@ -416,7 +434,8 @@ TEST(ReferenceDecode, MixedHeadBitsOrderError) {
     be->cache_append(*cache, in.k.view(), in.v.view());
     HostTensor<Half> o = poisoned_like(q);
     be->attention_decode(u, q.view(), *cache, o.view(), nullptr);
-    EXPECT_EQ(0, std::memcmp(o.view().row(0, h, 0), om.view().row(0, h, 0), 64 * sizeof(Half))) << "head " << h;
+    EXPECT_EQ(0, std::memcmp(o.view().row(0, h, 0), om.view().row(0, h, 0), 64 * sizeof(Half)))
+        << "head " << h;
   }
 }
 
@@ -433,14 +452,18 @@ TEST(ReferenceCache, ByteAccountingMatchesHandCount) {
   };
   // 150 tokens = 2 blocks of 64 + 22 buffer rows; 2 streams (kv heads) x 2 tensors (K, V).
   // 4-bit channel axis block: codes 64*64/2 = 2048, s2+z 2*64 = 128, scale 4 -> 2180
-  // 2-bit token axis (group 32): codes 64*64/4 = 1024, groups 64*2 = 128 -> s2+z 256, scale 4 -> 1284
-  // 8-bit block: codes 4096 + scale 4 = 4100
-  // fp16 buffer: 22*64*2 = 2816; int8 buffer: 22*64 + 22*4 = 1496; K mean: 64*4 = 256 per stream
+  // 2-bit token axis (group 32): codes 64*64/4 = 1024, groups 64*2 = 128 -> s2+z 256, scale 4 ->
+  // 1284 8-bit block: codes 4096 + scale 4 = 4100 fp16 buffer: 22*64*2 = 2816; int8 buffer: 22*64 +
+  // 22*4 = 1496; K mean: 64*4 = 256 per stream
   const std::vector<Case> cases = {
-      {KvBits::k4, Stage2Axis::kChannel, BufferMode::kFp16, KSmooth::kNone, 2 * 2 * (2 * 2180 + 2816)},
-      {KvBits::k2, Stage2Axis::kToken, BufferMode::kFp16, KSmooth::kNone, 2 * 2 * (2 * 1284 + 2816)},
-      {KvBits::k8, Stage2Axis::kChannel, BufferMode::kInt8, KSmooth::kNone, 2 * 2 * (2 * 4100 + 1496)},
-      {KvBits::k4, Stage2Axis::kChannel, BufferMode::kFp16, KSmooth::kMean, 2 * 2 * (2 * 2180 + 2816) + 2 * 256},
+      {KvBits::k4, Stage2Axis::kChannel, BufferMode::kFp16, KSmooth::kNone,
+       2 * 2 * (2 * 2180 + 2816)},
+      {KvBits::k2, Stage2Axis::kToken, BufferMode::kFp16, KSmooth::kNone,
+       2 * 2 * (2 * 1284 + 2816)},
+      {KvBits::k8, Stage2Axis::kChannel, BufferMode::kInt8, KSmooth::kNone,
+       2 * 2 * (2 * 4100 + 1496)},
+      {KvBits::k4, Stage2Axis::kChannel, BufferMode::kFp16, KSmooth::kMean,
+       2 * 2 * (2 * 2180 + 2816) + 2 * 256},
   };
   for (const Case& cs : cases) {
     AttentionConfig c;
@@ -458,7 +481,8 @@ TEST(ReferenceCache, ByteAccountingMatchesHandCount) {
 TEST(ReferenceOps, CompressDecompressFollowStage2) {
   auto be = make_reference_backend();
   std::vector<int8_t> q(64 * 48);
-  for (size_t i = 0; i < q.size(); ++i) q[i] = static_cast<int8_t>(static_cast<int>((i * 37 + 11) % 255) - 127);
+  for (size_t i = 0; i < q.size(); ++i)
+    q[i] = static_cast<int8_t>(static_cast<int>((i * 37 + 11) % 255) - 127);
   for (int bits : {4, 2})
     for (int axis : {0, 1}) {
       const BlockLayout L{64, 48, bits, axis, 16};

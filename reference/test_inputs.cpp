@@ -29,8 +29,10 @@ QkvInputs make_inputs(const InputShape& s, InputKind kind, uint64_t seed, float 
         const int64_t g = s.q_heads / s.kv_heads;
         for (int64_t c = 0; c < s.dim; ++c) {
           float mean = 0.0f;
-          for (int64_t n = 0; n < s.tokens; ++n) mean += half_to_float(r.q.view().row(b, h * g, n)[c]);
-          sink[c] = float_to_half(mean / static_cast<float>(s.tokens) * 8.0f + (c % 2 ? 1.0f : -1.0f) * scale);
+          for (int64_t n = 0; n < s.tokens; ++n)
+            mean += half_to_float(r.q.view().row(b, h * g, n)[c]);
+          sink[c] = float_to_half(mean / static_cast<float>(s.tokens) * 8.0f +
+                                  (c % 2 ? 1.0f : -1.0f) * scale);
         }
       }
   }

@@ -13,9 +13,9 @@ struct InputShape {
 };
 
 enum class InputKind {
-  kGaussian,       // N(0, 1) entries
-  kOutlierChannel, // K has a few channels 20x larger (the case K smoothing targets)
-  kSink,           // token 0's key aligns with every query: an attention sink
+  kGaussian,        // N(0, 1) entries
+  kOutlierChannel,  // K has a few channels 20x larger (the case K smoothing targets)
+  kSink,            // token 0's key aligns with every query: an attention sink
 };
 
 struct QkvInputs {
