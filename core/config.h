@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <climits>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -90,6 +91,20 @@ inline int kv_bits_value(KvBits b) {
       return 2;
     default:
       return 0;  // mixed: per head, from a calibration bit map
+  }
+}
+
+// Rows per stage-1 group of n rows at granularity g with tile size `tile` (SPEC 1): tile -> Br or
+// Bc rows from row 0, token -> 1, head -> all n.
+inline int64_t group_rows_for(Granularity g, int64_t tile, int64_t n) {
+  switch (g) {
+    case Granularity::kToken:
+      return 1;
+    case Granularity::kHead:
+      return n > 0 ? n : 1;
+    case Granularity::kTile:
+    default:
+      return tile > 0 ? tile : 1;
   }
 }
 

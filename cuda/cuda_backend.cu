@@ -7,23 +7,12 @@
 #include <vector>
 
 #include "cuda/cuda_backend.h"
+#include "core/kv_cache.h"
 #include "cuda/cuda_common.cuh"
 
 namespace turbo {
 namespace cuda {
 namespace {
-
-int64_t group_rows_of(Granularity g, int64_t tile, int64_t n) {
-  switch (g) {
-    case Granularity::kToken:
-      return 1;
-    case Granularity::kHead:
-      return n > 0 ? n : 1;
-    case Granularity::kTile:
-    default:
-      return std::max<int64_t>(1, tile);
-  }
-}
 
 template <typename T>
 void upload(DeviceBuffer& buf, const T* host, size_t count, cudaStream_t stream) {
@@ -108,8 +97,8 @@ void prefill_impl(const AttentionConfig& cfg, const Half* q, const Half* k, cons
   if (N == 0 || B == 0 || Hq == 0) return;
   const QuantConfig& qc = cfg.quant;
   const int dp = padded_dim(D);
-  const int64_t kv_rows = group_rows_of(qc.kv_gran, qc.bc, N);
-  const int64_t q_rows = group_rows_of(qc.q_gran, qc.br, N);
+  const int64_t kv_rows = group_rows_for(qc.kv_gran, qc.bc, N);
+  const int64_t q_rows = group_rows_for(qc.q_gran, qc.br, N);
   ws.q_codes.reserve(static_cast<size_t>(B * Hq * N * dp));
   ws.k_codes.reserve(static_cast<size_t>(B * Hkv * N * dp));
   ws.v_codes.reserve(static_cast<size_t>(B * Hkv * N * dp));
@@ -209,30 +198,10 @@ class CudaKvCache final : public KvCache {
  public:
   explicit CudaKvCache(const KvCacheSpec& spec) : spec_(spec) {
     const QuantConfig& qc = spec.config.quant;
-    const Status s = spec.config.validate();
-    TURBO_CHECK(s.ok, s.message);
     TURBO_CHECK(spec.config.method == Method::kFlashQ,
                 "method " << enum_name(spec.config.method)
                           << " is not implemented by the cuda backend; use ref");
-    TURBO_CHECK(spec.batch > 0 && spec.kv_heads > 0, "cache needs batch > 0 and kv_heads > 0");
-    TURBO_CHECK(spec.head_dim > 0 && spec.head_dim % 16 == 0 && spec.head_dim <= 256,
-                "head_dim must be a multiple of 16 in [16, 256], got " << spec.head_dim);
-    if (spec.head_bits.empty()) {
-      TURBO_CHECK(qc.kv_bits != KvBits::kMixed,
-                  "kv_bits=mixed needs a per-head bit map (turboattn calibrate)");
-      bits_.assign(static_cast<size_t>(spec.kv_heads), kv_bits_value(qc.kv_bits));
-    } else {
-      TURBO_CHECK(static_cast<int>(spec.head_bits.size()) == spec.kv_heads,
-                  "head_bits has " << spec.head_bits.size() << " entries for " << spec.kv_heads
-                                   << " kv heads");
-      bits_ = spec.head_bits;
-    }
-    for (int b : bits_)
-      TURBO_CHECK(b == 8 || b == 4 || b == 2, "head bits must be 8, 4 or 2, got " << b);
-    for (Stage2Axis ax : {qc.k_axis, qc.v_axis})
-      if (ax == Stage2Axis::kToken)
-        TURBO_CHECK(spec.head_dim % qc.group_size == 0,
-                    "group_size " << qc.group_size << " must divide head_dim " << spec.head_dim);
+    bits_ = resolve_head_bits(spec);
     streams_ = static_cast<int64_t>(spec.batch) * spec.kv_heads;
     int64_t stride = 0;
     for (int h = 0; h < spec.kv_heads; ++h)
@@ -256,38 +225,12 @@ class CudaKvCache final : public KvCache {
   int64_t length() const override { return length_; }
 
   BlockLayout layout(int64_t h, bool is_k) const {
-    const QuantConfig& qc = spec_.config.quant;
-    BlockLayout L;
-    L.n_b = qc.block;
-    L.d = spec_.head_dim;
-    L.bits = bits_[static_cast<size_t>(h)];
-    L.axis = static_cast<int>(is_k ? qc.k_axis : qc.v_axis);
-    L.group_size = qc.group_size;
-    return L;
+    return cache_block_layout(spec_, bits_[static_cast<size_t>(h)], is_k);
   }
 
   // SPEC 8, counted from what is stored (the same count as the reference cache).
   KvBytes bytes() const override {
-    KvBytes r;
-    const int64_t d = spec_.head_dim;
-    const bool int8_buf = spec_.config.quant.buffer == BufferMode::kInt8;
-    for (int64_t i = 0; i < streams_; ++i) {
-      const int64_t h = i % spec_.kv_heads;
-      for (bool is_k : {true, false}) {
-        const BlockLayout L = layout(h, is_k);
-        r.codes += n_blocks_ * L.code_bytes();
-        r.metadata += n_blocks_ * L.metadata_bytes();
-        if (int8_buf) {
-          r.buffer += n_buf_ * d;
-          r.metadata += n_buf_ * 4;
-        } else {
-          r.buffer += n_buf_ * d * 2;
-        }
-      }
-    }
-    if (has_mean_) r.metadata += streams_ * d * 4;
-    r.tokens = length_ * streams_;
-    return r;
+    return flashq_cache_bytes(spec_, bits_, n_blocks_, n_buf_, has_mean_, length_);
   }
 
   void append_device(const Half* k, const Half* v, int64_t T, cudaStream_t stream) {
@@ -417,7 +360,7 @@ void decode_impl(const AttentionConfig& cfg, const Half* q, const CudaKvCache& c
   TURBO_CHECK(QL >= 1 && QL <= L, "q_len " << QL << " must be in [1, cache length " << L << "]");
   TURBO_CHECK(cfg.splits >= 1, "splits must be >= 1");
   const int dp = padded_dim(D);
-  const int64_t q_rows = group_rows_of(cfg.quant.q_gran, cfg.quant.br, QL);
+  const int64_t q_rows = group_rows_for(cfg.quant.q_gran, cfg.quant.br, QL);
   ws.q_codes.reserve(static_cast<size_t>(B * Hq * QL * dp));
   ws.q_scale.reserve(sizeof(float) * static_cast<size_t>(B * Hq * QL));
   launch_stage1(q, nullptr, B * Hq, QL, D, q_rows, ws.q_codes.as<int8_t>(), dp, nullptr,
@@ -501,7 +444,7 @@ class CudaBackend final : public Backend {
   }
 
   void compress_block(const int8_t* q, const BlockLayout& layout, uint8_t* block) override {
-    check_layout(layout);
+    check_block_layout(layout);
     upload(ws_.k_codes, q, static_cast<size_t>(layout.elements()), stream_);
     upload(ws_.v_codes, block, static_cast<size_t>(layout.bytes()),
            stream_);  // keeps the scale slot
@@ -511,7 +454,7 @@ class CudaBackend final : public Backend {
   }
 
   void decompress_block(const uint8_t* block, const BlockLayout& layout, int8_t* q) override {
-    check_layout(layout);
+    check_block_layout(layout);
     upload(ws_.v_codes, block, static_cast<size_t>(layout.bytes()), stream_);
     ws_.k_codes.reserve(static_cast<size_t>(layout.elements()));
     launch_decompress_blocks(ws_.v_codes.as<uint8_t>(), layout, 1, layout.bytes(),
@@ -634,14 +577,6 @@ class CudaBackend final : public Backend {
   }
 
  private:
-  static void check_layout(const BlockLayout& L) {
-    TURBO_CHECK(L.bits == 8 || L.bits == 4 || L.bits == 2,
-                "block bits must be 8, 4 or 2, got " << L.bits);
-    TURBO_CHECK(L.n_b >= 1 && L.d >= 1, "block shape must be positive");
-    TURBO_CHECK(L.axis == 0 || (L.group_size >= 1 && L.d % L.group_size == 0),
-                "group_size " << L.group_size << " must divide the channel count " << L.d);
-  }
-
   Workspace ws_;
   cudaStream_t stream_ = nullptr;
 };

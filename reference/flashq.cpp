@@ -22,6 +22,7 @@
 #include <cstring>
 
 #include "core/flashq.h"
+#include "core/kv_cache.h"
 #include "core/quant.h"
 #include "core/sas.h"
 
@@ -412,67 +413,23 @@ struct Stream {
 
 class RefKvCache final : public KvCache {
  public:
-  explicit RefKvCache(const KvCacheSpec& spec) : spec_(spec) {
-    const QuantConfig& qc = spec.config.quant;
-    TURBO_CHECK(spec.batch > 0 && spec.kv_heads > 0, "cache needs batch > 0 and kv_heads > 0");
-    TURBO_CHECK(spec.head_dim > 0 && spec.head_dim % 16 == 0 && spec.head_dim <= 256,
-                "head_dim must be a multiple of 16 in [16, 256], got " << spec.head_dim);
-    if (spec.head_bits.empty()) {
-      TURBO_CHECK(qc.kv_bits != KvBits::kMixed,
-                  "kv_bits=mixed needs a per-head bit map (turboattn calibrate)");
-      bits_.assign(static_cast<size_t>(spec.kv_heads), kv_bits_value(qc.kv_bits));
-    } else {
-      TURBO_CHECK(static_cast<int>(spec.head_bits.size()) == spec.kv_heads,
-                  "head_bits has " << spec.head_bits.size() << " entries for " << spec.kv_heads
-                                   << " kv heads");
-      bits_ = spec.head_bits;
-    }
-    for (int b : bits_)
-      TURBO_CHECK(b == 8 || b == 4 || b == 2, "head bits must be 8, 4 or 2, got " << b);
-    for (int ax : {static_cast<int>(qc.k_axis), static_cast<int>(qc.v_axis)})
-      if (ax == static_cast<int>(Stage2Axis::kToken))
-        TURBO_CHECK(spec.head_dim % qc.group_size == 0,
-                    "group_size " << qc.group_size << " must divide head_dim " << spec.head_dim);
-    streams_.resize(static_cast<size_t>(spec.batch * spec.kv_heads));
-  }
+  explicit RefKvCache(const KvCacheSpec& spec)
+      : spec_(spec),
+        bits_(resolve_head_bits(spec)),
+        streams_(static_cast<size_t>(spec.batch * spec.kv_heads)) {}
 
   const KvCacheSpec& spec() const override { return spec_; }
   int64_t length() const override { return length_; }
 
   BlockLayout layout(int64_t h, bool is_k) const {
-    const QuantConfig& qc = spec_.config.quant;
-    BlockLayout L;
-    L.n_b = qc.block;
-    L.d = spec_.head_dim;
-    L.bits = bits_[static_cast<size_t>(h)];
-    L.axis = static_cast<int>(is_k ? qc.k_axis : qc.v_axis);
-    L.group_size = qc.group_size;
-    return L;
+    return cache_block_layout(spec_, bits_[static_cast<size_t>(h)], is_k);
   }
 
+  // Every stream holds the same number of blocks and buffer rows (appends cover all streams).
   KvBytes bytes() const override {
-    KvBytes r;
-    const int64_t d = spec_.head_dim;
-    const bool int8_buf = spec_.config.quant.buffer == BufferMode::kInt8;
-    for (size_t i = 0; i < streams_.size(); ++i) {
-      const Stream& s = streams_[i];
-      const int64_t h = static_cast<int64_t>(i) % spec_.kv_heads;
-      for (bool is_k : {true, false}) {
-        const BlockLayout L = layout(h, is_k);
-        const int64_t nb = static_cast<int64_t>((is_k ? s.k_blocks : s.v_blocks).size());
-        r.codes += nb * L.code_bytes();
-        r.metadata += nb * L.metadata_bytes();
-        if (int8_buf) {
-          r.buffer += s.n_buf * d;
-          r.metadata += s.n_buf * 4;
-        } else {
-          r.buffer += s.n_buf * d * 2;
-        }
-      }
-    }
-    r.metadata += static_cast<int64_t>(k_mean_.size()) * 4;
-    r.tokens = length_ * spec_.batch * spec_.kv_heads;
-    return r;
+    const Stream& s = streams_.front();
+    return flashq_cache_bytes(spec_, bits_, static_cast<int64_t>(s.k_blocks.size()), s.n_buf,
+                              !k_mean_.empty(), length_);
   }
 
   KvCacheSpec spec_;
@@ -505,8 +462,6 @@ std::vector<uint8_t> build_block(const std::vector<float>& rows, const BlockLayo
 }  // namespace
 
 std::unique_ptr<KvCache> flashq_create_cache(const KvCacheSpec& spec) {
-  const Status s = spec.config.validate();
-  TURBO_CHECK(s.ok, s.message);
   return std::make_unique<RefKvCache>(spec);
 }
 

@@ -82,19 +82,6 @@ void channel_mean(const ConstHalfTensor& k, int64_t b, int64_t h, int64_t t0, in
 void compress_block_ref(const int8_t* q, const BlockLayout& layout, uint8_t* block);
 void decompress_block_ref(const uint8_t* block, const BlockLayout& layout, int8_t* q);
 
-// Rows per stage-1 group for a granularity over n rows with tile size `tile`.
-inline int64_t group_rows_for(Granularity g, int64_t tile, int64_t n) {
-  switch (g) {
-    case Granularity::kToken:
-      return 1;
-    case Granularity::kHead:
-      return n > 0 ? n : 1;
-    case Granularity::kTile:
-    default:
-      return tile;
-  }
-}
-
 void flashq_prefill(const AttentionConfig& config, const ConstHalfTensor& q,
                     const ConstHalfTensor& k, const ConstHalfTensor& v, const HalfTensor& o,
                     AttentionStats* stats);

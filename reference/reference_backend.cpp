@@ -1,6 +1,7 @@
 // The "ref" backend: dispatches each Backend op to the reference implementations.
 #include <mutex>
 
+#include "core/kv_cache.h"
 #include "reference/baselines.h"
 #include "reference/flashq.h"
 #include "reference/reference.h"
@@ -46,12 +47,12 @@ class ReferenceBackend final : public Backend {
   }
 
   void compress_block(const int8_t* q, const BlockLayout& layout, uint8_t* block) override {
-    check_layout(layout);
+    check_block_layout(layout);
     compress_block_ref(q, layout, block);
   }
 
   void decompress_block(const uint8_t* block, const BlockLayout& layout, int8_t* q) override {
-    check_layout(layout);
+    check_block_layout(layout);
     decompress_block_ref(block, layout, q);
   }
 
@@ -185,13 +186,6 @@ class ReferenceBackend final : public Backend {
   }
 
  private:
-  static void check_layout(const BlockLayout& L) {
-    TURBO_CHECK(L.bits == 8 || L.bits == 4 || L.bits == 2,
-                "block bits must be 8, 4 or 2, got " << L.bits);
-    TURBO_CHECK(L.n_b >= 1 && L.d >= 1, "block shape must be positive");
-    TURBO_CHECK(L.axis == 0 || (L.group_size >= 1 && L.d % L.group_size == 0),
-                "group_size " << L.group_size << " must divide the channel count " << L.d);
-  }
   // Dense methods zero nothing: rows and scored entries only.
   static void count_dense(const ConstHalfTensor& q, int64_t n_keys, bool causal,
                           AttentionStats* stats) {

@@ -1,0 +1,89 @@
+// What every backend's FlashQ KV cache (SPEC 6) shares: the checks of a KvCacheSpec, the per-kv-head
+// bit widths, the block layout of a head, and the SPEC 8 byte count. Host-only.
+#pragma once
+
+#include <vector>
+
+#include "core/backend.h"
+#include "core/kv_layout.h"
+
+namespace turbo {
+
+inline void check_block_layout(const BlockLayout& L) {
+  TURBO_CHECK(L.bits == 8 || L.bits == 4 || L.bits == 2,
+              "block bits must be 8, 4 or 2, got " << L.bits);
+  TURBO_CHECK(L.n_b >= 1 && L.d >= 1, "block shape must be positive");
+  TURBO_CHECK(L.axis == 0 || (L.group_size >= 1 && L.d % L.group_size == 0),
+              "group_size " << L.group_size << " must divide the channel count " << L.d);
+}
+
+// Validates `spec` and returns the bits of each kv head: spec.head_bits, or kv_bits for every head
+// (kv_bits = mixed needs the per-head map that `turboattn calibrate` writes).
+inline std::vector<int> resolve_head_bits(const KvCacheSpec& spec) {
+  const QuantConfig& qc = spec.config.quant;
+  const Status s = spec.config.validate();
+  TURBO_CHECK(s.ok, s.message);
+  TURBO_CHECK(spec.batch > 0 && spec.kv_heads > 0, "cache needs batch > 0 and kv_heads > 0");
+  TURBO_CHECK(spec.head_dim > 0 && spec.head_dim % 16 == 0 && spec.head_dim <= 256,
+              "head_dim must be a multiple of 16 in [16, 256], got " << spec.head_dim);
+  std::vector<int> bits;
+  if (spec.head_bits.empty()) {
+    TURBO_CHECK(qc.kv_bits != KvBits::kMixed,
+                "kv_bits=mixed needs a per-head bit map (turboattn calibrate)");
+    bits.assign(static_cast<size_t>(spec.kv_heads), kv_bits_value(qc.kv_bits));
+  } else {
+    TURBO_CHECK(static_cast<int>(spec.head_bits.size()) == spec.kv_heads,
+                "head_bits has " << spec.head_bits.size() << " entries for " << spec.kv_heads
+                                 << " kv heads");
+    bits = spec.head_bits;
+  }
+  for (int b : bits) TURBO_CHECK(b == 8 || b == 4 || b == 2, "head bits must be 8, 4 or 2, got " << b);
+  for (Stage2Axis ax : {qc.k_axis, qc.v_axis})
+    if (ax == Stage2Axis::kToken)
+      TURBO_CHECK(spec.head_dim % qc.group_size == 0,
+                  "group_size " << qc.group_size << " must divide head_dim " << spec.head_dim);
+  return bits;
+}
+
+// The block layout of K (is_k) or V for a kv head stored at `bits`.
+inline BlockLayout cache_block_layout(const KvCacheSpec& spec, int bits, bool is_k) {
+  const QuantConfig& qc = spec.config.quant;
+  BlockLayout L;
+  L.n_b = qc.block;
+  L.d = spec.head_dim;
+  L.bits = bits;
+  L.axis = static_cast<int>(is_k ? qc.k_axis : qc.v_axis);
+  L.group_size = qc.group_size;
+  return L;
+}
+
+// SPEC 8 for a FlashQ cache whose batch x kv_heads streams each hold `blocks` compressed blocks
+// and `buffer_rows` buffer rows: codes, stage-2 s2/z and the FP32 stage-1 scale per block, buffer
+// rows (FP16: 2 bytes per element; int8: 1 byte per element + an FP32 scale per row), and the FP32
+// K mean per channel and stream when k_smooth = mean has fixed one.
+inline KvBytes flashq_cache_bytes(const KvCacheSpec& spec, const std::vector<int>& bits,
+                                  int64_t blocks, int64_t buffer_rows, bool has_k_mean,
+                                  int64_t length) {
+  KvBytes r;
+  const int64_t d = spec.head_dim;
+  const bool int8_buf = spec.config.quant.buffer == BufferMode::kInt8;
+  for (int64_t i = 0; i < static_cast<int64_t>(spec.batch) * spec.kv_heads; ++i) {
+    const int head_bits = bits[static_cast<size_t>(i % spec.kv_heads)];
+    for (bool is_k : {true, false}) {
+      const BlockLayout L = cache_block_layout(spec, head_bits, is_k);
+      r.codes += blocks * L.code_bytes();
+      r.metadata += blocks * L.metadata_bytes();
+      if (int8_buf) {
+        r.buffer += buffer_rows * d;
+        r.metadata += buffer_rows * 4;
+      } else {
+        r.buffer += buffer_rows * d * 2;
+      }
+    }
+    if (has_k_mean) r.metadata += d * 4;
+  }
+  r.tokens = length * spec.batch * spec.kv_heads;
+  return r;
+}
+
+}  // namespace turbo
