@@ -7,7 +7,10 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/turbo_gpu_out}
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader | tee "$OUT/card.txt"
-cmake -S cuda/gpu_build -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
+# The project's own CMake, without datasets/ + eval/ (HDF5, CLI11) and the Google Benchmark
+# programs, which the GPU machine need not have: core + reference + cuda and their tests.
+cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
+  -DTURBO_ENABLE_CUDA=ON -DTURBO_BUILD_EVAL=OFF -DTURBO_BUILD_BENCHMARKS=OFF -DTURBO_BUILD_TESTS=ON \
   >"$OUT/cmake.log" 2>&1 || { tail -30 "$OUT/cmake.log"; exit 1; }
 cmake --build build-gpu --target cuda_validate cuda_backend_test cuda_oracle_test -j16 >"$OUT/build.log" 2>&1 \
   || { grep -E "error|Error" "$OUT/build.log" | head -30; exit 1; }
