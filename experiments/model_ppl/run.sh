@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Model-level effect of each attention method on SmolLM2-135M-Instruct: perplexity, mean
+# KL(p_ref || p_method) and top-1 agreement of the next-token distributions against the same model
+# with exact (FP64) attention, with the method substituted into all 30 attention layers.
+#
+#   bash experiments/model_ppl/run.sh          # writes experiments/model_ppl/out/{*.json,results.md}
+#
+# Text: the GPL-3 text that ships with Debian, a window of WINDOW tokens (default 1024) whose second
+# half is scored. Decode rows build each method's KV cache teacher-forced in chunks of 16 tokens
+# (the prompt = the first half), so KV quantization acts; prefill rows run one causal pass.
+# The mixed-precision bit map is calibrated on the embedded Apache-2.0 split, never on this text.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$(pwd)
+HERE=experiments/model_ppl
+OUT=$HERE/out
+BUILD_DIR=${BUILD_DIR:-build}
+WINDOW=${WINDOW:-1024}
+TEXT=${TEXT:-/usr/share/common-licenses/GPL-3}
+
+bash .ci/install-deps.sh
+bash datasets/fetch_models.sh >/dev/null
+cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$BUILD_DIR" --target turboattn -j"$(nproc)"
+TA="$ROOT/$BUILD_DIR/eval/turboattn"
+mkdir -p "$OUT"
+
+"$TA" -q calibrate --data datasets/data/smollm2_calib.h5 -o "$OUT/bits_map.json"
+
+# name | method | phase | knobs
+RUNS=(
+  "fp16-decode|fp16|decode|"
+  "int8kv-decode|int8kv|decode|"
+  "sage-decode|sage|decode|k_smooth=mean"
+  "fp8-decode|fp8|decode|"
+  "kivi4-decode|kivi|decode|kv_bits=4"
+  "kivi2-decode|kivi|decode|kv_bits=2"
+  "flashq8-decode|flashq|decode|kv_bits=8"
+  "flashq4-decode|flashq|decode|kv_bits=4"
+  "flashq4-vtoken-decode|flashq|decode|kv_bits=4,v_axis=token"
+  "flashq4-exact-decode|flashq|decode|kv_bits=4,exp_mode=exact,p_quant=fp16"
+  "flashq-mixed-decode|flashq|decode|kv_bits=mixed"
+  "flashq2-decode|flashq|decode|kv_bits=2"
+  "flashq-prefill|flashq|prefill|"
+  "flashq-nr4-prefill|flashq|prefill|n_r=4"
+  "flashq-nr8-prefill|flashq|prefill|n_r=8"
+  "int8kv-prefill|int8kv|prefill|"
+  "sage-prefill|sage|prefill|k_smooth=mean"
+  "fp8-prefill|fp8|prefill|"
+)
+start=$(date +%s)
+for r in "${RUNS[@]}"; do
+  IFS='|' read -r name method phase knobs <<<"$r"
+  args=(ppl --text "$TEXT" --max-tokens "$WINDOW" --method "$method" --phase "$phase" --json "$OUT/$name.json")
+  [ -n "$knobs" ] && args+=(--config "$knobs")
+  [[ "$knobs" == *mixed* ]] && args+=(--bits-map "$OUT/bits_map.json")
+  echo "[$name] turboattn ${args[*]}"
+  "$TA" -q "${args[@]}" >"$OUT/$name.txt"
+done
+python3 "$HERE/table.py" "$OUT" >"$OUT/results.md"
+echo "model_ppl: $(( $(date +%s) - start )) s; table: $ROOT/$OUT/results.md"
