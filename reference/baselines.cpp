@@ -471,19 +471,12 @@ void attend_sage(const PreparedKv& kv, const QueryRows& r, const AttentionConfig
                  float tau) {
   const int d = kv.d;
   const int br = config.quant.br;
-  std::vector<int8_t> q8(static_cast<size_t>(r.n * d));
-  std::vector<float> q_scale;
-  for (int64_t i0 = 0; i0 < r.n; i0 += br) {
-    const int64_t n = std::min<int64_t>(br, r.n - i0);
-    float amax = 0.0f;
-    for (int64_t i = i0; i < i0 + n; ++i)
-      for (int c = 0; c < d; ++c) amax = maxf(amax, absf(half_to_float(r.q[i * r.q_stride + c])));
-    const Stage1Scale s = stage1_scale(amax);
-    q_scale.push_back(s.scale);
-    for (int64_t i = i0; i < i0 + n; ++i)
-      for (int c = 0; c < d; ++c)
-        q8[i * d + c] = stage1_code(half_to_float(r.q[i * r.q_stride + c]), s.inv);
-  }
+  // Q in INT8 per block of Br rows: the stage-1 quantizer of SPEC 1 (ref::stage1_rows).
+  std::vector<float> qf(static_cast<size_t>(r.n * d));
+  for (int64_t i = 0; i < r.n; ++i) half_row_to_float(r.q + i * r.q_stride, d, &qf[i * d]);
+  std::vector<int8_t> q8(qf.size());
+  std::vector<float> q_scale(static_cast<size_t>((r.n + br - 1) / br));
+  stage1_rows(qf.data(), r.n, d, br, q8.data(), q_scale.data());
   std::vector<float> s(static_cast<size_t>(kv.tile)), p(static_cast<size_t>(kv.tile));
   for (int64_t i = 0; i < r.n; ++i) {
     const int64_t n_keys = visible_keys(r, i, kv.len);
