@@ -14,13 +14,14 @@ cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 HERE=experiments/model_ppl
 OUT=$HERE/out
-BUILD_DIR=${BUILD_DIR:-build}
+BUILD_DIR=${BUILD_DIR:-build-sweep}  # CPU-only build of turboattn, shared with default_sweep
 WINDOW=${WINDOW:-1024}
 TEXT=${TEXT:-/usr/share/common-licenses/GPL-3}
 
 bash .ci/install-deps.sh
 bash datasets/fetch_models.sh >/dev/null
-cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DTURBO_ENABLE_CUDA=OFF -DTURBO_BUILD_TESTS=OFF \
+  -DTURBO_BUILD_BENCHMARKS=OFF >/dev/null
 cmake --build "$BUILD_DIR" --target turboattn -j"$(nproc)"
 TA="$ROOT/$BUILD_DIR/eval/turboattn"
 mkdir -p "$OUT"
