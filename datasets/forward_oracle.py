@@ -9,26 +9,13 @@ exact: top-1 >= 99% and mean KL <= 1e-4 nats over the window (FP32 vs FP64 arith
 
 usage: forward_oracle.py --tool <datasets_oracle_tool> [--model <gguf>] [--tokens N] --workdir <dir>
 """
-import argparse
-import os
-import subprocess
 import sys
 
 import numpy as np
 import gguf
 from gguf.quants import dequantize
 
-
-def default_model():
-    if os.environ.get("TURBO_MODEL"):
-        return os.environ["TURBO_MODEL"]
-    cache = os.environ.get("TURBO_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "turboattn"))
-    return os.path.join(cache, "SmolLM2-135M-Instruct.Q4_1.gguf")
-
-
-def log_softmax(x):
-    m = x.max(axis=-1, keepdims=True)
-    return x - m - np.log(np.exp(x - m).sum(axis=-1, keepdims=True))
+from oracle_common import log_softmax, model_missing, oracle_args, our_logits
 
 
 def forward(path, ids):
@@ -78,26 +65,12 @@ def forward(path, ids):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--tool", required=True)
-    ap.add_argument("--model", default=default_model())
-    ap.add_argument("--text", default="/usr/share/common-licenses/GPL-3")
-    ap.add_argument("--tokens", type=int, default=192)
-    ap.add_argument("--workdir", required=True)
-    a = ap.parse_args()
-    if not os.path.exists(a.model):
-        print(f"FAIL model '{a.model}' is missing: run datasets/fetch_models.sh")
+    a = oracle_args(text=True, tokens=192).parse_args()
+    if model_missing(a.model):
         return 1
-    os.makedirs(a.workdir, exist_ok=True)
-    out = subprocess.run([a.tool, "tokenize", a.model, a.text], check=True, capture_output=True, text=True)
-    ids = [int(x) for x in out.stdout.split()][: a.tokens]
+    ids, ours = our_logits(a.tool, a.model, a.text, a.tokens, a.workdir, "forward")
+    ours = ours.astype(np.float64)
     n = len(ids)
-    ids_path = os.path.join(a.workdir, "forward_ids.txt")
-    with open(ids_path, "w") as f:
-        f.write("\n".join(map(str, ids)) + "\n")
-    ours_path = os.path.join(a.workdir, "forward_ours.f32")
-    subprocess.run([a.tool, "logits", a.model, ids_path, ours_path], check=True)
-    ours = np.fromfile(ours_path, dtype=np.float32).reshape(n, -1).astype(np.float64)
     ref = forward(a.model, ids)
     lr, lo = log_softmax(ref), log_softmax(ours)
     kl = (np.exp(lr) * (lr - lo)).sum(1)

@@ -8,7 +8,6 @@
 
 usage: gguf_oracle.py --tool <datasets_oracle_tool> [--model <gguf>] --workdir <dir>
 """
-import argparse
 import hashlib
 import importlib.metadata
 import os
@@ -20,12 +19,7 @@ import gguf
 from gguf import GGMLQuantizationType as T
 from gguf.quants import GGML_QUANT_SIZES, dequantize
 
-
-def default_model():
-    if os.environ.get("TURBO_MODEL"):
-        return os.environ["TURBO_MODEL"]
-    cache = os.environ.get("TURBO_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "turboattn"))
-    return os.path.join(cache, "SmolLM2-135M-Instruct.Q4_1.gguf")
+from oracle_common import model_missing, oracle_args
 
 
 def tool_hashes(tool, path):
@@ -98,13 +92,8 @@ def synthetic(path, rng):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--tool", required=True)
-    ap.add_argument("--model", default=default_model())
-    ap.add_argument("--workdir", required=True)
-    a = ap.parse_args()
-    if not os.path.exists(a.model):
-        print(f"FAIL model '{a.model}' is missing: run datasets/fetch_models.sh")
+    a = oracle_args().parse_args()
+    if model_missing(a.model):
         return 1
     os.makedirs(a.workdir, exist_ok=True)
     syn = os.path.join(a.workdir, "synthetic_types.gguf")

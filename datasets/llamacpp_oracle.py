@@ -14,50 +14,25 @@ wrong norm, wrong tie) gives KL in whole nats.
 usage: llamacpp_oracle.py --tool <datasets_oracle_tool> [--model <gguf>] [--text <file>]
                           [--tokens N] --workdir <dir>
 """
-import argparse
 import datetime
 import importlib.metadata
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
 
-
-def default_model():
-    if os.environ.get("TURBO_MODEL"):
-        return os.environ["TURBO_MODEL"]
-    cache = os.environ.get("TURBO_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "turboattn"))
-    return os.path.join(cache, "SmolLM2-135M-Instruct.Q4_1.gguf")
-
-
-def log_softmax(x):
-    x = x.astype(np.float64)
-    m = x.max(axis=-1, keepdims=True)
-    return x - m - np.log(np.exp(x - m).sum(axis=-1, keepdims=True))
+from oracle_common import log_softmax, oracle_args, our_logits
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--tool", required=True)
-    ap.add_argument("--model", default=default_model())
-    ap.add_argument("--text", default="/usr/share/common-licenses/GPL-3")
-    ap.add_argument("--tokens", type=int, default=1024)
-    ap.add_argument("--workdir", required=True)
+    ap = oracle_args(text=True, tokens=1024)
     ap.add_argument("--json", help="write the figures here")
     a = ap.parse_args()
     import llama_cpp  # noqa: E402  (installed by llamacpp_oracle.sh)
 
-    os.makedirs(a.workdir, exist_ok=True)
-    out = subprocess.run([a.tool, "tokenize", a.model, a.text], check=True, capture_output=True, text=True)
-    ids = [int(x) for x in out.stdout.split()][: a.tokens]
+    ids, ours = our_logits(a.tool, a.model, a.text, a.tokens, a.workdir, "llamacpp")
     n = len(ids)
-    ids_path = os.path.join(a.workdir, "llamacpp_ids.txt")
-    with open(ids_path, "w") as f:
-        f.write("\n".join(map(str, ids)) + "\n")
-    ours_path = os.path.join(a.workdir, "llamacpp_ours.f32")
-    subprocess.run([a.tool, "logits", a.model, ids_path, ours_path], check=True)
 
     llm = llama_cpp.Llama(model_path=a.model, n_ctx=n, n_batch=n, n_ubatch=n, logits_all=True,
                           n_threads=os.cpu_count(), verbose=False, seed=0)
@@ -66,8 +41,9 @@ def main():
     their_ids = llm.tokenize(text, add_bos=False, special=False)[:n]
     llm.eval(ids)
     theirs = np.array(llm.scores[:n], dtype=np.float32)
-    vocab = theirs.shape[1]
-    ours = np.fromfile(ours_path, dtype=np.float32).reshape(n, vocab)
+    if ours.shape != theirs.shape:
+        print(f"FAIL logits shape: ours {ours.shape}, llama.cpp {theirs.shape}")
+        return 1
 
     lp_t, lp_o = log_softmax(theirs), log_softmax(ours)
     kl = (np.exp(lp_t) * (lp_t - lp_o)).sum(axis=1)

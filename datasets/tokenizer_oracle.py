@@ -8,7 +8,6 @@ stress text (digits, contractions, whitespace runs, non-ASCII letters and number
 
 usage: tokenizer_oracle.py --tool <datasets_oracle_tool> [--model <gguf>] --workdir <dir>
 """
-import argparse
 import glob
 import os
 import subprocess
@@ -16,6 +15,8 @@ import sys
 
 import gguf
 from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers
+
+from oracle_common import model_missing, oracle_args
 
 STRESS = (
     "Hello world! It's 2024; we've paid $1,234.56 (they'll say I'm 'right', he'd agree).\n\n"
@@ -26,13 +27,6 @@ STRESS = (
     "<|im_start|>user\nHi<|im_end|>\n<|endoftext|><repo_name>a<file_sep>\u00a0nbsp\u2003em\u3000ideo\n"
     "end with spaces   "
 )
-
-
-def default_model():
-    if os.environ.get("TURBO_MODEL"):
-        return os.environ["TURBO_MODEL"]
-    cache = os.environ.get("TURBO_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "turboattn"))
-    return os.path.join(cache, "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
 def field_strings(r, key):
@@ -60,13 +54,8 @@ def build_oracle(model):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--tool", required=True)
-    ap.add_argument("--model", default=default_model())
-    ap.add_argument("--workdir", required=True)
-    a = ap.parse_args()
-    if not os.path.exists(a.model):
-        print(f"FAIL model '{a.model}' is missing: run datasets/fetch_models.sh")
+    a = oracle_args().parse_args()
+    if model_missing(a.model):
         return 1
     os.makedirs(a.workdir, exist_ok=True)
     tk, vocab = build_oracle(a.model)
