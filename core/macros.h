@@ -4,10 +4,8 @@
 
 #if defined(__CUDACC__)
 #define TURBO_HD __host__ __device__ __forceinline__
-#define TURBO_HOST_DEVICE __host__ __device__
 #else
 #define TURBO_HD inline
-#define TURBO_HOST_DEVICE
 #endif
 
 #if defined(__CUDA_ARCH__)

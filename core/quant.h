@@ -133,19 +133,19 @@ TURBO_HD float asym_dequant(int c, AsymParams p) {
 TURBO_HD int codes_per_byte(int bits) { return 8 / bits; }
 
 TURBO_HD int64_t packed_bytes(int64_t n_codes, int bits) {
-  const int per = 8 / bits;
+  const int per = codes_per_byte(bits);
   return (n_codes + per - 1) / per;
 }
 
 TURBO_HD void pack_code(uint8_t* out, int64_t i, uint8_t code, int bits) {
-  const int per = 8 / bits;
+  const int per = codes_per_byte(bits);
   const int shift = static_cast<int>(i % per) * bits;
   const uint8_t mask = static_cast<uint8_t>(((1 << bits) - 1) << shift);
   out[i / per] = static_cast<uint8_t>((out[i / per] & ~mask) | ((code << shift) & mask));
 }
 
 TURBO_HD uint8_t unpack_code(const uint8_t* in, int64_t i, int bits) {
-  const int per = 8 / bits;
+  const int per = codes_per_byte(bits);
   const int shift = static_cast<int>(i % per) * bits;
   return static_cast<uint8_t>((in[i / per] >> shift) & ((1 << bits) - 1));
 }
