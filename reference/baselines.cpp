@@ -397,18 +397,11 @@ class Fp8Stream final : public Stream {
 
 // ---- stream factory ---------------------------------------------------------
 
-int kivi_bits(int bits) {
-  TURBO_CHECK(bits == 4 || bits == 2,
-              "kivi supports kv_bits 4 or 2 (or per-kv-head 4/2 in a cache's head_bits), got "
-                  << (bits ? std::to_string(bits) : std::string("mixed without head bits")));
-  return bits;
-}
-
 std::unique_ptr<Stream> make_stream(const AttentionConfig& config, int bits, int d) {
   switch (config.method) {
     case Method::kKivi:
-      return std::make_unique<KiviStream>(d, kivi_bits(bits), config.quant.group_size,
-                                          config.quant.residual, config.quant.scale_storage);
+      return std::make_unique<KiviStream>(d, bits, config.quant.group_size, config.quant.residual,
+                                          config.quant.scale_storage);
     case Method::kInt8Kv:
       return std::make_unique<Int8Stream>(d);
     case Method::kSage:
@@ -605,9 +598,8 @@ class BaselineCache final : public KvCache {
   explicit BaselineCache(const KvCacheSpec& spec) : spec_(spec) {
     for (int b = 0; b < spec.batch; ++b)
       for (int h = 0; h < spec.kv_heads; ++h) {
-        const int bits = spec.head_bits.empty() ? kv_bits_value(spec.config.quant.kv_bits)
-                                                : spec.head_bits[static_cast<size_t>(h)];
-        streams_.push_back(make_stream(spec.config, bits, spec.head_dim));
+        streams_.push_back(make_stream(
+            spec.config, method_stored_bits(spec.config, spec.head_bits, h), spec.head_dim));
       }
   }
   const KvCacheSpec& spec() const override { return spec_; }
@@ -652,7 +644,6 @@ bool is_baseline(Method m) {
 void baseline_prefill(const AttentionConfig& config, const ConstHalfTensor& q,
                       const ConstHalfTensor& k, const ConstHalfTensor& v, const HalfTensor& o,
                       AttentionStats* stats) {
-  if (config.method == Method::kKivi) kivi_bits(kv_bits_value(config.quant.kv_bits));
   const int64_t B = q.batch(), Hq = q.heads(), Hkv = k.heads(), N = q.tokens();
   const int d = static_cast<int>(q.dim());
   const int64_t g = Hq / Hkv;
@@ -684,11 +675,6 @@ void baseline_prefill(const AttentionConfig& config, const ConstHalfTensor& q,
 }
 
 std::unique_ptr<KvCache> baseline_create_cache(const KvCacheSpec& spec) {
-  if (!spec.head_bits.empty()) {
-    TURBO_CHECK(spec.config.method == Method::kKivi, "per-kv-head bits apply to kivi only; method '"
-                                                         << enum_name(spec.config.method)
-                                                         << "' has a fixed format");
-  }
   return std::make_unique<BaselineCache>(spec);
 }
 

@@ -299,7 +299,8 @@ TEST(Baselines, BadInputIsRejected) {
       EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
     }
   };
-  expect_error(cfg("method=kivi,kv_bits=8"), "kv_bits 4 or 2");
+  expect_error(cfg("method=kivi,kv_bits=8"), "kivi takes kv_bits 4, 2, mixed, got 8");
+  expect_error(cfg("method=kivi,kv_bits=mixed"), "needs a per-kv-head bit map");
   expect_error(cfg("method=sage,br=0"), "br and bc must be >= 1");
   in.k.storage[100] = Half{0x7c00};
   expect_error(cfg("method=int8kv"), "non-finite value in K");
