@@ -35,7 +35,15 @@ TURBO_HD float fmaf_rn(float a, float b, float c) {
 #endif
 }
 
-TURBO_HD float absf(float v) { return v < 0.0f ? -v : v; }
+// |x| clears the sign bit (SPEC 1): |-0| = +0, so an all-zero group's amax, and its stored
+// scale, is +0 whatever the order of the scan. (A `v < 0 ? -v : v` would keep -0.)
+TURBO_HD float absf(float v) {
+#if TURBO_ON_DEVICE
+  return fabsf(v);
+#else
+  return std::fabs(v);
+#endif
+}
 TURBO_HD float maxf(float a, float b) { return a > b ? a : b; }
 TURBO_HD float minf(float a, float b) { return a < b ? a : b; }
 TURBO_HD int clampi(int v, int lo, int hi) { return v < lo ? lo : (v > hi ? hi : v); }

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cfenv>
 #include <cmath>
 #include <cstdint>
@@ -122,6 +123,33 @@ TEST(Stage1, ZeroGroupGivesZeroScaleAndCodes) {
   EXPECT_EQ(sc.inv, 0.0f);
   EXPECT_EQ(turbo::stage1_code(0.0f, sc.inv), 0);
   EXPECT_EQ(turbo::stage1_code(-0.0f, sc.inv), 0);
+}
+
+// SPEC 1: |x| clears the sign bit. Every FP16 value (as FP32), NaNs included: the result is the
+// input's bits with bit 31 cleared, so |-0| = +0 and |-x| = |x| bit for bit.
+TEST(Stage1, AbsClearsTheSignBitOfEveryHalf) {
+  for (uint32_t h = 0; h < 0x10000u; ++h) {
+    const float x = half_value(static_cast<uint16_t>(h));
+    uint32_t xb, ab;
+    const float a = turbo::absf(x);
+    std::memcpy(&xb, &x, 4);
+    std::memcpy(&ab, &a, 4);
+    ASSERT_EQ(ab, xb & 0x7fffffffu) << std::hex << h;
+  }
+}
+
+// An all-zero group scans to amax = +0 whatever the signs and order of its zeros (it used to
+// carry the sign of the last zero), so its stored scale is +0 bit for bit.
+TEST(Stage1, AllZeroGroupScaleIsPositiveZero) {
+  for (float last : {0.0f, -0.0f})
+    for (float first : {0.0f, -0.0f}) {
+      float amax = 0.0f;
+      for (float x : {first, -0.0f, 0.0f, last}) amax = turbo::maxf(amax, turbo::absf(x));
+      const float s = turbo::stage1_scale(amax).scale;
+      uint32_t sb;
+      std::memcpy(&sb, &s, 4);
+      EXPECT_EQ(sb, 0u) << first << " " << last;
+    }
 }
 
 // A constant group (all x equal) and a single-element group both map to +-127 exactly, and the

@@ -144,10 +144,6 @@ __device__ void load_fp16_buffer(const Half* buf, const float* mean, int n, int 
   __syncthreads();
   amax = red[0];
   for (int w = 1; w < kWarps; ++w) amax = maxf(amax, red[w]);
-  if (amax == 0.0f) {  // all zeros: the sign of the last element, as the sequential scan keeps it
-    const float x = half_to_float(buf[n * d - 1]);
-    amax = absf(mean ? x - mean[d - 1] : x);
-  }
   const Stage1Scale s = stage1_scale(amax);
   for (int e = threadIdx.x; e < n * dp; e += blockDim.x) {
     const int t = e / dp, c = e % dp;

@@ -1,10 +1,11 @@
 // SPEC 1-4 element kernels: stage 1, the K channel mean, stage 2 compress/decompress, the direct
 // asymmetric quantizer and SAS. Each calls the core/ formula the reference calls.
 //
-// Reductions: max/min of values are exact in any order, but the reference scans sequentially
-// with maxf/minf, which return the NEW element on ties, so when the extreme is a zero its sign is
-// that of the last zero in scan order. The kernels reproduce that (see the "last zero" fixes),
-// because a stored scale or zero point of -0 and +0 differ in their bits.
+// Reductions: the stage-1 amax is a max of |x| (sign bit cleared, SPEC 1), exact in any order,
+// and +0 for an all-zero group. The direct asymmetric quantizer's min/max are of signed values:
+// the reference scans sequentially with minf/maxf, which return the NEW element on ties, so a
+// zero extreme carries the sign of the last zero in scan order; AsymKernel reproduces that,
+// because a stored zero point of -0 and +0 differ in their bits.
 #include <cfloat>
 #include <cstring>
 
@@ -55,8 +56,6 @@ __global__ void Stage1Kernel(const Half* x, const float* mean, int64_t n, int d,
     amax = maxf(amax, absf(load_x(xh, mh, r, static_cast<int>(e % d), d)));
   }
   amax = block_max(amax, red);
-  // All zeros: the reference keeps absf of the last element (a tie returns the new element).
-  if (amax == 0.0f) amax = absf(load_x(xh, mh, g1 - 1, d - 1, d));
   const Stage1Scale s = stage1_scale(amax);
   if (threadIdx.x == 0 && group_scales)
     group_scales[head * ((n + group_rows - 1) / group_rows) + gi] = s.scale;
@@ -102,7 +101,6 @@ __global__ void Stage1Vec8Kernel(const Half* x, const float* mean, int64_t n, in
     for (int k = 0; k < 8; ++k) amax = maxf(amax, absf(v[k]));
   }
   amax = block_max(amax, red);
-  if (amax == 0.0f) amax = absf(load_x(xh, mh, g1 - 1, d - 1, d));
   const Stage1Scale s = stage1_scale(amax);
   if (threadIdx.x == 0 && group_scales)
     group_scales[head * ((n + group_rows - 1) / group_rows) + gi] = s.scale;
