@@ -304,6 +304,24 @@ TEST(Stage2, RoundsHalfUp) {
 
 // ---- packing ---------------------------------------------------------------------------------
 
+// The FP16 route of stage-2 dequantization (the decode kernel's half2 steps) equals the integer
+// recipe for every code, step and zero point a block can hold: exhaustive.
+TEST(Stage2, Fp16DequantEqualsIntegerRecipeExhaustive) {
+  int64_t checked = 0, clamped = 0;
+  for (int c = 0; c < 16; ++c)
+    for (int s2 = 1; s2 < 256; ++s2)
+      for (int z = -127; z <= 127; ++z) {
+        const turbo::Stage2Params p{static_cast<uint8_t>(s2), static_cast<int8_t>(z)};
+        const int want = std::min(127, c * s2 + z);  // SPEC 2, written from the text
+        ASSERT_EQ(turbo::stage2_dequant(c, p), want);
+        ASSERT_EQ(turbo::stage2_dequant_fp16(c, p), want) << c << " " << s2 << " " << z;
+        ++checked;
+        clamped += c * s2 + z > 127;
+      }
+  EXPECT_EQ(checked, 16 * 255 * 255);
+  EXPECT_GT(clamped, checked / 4);  // the clamp branch is exercised, far past 2048 too
+}
+
 TEST(Pack, RoundTripAndLayout) {
   std::mt19937_64 rng(12);
   for (int bits : {8, 4, 2}) {
