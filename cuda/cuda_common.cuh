@@ -219,11 +219,24 @@ struct RowsParams {
   float* run_ml;        // [rows, splits, 2]
   RunStats* run_stats;  // [rows, splits]      (want_stats)
   RowStats* row_stats;  // [rows]              (want_stats)
+
+  // Decode kernel only (flashq_decode.cu).
+  const Half* q_half;  // q_len == 1: FP16 query rows [B, Hq, 1, d], quantized in the kernel
+  bool fused_merge;    // splits > 1: the last CTA of each (batch, kv head) merges the runs
+  int* counters;       // [B * Hkv] finished runs, zero between calls (fused_merge)
 };
 
 size_t rows_kernel_smem(const RowsParams& p);
 void launch_rows_kernel(const RowsParams& p, cudaStream_t stream);
 void launch_merge_kernel(const RowsParams& p, cudaStream_t stream);
+
+// The decode kernel (flashq_decode.cu): every query row of a GQA group in one CTA, packed
+// stage-2 unpacking, the merge fused into the last run. decode_kernel_supports says which
+// configurations it covers (the rest run on the rows kernel); TURBO_DECODE_KERNEL=rows in the
+// environment turns it off (tuning comparisons).
+bool decode_kernel_supports(const RowsParams& p);
+bool decode_merge_fusable(const RowsParams& p);
+void launch_decode_kernel(const RowsParams& p, cudaStream_t stream);
 
 // The INT8 tensor-core prefill kernel (the fast path); see flashq_mma.cu for what it covers.
 struct MmaParams {

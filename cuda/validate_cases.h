@@ -424,6 +424,17 @@ inline std::vector<Case> all_cases(bool small) {
       {"attention_decode", [=](Backend& a, Backend& b) {
          return decode_case(a, b, {1, 2, 1, 0, 64}, make_config("splits=16"), 70, 1, 3, 1, 903);
        }});
+  // The decode kernel's shapes: 50/50 mixed 2/4-bit heads at d = 128, GQA 4; and 16 query rows
+  // per CTA with more runs than the fused merge takes (rows * splits > 1024: separate merge).
+  cases.push_back({"attention_decode", [=](Backend& a, Backend& b) {
+                     return decode_case(a, b, {2, 16, 4, 0, 128},
+                                        make_config("kv_bits=mixed,splits=5"), 260, 1,
+                                        small ? 3 : 9, 1, 904, {2, 4, 4, 2});
+                   }});
+  cases.push_back({"attention_decode", [=](Backend& a, Backend& b) {
+                     return decode_case(a, b, {1, 16, 4, 0, 128}, make_config("splits=70"), 700, 5,
+                                        small ? 2 : 4, 4, 905);
+                   }});
   return cases;
 }
 
