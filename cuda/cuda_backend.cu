@@ -371,8 +371,8 @@ void decode_impl(const AttentionConfig& cfg, const Half* q, const CudaKvCache& c
     p.run_o = ws.run_o.as<float>();
     p.run_ml = ws.run_ml.as<float>();
     if (p.want_stats) {
-      ws.run_stats.reserve(sizeof(RunStats) * static_cast<size_t>(rows * p.splits));
-      p.run_stats = ws.run_stats.as<RunStats>();
+      ws.run_stats.reserve(sizeof(SasRunStats) * static_cast<size_t>(rows * p.splits));
+      p.run_stats = ws.run_stats.as<SasRunStats>();
     }
   }
   if (p.want_stats) {
@@ -593,6 +593,10 @@ void flashq_decode_device(const AttentionConfig& config, const Half* q, const Kv
 void flashq_cache_append_device(KvCache& cache, const Half* k, const Half* v, int64_t tokens,
                                 cudaStream_t stream) {
   auto& c = const_cast<CudaKvCache&>(as_cuda(cache));
+  const KvCacheSpec& spec = c.spec();
+  check_append_shapes(
+      spec, ConstHalfTensor::contiguous(k, spec.batch, spec.kv_heads, tokens, spec.head_dim),
+      ConstHalfTensor::contiguous(v, spec.batch, spec.kv_heads, tokens, spec.head_dim));
   c.append_device(k, v, tokens, stream);
 }
 

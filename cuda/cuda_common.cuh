@@ -11,6 +11,7 @@
 #include "core/flashq.h"
 #include "core/kv_layout.h"
 #include "core/sas.h"
+#include "core/sas_stats.h"
 
 #define TURBO_CUDA_CHECK(expr)                                                                     \
   do {                                                                                             \
@@ -142,16 +143,6 @@ void launch_cache_compress(const CacheAppendParams& p, cudaStream_t stream);
 
 // ---- FlashQ attention (SPEC 5, 6) -----------------------------------------------------------
 
-// Per-row statistics of one run, the same bookkeeping as reference/flashq.cpp RowState.
-struct RunStats {
-  double stat_max;
-  double alive_mass;
-  double dropped_mass;
-  long long alive_count;
-  long long scored;
-  long long zeroed;
-};
-
 // Per-row AttentionStats contribution (rows = 1 each).
 struct RowStats {
   double dropped;  // dropped / (alive + dropped), 0 when empty
@@ -213,12 +204,12 @@ struct RowsParams {
 
   // Work split and outputs.
   int splits;
-  int rows_per_cta;     // query rows (of one kv group) per CTA
-  Half* out;            // [B, Hq, q_len, d] (written when splits == 1)
-  float* run_o;         // [rows, splits, dp]   (splits > 1)
-  float* run_ml;        // [rows, splits, 2]
-  RunStats* run_stats;  // [rows, splits]      (want_stats)
-  RowStats* row_stats;  // [rows]              (want_stats)
+  int rows_per_cta;        // query rows (of one kv group) per CTA
+  Half* out;               // [B, Hq, q_len, d] (written when splits == 1)
+  float* run_o;            // [rows, splits, dp]   (splits > 1)
+  float* run_ml;           // [rows, splits, 2]
+  SasRunStats* run_stats;  // [rows, splits]   (want_stats)
+  RowStats* row_stats;     // [rows]              (want_stats)
 
   // Decode kernel only (flashq_decode.cu).
   const Half* q_half;  // q_len == 1: FP16 query rows [B, Hq, 1, d], quantized in the kernel
