@@ -151,15 +151,14 @@ __device__ __forceinline__ int8_t& vt_byte(uint32_t* vt, int c, int t) {
 
 // The packed codes of one unit (token quad tq, octet oc) of a block in the shared-memory ring:
 // 8, 4 or 2 bytes per token.
-template <int D>
-__device__ __forceinline__ void load_unit(const uint8_t* blk, int bits, int tq, int oc,
-                                          uint2 (&raw)[4]) {
+template <int D, int BITS>
+__device__ __forceinline__ void load_unit(const uint8_t* blk, int tq, int oc, uint2 (&raw)[4]) {
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
     const int e = (4 * tq + i) * D + 8 * oc;
-    if (bits == 8)
+    if (BITS == 8)
       raw[i] = *reinterpret_cast<const uint2*>(blk + e);
-    else if (bits == 4)
+    else if (BITS == 4)
       raw[i].x = *reinterpret_cast<const unsigned int*>(blk + e / 2);
     else
       raw[i].x = *reinterpret_cast<const unsigned short*>(blk + e / 4);
@@ -255,6 +254,15 @@ __device__ __forceinline__ void score_step(Smem<D>& sm, const uint32_t (&qa)[Tra
                                            int rows, bool k_pt, float tau) {
   using T = Traits<D>;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+  // This lane's rows g and g + 8: visible tokens and, for one K scale, the score scale.
+  int vis[2];
+  float c_row[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int r = g + h * 8;
+    vis[h] = r < rows ? sm.vis[r] : 0;
+    c_row[h] = r < rows ? score_scale(sm.qs[r], sm.ks[0], tau) : 0.0f;
+  }
 #pragma unroll
   for (int i = 0; i < kTile / 8 / kWarps; ++i) {
     const int n0 = (warp + i * kWarps) * 8;
@@ -265,9 +273,9 @@ __device__ __forceinline__ void score_step(Smem<D>& sm, const uint32_t (&qa)[Tra
 #pragma unroll
     for (int h = 0; h < 4; ++h) {
       const int r = g + (h >> 1) * 8, j = n0 + 2 * q + (h & 1);
-      if (r < rows && j < sm.vis[r])
+      if (j < vis[h >> 1])
         sm.s[r * kTile + j] =
-            score_fp16(acc[h], score_scale(sm.qs[r], k_pt ? sm.ks[j] : sm.ks[0], tau));
+            score_fp16(acc[h], k_pt ? score_scale(sm.qs[r], sm.ks[j], tau) : c_row[h >> 1]);
     }
   }
 }
@@ -340,6 +348,16 @@ __device__ __forceinline__ void pv_step(Smem<D>& sm, float (&o)[Traits<D>::kOTil
     pa[ks][2] = sm.p8[g * T::kP8Stride + ks * 8 + 4 + q];
     pa[ks][3] = sm.p8[(g + 8) * T::kP8Stride + ks * 8 + 4 + q];
   }
+  // This lane's rows g and g + 8: 0 when padding or skipped (not given a value), alpha, s_P * s_V.
+  int vis[2];
+  float alpha[2], spv[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int r = g + h * 8;
+    vis[h] = r < rows ? sm.vis[r] : 0;
+    alpha[h] = vis[h] ? sm.alpha[r] : 0.0f;
+    spv[h] = vis[h] ? sm.sp[r] * sm.vs[0] : 0.0f;
+  }
 #pragma unroll
   for (int i = 0; i < T::kOTiles; ++i) {
     const int c0 = (warp * T::kOTiles + i) * 8;
@@ -353,9 +371,9 @@ __device__ __forceinline__ void pv_step(Smem<D>& sm, float (&o)[Traits<D>::kOTil
 #pragma unroll
     for (int h = 0; h < 4; ++h) {
       const int r = g + (h >> 1) * 8, c = c0 + 2 * q + (h & 1);
-      if (r >= rows || sm.vis[r] == 0) continue;  // padding row, or skipped: not given a value
+      if (vis[h >> 1] == 0) continue;  // padding row, or skipped: not given a value
       if (!v_pt) {
-        o[i][h] = update_output(o[i][h], sm.alpha[r], acc[h], sm.sp[r] * sm.vs[0]);
+        o[i][h] = update_output(o[i][h], alpha[h >> 1], acc[h], spv[h >> 1]);
       } else {
         const uint8_t* p8b = reinterpret_cast<const uint8_t*>(sm.p8 + r * T::kP8Stride);
         float pv = 0.0f;
@@ -501,14 +519,18 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) DecodeKernel(RowsParams 
         const int u = tid + k * kThreads;
         const int is_v = u >= T::kUnits, ui = is_v ? u - T::kUnits : u;
         const int tq = ui / T::kOctets, oc = ui % T::kOctets;
+        const uint8_t* blk = ring_ptr(t, is_v);
         uint2 raw[4];
-        load_unit<D>(ring_ptr(t, is_v), bits, tq, oc, raw);
-        if (bits == 4)
+        if (bits == 4) {
+          load_unit<D, 4>(blk, tq, oc, raw);
           unpack_unit<D, 4>(sm, is_v, tq, oc, raw);
-        else if (bits == 2)
+        } else if (bits == 2) {
+          load_unit<D, 2>(blk, tq, oc, raw);
           unpack_unit<D, 2>(sm, is_v, tq, oc, raw);
-        else
+        } else {
+          load_unit<D, 8>(blk, tq, oc, raw);
           unpack_unit<D, 8>(sm, is_v, tq, oc, raw);
+        }
       }
     } else {
       load_buffer_tile<D>(sm, P, bkv, nt);
