@@ -35,7 +35,15 @@ TURBO_HD float fmaf_rn(float a, float b, float c) {
 #endif
 }
 
-TURBO_HD float absf(float v) { return v < 0.0f ? -v : v; }
+// |x| clears the sign bit (SPEC 1): |-0| = +0, so an all-zero group's amax, and its stored
+// scale, is +0 whatever the order of the scan. (A `v < 0 ? -v : v` would keep -0.)
+TURBO_HD float absf(float v) {
+#if TURBO_ON_DEVICE
+  return fabsf(v);
+#else
+  return std::fabs(v);
+#endif
+}
 TURBO_HD float maxf(float a, float b) { return a > b ? a : b; }
 TURBO_HD float minf(float a, float b) { return a < b ? a : b; }
 TURBO_HD int clampi(int v, int lo, int hi) { return v < lo ? lo : (v > hi ? hi : v); }
@@ -90,6 +98,24 @@ TURBO_HD uint8_t stage2_code(int q, Stage2Params p, int bits) {
 
 TURBO_HD int8_t stage2_dequant(int c, Stage2Params p) {
   return static_cast<int8_t>(clampi(c * static_cast<int>(p.s2) + p.z, -127, 127));
+}
+
+// Stage-2 dequantization through FP16 arithmetic: an exact transformation of stage2_dequant that
+// the decode kernel runs on two codes at a time (half2). With c in [0, 15], s2 in [1, 255] and z
+// in [-127, 127]:
+//   v = min(fma16(c, s2, z + 1536), 1536 + 127),   q' = low byte of the FP16 bits of v.
+// z + 1536 lies in [1409, 1663], exact in FP16 (ulp 1 in [1024, 2048)); c * s2 + z + 1536 is an
+// integer, exact in FP16 when < 2048, and otherwise rounds (monotonically) to >= 2048, where the
+// true c * s2 + z >= 512 clamps to 127 anyway. The lower clamp of stage2_dequant never acts
+// (c * s2 + z >= z >= -127). So v = 1536 + q', whose FP16 bits are 0x6600 + q': the low byte is
+// q' as an int8. A code c enters as the FP16 bits 0x6400 | c (= 1024 + c) minus 1024, also exact.
+// quant_test proves this equal to stage2_dequant for every (c, s2, z).
+constexpr float kStage2Fp16Bias = 1536.0f;
+TURBO_HD int8_t stage2_dequant_fp16(int c, Stage2Params p) {
+  const float code = sub16(half_to_float(Half{static_cast<uint16_t>(0x6400u | c)}), 1024.0f);
+  float v = fma16(code, static_cast<float>(p.s2), static_cast<float>(p.z) + kStage2Fp16Bias);
+  v = minf(v, kStage2Fp16Bias + 127.0f);
+  return static_cast<int8_t>(float_to_half(v).bits & 0xffu);
 }
 
 // ---- Direct asymmetric quantizer (baselines) -----------------------------------------------

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cfenv>
 #include <cmath>
 #include <cstdint>
@@ -122,6 +123,33 @@ TEST(Stage1, ZeroGroupGivesZeroScaleAndCodes) {
   EXPECT_EQ(sc.inv, 0.0f);
   EXPECT_EQ(turbo::stage1_code(0.0f, sc.inv), 0);
   EXPECT_EQ(turbo::stage1_code(-0.0f, sc.inv), 0);
+}
+
+// SPEC 1: |x| clears the sign bit. Every FP16 value (as FP32), NaNs included: the result is the
+// input's bits with bit 31 cleared, so |-0| = +0 and |-x| = |x| bit for bit.
+TEST(Stage1, AbsClearsTheSignBitOfEveryHalf) {
+  for (uint32_t h = 0; h < 0x10000u; ++h) {
+    const float x = half_value(static_cast<uint16_t>(h));
+    uint32_t xb, ab;
+    const float a = turbo::absf(x);
+    std::memcpy(&xb, &x, 4);
+    std::memcpy(&ab, &a, 4);
+    ASSERT_EQ(ab, xb & 0x7fffffffu) << std::hex << h;
+  }
+}
+
+// An all-zero group scans to amax = +0 whatever the signs and order of its zeros (it used to
+// carry the sign of the last zero), so its stored scale is +0 bit for bit.
+TEST(Stage1, AllZeroGroupScaleIsPositiveZero) {
+  for (float last : {0.0f, -0.0f})
+    for (float first : {0.0f, -0.0f}) {
+      float amax = 0.0f;
+      for (float x : {first, -0.0f, 0.0f, last}) amax = turbo::maxf(amax, turbo::absf(x));
+      const float s = turbo::stage1_scale(amax).scale;
+      uint32_t sb;
+      std::memcpy(&sb, &s, 4);
+      EXPECT_EQ(sb, 0u) << first << " " << last;
+    }
 }
 
 // A constant group (all x equal) and a single-element group both map to +-127 exactly, and the
@@ -275,6 +303,24 @@ TEST(Stage2, RoundsHalfUp) {
 }
 
 // ---- packing ---------------------------------------------------------------------------------
+
+// The FP16 route of stage-2 dequantization (the decode kernel's half2 steps) equals the integer
+// recipe for every code, step and zero point a block can hold: exhaustive.
+TEST(Stage2, Fp16DequantEqualsIntegerRecipeExhaustive) {
+  int64_t checked = 0, clamped = 0;
+  for (int c = 0; c < 16; ++c)
+    for (int s2 = 1; s2 < 256; ++s2)
+      for (int z = -127; z <= 127; ++z) {
+        const turbo::Stage2Params p{static_cast<uint8_t>(s2), static_cast<int8_t>(z)};
+        const int want = std::min(127, c * s2 + z);  // SPEC 2, written from the text
+        ASSERT_EQ(turbo::stage2_dequant(c, p), want);
+        ASSERT_EQ(turbo::stage2_dequant_fp16(c, p), want) << c << " " << s2 << " " << z;
+        ++checked;
+        clamped += c * s2 + z > 127;
+      }
+  EXPECT_EQ(checked, 16 * 255 * 255);
+  EXPECT_GT(clamped, checked / 4);  // the clamp branch is exercised, far past 2048 too
+}
 
 TEST(Pack, RoundTripAndLayout) {
   std::mt19937_64 rng(12);

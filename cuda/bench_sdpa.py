@@ -1,26 +1,43 @@
 #!/usr/bin/env python3
-"""Times PyTorch SDPA (FP16, default dispatch) on the shapes of cuda_validate's CSV, on the same
-card, and prints the comparison table (markdown).
+"""Times PyTorch SDPA (FP16) with each backend (flash, cuDNN, efficient) on the shapes of
+cuda_flashq_bench's CSV, on the same card in the same run, and writes the result file of the run:
+cuda/results/<date>_<card>.json plus the Markdown table generated from it.
 
-  python3 cuda/bench_sdpa.py --ours ours.csv --out table.md
+  python3 cuda/bench_sdpa.py --ours ours.csv --validate validate.log --json out.json --md out.md \
+      --commit SHA --command "..." [--sanitizer memcheck=... --sanitizer racecheck=...]
+
+Timing as ours: CUDA events after warm-up, the median of many calls, inputs rotated among copies
+that together exceed three times the L2; at B = 1 decode also a CUDA graph replay. A backend with
+no kernel for a shape (it raises) is recorded as null.
 """
 import argparse
 import csv
+import datetime
+import json
+import re
+import subprocess
 
 import torch
 import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+BACKENDS = {
+    "flash": SDPBackend.FLASH_ATTENTION,
+    "cudnn": SDPBackend.CUDNN_ATTENTION,
+    "efficient": SDPBackend.EFFICIENT_ATTENTION,
+}
 
 
 def median_ms(fn, warmup=5, iters=50):
-    for _ in range(warmup):
-        fn()
+    for i in range(warmup):
+        fn(i)
     torch.cuda.synchronize()
     times = []
-    for _ in range(iters):
+    for i in range(iters):
         a = torch.cuda.Event(enable_timing=True)
         b = torch.cuda.Event(enable_timing=True)
         a.record()
-        fn()
+        fn(warmup + i)
         b.record()
         b.synchronize()
         times.append(a.elapsed_time(b))
@@ -28,42 +45,182 @@ def median_ms(fn, warmup=5, iters=50):
     return times[len(times) // 2]
 
 
+def copies_for(nbytes):
+    l2 = torch.cuda.get_device_properties(0).L2_cache_size
+    return int(min(16, max(1, 3 * l2 / nbytes + 1)))
+
+
+def time_sdpa(backend, B, Hq, Hkv, N, L, D, causal, graph):
+    dev = torch.device("cuda")
+    per = (B * Hq * N * D + 2 * B * Hkv * L * D) * 2
+    n = copies_for(per)
+    qs = [torch.randn(B, Hq, N, D, device=dev, dtype=torch.float16) * 1.5 for _ in range(n)]
+    ks = [torch.randn(B, Hkv, L, D, device=dev, dtype=torch.float16) * 1.5 for _ in range(n)]
+    vs = [torch.randn(B, Hkv, L, D, device=dev, dtype=torch.float16) * 1.5 for _ in range(n)]
+    gqa = Hq != Hkv
+    # Decode (N = 1 query row at the end of L keys): no mask; prefill causal: the causal mask.
+    is_causal = bool(causal) and N > 1
+
+    def call(i):
+        c = i % n
+        return F.scaled_dot_product_attention(qs[c], ks[c], vs[c], is_causal=is_causal,
+                                              enable_gqa=gqa)
+
+    try:
+        with sdpa_kernel([BACKENDS[backend]]):
+            call(0)
+            torch.cuda.synchronize()
+            ms = median_ms(call, iters=20 if N > 1 else 100)
+            gms = None
+            if graph:
+                g = torch.cuda.CUDAGraph()
+                s = torch.cuda.Stream()
+                s.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(s):
+                    for i in range(2):
+                        call(i)
+                torch.cuda.current_stream().wait_stream(s)
+                with torch.cuda.graph(g):
+                    for i in range(n):
+                        call(i)
+                gms = median_ms(lambda i: g.replay(), iters=50) / n
+            return ms, gms
+    except Exception as e:  # no kernel for this shape / dtype / GQA
+        print(f"  sdpa {backend}: none for B={B} Hq={Hq} Hkv={Hkv} N={N} L={L} D={D}: "
+              f"{str(e).splitlines()[0][:120]}")
+        return None, None
+
+
+def parse_validate(path):
+    cases = mism = failed = None
+    if not path:
+        return None
+    text = open(path).read()
+    m = re.search(r"^validation: (\d+) cases, (\d+) failed", text, re.M)
+    if m:
+        cases, failed = int(m.group(1)), int(m.group(2))
+    mism = 0
+    for line in text.splitlines():
+        if line.startswith("| ") and not line.startswith("| op") and not line.startswith("| ---"):
+            cols = [c.strip() for c in line.strip("|").split("|")]
+            if len(cols) >= 4 and cols[3].isdigit():
+                mism += int(cols[3])
+    return {"cases": cases, "failed": failed, "mismatches": mism}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ours", required=True)
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--validate")
+    ap.add_argument("--json", required=True)
+    ap.add_argument("--md", required=True)
+    ap.add_argument("--commit", default="unknown")
+    ap.add_argument("--command", default="")
+    ap.add_argument("--sanitizer", action="append", default=[])
+    ap.add_argument("--oracle", default=None)
     args = ap.parse_args()
     torch.manual_seed(0)
-    dev = torch.device("cuda")
     rows = list(csv.DictReader(open(args.ours)))
-    lines = [
-        f"card: {torch.cuda.get_device_name()}, torch {torch.__version__}",
-        "",
-        "| op | shape | ours ms | SDPA ms | ours/SDPA | ours TFLOP/s-eq | SDPA TFLOP/s | ours vs CPU ref |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
+    smi = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
+                         capture_output=True, text=True).stdout.strip().split(", ")
+    out = {
+        "card": torch.cuda.get_device_name(),
+        "driver": smi[1] if len(smi) > 1 else None,
+        "torch": torch.__version__,
+        "commit": args.commit,
+        "command": args.command,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "copy_gbps": None,
+        "read_gbps": None,
+        "validate": parse_validate(args.validate),
+        "oracle": args.oracle,
+        "sanitizer": dict(s.split("=", 1) for s in args.sanitizer),
+        "kernels": [],
+        "rows": [],
+    }
     for r in rows:
-        B, Hq, Hkv, N, D, L = (int(r[k]) for k in ("B", "Hq", "Hkv", "N", "D", "L"))
-        causal = r["causal"] == "1"
-        q = torch.randn(B, Hq, N, D, device=dev, dtype=torch.float16) * 1.5
-        k = torch.randn(B, Hkv, L, D, device=dev, dtype=torch.float16) * 1.5
-        v = torch.randn(B, Hkv, L, D, device=dev, dtype=torch.float16) * 1.5
-        gqa = Hq != Hkv
-        fn = lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=gqa)
-        ms = median_ms(fn, iters=20 if r["op"] == "prefill" else 100)
-        flops = 4.0 * B * Hq * N * L * D / (2.0 if causal else 1.0)
-        ours = float(r["ms"])
-        if r["op"] == "prefill":
-            shape = f"B={B} H={Hq} N={N} D={D} causal"
-        else:
-            shape = f"B={B} Hq={Hq} Hkv={Hkv} L={L} D={D} q_len=1 (ours: 4-bit KV, splits={r['splits']})"
+        ms, nbytes = float(r["ms"]), float(r["bytes"])
+        if r["op"] == "copy":
+            out["copy_gbps"] = round(nbytes / ms / 1e6, 1)
+        elif r["op"] == "read":
+            out["read_gbps"] = round(nbytes / ms / 1e6, 1)
+        elif r["op"] == "quantize":
+            out["kernels"].append({"op": "quantize_stage1", "shape": [32, int(r["N"]), int(r["D"])],
+                                   "ms": ms, "bytes": nbytes, "gbps": round(nbytes / ms / 1e6, 1)})
+    for r in rows:
+        if r["op"] not in ("prefill", "decode"):
+            continue
+        B, Hq, Hkv, N, L, D = (int(r[k]) for k in ("B", "Hq", "Hkv", "N", "L", "D"))
+        causal = int(r["causal"])
+        graph = r["op"] == "decode" and B == 1
+        sdpa, sdpa_graph = {}, {}
+        for name in BACKENDS:
+            ms, gms = time_sdpa(name, B, Hq, Hkv, N, L, D, causal, graph)
+            sdpa[name] = None if ms is None else round(ms, 5)
+            if graph:
+                sdpa_graph[name] = None if gms is None else round(gms, 5)
+        row = {
+            "op": r["op"], "B": B, "Hq": Hq, "Hkv": Hkv, "N": N, "L": L, "D": D,
+            "causal": bool(causal), "kv_bits": None if r["kv_bits"] == "-" else r["kv_bits"],
+            "splits": int(r["splits"]), "kernel": r["kernel"],
+            "ours_ms": round(float(r["ms"]), 5), "sdpa_ms": sdpa,
+            "bytes_read": int(float(r["bytes"])), "check": r["check"] or None,
+        }
+        if graph:
+            row["ours_graph_ms"] = round(float(r["graph_ms"]), 5)
+            row["sdpa_graph_ms"] = sdpa_graph
+        best = min((v for v in sdpa.values() if v is not None), default=None)
+        row["speedup_vs_best_sdpa"] = None if best is None else round(best / row["ours_ms"], 3)
+        if r["op"] == "decode" and out["read_gbps"]:
+            row["read_fraction"] = round(row["bytes_read"] / row["ours_ms"] / 1e6 / out["read_gbps"], 3)
+        out["rows"].append(row)
+        print(f"{r['op']} B={B} N={N} L={L} D={D} causal={causal} bits={r['kv_bits']}: ours "
+              f"{row['ours_ms']:.4f} ms, sdpa {sdpa}, x{row['speedup_vs_best_sdpa']}")
+    json.dump(out, open(args.json, "w"), indent=1)
+    open(args.md, "w").write(markdown(out))
+    print(markdown(out))
+
+
+def fmt(v, p=3):
+    return "-" if v is None else f"{v:.{p}f}"
+
+
+def markdown(res):
+    v = res["validate"] or {}
+    lines = [
+        f"# {res['card']}, driver {res['driver']}, torch {res['torch']}, commit {res['commit']}, "
+        f"{res['date']}",
+        "",
+        f"Generated from the result JSON by cuda/bench_sdpa.py. Command: `{res['command']}`.",
+        f"Ceilings measured in the run: copy {res['copy_gbps']} GB/s (read + written), streaming "
+        f"read {res['read_gbps']} GB/s. Validation: {v.get('cases')} cases, {v.get('failed')} "
+        f"failed, {v.get('mismatches')} mismatching elements; oracle vs cuda: {res['oracle']}; "
+        f"sanitizers: {res['sanitizer']}.",
+        "",
+        "| op | B | Hq/Hkv | N | L | D | causal | kv bits | splits | ours ms | flash | cuDNN | "
+        "efficient | best SDPA / ours | ours graph ms | SDPA best graph ms | read GB/s (fraction) "
+        "| check |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- "
+        "| --- | --- | --- |",
+    ]
+    for r in res["rows"]:
+        s = r["sdpa_ms"]
+        g = r.get("sdpa_graph_ms") or {}
+        gbest = min((x for x in g.values() if x is not None), default=None)
+        bw = "-"
+        if r["op"] == "decode":
+            bw = f"{r['bytes_read'] / r['ours_ms'] / 1e6:.0f} ({fmt(r.get('read_fraction'), 2)})"
         lines.append(
-            f"| {r['op']} ({r['kernel']}) | {shape} | {ours:.3f} | {ms:.3f} | {ours / ms:.2f} | "
-            f"{flops / ours / 1e9:.1f} | {flops / ms / 1e9:.1f} | {r['bitexact']} |"
-        )
-    text = "\n".join(lines) + "\n"
-    open(args.out, "w").write(text)
-    print(text)
+            f"| {r['op']} | {r['B']} | {r['Hq']}/{r['Hkv']} | {r['N']} | {r['L']} | {r['D']} | "
+            f"{int(r['causal'])} | {r['kv_bits'] or '-'} | {r['splits']} | {r['ours_ms']:.4f} | "
+            f"{fmt(s['flash'], 4)} | {fmt(s['cudnn'], 4)} | {fmt(s['efficient'], 4)} | "
+            f"{fmt(r['speedup_vs_best_sdpa'], 2)} | {fmt(r.get('ours_graph_ms'), 4)} | "
+            f"{fmt(gbest, 4)} | {bw} | {r['check'] or '-'} |")
+    for k in res["kernels"]:
+        lines.append("")
+        lines.append(f"{k['op']} {k['shape']}: {k['ms']:.4f} ms, {k['gbps']} GB/s "
+                     f"({k['gbps'] / res['copy_gbps'] * 100:.0f}% of copy)")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -35,10 +35,6 @@ __global__ void AppendKernel(CacheAppendParams P) {
     amax = maxf(amax, absf(mean ? x - mean[c] : x));
   }
   amax = warp_max(amax);
-  if (amax == 0.0f) {  // all zeros: the sign of the last element, as the sequential scan keeps it
-    const float x = half_to_float(src[P.d - 1]);
-    amax = absf(mean ? x - mean[P.d - 1] : x);
-  }
   const Stage1Scale sc = stage1_scale(amax);
   int8_t* dst = (is_k ? P.k_buf8 : P.v_buf8) + slot * P.d;
   for (int c = lane; c < P.d; c += 32) {
@@ -74,7 +70,6 @@ __global__ void CompressBufferKernel(CacheAppendParams P) {
   __syncthreads();
   amax = red[0];
   for (int w = 1; w < static_cast<int>(blockDim.x >> 5); ++w) amax = maxf(amax, red[w]);
-  if (amax == 0.0f) amax = absf(row_value(n * d - 1));
   const Stage1Scale sc = stage1_scale(amax);
   for (int e = threadIdx.x; e < n * d; e += blockDim.x)
     codes[e] = stage1_code(row_value(e), sc.inv);

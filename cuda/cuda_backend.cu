@@ -67,7 +67,7 @@ int choose_rows_per_cta(RowsParams p, int rows_total) {
 // Scratch memory of one prefill/decode call, kept between calls.
 struct Workspace {
   DeviceBuffer q_codes, k_codes, v_codes, q_scale, k_scale, v_scale, k_mean;
-  DeviceBuffer run_o, run_ml, run_stats, row_stats;
+  DeviceBuffer run_o, run_ml, run_stats, row_stats, counters;
   DeviceBuffer q_in, k_in, v_in, o_out;
 };
 
@@ -345,15 +345,7 @@ void decode_impl(const AttentionConfig& cfg, const Half* q, const CudaKvCache& c
   const int64_t B = spec.batch, Hkv = spec.kv_heads, L = cache.length();
   const int D = spec.head_dim;
   const int dp = padded_dim(D);
-  const int64_t q_rows = group_rows_for(cfg.quant.q_gran, cfg.quant.br, QL);
-  ws.q_codes.reserve(static_cast<size_t>(B * Hq * QL * dp));
-  ws.q_scale.reserve(sizeof(float) * static_cast<size_t>(B * Hq * QL));
-  launch_stage1(q, nullptr, B * Hq, QL, D, q_rows, ws.q_codes.as<int8_t>(), dp, nullptr,
-                ws.q_scale.as<float>(), stream);
-
   RowsParams p{};
-  p.q_codes = ws.q_codes.as<int8_t>();
-  p.q_scale = ws.q_scale.as<float>();
   p.q_len = QL;
   p.batch = static_cast<int>(B);
   p.hq = static_cast<int>(Hq);
@@ -379,17 +371,43 @@ void decode_impl(const AttentionConfig& cfg, const Half* q, const CudaKvCache& c
     p.run_o = ws.run_o.as<float>();
     p.run_ml = ws.run_ml.as<float>();
     if (p.want_stats) {
-      ws.run_stats.reserve(sizeof(RunStats) * static_cast<size_t>(rows * p.splits));
-      p.run_stats = ws.run_stats.as<RunStats>();
+      ws.run_stats.reserve(sizeof(SasRunStats) * static_cast<size_t>(rows * p.splits));
+      p.run_stats = ws.run_stats.as<SasRunStats>();
     }
   }
   if (p.want_stats) {
     ws.row_stats.reserve(sizeof(RowStats) * static_cast<size_t>(rows));
     p.row_stats = ws.row_stats.as<RowStats>();
   }
-  p.rows_per_cta = choose_rows_per_cta(p, static_cast<int>(p.group * QL));
-  launch_rows_kernel(p, stream);
-  if (p.splits > 1) launch_merge_kernel(p, stream);
+  const bool decode_kernel = decode_kernel_supports(p);
+  if (decode_kernel && QL == 1) {
+    p.q_half = q;  // stage 1 of the one-row query groups runs inside the decode kernel
+  } else {
+    const int64_t q_rows = group_rows_for(cfg.quant.q_gran, cfg.quant.br, QL);
+    ws.q_codes.reserve(static_cast<size_t>(B * Hq * QL * dp));
+    ws.q_scale.reserve(sizeof(float) * static_cast<size_t>(B * Hq * QL));
+    launch_stage1(q, nullptr, B * Hq, QL, D, q_rows, ws.q_codes.as<int8_t>(), dp, nullptr,
+                  ws.q_scale.as<float>(), stream);
+    p.q_codes = ws.q_codes.as<int8_t>();
+    p.q_scale = ws.q_scale.as<float>();
+  }
+  if (decode_kernel) {
+    p.fused_merge = p.splits > 1 && decode_merge_fusable(p);
+    if (p.fused_merge) {
+      const size_t bytes = sizeof(int) * static_cast<size_t>(B * Hkv);
+      if (ws.counters.bytes() < bytes) {  // zero once; the last CTA of a call resets its counter
+        ws.counters.reserve(bytes);
+        TURBO_CUDA_CHECK(cudaMemsetAsync(ws.counters.as<void>(), 0, ws.counters.bytes(), stream));
+      }
+      p.counters = ws.counters.as<int>();
+    }
+    launch_decode_kernel(p, stream);
+    if (p.splits > 1 && !p.fused_merge) launch_merge_kernel(p, stream);
+  } else {
+    p.rows_per_cta = choose_rows_per_cta(p, static_cast<int>(p.group * QL));
+    launch_rows_kernel(p, stream);
+    if (p.splits > 1) launch_merge_kernel(p, stream);
+  }
   if (p.want_stats) {
     std::vector<RowStats> rs(static_cast<size_t>(rows));
     download(rs.data(), ws.row_stats, rs.size(), stream);
@@ -570,6 +588,16 @@ void flashq_decode_device(const AttentionConfig& config, const Half* q, const Kv
                       ConstHalfTensor::contiguous(q, spec.batch, q_heads, q_len, spec.head_dim),
                       HalfTensor::contiguous(o, spec.batch, q_heads, q_len, spec.head_dim));
   decode_impl(config, q, as_cuda(cache), o, q_heads, q_len, stream, thread_workspace(), nullptr);
+}
+
+void flashq_cache_append_device(KvCache& cache, const Half* k, const Half* v, int64_t tokens,
+                                cudaStream_t stream) {
+  auto& c = const_cast<CudaKvCache&>(as_cuda(cache));
+  const KvCacheSpec& spec = c.spec();
+  check_append_shapes(
+      spec, ConstHalfTensor::contiguous(k, spec.batch, spec.kv_heads, tokens, spec.head_dim),
+      ConstHalfTensor::contiguous(v, spec.batch, spec.kv_heads, tokens, spec.head_dim));
+  c.append_device(k, v, tokens, stream);
 }
 
 }  // namespace cuda

@@ -42,5 +42,11 @@ void flashq_prefill_device(const AttentionConfig& config, const Half* q, const H
 void flashq_decode_device(const AttentionConfig& config, const Half* q, const KvCache& cache,
                           Half* o, int64_t q_heads, int64_t q_len, cudaStream_t stream);
 
+// Device-memory cache append (SPEC 6) on a cache created by the cuda backend: k, v [B, Hkv, T, D]
+// contiguous FP16 in device memory; the front's shape checks, no finiteness check; asynchronous
+// on `stream` (it synchronizes when the block storage grows).
+void flashq_cache_append_device(KvCache& cache, const Half* k, const Half* v, int64_t tokens,
+                                cudaStream_t stream);
+
 }  // namespace cuda
 }  // namespace turbo

@@ -11,6 +11,7 @@
 #include "core/flashq.h"
 #include "core/kv_layout.h"
 #include "core/sas.h"
+#include "core/sas_stats.h"
 
 #define TURBO_CUDA_CHECK(expr)                                                                     \
   do {                                                                                             \
@@ -142,16 +143,6 @@ void launch_cache_compress(const CacheAppendParams& p, cudaStream_t stream);
 
 // ---- FlashQ attention (SPEC 5, 6) -----------------------------------------------------------
 
-// Per-row statistics of one run, the same bookkeeping as reference/flashq.cpp RowState.
-struct RunStats {
-  double stat_max;
-  double alive_mass;
-  double dropped_mass;
-  long long alive_count;
-  long long scored;
-  long long zeroed;
-};
-
 // Per-row AttentionStats contribution (rows = 1 each).
 struct RowStats {
   double dropped;  // dropped / (alive + dropped), 0 when empty
@@ -213,17 +204,30 @@ struct RowsParams {
 
   // Work split and outputs.
   int splits;
-  int rows_per_cta;     // query rows (of one kv group) per CTA
-  Half* out;            // [B, Hq, q_len, d] (written when splits == 1)
-  float* run_o;         // [rows, splits, dp]   (splits > 1)
-  float* run_ml;        // [rows, splits, 2]
-  RunStats* run_stats;  // [rows, splits]      (want_stats)
-  RowStats* row_stats;  // [rows]              (want_stats)
+  int rows_per_cta;        // query rows (of one kv group) per CTA
+  Half* out;               // [B, Hq, q_len, d] (written when splits == 1)
+  float* run_o;            // [rows, splits, dp]   (splits > 1)
+  float* run_ml;           // [rows, splits, 2]
+  SasRunStats* run_stats;  // [rows, splits]   (want_stats)
+  RowStats* row_stats;     // [rows]              (want_stats)
+
+  // Decode kernel only (flashq_decode.cu).
+  const Half* q_half;  // q_len == 1: FP16 query rows [B, Hq, 1, d], quantized in the kernel
+  bool fused_merge;    // splits > 1: the last CTA of each (batch, kv head) merges the runs
+  int* counters;       // [B * Hkv] finished runs, zero between calls (fused_merge)
 };
 
 size_t rows_kernel_smem(const RowsParams& p);
 void launch_rows_kernel(const RowsParams& p, cudaStream_t stream);
 void launch_merge_kernel(const RowsParams& p, cudaStream_t stream);
+
+// The decode kernel (flashq_decode.cu): every query row of a GQA group in one CTA, packed
+// stage-2 unpacking, the merge fused into the last run. decode_kernel_supports says which
+// configurations it covers (the rest run on the rows kernel); TURBO_DECODE_KERNEL=rows in the
+// environment turns it off (tuning comparisons).
+bool decode_kernel_supports(const RowsParams& p);
+bool decode_merge_fusable(const RowsParams& p);
+void launch_decode_kernel(const RowsParams& p, cudaStream_t stream);
 
 // The INT8 tensor-core prefill kernel (the fast path); see flashq_mma.cu for what it covers.
 struct MmaParams {

@@ -13,6 +13,7 @@
 #include "core/fp16.h"
 #include "core/quant.h"
 #include "core/sas.h"
+#include "core/sas_stats.h"
 #include "cuda/cuda_common.cuh"
 #include "cuda/sas_table.cuh"
 
@@ -73,7 +74,7 @@ __host__ __device__ inline SmemLayout smem_layout(int tile_cap, int dp, int rows
   L.o = take(sizeof(float) * rows * dp);
   L.m = take(sizeof(float) * rows);
   L.l = take(sizeof(float) * rows);
-  L.st = take(stats ? sizeof(RunStats) * rows : 0);
+  L.st = take(stats ? sizeof(SasRunStats) * rows : 0);
   L.s = take(sizeof(float) * kWarps * tile_cap);
   L.p = take(sizeof(float) * kWarps * tile_cap);
   L.p8 = take(sizeof(int) * kWarps * tile_cap);
@@ -144,10 +145,6 @@ __device__ void load_fp16_buffer(const Half* buf, const float* mean, int n, int 
   __syncthreads();
   amax = red[0];
   for (int w = 1; w < kWarps; ++w) amax = maxf(amax, red[w]);
-  if (amax == 0.0f) {  // all zeros: the sign of the last element, as the sequential scan keeps it
-    const float x = half_to_float(buf[n * d - 1]);
-    amax = absf(mean ? x - mean[d - 1] : x);
-  }
   const Stage1Scale s = stage1_scale(amax);
   for (int e = threadIdx.x; e < n * dp; e += blockDim.x) {
     const int t = e / dp, c = e % dp;
@@ -183,7 +180,7 @@ __global__ void __launch_bounds__(kThreads) RowsKernel(RowsParams P) {
   float* o_s = reinterpret_cast<float*>(smem + L.o);
   float* m_s = reinterpret_cast<float*>(smem + L.m);
   float* l_s = reinterpret_cast<float*>(smem + L.l);
-  RunStats* st_s = reinterpret_cast<RunStats*>(smem + L.st);
+  SasRunStats* st_s = reinterpret_cast<SasRunStats*>(smem + L.st);
   float* red = reinterpret_cast<float*>(smem + L.red);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   float* s_w = reinterpret_cast<float*>(smem + L.s) + warp * P.tile_cap;
@@ -218,7 +215,7 @@ __global__ void __launch_bounds__(kThreads) RowsKernel(RowsParams P) {
     row_pos[lr] = P.pos_offset + r % P.q_len;
     m_s[lr] = -INFINITY;
     l_s[lr] = 0.0f;
-    if (P.want_stats) st_s[lr] = RunStats{-INFINITY, 0.0, 0.0, 0, 0, 0};
+    if (P.want_stats) st_s[lr] = sas_stats_init();
   }
 
   const int t_begin = static_cast<int>(static_cast<int64_t>(P.n_tiles) * split / P.splits);
@@ -328,32 +325,10 @@ __global__ void __launch_bounds__(kThreads) RowsKernel(RowsParams P) {
       // 3. alpha
       const float alpha = sas_rescale(m_old, m_new, sas);
       __syncwarp();
-      if (P.want_stats && lane == 0) {
-        RunStats& st = st_s[lr];
-        const double new_max = fmax(st.stat_max, static_cast<double>(m_tile));
-        if (new_max > st.stat_max && st.stat_max != -INFINITY) {
-          const double f = exp(st.stat_max - new_max);
-          st.alive_mass *= f;
-          st.dropped_mass *= f;
-        }
-        st.stat_max = new_max;
-        if (alpha == 0.0f && m_old != -INFINITY) {
-          st.dropped_mass += st.alive_mass;
-          st.zeroed += st.alive_count;
-          st.alive_mass = 0.0;
-          st.alive_count = 0;
-        }
-        for (int j = 0; j < n; ++j) {
-          const double e = exp(static_cast<double>(s_w[j]) - new_max);
-          if (!exact && p_w[j] == 0.0f) {
-            st.dropped_mass += e;
-            ++st.zeroed;
-          } else {
-            st.alive_mass += e;
-            ++st.alive_count;
-          }
-        }
-        st.scored += n;
+      if (P.want_stats && lane == 0) {  // stats: the core bookkeeping, entries in tile order
+        const double tile_max = sas_stats_tile_begin(st_s[lr], m_tile, m_old, alpha);
+        for (int j = 0; j < n; ++j)
+          sas_stats_entry(st_s[lr], s_w[j], tile_max, !exact && p_w[j] == 0.0f);
       }
       float* o_row = o_s + lr * dp;
       if (P.p_quant == PQuant::kFp16) {
@@ -429,10 +404,9 @@ __global__ void __launch_bounds__(kThreads) RowsKernel(RowsParams P) {
       for (int c = lane; c < d; c += 32)
         P.out[row * d + c] = float_to_half(finalize_output(o_row[c], l_s[lr]));
       if (P.want_stats && lane == 0) {
-        const RunStats& st = st_s[lr];
-        const double total = st.alive_mass + st.dropped_mass;
-        P.row_stats[row] =
-            RowStats{total > 0.0 ? st.dropped_mass / total : 0.0, st.scored, st.zeroed};
+        const SasRunStats& st = st_s[lr];
+        P.row_stats[row] = RowStats{sas_stats_dropped_fraction(st.alive_mass, st.dropped_mass),
+                                    st.scored, st.zeroed};
       }
     } else {
       const int64_t run = row * P.splits + split;
@@ -479,25 +453,10 @@ __global__ void MergeKernel(RowsParams P, int64_t rows) {
   if (P.want_stats && lane == 0) {
     double smax = -INFINITY;
     for (int s = 0; s < S; ++s) smax = fmax(smax, P.run_stats[row * S + s].stat_max);
-    double alive = 0.0, dropped = 0.0;
-    long long scored = 0, zeroed = 0;
-    for (int s = 0; s < S; ++s) {
-      const RunStats& r = P.run_stats[row * S + s];
-      if (r.stat_max != -INFINITY) {
-        const double f = exp(r.stat_max - smax);
-        dropped += r.dropped_mass * f;
-        if (a[s] == 0.0f) {
-          dropped += r.alive_mass * f;
-          zeroed += r.alive_count;
-        } else {
-          alive += r.alive_mass * f;
-        }
-      }
-      scored += r.scored;
-      zeroed += r.zeroed;
-    }
-    const double total = alive + dropped;
-    P.row_stats[row] = RowStats{total > 0.0 ? dropped / total : 0.0, scored, zeroed};
+    SasStatsTotal total;
+    for (int s = 0; s < S; ++s) sas_stats_merge_run(total, P.run_stats[row * S + s], smax, a[s]);
+    P.row_stats[row] = RowStats{sas_stats_dropped_fraction(total.alive, total.dropped),
+                                total.scored, total.zeroed};
   }
 }
 

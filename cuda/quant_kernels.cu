@@ -1,10 +1,12 @@
 // SPEC 1-4 element kernels: stage 1, the K channel mean, stage 2 compress/decompress, the direct
 // asymmetric quantizer and SAS. Each calls the core/ formula the reference calls.
 //
-// Reductions: max/min of values are exact in any order, but the reference scans sequentially
-// with maxf/minf, which return the NEW element on ties, so when the extreme is a zero its sign is
-// that of the last zero in scan order. The kernels reproduce that (see the "last zero" fixes),
-// because a stored scale or zero point of -0 and +0 differ in their bits.
+// Reductions: the stage-1 amax is a max of |x| (sign bit cleared, SPEC 1), exact in any order,
+// and +0 for an all-zero group. The direct asymmetric quantizer's min/max are of signed values:
+// the reference scans sequentially with minf/maxf, which return the NEW element on ties, so a
+// zero extreme carries the sign of the last zero in scan order; AsymKernel reproduces that,
+// because a stored zero point of -0 and +0 differ in their bits.
+#include <algorithm>
 #include <cfloat>
 #include <cstring>
 
@@ -55,8 +57,6 @@ __global__ void Stage1Kernel(const Half* x, const float* mean, int64_t n, int d,
     amax = maxf(amax, absf(load_x(xh, mh, r, static_cast<int>(e % d), d)));
   }
   amax = block_max(amax, red);
-  // All zeros: the reference keeps absf of the last element (a tie returns the new element).
-  if (amax == 0.0f) amax = absf(load_x(xh, mh, g1 - 1, d - 1, d));
   const Stage1Scale s = stage1_scale(amax);
   if (threadIdx.x == 0 && group_scales)
     group_scales[head * ((n + group_rows - 1) / group_rows) + gi] = s.scale;
@@ -72,7 +72,12 @@ __global__ void Stage1Kernel(const Half* x, const float* mean, int64_t n, int d,
 }
 
 // The same stage 1 with 16-byte accesses, for d % 8 == 0 and code_stride % 8 == 0 (every
-// attention call: d is a multiple of 16). Eight channels per thread step; identical math.
+// attention call: d is a multiple of 16). Eight channels per thread step; identical math. A group
+// of at most kCached chunks per thread (a 64 x 128 tile: 4) is read from memory once: its chunks
+// stay in registers between the amax pass and the code pass. Indices within a group are 32-bit
+// (the host checks that a group has fewer than 2^31 chunks).
+constexpr int kCached = 4;
+
 __global__ void Stage1Vec8Kernel(const Half* x, const float* mean, int64_t n, int d,
                                  int64_t group_rows, int8_t* codes, int code_stride,
                                  float* group_scales, float* row_scales) {
@@ -80,48 +85,79 @@ __global__ void Stage1Vec8Kernel(const Half* x, const float* mean, int64_t n, in
   const int64_t head = blockIdx.y, gi = blockIdx.x;
   const int64_t g0 = gi * group_rows;
   const int64_t g1 = min(n, g0 + group_rows);
-  const Half* xh = x + head * n * d;
+  const Half* xg = x + (head * n + g0) * d;  // the group's first row
   const float* mh = mean ? mean + head * d : nullptr;
   const int d8 = d / 8;
-  const int64_t count8 = (g1 - g0) * d8;
-  auto load8 = [&](int64_t r, int c8, float(&v)[8]) {
-    const uint4 raw = *reinterpret_cast<const uint4*>(xh + r * d + c8 * 8);
+  const int count8 = static_cast<int>((g1 - g0) * d8);
+  auto to_float8 = [&](const uint4& raw, int c8, float(&v)[8]) {
     const Half* hv = reinterpret_cast<const Half*>(&raw);
 #pragma unroll
     for (int k = 0; k < 8; ++k) {
       const float f = half_to_float(hv[k]);
-      v[k] = mh ? f - mh[c8 * 8 + k] : f;
+      v[k] = mh ? f - mh[c8 * 8 + k] : f;  // FP32 subtraction (SPEC 1 k_smooth)
     }
   };
+  auto load_chunk = [&](int e) {  // chunk e = row e / d8, channels 8 (e % d8) ..
+    const int r = e / d8;
+    return *reinterpret_cast<const uint4*>(xg + static_cast<int64_t>(r) * d + (e - r * d8) * 8);
+  };
+  const bool cached = count8 <= kCached * static_cast<int>(blockDim.x);
+  uint4 raw[kCached];
   float amax = 0.0f;
-  for (int64_t e = threadIdx.x; e < count8; e += blockDim.x) {
-    const int64_t r = g0 + e / d8;
-    float v[8];
-    load8(r, static_cast<int>(e % d8), v);
+  if (cached) {
 #pragma unroll
-    for (int k = 0; k < 8; ++k) amax = maxf(amax, absf(v[k]));
+    for (int i = 0; i < kCached; ++i) {
+      const int e = threadIdx.x + i * blockDim.x;
+      if (e < count8) raw[i] = load_chunk(e);
+    }
+#pragma unroll
+    for (int i = 0; i < kCached; ++i) {
+      const int e = threadIdx.x + i * blockDim.x;
+      if (e >= count8) break;
+      float v[8];
+      to_float8(raw[i], e % d8, v);
+#pragma unroll
+      for (int k = 0; k < 8; ++k) amax = maxf(amax, absf(v[k]));
+    }
+  } else {
+    for (int e = threadIdx.x; e < count8; e += blockDim.x) {
+      float v[8];
+      to_float8(load_chunk(e), e % d8, v);
+#pragma unroll
+      for (int k = 0; k < 8; ++k) amax = maxf(amax, absf(v[k]));
+    }
   }
   amax = block_max(amax, red);
-  if (amax == 0.0f) amax = absf(load_x(xh, mh, g1 - 1, d - 1, d));
   const Stage1Scale s = stage1_scale(amax);
   if (threadIdx.x == 0 && group_scales)
     group_scales[head * ((n + group_rows - 1) / group_rows) + gi] = s.scale;
   if (row_scales)
     for (int64_t r = g0 + threadIdx.x; r < g1; r += blockDim.x) row_scales[head * n + r] = s.scale;
-  const int s8 = code_stride / 8;
-  const int64_t padded8 = (g1 - g0) * s8;
-  for (int64_t e = threadIdx.x; e < padded8; e += blockDim.x) {
-    const int64_t r = g0 + e / s8;
-    const int c8 = static_cast<int>(e % s8);
-    uint2 out = make_uint2(0u, 0u);
-    if (c8 < d8) {
-      float v[8];
-      load8(r, c8, v);
-      int8_t* ob = reinterpret_cast<int8_t*>(&out);
+  auto codes8 = [&](const uint4& chunk, int c8) {
+    float v[8];
+    to_float8(chunk, c8, v);
+    uint2 out;
+    int8_t* ob = reinterpret_cast<int8_t*>(&out);
 #pragma unroll
-      for (int k = 0; k < 8; ++k) ob[k] = stage1_code(v[k], s.inv);
+    for (int k = 0; k < 8; ++k) ob[k] = stage1_code(v[k], s.inv);
+    return out;
+  };
+  int8_t* cg = codes + (head * n + g0) * code_stride;
+  const int s8 = code_stride / 8;
+  if (cached && s8 == d8) {  // code rows are as wide as input rows: chunk e maps to chunk e
+#pragma unroll
+    for (int i = 0; i < kCached; ++i) {
+      const int e = threadIdx.x + i * blockDim.x;
+      if (e >= count8) break;
+      *reinterpret_cast<uint2*>(cg + static_cast<int64_t>(e) * 8) = codes8(raw[i], e % d8);
     }
-    *reinterpret_cast<uint2*>(codes + (head * n + r) * code_stride + c8 * 8) = out;
+    return;
+  }
+  const int padded8 = static_cast<int>((g1 - g0) * s8);
+  for (int e = threadIdx.x; e < padded8; e += blockDim.x) {
+    const int r = e / s8, c8 = e - r * s8;
+    const uint2 out = c8 < d8 ? codes8(load_chunk(r * d8 + c8), c8) : make_uint2(0u, 0u);
+    *reinterpret_cast<uint2*>(cg + static_cast<int64_t>(r) * code_stride + c8 * 8) = out;
   }
 }
 
@@ -234,6 +270,8 @@ void launch_stage1(const Half* x, const float* mean, int64_t heads, int64_t n, i
   const int64_t groups = (n + group_rows - 1) / group_rows;
   TURBO_CHECK(groups < (int64_t{1} << 31) && heads < 65536, "stage 1: too many groups");
   const dim3 grid(static_cast<unsigned>(groups), static_cast<unsigned>(heads));
+  TURBO_CHECK(std::min(group_rows, n) * (std::max(d, code_stride) / 8) < (int64_t{1} << 31),
+              "stage 1: a group of 2^31 or more 16-byte chunks");
   if (d % 8 == 0 && code_stride % 8 == 0)
     Stage1Vec8Kernel<<<grid, kThreads, 0, stream>>>(x, mean, n, d, group_rows, codes, code_stride,
                                                     group_scales, row_scales);

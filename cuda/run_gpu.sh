@@ -1,68 +1,82 @@
 #!/usr/bin/env bash
-# One command on the GPU machine: build the cuda backend (sm_90), run the GoogleTest suite and the
-# bit-exactness report against the CPU reference, then time prefill/decode against PyTorch SDPA.
-#   OUT=/some/dir cuda/run_gpu.sh          (the device tool sets OUT)
+# One command on a GPU machine: build the cuda backend, check it bit for bit against the CPU
+# reference (GoogleTest, cuda_validate's full case list, the independent SPEC oracle), run
+# compute-sanitizer memcheck and racecheck, then time ours and PyTorch SDPA (flash, cuDNN,
+# efficient) on issue 7's shapes and write the run's result file:
+#   $OUT/<date>_<card>.json and .md   (copy them to cuda/results/ to keep them)
+#
+#   OUT=/some/dir cuda/run_gpu.sh
+# Knobs (environment): ARCH (default 90), QUICK=1 (one decode / one prefill shape), SKIP_CHECKS=1
+# (no tests / validation / sanitizers), SKIP_SANITIZER=1, PROFILE=1 (ncu of the decode kernel).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/turbo_gpu_out}
-mkdir -p "$OUT"
-nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader | tee "$OUT/card.txt"
-# The project's own CMake, without datasets/ + eval/ (HDF5, CLI11) and the Google Benchmark
-# programs, which the GPU machine need not have: core + reference + cuda and their tests.
-cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
+LOG=${LOG:-/tmp/turbo_gpu_logs}  # every log; the result files and a few logs are copied to OUT
+ARCH=${ARCH:-90}
+mkdir -p "$OUT" "$LOG"
+START=$(date +%s)
+stamp() { echo "[$(( $(date +%s) - START ))s] $*"; }
+nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader | tee "$LOG/card.txt"
+COMMIT=$(cat .commit 2>/dev/null || git rev-parse --short HEAD 2>/dev/null || echo unknown)
+# The project's own CMake without datasets/ + eval/ (HDF5, CLI11 are not on the GPU machine) and
+# without the Google Benchmark programs: core + reference + cuda and their tests.
+cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$ARCH" \
   -DTURBO_ENABLE_CUDA=ON -DTURBO_BUILD_EVAL=OFF -DTURBO_BUILD_BENCHMARKS=OFF -DTURBO_BUILD_TESTS=ON \
-  >"$OUT/cmake.log" 2>&1 || { tail -30 "$OUT/cmake.log"; exit 1; }
-cmake --build build-gpu --target cuda_validate cuda_backend_test cuda_oracle_test -j16 >"$OUT/build.log" 2>&1 \
-  || { grep -E "error|Error" "$OUT/build.log" | head -30; exit 1; }
-gt=skipped
-va=skipped
-orc=skipped
-if [ "${SKIP_MAIN:-0}" != 1 ]; then
-echo "== gtest (cuda vs ref, small case list)"
-./build-gpu/cuda/cuda_backend_test >"$OUT/gtest.log" 2>&1
-gt=$?
-grep -E "^\[  (PASSED|FAILED|SKIPPED) |Failure|mismatch" "$OUT/gtest.log" | head -20
-echo "== cuda_validate (full case list + benchmark shapes checked against ref)"
-./build-gpu/cuda/cuda_validate --bench "$OUT/ours.csv" >"$OUT/validate.log" 2>&1
-va=$?
-grep -E "^FAIL" "$OUT/validate.log" | cut -c1-300 | head -20
-grep -E "^\||^validation|^prefill|^decode|^device|cuda_validate" "$OUT/validate.log"
-echo "== independent SPEC oracle (reference/oracle_test.cpp) against the cuda backend"
-TURBO_ORACLE_BACKEND=cuda ./build-gpu/cuda/cuda_oracle_test >"$OUT/oracle_cuda.log" 2>&1
-orc=$?
-grep -E "^\[  (PASSED|FAILED) |Failure" "$OUT/oracle_cuda.log" | head -20
-echo "== SDPA on the same card"
-python3 cuda/bench_sdpa.py --ours "$OUT/ours.csv" --out "$OUT/bench_table.md"
+  >"$LOG/cmake.log" 2>&1 || { tail -30 "$LOG/cmake.log"; exit 1; }
+cmake --build build-gpu --target cuda_validate cuda_backend_test cuda_oracle_test cuda_flashq_bench \
+  -j"$(nproc)" >"$LOG/build.log" 2>&1 || { grep -E "error|Error" "$LOG/build.log" | head -30; exit 1; }
+stamp built
+B=./build-gpu/cuda
+gt=skipped va=skipped orc=skipped mc=skipped rc=skipped
+if [ "${SKIP_CHECKS:-0}" != 1 ]; then
+  $B/cuda_backend_test >"$LOG/gtest.log" 2>&1; gt=$?
+  grep -E "^\[  (PASSED|FAILED|SKIPPED) |Failure" "$LOG/gtest.log" | head -10
+  stamp "gtest rc=$gt"
+  $B/cuda_validate >"$LOG/validate.log" 2>&1; va=$?
+  grep -E "^FAIL" "$LOG/validate.log" | cut -c1-300 | head -20
+  grep -E "^\||^validation" "$LOG/validate.log"
+  stamp "validate rc=$va"
+  TURBO_ORACLE_BACKEND=cuda $B/cuda_oracle_test >"$LOG/oracle_cuda.log" 2>&1; orc=$?
+  grep -E "^\[  (PASSED|FAILED) |Failure" "$LOG/oracle_cuda.log" | head -10
+  stamp "oracle rc=$orc"
+  if [ "${SKIP_SANITIZER:-0}" != 1 ]; then
+    # The small case list covers every kernel (decode kernel, rows, mma, merge, cache, stage 1/2).
+    for tool in memcheck racecheck; do
+      compute-sanitizer --tool $tool --error-exitcode 9 $B/cuda_validate --small \
+        >"$LOG/sanitizer_$tool.log" 2>&1
+      code=$?
+      summary=$(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$LOG/sanitizer_$tool.log" | tail -1)
+      eval "${tool:0:1}c=\"rc=$code, ${summary:-no summary}\""
+      stamp "$tool: rc=$code $summary"
+    done
+  fi
 fi
-if [ "${TUNE:-0}" = 1 ]; then
-  echo "== tuning: MMA rows loop rolled (0) or unrolled (1), decode splits"
-  TURBO_MMA_UNROLL_ROWS=1 ./build-gpu/cuda/cuda_validate >"$OUT/validate_unroll1.log" 2>&1
-  echo "unroll_rows=1 $(grep -E '^validation' "$OUT/validate_unroll1.log") $(grep -c '^FAIL' "$OUT/validate_unroll1.log") FAIL lines"
-  for u in 0 1; do
-    TURBO_MMA_UNROLL_ROWS=$u ./build-gpu/cuda/cuda_validate --skip-validate --no-check --bench "$OUT/tune_mma.csv" \
-      2>&1 | grep -E "^prefill" | sed "s/^/unroll_rows=$u /"
+$B/cuda_flashq_bench --csv "$LOG/ours.csv" --check ${QUICK:+--quick} 2>&1 | tee "$LOG/bench.log" \
+  | grep -vE "^  decode"
+stamp bench
+CARD=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr ' ' '_' | tr -cd 'A-Za-z0-9_-')
+NAME="$(date -u +%Y-%m-%d)_${CARD}"
+ORACLE=$(grep -E "^\[  (PASSED|FAILED) " "$LOG/oracle_cuda.log" 2>/dev/null | tr '\n' ' ')
+PYTHONUNBUFFERED=1 python3 cuda/bench_sdpa.py --ours "$LOG/ours.csv" --validate "$LOG/validate.log" \
+  --json "$OUT/$NAME.json" --md "$OUT/$NAME.md" --commit "$COMMIT" --command "cuda/run_gpu.sh" \
+  --oracle "rc=$orc ${ORACLE}" --sanitizer "memcheck=$mc" --sanitizer "racecheck=$rc" \
+  >"$LOG/sdpa.log" 2>&1 || tail -20 "$LOG/sdpa.log"
+stamp sdpa
+if [ "${TUNE:-0}" = 1 ]; then  # decode variants on the quick shapes (cuda/TUNING.md)
+  for v in "TURBO_DECODE_KERNEL=rows" "TURBO_DECODE_CTAS=3" "TURBO_DECODE_CTAS=2"; do
+    env $v $B/cuda_flashq_bench --csv /tmp/tune.csv --quick 2>&1 | grep -E "^ *decode" | sed "s/^/$v: /"
   done
-  for sp in ${TUNE_SPLITS:-32 64}; do
-    TURBO_BENCH_SPLITS=$sp ./build-gpu/cuda/cuda_validate --skip-validate --no-check --bench "$OUT/tune_sp.csv" \
-      2>&1 | grep -E "^decode" | cut -c1-110
-  done
+  cuobjdump -sass build-gpu/cuda/CMakeFiles/turbo_cuda.dir/flashq_decode.cu.o >"$LOG/decode.sass" 2>&1
+  echo "decode SASS: $(grep -c STL "$LOG/decode.sass") STL, $(grep -c LDL "$LOG/decode.sass") LDL, $(grep -c HMMA "$LOG/decode.sass") HMMA, $(grep -c IMMA "$LOG/decode.sass") IMMA"
 fi
 if [ "${PROFILE:-0}" = 1 ]; then
-  echo "== ncu (one prefill D=128 H=16, one decode L=32k)"
-  ncu --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
-    -k regex:"MmaPrefill|RowsKernel|MergeKernel|Stage1Kernel|TransposeV" --launch-skip 0 --launch-count 12 \
-    ./build-gpu/cuda/cuda_validate --profile >"$OUT/ncu.txt" 2>&1
-  grep -E "MmaPrefill|RowsKernel|MergeKernel|Stage1Kernel|TransposeV|Duration|Compute \(SM\) Throughput|Memory Throughput|Registers Per|Achieved Occupancy|Theoretical Occupancy|Stall|Warp Cycles Per Issued" "$OUT/ncu.txt" | head -120
+  ncu --clock-control none --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy \
+    --section WarpStateStats -k regex:DecodeKernel --launch-skip 40 --launch-count 2 \
+    $B/cuda_flashq_bench --csv /tmp/prof.csv --quick >"$LOG/ncu.txt" 2>&1
+  grep -E "DecodeKernel|Duration|Throughput|Registers|Occupancy|Stall" "$LOG/ncu.txt" | head -60
 fi
-if [ "${STALLS:-0}" = 1 ]; then
-  echo "== ncu stall reasons and pipe use of one MMA prefill launch (D=128 H=16)"
-  ncu -k regex:MmaPrefill --launch-count 1 \
-    --metrics regex:smsp__average_warps_issue_stalled_.*_per_issue_active.ratio,regex:sm__inst_executed_pipe_.*.sum,smsp__inst_executed.sum,sm__cycles_elapsed.max \
-    ./build-gpu/cuda/cuda_validate --profile >"$OUT/stalls.txt" 2>&1
-  grep -E "ratio|sum|max" "$OUT/stalls.txt" | awk '$NF != "0" && $NF != "0.00"' | sort -k3 -g -r | head -40
-  cuobjdump -sass build-gpu/cuda/CMakeFiles/turbo_cuda.dir/flashq_mma.cu.o >"$OUT/mma.sass" 2>&1
-  echo "-- SASS opcode histogram of MmaPrefillKernel<128, 3> (static)"
-  awk '/Function : .*MmaPrefillKernelILi128ELi3E/{f=1;next} /Function :/{f=0} f' "$OUT/mma.sass" \
-    | grep -oE "^ +/\*[0-9a-f]{4}\*/ +(@!?U?P[0-9T] +)?[A-Z0-9_]+" | awk '{print $NF}' | sort | uniq -c | sort -rn | head -30
-fi
-echo "gtest rc=$gt validate rc=$va oracle rc=$orc"
+cat "$OUT/$NAME.md" 2>/dev/null | cut -c1-400
+for f in validate.log bench.log; do [ -f "$LOG/$f" ] && cp "$LOG/$f" "$OUT/"; done
+[ -f "$LOG/sanitizer_racecheck.log" ] && head -300 "$LOG/sanitizer_racecheck.log" >"$OUT/racecheck_head.log"
+[ -f "$LOG/ncu.txt" ] && cp "$LOG/ncu.txt" "$OUT/"
+echo "gtest rc=$gt validate rc=$va oracle rc=$orc memcheck $mc racecheck $rc"

@@ -17,5 +17,11 @@ __device__ __forceinline__ float sas_lookup(float x, const uint16_t* __restrict_
   return b < static_cast<uint32_t>(count) ? half_to_float(Half{__ldg(table + b)}) : 0.0f;
 }
 
+// The same lookup on a copy of the table in shared memory.
+__device__ __forceinline__ float sas_lookup_shared(float x, const uint16_t* table, int count) {
+  const uint32_t b = static_cast<uint32_t>(float_to_half(x).bits) & 0x7fffu;
+  return b < static_cast<uint32_t>(count) ? half_to_float(Half{table[b]}) : 0.0f;
+}
+
 }  // namespace cuda
 }  // namespace turbo

@@ -1,8 +1,8 @@
 // cuda_validate: the device report. Runs every case of validate_cases.h (cuda vs ref, bit for
-// bit), prints one line per case and a summary per op, then (with --bench CSV) times prefill and
-// decode of the cuda backend on device memory and writes `op,shape,config,ms,tflops` rows.
+// bit) and prints one line per case and a summary per op. Timings are cuda_flashq_bench's job
+// (flashq_bench.cu); --profile runs one prefill and one decode call for a profiler.
 //
-//   cuda_validate [--small] [--bench out.csv] [--skip-validate] [--no-check] [--profile]
+//   cuda_validate [--small] [--profile]
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -85,29 +85,6 @@ void to_device(DeviceTensor& t, const HostTensor<Half>& h) {
                               cudaMemcpyHostToDevice));
 }
 
-template <typename F>
-double median_ms(F&& f, int warmup, int iters) {
-  for (int i = 0; i < warmup; ++i) f();
-  TURBO_CUDA_CHECK(cudaDeviceSynchronize());
-  cudaEvent_t a, b;
-  TURBO_CUDA_CHECK(cudaEventCreate(&a));
-  TURBO_CUDA_CHECK(cudaEventCreate(&b));
-  std::vector<float> ms;
-  for (int i = 0; i < iters; ++i) {
-    TURBO_CUDA_CHECK(cudaEventRecord(a));
-    f();
-    TURBO_CUDA_CHECK(cudaEventRecord(b));
-    TURBO_CUDA_CHECK(cudaEventSynchronize(b));
-    float t = 0;
-    TURBO_CUDA_CHECK(cudaEventElapsedTime(&t, a, b));
-    ms.push_back(t);
-  }
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
-}
-
 // One prefill (B=1, H=16, N=4096, D=128, causal) and one decode (L=32768) call, for a profiler.
 int run_profile() {
   AttentionConfig cfg;
@@ -140,128 +117,17 @@ int run_profile() {
   return 0;
 }
 
-int run_bench(const char* csv_path, bool check) {
-  FILE* csv = std::fopen(csv_path, "w");
-  TURBO_CHECK(csv, "cannot write " << csv_path);
-  std::fprintf(csv, "op,B,Hq,Hkv,N,D,L,causal,splits,kernel,ms,tflops,bitexact\n");
-  auto ref = ref::make_reference_backend();
-  AttentionConfig cfg;  // defaults: flashq, tile/tile, Br = Bc = 64, u8 P, n_r = 6, ls3, causal
-  int failed = 0;
-  for (int d : {64, 128})
-    for (int h : {8, 16}) {
-      const int64_t B = 1, N = 4096;
-      const auto in =
-          ref::make_inputs({B, h, h, N, d}, ref::InputKind::kGaussian, 4242 + d + h, 1.5f);
-      DeviceTensor q, k, v, o;
-      to_device(q, in.q);
-      to_device(k, in.k);
-      to_device(v, in.v);
-      o.buf.reserve(in.q.storage.size() * sizeof(Half));
-      const double ms = median_ms(
-          [&] {
-            cuda::flashq_prefill_device(cfg, q.ptr(), k.ptr(), v.ptr(), o.ptr(), B, h, h, N, d,
-                                        nullptr);
-          },
-          3, 20);
-      const double flops = 4.0 * B * h * static_cast<double>(N) * N * d / 2.0;  // causal: half
-      std::string exact = "not checked";
-      if (check && h == 8) {
-        HostTensor<Half> o_dev(B, h, N, d), o_ref(B, h, N, d);
-        TURBO_CUDA_CHECK(cudaMemcpy(o_dev.storage.data(), o.ptr(),
-                                    o_dev.storage.size() * sizeof(Half), cudaMemcpyDeviceToHost));
-        ref->attention_prefill(cfg, in.q.view(), in.k.view(), in.v.view(), o_ref.view(), nullptr);
-        int64_t mism = 0;
-        for (size_t i = 0; i < o_dev.storage.size(); ++i)
-          mism += o_dev.storage[i].bits != o_ref.storage[i].bits;
-        exact = std::to_string(mism) + " mismatches";
-        failed += mism != 0;
-      }
-      std::printf(
-          "prefill B=%lld H=%d N=%lld D=%d causal: %.3f ms, %.1f TFLOP/s-equiv, kernel %s, vs ref: "
-          "%s\n",
-          static_cast<long long>(B), h, static_cast<long long>(N), d, ms, flops / ms / 1e9,
-          cuda::prefill_kernel_name(cfg, false), exact.c_str());
-      std::fprintf(csv, "prefill,%lld,%d,%d,%lld,%d,%lld,1,1,%s,%.4f,%.2f,%s\n",
-                   static_cast<long long>(B), h, h, static_cast<long long>(N), d,
-                   static_cast<long long>(N), cuda::prefill_kernel_name(cfg, false), ms,
-                   flops / ms / 1e9, exact.c_str());
-      std::fflush(csv);
-    }
-  auto dev = cuda::make_cuda_backend();
-  for (int64_t L : {8192, 32768}) {
-    const int64_t B = 1, Hq = 32, Hkv = 8, D = 128;
-    AttentionConfig dc = cfg;
-    dc.splits = 32;  // best of 16..256 on H100 for both lengths (cuda/RESULTS.md)
-    if (const char* e = std::getenv("TURBO_BENCH_SPLITS")) dc.splits = std::atoi(e);
-    KvCacheSpec spec;
-    spec.config = dc;
-    spec.batch = static_cast<int>(B);
-    spec.kv_heads = static_cast<int>(Hkv);
-    spec.head_dim = static_cast<int>(D);
-    auto c_dev = dev->create_cache(spec);
-    auto c_ref = ref->create_cache(spec);
-    const auto kv = ref::make_inputs({B, Hkv, Hkv, L, D}, ref::InputKind::kGaussian, 99 + L, 1.5f);
-    dev->cache_append(*c_dev, kv.k.view(), kv.v.view());
-    if (check) ref->cache_append(*c_ref, kv.k.view(), kv.v.view());
-    const auto qin = ref::make_inputs({B, Hq, Hkv, 1, D}, ref::InputKind::kGaussian, 7 + L, 1.5f);
-    DeviceTensor q, o;
-    to_device(q, qin.q);
-    o.buf.reserve(qin.q.storage.size() * sizeof(Half));
-    const double ms = median_ms(
-        [&] { cuda::flashq_decode_device(dc, q.ptr(), *c_dev, o.ptr(), Hq, 1, nullptr); }, 5, 50);
-    const double flops = 4.0 * B * Hq * static_cast<double>(L) * D;
-    std::string exact = "not checked";
-    if (check) {
-      HostTensor<Half> o_dev(B, Hq, 1, D), o_ref(B, Hq, 1, D);
-      TURBO_CUDA_CHECK(cudaMemcpy(o_dev.storage.data(), o.ptr(),
-                                  o_dev.storage.size() * sizeof(Half), cudaMemcpyDeviceToHost));
-      ref->attention_decode(dc, qin.q.view(), *c_ref, o_ref.view(), nullptr);
-      int64_t mism = 0;
-      for (size_t i = 0; i < o_dev.storage.size(); ++i)
-        mism += o_dev.storage[i].bits != o_ref.storage[i].bits;
-      const KvBytes b1 = c_dev->bytes(), b2 = c_ref->bytes();
-      mism += b1.total() != b2.total();
-      exact = std::to_string(mism) + " mismatches";
-      failed += mism != 0;
-    }
-    const KvBytes kb = c_dev->bytes();
-    std::printf(
-        "decode B=%lld Hq=%lld Hkv=%lld L=%lld D=%lld kv_bits=4 splits=%d: %.4f ms, %.2f "
-        "TFLOP/s-equiv, "
-        "cache %.1f MB (%.2f bytes/token-head), vs ref: %s\n",
-        static_cast<long long>(B), static_cast<long long>(Hq), static_cast<long long>(Hkv),
-        static_cast<long long>(L), static_cast<long long>(D), dc.splits, ms, flops / ms / 1e9,
-        kb.total() / 1e6, static_cast<double>(kb.total()) / kb.tokens, exact.c_str());
-    std::fprintf(csv, "decode,%lld,%lld,%lld,1,%lld,%lld,0,%d,rows,%.4f,%.3f,%s\n",
-                 static_cast<long long>(B), static_cast<long long>(Hq), static_cast<long long>(Hkv),
-                 static_cast<long long>(D), static_cast<long long>(L), dc.splits, ms,
-                 flops / ms / 1e9, exact.c_str());
-    std::fflush(csv);
-  }
-  std::fclose(csv);
-  return failed;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool small = false, validate = true, check = true, profile = false;
-  const char* bench = nullptr;
+  bool small = false, validate = true, profile = false;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--small"))
       small = true;
-    else if (!std::strcmp(argv[i], "--skip-validate"))
-      validate = false;
-    else if (!std::strcmp(argv[i], "--no-check"))
-      check = false;
     else if (!std::strcmp(argv[i], "--profile"))
       profile = true, validate = false;
-    else if (!std::strcmp(argv[i], "--bench") && i + 1 < argc)
-      bench = argv[++i];
     else {
-      std::fprintf(stderr,
-                   "usage: cuda_validate [--small] [--skip-validate] [--no-check] [--bench "
-                   "out.csv] [--profile]\n");
+      std::fprintf(stderr, "usage: cuda_validate [--small] [--profile]\n");
       return 2;
     }
   }
@@ -276,7 +142,6 @@ int main(int argc, char** argv) {
   int failed = 0;
   try {
     if (validate) failed += run_validation(small);
-    if (bench) failed += run_bench(bench, check);
     if (profile) failed += run_profile();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "cuda_validate: %s\n", e.what());

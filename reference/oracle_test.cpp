@@ -814,6 +814,7 @@ TEST(OracleVsRefPrimitives, Stage1) {
         float v = nd(rng) * std::ldexp(1.0f, static_cast<int>(row % 9) - 4);
         if (row == 2) v = 0.0f;                          // a zero row
         if (row == 5) v = (i % d == 3) ? -0.75f : 0.0f;  // one nonzero value
+        if (row == 6) v = -0.0f;  // negative zeros: |-0| = +0, so the scale is +0 (SPEC 1)
         x[i] = turbo::test::to_f16(v);
         xf[i] = f16_value(x[i]);
       }
@@ -825,8 +826,13 @@ TEST(OracleVsRefPrimitives, Stage1) {
         const Quantized want = stage1(xf, n, d, g);
         for (size_t i = 0; i < x.size(); ++i)
           ASSERT_EQ(codes[i], want.q[i]) << "n=" << n << " d=" << d << " g=" << g << " i=" << i;
-        for (int64_t gi = 0; gi < n_groups; ++gi)
-          ASSERT_EQ(scales[static_cast<size_t>(gi)], want.s[static_cast<size_t>(gi * g)]) << gi;
+        for (int64_t gi = 0; gi < n_groups; ++gi) {  // bit for bit: +0 and -0 differ
+          uint32_t got_bits, want_bits;
+          std::memcpy(&got_bits, &scales[static_cast<size_t>(gi)], 4);
+          std::memcpy(&want_bits, &want.s[static_cast<size_t>(gi * g)], 4);
+          ASSERT_EQ(got_bits, want_bits)
+              << "n=" << n << " d=" << d << " g=" << g << " group " << gi;
+        }
       }
     }
   }

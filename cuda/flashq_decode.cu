@@ -1,0 +1,683 @@
+// The decode kernel (SPEC 5, 6 over the compressed cache): one CTA per (batch, kv head, split run)
+// holding every query row of the GQA group (up to kMaxRows), so the K/V codes of a block are read
+// from memory once and serve all of them. Per block of kTile tokens:
+//   load:   whole compressed blocks (codes, s2/z, scale) stream into a kStages-deep ring in
+//           shared memory by cp.async, kStages - 1 blocks ahead of the math;
+//   unpack: stage-2 dequantization on packed half2 pairs (core stage2_dequant_fp16, proven equal
+//           to the integer recipe), K to [token][channel], V straight to V^T [channel][token];
+//   score / softmax / pv: the same named steps as reference/flashq.cpp process_tile, on the same
+//           core functions: integer dot products (dp4a, exact in any order), then per row on one
+//           warp in the reference's per-element order.
+// The split-K merge runs in the last CTA of each (batch, kv head) to finish (an atomic counter),
+// with the same factor and fmaf order as MergeKernel. For q_len = 1 the query rows are quantized
+// here too (stage 1 of a one-row group), so a decode step is a single launch.
+//
+// What it covers (decode_kernel_supports): d in {64, 128}, n_b = 64, channel-axis stage-2 groups
+// for K and V, p_quant u8 / s8 / u8_row, the SAS memo table (fp16 precision, exp_mode sas), no
+// AttentionStats, group * q_len <= 16; the residual buffer tile (fp16 or int8) included. Anything
+// else runs on the rows kernel (flashq_rows.cu).
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "core/flashq.h"
+#include "core/fp16.h"
+#include "core/quant.h"
+#include "core/sas.h"
+#include "cuda/cuda_common.cuh"
+#include "cuda/ptx.cuh"
+#include "cuda/sas_table.cuh"
+
+namespace turbo {
+namespace cuda {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kWarps = kThreads / 32;
+constexpr int kTile = 64;                      // tokens per cache block (n_b)
+constexpr int kMaxRows = 16;                   // query rows per CTA (group * q_len)
+constexpr int kMaxFactors = kMaxRows * kTile;  // fused merge: rows * splits factors in s_tile
+constexpr int kStages = 3;                     // blocks in the cp.async ring
+constexpr int kMaxDynamicSmem = 160 * 1024;    // the ring: kStages x (K, V) x block_stride
+
+template <int D>
+struct Traits {
+  static_assert(D == 64 || D == 128, "decode kernel: d must be 64 or 128");
+  // Bytes per K row: a word stride of 4 mod 32, so the mma B-fragment loads (8 tokens x 4 words)
+  // and the 8-byte unpack stores hit distinct banks.
+  static constexpr int kKStride = D + 16;
+  static constexpr int kP8Stride = 20;    // words per P-code row (conflict-free A fragments)
+  static constexpr int kKSteps = D / 32;  // mma k-steps of Q . K^T
+  static constexpr int kOTiles = D / 8 / kWarps;      // 8-channel mma n-tiles of P . V per warp
+  static constexpr int kOctets = D / 8;               // channel octets per token
+  static constexpr int kUnits = kTile / 4 * kOctets;  // (token quad, octet) units per tensor
+  static constexpr int kUnitsPerThread = 2 * kUnits / kThreads;  // K and V units of one thread
+  static_assert(2 * kUnits % kThreads == 0, "units must divide evenly");
+};
+
+template <int D>
+struct Smem {
+  int8_t k[kTile * Traits<D>::kKStride];         // K codes [token][channel]
+  uint32_t vt[D * kTile / 4];                    // V codes transposed [channel][token], vt_word()
+  int8_t q[kMaxRows * D];                        // Q codes [row][channel] (rows past `rows`: 0)
+  float s[kMaxRows * kTile];                     // scores of the tile (fused merge: factors)
+  uint32_t p8[kMaxRows * Traits<D>::kP8Stride];  // P codes (u8, 4 per word) [row][token]
+  float ks[kTile], vs[kTile];                    // K / V stage-1 scales (one, or per token)
+  uint32_t s2[2][D / 2], z[2][D / 2];  // stage-2 half2 pairs (c, c + 4) per octet; [0] K, [1] V
+  float qs[kMaxRows], m[kMaxRows], l[kMaxRows], alpha[kMaxRows], sp[kMaxRows];
+  int vis[kMaxRows];  // visible tokens of the tile per row (0: the row skips the tile)
+  float red[kWarps];
+  SasParams sas;
+  int last;
+};
+
+__device__ __forceinline__ float warp_max(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = maxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+__device__ __forceinline__ int warp_sum(int v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ __forceinline__ float read_f32(const uint8_t* p) {
+  uint32_t u = static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) |
+               (static_cast<uint32_t>(p[2]) << 16) | (static_cast<uint32_t>(p[3]) << 24);
+  return __uint_as_float(u);
+}
+
+// Stage-2 dequantization of one packed half2 pair of codes (the low half is channel c, the high
+// half channel c + 4), core stage2_dequant_fp16 on both lanes: returns the 32 bits of the two
+// FP16 results, whose bytes 0 and 2 are the int8 codes.
+__device__ __forceinline__ __half2 as_half2(uint32_t u) {
+  return *reinterpret_cast<const __half2*>(&u);
+}
+__device__ __forceinline__ uint32_t half2_bits(__half2 h) {
+  return *reinterpret_cast<const uint32_t*>(&h);
+}
+__device__ __forceinline__ uint32_t dequant_pair(uint32_t codes_0x6400, uint32_t s2, uint32_t z) {
+  const __half2 bias = __floats2half2_rn(1024.0f, 1024.0f);
+  const __half2 top = __floats2half2_rn(kStage2Fp16Bias + 127.0f, kStage2Fp16Bias + 127.0f);
+  const __half2 c = __hsub2(as_half2(codes_0x6400), bias);
+  __half2 v = __hfma2(c, as_half2(s2), as_half2(z));
+  v = __hmin2(v, top);
+  return half2_bits(v);
+}
+
+// The 8 int8 codes of one token octet (lo: channels 0-3, hi: 4-7) from its packed codes.
+template <int BITS>
+__device__ __forceinline__ void unpack_octet(uint2 raw, const uint32_t* s2, const uint32_t* z,
+                                             uint32_t& lo, uint32_t& hi) {
+  if (BITS == 8) {
+    lo = raw.x;
+    hi = raw.y;
+    return;
+  }
+  uint32_t u = raw.x;  // BITS == 4: code k at bits 4k; BITS == 2: code k at bits 2k
+  if (BITS == 2) u = (u & 0xffu) | ((u & 0xff00u) << 8);  // codes 4-7 to bits 16-23
+  uint32_t r[4];
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    const uint32_t pair =
+        ((u >> (BITS * k)) & (BITS == 4 ? 0x000f000fu : 0x00030003u)) | 0x64006400u;
+    r[k] = dequant_pair(pair, s2[k], z[k]);
+  }
+  const uint32_t t01 = __byte_perm(r[0], r[1], 0x6240);  // q0 q1 q4 q5
+  const uint32_t t23 = __byte_perm(r[2], r[3], 0x6240);  // q2 q3 q6 q7
+  lo = __byte_perm(t01, t23, 0x5410);
+  hi = __byte_perm(t01, t23, 0x7632);
+}
+
+// 4 x 4 byte transpose: out[j] byte i = in[i] byte j.
+__device__ __forceinline__ void transpose4(const uint32_t (&in)[4], uint32_t (&out)[4]) {
+  const uint32_t a = __byte_perm(in[0], in[1], 0x5140), b = __byte_perm(in[2], in[3], 0x5140);
+  const uint32_t c = __byte_perm(in[0], in[1], 0x7362), d = __byte_perm(in[2], in[3], 0x7362);
+  out[0] = __byte_perm(a, b, 0x5410);
+  out[1] = __byte_perm(a, b, 0x7632);
+  out[2] = __byte_perm(c, d, 0x5410);
+  out[3] = __byte_perm(c, d, 0x7632);
+}
+
+// V^T word w (tokens 4w..4w+3) of channel c: 16 words per channel, XOR-swizzled so that both
+// the unpack stores (16 octets x 2 token quads) and the mma B-fragment loads (8 channels x 4
+// words) spread over the banks.
+__device__ __forceinline__ int vt_word(int c, int w) {
+  return c * (kTile / 4) + (w ^ (((((c >> 1) & 3) << 2) ^ (c >> 3)) & 15));
+}
+__device__ __forceinline__ int8_t& vt_byte(uint32_t* vt, int c, int t) {
+  return reinterpret_cast<int8_t*>(vt + vt_word(c, t >> 2))[t & 3];
+}
+
+// The packed codes of one unit (token quad tq, octet oc) of a block in the shared-memory ring:
+// 8, 4 or 2 bytes per token.
+template <int D, int BITS>
+__device__ __forceinline__ void load_unit(const uint8_t* blk, int tq, int oc, uint2 (&raw)[4]) {
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const int e = (4 * tq + i) * D + 8 * oc;
+    if (BITS == 8)
+      raw[i] = *reinterpret_cast<const uint2*>(blk + e);
+    else if (BITS == 4)
+      raw[i].x = *reinterpret_cast<const unsigned int*>(blk + e / 2);
+    else
+      raw[i].x = *reinterpret_cast<const unsigned short*>(blk + e / 4);
+  }
+}
+
+template <int D, int BITS>
+__device__ __forceinline__ void unpack_unit(Smem<D>& sm, bool is_v, int tq, int oc,
+                                            const uint2 (&raw)[4]) {
+  using T = Traits<D>;
+  const uint32_t* s2 = sm.s2[is_v] + oc * 4;
+  const uint32_t* z = sm.z[is_v] + oc * 4;
+  uint32_t lo[4], hi[4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) unpack_octet<BITS>(raw[i], s2, z, lo[i], hi[i]);
+  if (!is_v) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+      *reinterpret_cast<uint2*>(sm.k + (4 * tq + i) * T::kKStride + 8 * oc) =
+          make_uint2(lo[i], hi[i]);
+  } else {
+    uint32_t tl[4], th[4];
+    transpose4(lo, tl);
+    transpose4(hi, th);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      sm.vt[vt_word(8 * oc + j, tq)] = tl[j];
+      sm.vt[vt_word(8 * oc + 4 + j, tq)] = th[j];
+    }
+  }
+}
+
+// Stage 1 of the fp16 residual buffer as one tile (SPEC 6), K with its mean subtracted: the
+// same steps as the rows kernel's load_fp16_buffer. Writes K [token][channel] or V^T.
+template <int D>
+__device__ void stage1_buffer_tile(Smem<D>& sm, const Half* buf, const float* mean, int n,
+                                   bool is_v) {
+  using T = Traits<D>;
+  float amax = 0.0f;
+  for (int e = threadIdx.x; e < n * D; e += kThreads) {
+    const float x = half_to_float(buf[e]);
+    amax = maxf(amax, absf(mean ? x - mean[e % D] : x));
+  }
+  amax = warp_max(amax);
+  if ((threadIdx.x & 31) == 0) sm.red[threadIdx.x >> 5] = amax;
+  __syncthreads();
+  amax = sm.red[0];
+  for (int w = 1; w < kWarps; ++w) amax = maxf(amax, sm.red[w]);
+  const Stage1Scale s = stage1_scale(amax);
+  for (int e = threadIdx.x; e < kTile * D; e += kThreads) {
+    const int t = e / D, c = e % D;
+    int8_t q = 0;
+    if (t < n) {
+      const float x = half_to_float(buf[e]);
+      q = stage1_code(mean ? x - mean[c] : x, s.inv);
+    }
+    if (is_v)
+      vt_byte(sm.vt, c, t) = q;
+    else
+      sm.k[t * T::kKStride + c] = q;
+  }
+  if (threadIdx.x == 0) (is_v ? sm.vs : sm.ks)[0] = s.scale;
+  __syncthreads();  // red is reused by the next call
+}
+
+template <int D>
+__device__ void load_buffer_tile(Smem<D>& sm, const RowsParams& P, int bkv, int n) {
+  using T = Traits<D>;
+  if (!P.buf_int8) {
+    const int64_t base = static_cast<int64_t>(bkv) * kTile * D;
+    stage1_buffer_tile<D>(sm, P.k_buf + base, P.k_mean ? P.k_mean + int64_t{bkv} * D : nullptr, n,
+                          false);
+    stage1_buffer_tile<D>(sm, P.v_buf + base, nullptr, n, true);
+    return;
+  }
+  const int64_t base = static_cast<int64_t>(bkv) * kTile;
+  for (int e = threadIdx.x; e < kTile * D; e += kThreads) {
+    const int t = e / D, c = e % D;
+    sm.k[t * T::kKStride + c] = t < n ? P.k_buf8[(base + t) * D + c] : int8_t{0};
+    vt_byte(sm.vt, c, t) = t < n ? P.v_buf8[(base + t) * D + c] : int8_t{0};
+  }
+  for (int t = threadIdx.x; t < n; t += kThreads) {
+    sm.ks[t] = P.k_buf_s[base + t];
+    sm.vs[t] = P.v_buf_s[base + t];
+  }
+}
+
+// Step "score" (SPEC 5.1): S = fp16(clamp((float)(Q8 . K8) * ((s_Q * s_K) * tau))). Warp w takes
+// tokens 8w..8w+7 on the INT8 tensor cores (query rows padded to 16: exact integer
+// sums).
+template <int D>
+__device__ __forceinline__ void score_step(Smem<D>& sm, const uint32_t (&qa)[Traits<D>::kKSteps][4],
+                                           int rows, bool k_pt, float tau) {
+  using T = Traits<D>;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+  // This lane's rows g and g + 8: visible tokens and, for one K scale, the score scale.
+  int vis[2];
+  float c_row[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int r = g + h * 8;
+    vis[h] = r < rows ? sm.vis[r] : 0;
+    c_row[h] = r < rows ? score_scale(sm.qs[r], sm.ks[0], tau) : 0.0f;
+  }
+#pragma unroll
+  for (int i = 0; i < kTile / 8 / kWarps; ++i) {
+    const int n0 = (warp + i * kWarps) * 8;
+    int acc[4] = {0, 0, 0, 0};
+    const uint32_t* kr = reinterpret_cast<const uint32_t*>(sm.k + (n0 + g) * T::kKStride) + q;
+#pragma unroll
+    for (int ks = 0; ks < T::kKSteps; ++ks) mma_s8s8(acc, qa[ks], kr[ks * 8], kr[ks * 8 + 4]);
+#pragma unroll
+    for (int h = 0; h < 4; ++h) {
+      const int r = g + (h >> 1) * 8, j = n0 + 2 * q + (h & 1);
+      if (j < vis[h >> 1])
+        sm.s[r * kTile + j] =
+            score_fp16(acc[h], k_pt ? score_scale(sm.qs[r], sm.ks[j], tau) : c_row[h >> 1]);
+    }
+  }
+}
+
+// Step "softmax" (SPEC 5.2-5.5 row part): m_new, P = SAS(fp16(m_new - S)) through the memo
+// table, alpha, the P codes and the row sum l. One warp per row; lanes hold tokens j, j + 32.
+template <int D>
+__device__ __forceinline__ void softmax_step(Smem<D>& sm, int rows, PQuant pq,
+                                             const uint16_t* table, int count) {
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  uint8_t* p8b = reinterpret_cast<uint8_t*>(sm.p8);
+  constexpr int kRowBytes = Traits<D>::kP8Stride * 4;
+  for (int r = warp; r < rows; r += kWarps) {
+    const int n = sm.vis[r];
+    if (n == 0) continue;  // fully masked: skipped, not given a value
+    float s_j[2], p_j[2];
+    float m_tile = -INFINITY;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int j = lane + 32 * h;
+      s_j[h] = j < n ? sm.s[r * kTile + j] : -INFINITY;
+      if (j < n) m_tile = maxf(m_tile, s_j[h]);
+    }
+    m_tile = warp_max(m_tile);
+    const float m_old = sm.m[r];
+    const float m_new = maxf(m_old, m_tile);
+    float p_max = 0.0f;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int j = lane + 32 * h;
+      p_j[h] = j < n ? sas_lookup_shared(sub16(m_new, s_j[h]), table, count) : 0.0f;
+      p_max = maxf(p_max, p_j[h]);
+    }
+    p_max = warp_max(p_max);
+    const float alpha = sas_rescale(m_old, m_new, sm.sas);
+    const PScale ps = p_scale(pq, p_max);
+    int sum = 0;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int j = lane + 32 * h;
+      const int c8 = j < n ? p_code(p_j[h], ps) : 0;
+      p8b[r * kRowBytes + j] = static_cast<uint8_t>(c8);
+      sum += c8;
+    }
+    sum = warp_sum(sum);
+    __syncwarp();  // every lane has read m[r] before lane 0 updates it
+    if (lane == 0) {
+      sm.l[r] = update_rowsum(sm.l[r], alpha, sum, ps.s_p);
+      sm.m[r] = m_new;
+      sm.alpha[r] = alpha;
+      sm.sp[r] = ps.s_p;
+    }
+  }
+}
+
+// Step "pv" (SPEC 5.5 output part): P8 . V8 on the tensor cores (u8 x s8, exact), then
+// O = fma(O, alpha, acc * (s_P * s_V)) per element; O lives in registers in the mma C layout
+// (warp w owns channels [w * D / 8, (w + 1) * D / 8)). For per-token V scales (an int8 buffer
+// tile of > 1 token) the owner of O[r][c] runs the reference's token-ordered fmaf instead.
+template <int D>
+__device__ __forceinline__ void pv_step(Smem<D>& sm, float (&o)[Traits<D>::kOTiles][4], int rows,
+                                        bool v_pt) {
+  using T = Traits<D>;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+  uint32_t pa[2][4];
+#pragma unroll
+  for (int ks = 0; ks < 2; ++ks) {
+    pa[ks][0] = sm.p8[g * T::kP8Stride + ks * 8 + q];
+    pa[ks][1] = sm.p8[(g + 8) * T::kP8Stride + ks * 8 + q];
+    pa[ks][2] = sm.p8[g * T::kP8Stride + ks * 8 + 4 + q];
+    pa[ks][3] = sm.p8[(g + 8) * T::kP8Stride + ks * 8 + 4 + q];
+  }
+  // This lane's rows g and g + 8: 0 when padding or skipped (not given a value), alpha, s_P * s_V.
+  int vis[2];
+  float alpha[2], spv[2];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int r = g + h * 8;
+    vis[h] = r < rows ? sm.vis[r] : 0;
+    alpha[h] = vis[h] ? sm.alpha[r] : 0.0f;
+    spv[h] = vis[h] ? sm.sp[r] * sm.vs[0] : 0.0f;
+  }
+#pragma unroll
+  for (int i = 0; i < T::kOTiles; ++i) {
+    const int c0 = (warp * T::kOTiles + i) * 8;
+    int acc[4] = {0, 0, 0, 0};
+    if (!v_pt) {
+#pragma unroll
+      for (int ks = 0; ks < 2; ++ks)
+        mma_u8s8(acc, pa[ks], sm.vt[vt_word(c0 + g, ks * 8 + q)],
+                 sm.vt[vt_word(c0 + g, ks * 8 + 4 + q)]);
+    }
+#pragma unroll
+    for (int h = 0; h < 4; ++h) {
+      const int r = g + (h >> 1) * 8, c = c0 + 2 * q + (h & 1);
+      if (vis[h >> 1] == 0) continue;  // padding row, or skipped: not given a value
+      if (!v_pt) {
+        o[i][h] = update_output(o[i][h], alpha[h >> 1], acc[h], spv[h >> 1]);
+      } else {
+        const uint8_t* p8b = reinterpret_cast<const uint8_t*>(sm.p8 + r * T::kP8Stride);
+        float pv = 0.0f;
+        for (int j = 0; j < sm.vis[r]; ++j)
+          pv = fmaf_rn(
+              static_cast<float>(static_cast<int>(p8b[j]) * static_cast<int>(vt_byte(sm.vt, c, j))),
+              sm.vs[j], pv);
+        o[i][h] = fmaf_rn(o[i][h], sm.alpha[r], pv * sm.sp[r]);
+      }
+    }
+  }
+}
+
+template <int D, int kMinBlocks>
+__global__ void __launch_bounds__(kThreads, kMinBlocks) DecodeKernel(RowsParams P) {
+  using T = Traits<D>;
+  __shared__ Smem<D> sm;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int bkv = blockIdx.x, split = blockIdx.y;
+  const int b = bkv / P.hkv, hk = bkv % P.hkv;
+  const int rows = P.group * static_cast<int>(P.q_len);
+  const int bits = P.head_bits[hk];
+  if (tid == 0) sm.sas = P.sas;
+
+  // Query rows r = hh * q_len + i (query head hk * group + hh, position pos_offset + i).
+  if (P.q_half) {  // q_len == 1: stage 1 of each one-row group here (SPEC 1), one warp per row
+    for (int r = warp; r < rows; r += kWarps) {
+      const Half* x = P.q_half + (static_cast<int64_t>(b) * P.hq + hk * P.group + r) * D;
+      float amax = 0.0f;
+      for (int c = lane; c < D; c += 32) amax = maxf(amax, absf(half_to_float(x[c])));
+      const Stage1Scale s = stage1_scale(warp_max(amax));
+      for (int c = lane; c < D; c += 32) sm.q[r * D + c] = stage1_code(half_to_float(x[c]), s.inv);
+      if (lane == 0) sm.qs[r] = s.scale;
+    }
+  } else {
+    for (int e = tid; e < rows * D; e += kThreads) {
+      const int r = e / D, c = e % D;
+      const int64_t bhq = static_cast<int64_t>(b) * P.hq + hk * P.group + r / P.q_len;
+      sm.q[e] = P.q_codes[(bhq * P.q_len + r % P.q_len) * D + c];
+    }
+    for (int r = tid; r < rows; r += kThreads) {
+      const int64_t bhq = static_cast<int64_t>(b) * P.hq + hk * P.group + r / P.q_len;
+      sm.qs[r] = P.q_scale[bhq * P.q_len + r % P.q_len];
+    }
+  }
+  for (int e = rows * D + tid; e < kMaxRows * D; e += kThreads) sm.q[e] = 0;  // padding rows
+  for (int e = tid; e < kMaxRows * T::kP8Stride; e += kThreads) sm.p8[e] = 0u;
+  float o[T::kOTiles][4];
+#pragma unroll
+  for (int i = 0; i < T::kOTiles; ++i)
+#pragma unroll
+    for (int h = 0; h < 4; ++h) o[i][h] = 0.0f;
+  for (int r = tid; r < rows; r += kThreads) {
+    sm.m[r] = -INFINITY;
+    sm.l[r] = 0.0f;
+  }
+
+  const int n_tiles = P.n_blocks + (P.n_buf > 0 ? 1 : 0);
+  const int t_begin = static_cast<int>(static_cast<int64_t>(n_tiles) * split / P.splits);
+  const int t_end = static_cast<int>(static_cast<int64_t>(n_tiles) * (split + 1) / P.splits);
+
+  // Block t of this stream, K (0) or V (1), in global memory and in the ring.
+  extern __shared__ __align__(16) uint8_t ring[];
+  BlockLayout L;
+  L.n_b = kTile;
+  L.d = D;
+  L.bits = bits;
+  L.axis = 0;
+  L.group_size = P.group_size;
+  // Layout offsets once (their 64-bit divisions stay out of the loop).
+  const int chunks = static_cast<int>((L.bytes() + 15) / 16);  // 16-byte pieces of one block
+  const int s2_off = static_cast<int>(L.s2_offset()), z_off = static_cast<int>(L.z_offset());
+  const int scale_off = static_cast<int>(L.scale_offset());
+  auto block_ptr = [&](int t, int is_v) {
+    return (is_v ? P.v_blocks : P.k_blocks) +
+           (static_cast<int64_t>(bkv) * P.block_cap + t) * P.block_stride;
+  };
+  auto ring_ptr = [&](int t, int is_v) {
+    return ring + (static_cast<int64_t>(t % kStages) * 2 + is_v) * P.block_stride;
+  };
+  // The SAS memo table joins the first copy group: shared-memory lookups in the softmax step.
+  uint16_t* table =
+      reinterpret_cast<uint16_t*>(ring + static_cast<int64_t>(kStages) * 2 * P.block_stride);
+  {
+    const int bytes = 2 * P.sas_table_count;
+    const uint8_t* src = reinterpret_cast<const uint8_t*>(P.sas_table);
+    for (int off = tid * 16; off < bytes; off += kThreads * 16)
+      cp_async16(reinterpret_cast<uint8_t*>(table) + off, src + off, min(16, bytes - off));
+  }
+  auto issue = [&](int t) {  // one commit group per ring slot, empty past the run's blocks
+    if (t < t_end && t < P.n_blocks)
+      for (int e = tid; e < 2 * chunks; e += kThreads) {
+        const int is_v = e >= chunks, off = (is_v ? e - chunks : e) * 16;
+        cp_async16(ring_ptr(t, is_v) + off, block_ptr(t, is_v) + off);
+      }
+    cp_async_commit();
+  };
+  for (int i = 0; i < kStages - 1; ++i) issue(t_begin + i);
+
+  __syncthreads();             // sas, q, m, l
+  uint32_t qa[T::kKSteps][4];  // Q A-fragments, fixed for the run
+  {
+    const int g = lane >> 2, q = lane & 3;
+    const uint32_t* q0 = reinterpret_cast<const uint32_t*>(sm.q + g * D) + q;
+    const uint32_t* q1 = reinterpret_cast<const uint32_t*>(sm.q + (g + 8) * D) + q;
+#pragma unroll
+    for (int ks = 0; ks < T::kKSteps; ++ks) {
+      qa[ks][0] = q0[ks * 8];
+      qa[ks][1] = q1[ks * 8];
+      qa[ks][2] = q0[ks * 8 + 4];
+      qa[ks][3] = q1[ks * 8 + 4];
+    }
+  }
+
+  for (int t = t_begin; t < t_end; ++t) {
+    const long long pos0 = static_cast<long long>(t) * kTile;
+    const bool is_block = t < P.n_blocks;
+    const int nt = is_block ? kTile : P.n_buf;
+    const bool per_token = !is_block && P.buf_int8 && nt > 1;  // k_pt = v_pt (SPEC 6 buffer)
+    // load: block t is in the ring; its stage-2 metadata to half2 pairs, the next copy issued
+    cp_async_wait<kStages - 2>();
+    __syncthreads();  // block t visible to all; the previous tile's pv is done
+    if (is_block) {
+      if (bits != 8 && tid < D) {
+        const int is_v = tid >= D / 2, pi = tid % (D / 2);
+        const int c0 = (pi / 4) * 8 + pi % 4, c1 = c0 + 4;
+        const uint8_t* blk = ring_ptr(t, is_v);
+        const uint8_t* s2 = blk + s2_off;
+        const int8_t* z = reinterpret_cast<const int8_t*>(blk + z_off);
+        sm.s2[is_v][pi] = half2_bits(__floats2half2_rn(s2[c0], s2[c1]));
+        sm.z[is_v][pi] =
+            half2_bits(__floats2half2_rn(z[c0] + kStage2Fp16Bias, z[c1] + kStage2Fp16Bias));
+      }
+      if (tid == 0) sm.ks[0] = read_f32(ring_ptr(t, 0) + scale_off);
+      if (tid == 32) sm.vs[0] = read_f32(ring_ptr(t, 1) + scale_off);
+    }
+    issue(t + kStages - 1);  // into the slot of block t - 1, consumed before the barrier above
+    __syncthreads();         // s2 / z pairs
+    // unpack
+    if (is_block) {
+#pragma unroll
+      for (int k = 0; k < T::kUnitsPerThread; ++k) {
+        const int u = tid + k * kThreads;
+        const int is_v = u >= T::kUnits, ui = is_v ? u - T::kUnits : u;
+        const int tq = ui / T::kOctets, oc = ui % T::kOctets;
+        const uint8_t* blk = ring_ptr(t, is_v);
+        uint2 raw[4];
+        if (bits == 4) {
+          load_unit<D, 4>(blk, tq, oc, raw);
+          unpack_unit<D, 4>(sm, is_v, tq, oc, raw);
+        } else if (bits == 2) {
+          load_unit<D, 2>(blk, tq, oc, raw);
+          unpack_unit<D, 2>(sm, is_v, tq, oc, raw);
+        } else {
+          load_unit<D, 8>(blk, tq, oc, raw);
+          unpack_unit<D, 8>(sm, is_v, tq, oc, raw);
+        }
+      }
+    } else {
+      load_buffer_tile<D>(sm, P, bkv, nt);
+    }
+    for (int r = tid; r < rows; r += kThreads) {
+      const long long visible = P.pos_offset + r % P.q_len - pos0 + 1;
+      sm.vis[r] = visible <= 0 ? 0 : static_cast<int>(visible < nt ? visible : nt);
+    }
+    __syncthreads();
+    score_step<D>(sm, qa, rows, per_token, P.tau);
+    __syncthreads();
+    softmax_step<D>(sm, rows, P.p_quant, table, P.sas_table_count);
+    __syncthreads();
+    pv_step<D>(sm, o, rows, per_token);
+  }
+  cp_async_wait<0>();  // no copy outlives the kernel (the ring slots past the run are empty)
+  // O at the end of the run (fused merge: the runs' l values) over the ring and the SAS table,
+  // idle now (the barrier below orders their last reads before these writes).
+  float* const sm_o = reinterpret_cast<float*>(ring);
+
+  // Outputs: the final rows (one run), or this run's state and, in the last run to finish, the
+  // SPEC 6 merge in run order.
+  __syncthreads();
+  {  // O from the mma C layout to shared memory
+    const int g = lane >> 2, q = lane & 3;
+#pragma unroll
+    for (int i = 0; i < T::kOTiles; ++i)
+#pragma unroll
+      for (int h = 0; h < 4; ++h) {
+        const int r = g + (h >> 1) * 8, c = (warp * T::kOTiles + i) * 8 + 2 * q + (h & 1);
+        if (r < rows) sm_o[r * D + c] = o[i][h];
+      }
+  }
+  __syncthreads();
+  auto out_row = [&](int r) {
+    const int64_t bhq = static_cast<int64_t>(b) * P.hq + hk * P.group + r / P.q_len;
+    return bhq * P.q_len + r % P.q_len;
+  };
+  if (P.splits == 1) {
+    for (int e = tid; e < rows * D; e += kThreads) {
+      const int r = e / D, c = e % D;
+      P.out[out_row(r) * D + c] = float_to_half(finalize_output(sm_o[e], sm.l[r]));
+    }
+    return;
+  }
+  const int S = P.splits;
+  for (int e = tid; e < rows * D; e += kThreads) {
+    const int r = e / D, c = e % D;
+    P.run_o[(out_row(r) * S + split) * D + c] = sm_o[e];
+  }
+  for (int r = tid; r < rows; r += kThreads) {
+    P.run_ml[(out_row(r) * S + split) * 2] = sm.m[r];
+    P.run_ml[(out_row(r) * S + split) * 2 + 1] = sm.l[r];
+  }
+  if (!P.fused_merge) return;
+  __threadfence();
+  __syncthreads();
+  if (tid == 0) sm.last = atomicAdd(P.counters + bkv, 1) == S - 1;
+  __syncthreads();
+  if (!sm.last) return;
+  __threadfence();
+  // Factors a_s and l_s of every run in shared memory (loaded in parallel), then the sums in
+  // run order: l on one lane per row, O[r][c] on one thread each.
+  float* factor = sm.s;  // rows * S <= kMaxFactors
+  float* l_run = sm_o;   // rows * S <= kMaxRows * D
+  for (int r = warp; r < rows; r += kWarps) {
+    const float* ml = P.run_ml + out_row(r) * S * 2;
+    float m = -INFINITY;
+    for (int s = lane; s < S; s += 32) m = maxf(m, __ldcg(ml + s * 2));
+    m = warp_max(m);
+    for (int s = lane; s < S; s += 32) {
+      factor[r * S + s] = merge_factor(__ldcg(ml + s * 2), m, sm.sas);
+      l_run[r * S + s] = __ldcg(ml + s * 2 + 1);
+    }
+    __syncwarp();
+    if (lane == 0) {
+      float l = 0.0f;
+      for (int s = 0; s < S; ++s) l = fmaf_rn(l_run[r * S + s], factor[r * S + s], l);
+      sm.l[r] = l;
+    }
+  }
+  __syncthreads();
+  for (int e = tid; e < rows * D; e += kThreads) {
+    const int r = e / D, c = e % D;
+    const float* ro = P.run_o + out_row(r) * S * D + c;
+    float acc = 0.0f;
+    for (int s0 = 0; s0 < S; s0 += 8) {  // 8 loads in flight, then the fmaf chain in order
+      float v[8];
+#pragma unroll
+      for (int k = 0; k < 8; ++k)
+        v[k] = s0 + k < S ? __ldcg(ro + static_cast<int64_t>(s0 + k) * D) : 0.0f;
+#pragma unroll
+      for (int k = 0; k < 8; ++k)
+        if (s0 + k < S) acc = fmaf_rn(v[k], factor[r * S + s0 + k], acc);
+    }
+    P.out[out_row(r) * D + c] = float_to_half(finalize_output(acc, sm.l[r]));
+  }
+  if (tid == 0) P.counters[bkv] = 0;  // ready for the next call (and graph replays)
+}
+
+}  // namespace
+
+bool decode_kernel_supports(const RowsParams& p) {
+  static const bool disabled = [] {
+    const char* e = std::getenv("TURBO_DECODE_KERNEL");
+    return e != nullptr && std::strcmp(e, "rows") == 0;
+  }();
+  return !disabled && !p.want_stats && (p.d == 64 || p.d == 128) && p.n_b == kTile &&
+         p.k_axis == 0 && p.v_axis == 0 && p.p_quant != PQuant::kFp16 && p.sas_table != nullptr &&
+         p.group * p.q_len <= kMaxRows && p.splits >= 1 && p.splits <= 1024;
+}
+
+bool decode_merge_fusable(const RowsParams& p) {
+  return p.group * p.q_len * p.splits <= kMaxFactors;
+}
+
+void launch_decode_kernel(const RowsParams& p, cudaStream_t stream) {
+  TURBO_CHECK(decode_kernel_supports(p), "decode kernel: unsupported configuration");
+  TURBO_CHECK(!p.fused_merge || decode_merge_fusable(p), "decode kernel: merge not fusable");
+  // Register budget: 2 CTAs per SM (128 registers) by default, or 3 (80 registers, a few spills)
+  // with TURBO_DECODE_CTAS=3 (tuning; slower on the H200, cuda/TUNING.md).
+  static const int min_blocks = [] {
+    const char* e = std::getenv("TURBO_DECODE_CTAS");
+    return e != nullptr && std::atoi(e) == 3 ? 3 : 2;
+  }();
+  // Dynamic shared memory: the ring, then the SAS table; after the loop, O over both.
+  const size_t ring =
+      std::max<size_t>(static_cast<size_t>(kStages) * 2 * p.block_stride +
+                           (2 * static_cast<size_t>(p.sas_table_count) + 15) / 16 * 16,
+                       sizeof(float) * kMaxRows * p.d);
+  TURBO_CHECK(ring <= kMaxDynamicSmem, "decode kernel: block stride "
+                                           << p.block_stride << " and a SAS table of "
+                                           << p.sas_table_count << " entries exceed shared memory");
+  static const bool attr_set = [] {
+    for (auto* k :
+         {DecodeKernel<64, 2>, DecodeKernel<64, 3>, DecodeKernel<128, 2>, DecodeKernel<128, 3>})
+      TURBO_CUDA_CHECK(
+          cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxDynamicSmem));
+    return true;
+  }();
+  (void)attr_set;
+  const dim3 grid(static_cast<unsigned>(p.batch * p.hkv), static_cast<unsigned>(p.splits));
+  auto* kernel = p.d == 64 ? (min_blocks == 3 ? DecodeKernel<64, 3> : DecodeKernel<64, 2>)
+                           : (min_blocks == 3 ? DecodeKernel<128, 3> : DecodeKernel<128, 2>);
+  kernel<<<grid, kThreads, ring, stream>>>(p);
+  TURBO_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace cuda
+}  // namespace turbo
