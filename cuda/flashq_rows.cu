@@ -2,7 +2,8 @@
 // split-K merge (SPEC 5, 6). It mirrors reference/flashq.cpp process_tile line for line and
 // covers every knob: tile/token/head K/V scales (per-token V accumulates in token order with
 // fmaf), p_quant fp16, exp_mode exact, the compressed-cache tiles of decode and the
-// AttentionStats bookkeeping. The tensor-core kernel (flashq_mma.cu) is the fast path of prefill.
+// AttentionStats bookkeeping. The fast paths are flashq_mma.cu (prefill) and flashq_decode.cu
+// (decode); the per-row steps below carry process_tile's step names (score, softmax, stats, pv).
 //
 // Parallel sums here are integer sums (exact in any order) or max reductions of values; every
 // float step of a row runs on one lane, or per channel on the lane that owns the channel, in the
@@ -159,6 +160,134 @@ __device__ void load_fp16_buffer(const Half* buf, const float* mean, int n, int 
   __syncthreads();  // red is reused by the next call
 }
 
+// ---- the steps of one query row over one tile, named as reference/flashq.cpp process_tile's ----
+// Each runs on one warp; every float step of the row runs on one lane (or per channel on the lane
+// that owns the channel) in the reference's order.
+
+// The K/V tile in shared memory: codes [token][kstride], V^T [channel][vtstride] (for the 4-token
+// dp4a; tokens past the tile are 0), and the stage-1 scales (one, or per token).
+struct TileView {
+  const int8_t* k;
+  const int8_t* v;
+  const int8_t* vt;
+  const float* ks;
+  const float* vs;
+  int kstride, vtstride, dp, d;
+  bool k_pt, v_pt;
+};
+
+// Step "score" (SPEC 5.1): S = fp16(clamp((float)(Q8 . K8) * ((s_Q * s_K) * tau))) into s_w;
+// returns the tile's max score (every lane).
+__device__ __forceinline__ float score_row(const TileView& t, const int8_t* q, float q_scale,
+                                           float tau, int n, float* s_w) {
+  const int lane = threadIdx.x & 31;
+  const int* qw = reinterpret_cast<const int*>(q);
+  float m_tile = -INFINITY;
+  for (int j = lane; j < n; j += 32) {
+    const int* kw = reinterpret_cast<const int*>(t.k + j * t.kstride);
+    int acc = 0;
+    for (int w = 0; w < t.dp / 4; ++w) acc = __dp4a(qw[w], kw[w], acc);
+    const float sk = t.k_pt ? t.ks[j] : t.ks[0];
+    const float sj = score_fp16(acc, score_scale(q_scale, sk, tau));
+    s_w[j] = sj;
+    m_tile = maxf(m_tile, sj);
+  }
+  return warp_max(m_tile);
+}
+
+struct SoftmaxRow {
+  float m_new, p_max, alpha;
+};
+
+// Step "softmax" (SPEC 5.2-5.3): m_new, P = SAS(fp16(m_new - S)) into p_w (exp_mode exact: FP32
+// expf of the FP32 difference), the row's P max and alpha.
+__device__ __forceinline__ SoftmaxRow softmax_row(const float* s_w, int n, float m_old,
+                                                  float m_tile, bool exact, const uint16_t* table,
+                                                  int count, const SasParams& sas, float* p_w) {
+  const int lane = threadIdx.x & 31;
+  SoftmaxRow r;
+  r.m_new = maxf(m_old, m_tile);
+  float p_max = 0.0f;
+  for (int j = lane; j < n; j += 32) {
+    const float x = exact ? r.m_new - s_w[j] : sub16(r.m_new, s_w[j]);
+    const float pj = table ? sas_lookup(x, table, count) : sas_eval(x, sas);
+    p_w[j] = pj;
+    p_max = maxf(p_max, pj);
+  }
+  r.p_max = warp_max(p_max);
+  r.alpha = sas_rescale(m_old, r.m_new, sas);
+  return r;
+}
+
+// Step "stats" (AttentionStats, lane 0): the core bookkeeping of core/sas_stats.h in tile order.
+__device__ __forceinline__ void stats_row(SasRunStats& st, const float* s_w, const float* p_w,
+                                          int n, float m_tile, float m_old, float alpha,
+                                          bool exact) {
+  const double tile_max = sas_stats_tile_begin(st, m_tile, m_old, alpha);
+  for (int j = 0; j < n; ++j) sas_stats_entry(st, s_w[j], tile_max, !exact && p_w[j] == 0.0f);
+}
+
+// Step "pv", p_quant = fp16 (tolerance-checked): l = fma(l, alpha, sum P) with the FP32 sum in
+// token order on lane 0; O[c] = fma(O[c], alpha, sum_j fma(P_j, V8 * s_V)). Returns the new l.
+__device__ __forceinline__ float pv_fp16_row(const TileView& t, const float* p_w, int n,
+                                             float alpha, float l, float* o_row) {
+  const int lane = threadIdx.x & 31;
+  float psum = 0.0f;
+  if (lane == 0)
+    for (int j = 0; j < n; ++j) psum += p_w[j];
+  psum = __shfl_sync(0xffffffffu, psum, 0);
+  const float l_new = fmaf_rn(l, alpha, psum);
+  for (int c = lane; c < t.d; c += 32) {
+    float pv = 0.0f;
+    for (int j = 0; j < n; ++j) {
+      const float sv = t.v_pt ? t.vs[j] : t.vs[0];
+      pv = fmaf_rn(p_w[j], static_cast<float>(t.v[j * t.kstride + c]) * sv, pv);
+    }
+    o_row[c] = fmaf_rn(o_row[c], alpha, pv);
+  }
+  return l_new;
+}
+
+// Step "pv" with P codes (SPEC 5.4-5.5): P8 = p_code(P), l = update_rowsum(integer sum of P8);
+// O[c] = update_output(integer P8 . V8) over the 4-token dp4a on V^T, or, for per-token V scales,
+// the token-ordered fmaf of the reference. Returns the new l.
+__device__ __forceinline__ float pv_codes_row(const TileView& t, const float* p_w, int n,
+                                              const SoftmaxRow& sr, PQuant pq, float l, int* p8_w,
+                                              uint8_t* p8b_w, float* o_row) {
+  const int lane = threadIdx.x & 31;
+  const PScale ps = p_scale(pq, sr.p_max);
+  int p8_sum = 0;
+  const int n4 = (n + 3) / 4 * 4;
+  for (int j = lane; j < n4; j += 32) {
+    const int c8 = j < n ? p_code(p_w[j], ps) : 0;
+    if (j < n) p8_w[j] = c8;
+    p8b_w[j] = static_cast<uint8_t>(c8);
+    p8_sum += c8;
+  }
+  p8_sum = warp_sum(p8_sum);
+  __syncwarp();
+  const float l_new = update_rowsum(l, sr.alpha, p8_sum, ps.s_p);
+  if (!t.v_pt) {
+    const float s_pv = ps.s_p * t.vs[0];
+    const uint32_t* pw = reinterpret_cast<const uint32_t*>(p8b_w);
+    for (int c = lane; c < t.d; c += 32) {
+      const uint32_t* vw = reinterpret_cast<const uint32_t*>(t.vt + c * t.vtstride);
+      int acc = 0;  // exact int32 sum of P8[j] * V8[j][c], 4 tokens per dp4a
+      for (int w = 0; w < n4 / 4; ++w) acc = dp4a_u8s8(pw[w], vw[w], acc);
+      o_row[c] = update_output(o_row[c], sr.alpha, acc, s_pv);
+    }
+  } else {
+    for (int c = lane; c < t.d; c += 32) {
+      float pv = 0.0f;
+      for (int j = 0; j < n; ++j)
+        pv = fmaf_rn(static_cast<float>(p8_w[j] * static_cast<int>(t.v[j * t.kstride + c])),
+                     t.vs[j], pv);
+      o_row[c] = fmaf_rn(o_row[c], sr.alpha, pv * ps.s_p);
+    }
+  }
+  return l_new;
+}
+
 __global__ void __launch_bounds__(kThreads) RowsKernel(RowsParams P) {
   extern __shared__ __align__(16) unsigned char smem[];
   // SAS tables are indexed at run time: read them from shared memory, not the parameter space
@@ -296,98 +425,23 @@ __global__ void __launch_bounds__(kThreads) RowsKernel(RowsParams P) {
         if (visible <= 0) continue;  // fully masked: skipped, not given a value
         if (visible < n) n = static_cast<int>(visible);
       }
-      // 1. S = fp16(clamp((float)(Q8 . K8) * ((s_Q * s_K) * tau)))
-      const int* qw = reinterpret_cast<const int*>(q_s + lr * dp);
-      const float qsc = q_sc[lr];
-      float m_tile = -INFINITY;
-      for (int j = lane; j < n; j += 32) {
-        const int* kw = reinterpret_cast<const int*>(k_s + j * kstride);
-        int acc = 0;
-        for (int w = 0; w < dp / 4; ++w) acc = __dp4a(qw[w], kw[w], acc);
-        const float sk = k_pt ? ks[j] : ks[0];
-        const float sj = score_fp16(acc, score_scale(qsc, sk, P.tau));
-        s_w[j] = sj;
-        m_tile = maxf(m_tile, sj);
-      }
-      m_tile = warp_max(m_tile);
-      // 2. m_new, x = fp16(m_new - S), P = SAS(x)
+      const TileView tv{k_s, v_s, vt_s, ks, vs, kstride, L.vtstride, dp, d, k_pt, v_pt};
+      const float m_tile = score_row(tv, q_s + lr * dp, q_sc[lr], P.tau, n, s_w);
       const float m_old = m_s[lr];
-      const float m_new = maxf(m_old, m_tile);
-      float p_max = 0.0f;
-      for (int j = lane; j < n; j += 32) {
-        const float x = exact ? m_new - s_w[j] : sub16(m_new, s_w[j]);
-        const float pj =
-            P.sas_table ? sas_lookup(x, P.sas_table, P.sas_table_count) : sas_eval(x, sas);
-        p_w[j] = pj;
-        p_max = maxf(p_max, pj);
-      }
-      p_max = warp_max(p_max);
-      // 3. alpha
-      const float alpha = sas_rescale(m_old, m_new, sas);
+      const SoftmaxRow sr =
+          softmax_row(s_w, n, m_old, m_tile, exact, P.sas_table, P.sas_table_count, sas, p_w);
       __syncwarp();
-      if (P.want_stats && lane == 0) {  // stats: the core bookkeeping, entries in tile order
-        const double tile_max = sas_stats_tile_begin(st_s[lr], m_tile, m_old, alpha);
-        for (int j = 0; j < n; ++j)
-          sas_stats_entry(st_s[lr], s_w[j], tile_max, !exact && p_w[j] == 0.0f);
-      }
-      float* o_row = o_s + lr * dp;
-      if (P.p_quant == PQuant::kFp16) {
-        float psum = 0.0f;
-        if (lane == 0)
-          for (int j = 0; j < n; ++j) psum += p_w[j];
-        psum = __shfl_sync(0xffffffffu, psum, 0);
-        const float l_new = fmaf_rn(l_s[lr], alpha, psum);
-        for (int c = lane; c < d; c += 32) {
-          float pv = 0.0f;
-          for (int j = 0; j < n; ++j) {
-            const float sv = v_pt ? vs[j] : vs[0];
-            pv = fmaf_rn(p_w[j], static_cast<float>(v_s[j * kstride + c]) * sv, pv);
-          }
-          o_row[c] = fmaf_rn(o_row[c], alpha, pv);
-        }
-        __syncwarp();
-        if (lane == 0) {
-          l_s[lr] = l_new;
-          m_s[lr] = m_new;
-        }
-        __syncwarp();
-        continue;
-      }
-      // 4. P8 codes; 5. l and O with integer sums
-      const PScale ps = p_scale(P.p_quant, p_max);
-      int p8_sum = 0;
-      const int n4 = (n + 3) / 4 * 4;
-      for (int j = lane; j < n4; j += 32) {
-        const int c8 = j < n ? p_code(p_w[j], ps) : 0;
-        if (j < n) p8_w[j] = c8;
-        p8b_w[j] = static_cast<uint8_t>(c8);
-        p8_sum += c8;
-      }
-      p8_sum = warp_sum(p8_sum);
-      __syncwarp();
-      const float l_new = update_rowsum(l_s[lr], alpha, p8_sum, ps.s_p);
-      if (!v_pt) {
-        const float s_pv = ps.s_p * vs[0];
-        const uint32_t* pw = reinterpret_cast<const uint32_t*>(p8b_w);
-        for (int c = lane; c < d; c += 32) {
-          const uint32_t* vw = reinterpret_cast<const uint32_t*>(vt_s + c * L.vtstride);
-          int acc = 0;  // exact int32 sum of P8[j] * V8[j][c], 4 tokens per dp4a
-          for (int w = 0; w < n4 / 4; ++w) acc = dp4a_u8s8(pw[w], vw[w], acc);
-          o_row[c] = update_output(o_row[c], alpha, acc, s_pv);
-        }
-      } else {
-        for (int c = lane; c < d; c += 32) {
-          float pv = 0.0f;
-          for (int j = 0; j < n; ++j)
-            pv = fmaf_rn(static_cast<float>(p8_w[j] * static_cast<int>(v_s[j * kstride + c])),
-                         vs[j], pv);
-          o_row[c] = fmaf_rn(o_row[c], alpha, pv * ps.s_p);
-        }
-      }
+      if (P.want_stats && lane == 0)
+        stats_row(st_s[lr], s_w, p_w, n, m_tile, m_old, sr.alpha, exact);
+      float l_new;
+      if (P.p_quant == PQuant::kFp16)
+        l_new = pv_fp16_row(tv, p_w, n, sr.alpha, l_s[lr], o_s + lr * dp);
+      else
+        l_new = pv_codes_row(tv, p_w, n, sr, P.p_quant, l_s[lr], p8_w, p8b_w, o_s + lr * dp);
       __syncwarp();
       if (lane == 0) {
         l_s[lr] = l_new;
-        m_s[lr] = m_new;
+        m_s[lr] = sr.m_new;
       }
       __syncwarp();
     }
