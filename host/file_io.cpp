@@ -97,11 +97,16 @@ std::vector<uint8_t> read_binary_file(const std::string& path, const std::string
   return read_all<std::vector<uint8_t>>(path, what);
 }
 
-void write_file_atomic(const std::string& path, const std::string& text) {
-  TURBO_CHECK(!path.empty(), "output: empty path");
+void check_output_path(const std::string& path, const std::string& what) {
+  TURBO_CHECK(!path.empty(), what << ": empty path");
   struct stat st;
-  if (::stat(path.c_str(), &st) == 0)
-    TURBO_CHECK(!S_ISDIR(st.st_mode), "output '" << path << "' is a directory, not a file");
+  if (::stat(path.c_str(), &st) != 0) return;  // a new file
+  const std::string why = not_regular_reason(st);
+  TURBO_CHECK(why.empty(), what << " '" << path << "' " << why);
+}
+
+void write_file_atomic(const std::string& path, const std::string& text) {
+  check_output_path(path, "output");
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   TURBO_CHECK(fd >= 0, "cannot create '" << tmp << "': " << errno_text());

@@ -26,6 +26,10 @@ std::vector<uint8_t> read_binary_file(const std::string& path,
 // failure the temporary file is removed, `path` is untouched, and turbo::Error names the step.
 void write_file_atomic(const std::string& path, const std::string& text);
 
+// Throws unless `path` can be an output file: it does not exist yet, or it is a regular file (a
+// directory, FIFO or device is refused by name: writing to a FIFO would block forever).
+void check_output_path(const std::string& path, const std::string& what);
+
 // Whether `a` and `b` name the same existing file (same device and inode: also through links).
 bool same_file(const std::string& a, const std::string& b);
 // Throws unless output `out` differs from every input (a file that does not exist yet cannot be

@@ -72,6 +72,10 @@ TEST(FileIo, AtomicWriteReplacesOrLeavesTheFileUntouched) {
   EXPECT_EQ(read_text_file(p), "two\n");
   // A directory as the output is refused by name; an unwritable directory leaves no file.
   EXPECT_NE(error_of([&] { write_file_atomic(d, "x"); }).find("is a directory"), std::string::npos);
+  ASSERT_EQ(::mkfifo((d + "/fifo").c_str(), 0600), 0);
+  EXPECT_NE(error_of([&] { write_file_atomic(d + "/fifo", "x"); }).find("FIFO"), std::string::npos);
+  EXPECT_NE(error_of([&] { check_output_path(d, "-o"); }).find("-o '"), std::string::npos);
+  check_output_path(d + "/new.csv", "-o");
   EXPECT_FALSE(error_of([&] { write_file_atomic(d + "/no/such/dir/f", "x"); }).empty());
 }
 

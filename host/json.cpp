@@ -41,6 +41,13 @@ int64_t Json::as_int() const {
   return static_cast<int64_t>(d);
 }
 
+uint64_t Json::as_uint() const {
+  if (v_.is_number_unsigned()) return v_.get<uint64_t>();
+  const int64_t i = as_int();
+  TURBO_CHECK(i >= 0, "JSON: expected a non-negative integer, got " << i);
+  return static_cast<uint64_t>(i);
+}
+
 std::string Json::as_string() const {
   TURBO_CHECK(v_.is_string(), "JSON: expected a string, got " << type_text(v_));
   return v_.get<std::string>();

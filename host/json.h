@@ -46,6 +46,7 @@ class Json {
   bool as_bool() const;
   double as_number() const;
   int64_t as_int() const;
+  uint64_t as_uint() const;  // a non-negative integer up to 2^64 - 1 (seeds)
   std::string as_string() const;
   std::vector<Json> items() const;
   std::vector<std::pair<std::string, Json>> members() const;

@@ -25,6 +25,8 @@ TEST(Json, IntegersStayIntegers) {
   EXPECT_EQ(back.at("n_layers").as_int(), 30);
   EXPECT_EQ(back.at("tokens").as_int(), int64_t{1} << 40);
   EXPECT_THROW(back.at("seed").as_int(), Error);  // above int64: refused, not wrapped
+  EXPECT_EQ(back.at("seed").as_uint(), 18446744073709551615ull);
+  EXPECT_THROW(Json::parse("-1", "t").as_uint(), Error);
   EXPECT_EQ(back.at("ratio").as_number(), 0.1);
   EXPECT_EQ(back, o);
 }
@@ -93,6 +95,35 @@ TEST(Json, NonFiniteNumbersAreWrittenAsNull) {
   Json o = Json::object();
   o.set("x", std::numeric_limits<double>::quiet_NaN());
   EXPECT_NE(o.dump().find("\"x\": null"), std::string::npos);
+}
+
+TEST(Json, RoundTripsEscapesAndRejectsMalformedText) {
+  Json j = Json::object();
+  j.set("text", "quote \" backslash \\ newline \n tab \t");
+  j.set("n", 0.1);
+  j.set("big", int64_t{1} << 53);
+  j.set("neg", -3);
+  j.set("flag", true);
+  j.set("none", Json());
+  Json a = Json::array();
+  a.push(1);
+  a.push("x");
+  Json inner = Json::object();
+  inner.set("k", 2.5);
+  a.push(inner);
+  j.set("list", a);
+  const Json back = Json::parse(j.dump(), "test");
+  EXPECT_EQ(back.dump(), j.dump());
+  EXPECT_EQ(back.at("text").as_string(), j.at("text").as_string());
+  EXPECT_EQ(back.at("n").as_number(), 0.1);  // shortest round-trip digits
+  EXPECT_EQ(back.at("big").as_int(), int64_t{1} << 53);
+  EXPECT_TRUE(back.at("none").is_null());
+  EXPECT_EQ(back.at("list").items()[2].at("k").as_number(), 2.5);
+  EXPECT_EQ(Json::parse("{\"u\": \"\\u00e9\"}", "t").at("u").as_string(), "\xc3\xa9");
+  for (const char* bad : {"{", "{\"a\" 1}", "[1,]", "\"open", "{} x", "tru"})
+    EXPECT_THROW(Json::parse(bad, "bad"), Error) << bad;
+  EXPECT_THROW(back.at("missing"), Error);
+  EXPECT_THROW(back.at("n").as_string(), Error);
 }
 
 }  // namespace
