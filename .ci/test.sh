@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash .ci/install-deps.sh
 bash datasets/fetch_models.sh
+bash notebooks/install.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DTURBO_BUILD_TESTS=ON -DTURBO_BUILD_BENCHMARKS=ON >/dev/null
 cmake --build build -j"$(nproc)"
 ctest --test-dir build --output-on-failure -j"$(nproc)" -LE optin

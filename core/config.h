@@ -301,14 +301,24 @@ inline AttentionConfig parse_attention_config(const std::string& key) {
   return c;
 }
 
+// Largest br, bc, block, group_size and residual a config may ask for (tokens or channels).
+constexpr int kMaxTileSize = 1 << 16;
+
 inline Status AttentionConfig::validate() const {
   auto fail = [](const std::string& m) { return Status::Fail(m); };
   if (sas.n_r < 1 || sas.n_r >= kMaxNr)
     return fail("n_r must be in [1, 15], got " + std::to_string(sas.n_r));
-  if (quant.br < 1 || quant.bc < 1) return fail("br and bc must be >= 1");
-  if (quant.block < 1) return fail("block must be >= 1");
-  if (quant.group_size < 1) return fail("group_size must be >= 1");
-  if (quant.residual < 0) return fail("residual must be >= 0");
+  // Tile, block and group sizes size per-thread buffers: bounded, so that a typo (bc=2147483647)
+  // is refused here instead of allocating gigabytes inside a parallel region.
+  const std::string bound = std::to_string(kMaxTileSize);
+  if (quant.br < 1 || quant.bc < 1 || quant.br > kMaxTileSize || quant.bc > kMaxTileSize)
+    return fail("br and bc must be in [1, " + bound + "]");
+  if (quant.block < 1 || quant.block > kMaxTileSize)
+    return fail("block must be in [1, " + bound + "]");
+  if (quant.group_size < 1 || quant.group_size > kMaxTileSize)
+    return fail("group_size must be in [1, " + bound + "]");
+  if (quant.residual < 0 || quant.residual > kMaxTileSize)
+    return fail("residual must be in [0, " + bound + "]");
   if (quant.f2 < 0.0f || quant.f2 > 1.0f) return fail("f2 must be in [0, 1]");
   if (splits < 1) return fail("splits must be >= 1");
   if (!(tau >= 0.0f) || std::isinf(tau)) return fail("tau must be finite and >= 0");

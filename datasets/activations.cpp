@@ -1,6 +1,7 @@
 #include "datasets/activations.h"
 
 #include <hdf5.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -11,6 +12,7 @@
 
 #include "core/error.h"
 #include "datasets/sha256.h"
+#include "host/file_io.h"
 
 namespace turbo {
 namespace data {
@@ -19,9 +21,13 @@ namespace {
 static_assert(std::is_same<hid_t, int64_t>::value, "HDF5 >= 1.10 with 64-bit hid_t expected");
 
 // The HDF5 library prints its own error stack to stderr by default; every failure here is turned
-// into a turbo::Error instead, so silence it once.
+// into a turbo::Error instead, so silence it once. And no library shutdown at exit: after a write
+// error (a full disk) H5Fclose fails and leaves the file half closed, and HDF5 1.10's exit
+// handler then crashed closing it again (issue 10 defect 4). Every file here is closed
+// explicitly, so the handler has nothing else to do. (Before any other HDF5 call, to take effect.)
 void quiet_hdf5() {
   static const bool done = [] {
+    H5dont_atexit();
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
     return true;
   }();
@@ -154,17 +160,85 @@ T read_scalar_attr(hid_t obj, const char* name, hid_t mem_type, const std::strin
   return value;
 }
 
+// Objects are reached through hard links only: a soft or external link would let one path read
+// another tensor (/layers/0/q -> /layers/1/q) without a word.
+void require_hard_link(hid_t root, const std::string& name, const std::string& path) {
+  H5L_info_t info;
+  check_status(H5Lget_info(root, name.c_str(), &info, H5P_DEFAULT),
+               "examining the link " + name + " of '" + path + "'");
+  TURBO_CHECK(info.type == H5L_TYPE_HARD, "'" << path << "': " << name
+                                              << " is a soft or external link; the schema "
+                                                 "stores every group and dataset in place");
+}
+
+// Checks a dataset's storage against its shape before anything is read: chunk dimensions within
+// the shape (a flipped bit made them [1, 256, 2097216] and H5Dread crashed), and every chunk
+// present exactly once, aligned and inside the file (a missing chunk reads as
+// zeros without an error).
+void check_storage(hid_t ds, int rank, const hsize_t* dims, const std::string& name,
+                   const std::string& path) {
+  const std::string where = "'" + path + "': " + name;
+  H5Handle dcpl(check_id(H5Dget_create_plist(ds), "dataset creation list of " + name), &H5Pclose);
+  const H5D_layout_t layout = H5Pget_layout(dcpl.get());
+  hsize_t elements = 1;
+  for (int i = 0; i < rank; ++i) elements *= dims[i];
+  if (layout != H5D_CHUNKED) {
+    TURBO_CHECK(layout == H5D_CONTIGUOUS || layout == H5D_COMPACT,
+                where << " has an unsupported storage layout (corrupt metadata?)");
+    return;
+  }
+  hsize_t chunk[3] = {0, 0, 0};
+  TURBO_CHECK(H5Pget_chunk(dcpl.get(), rank, chunk) == rank,
+              where << ": chunk rank differs from the dataset rank (corrupt metadata)");
+  hsize_t grid[3] = {1, 1, 1}, expected = 1;
+  for (int i = 0; i < rank; ++i) {
+    TURBO_CHECK(chunk[i] >= 1 && chunk[i] <= std::max<hsize_t>(dims[i], 1),
+                where << ": chunk dimension " << i << " is " << chunk[i] << " for a shape of "
+                      << dims[i] << " (corrupt metadata)");
+    grid[i] = (dims[i] + chunk[i] - 1) / chunk[i];
+    expected *= grid[i];
+  }
+  if (elements == 0) return;
+  H5Handle space(check_id(H5Dget_space(ds), "dataspace of " + name), &H5Sclose);
+  hsize_t n_chunks = 0;
+  check_status(H5Dget_num_chunks(ds, space.get(), &n_chunks), "counting the chunks of " + name);
+  TURBO_CHECK(n_chunks == expected, where << " stores " << n_chunks << " chunks, its shape needs "
+                                          << expected << " (truncated or corrupt chunk index)");
+  struct stat st;
+  const hsize_t file_size = ::stat(path.c_str(), &st) == 0 ? static_cast<hsize_t>(st.st_size) : 0;
+  std::vector<bool> seen(static_cast<size_t>(expected), false);
+  for (hsize_t k = 0; k < n_chunks; ++k) {
+    hsize_t offset[3] = {0, 0, 0};
+    unsigned filter_mask = 0;
+    haddr_t addr = 0;
+    hsize_t size = 0;
+    check_status(H5Dget_chunk_info(ds, space.get(), k, offset, &filter_mask, &addr, &size),
+                 "reading the chunk index of " + name);
+    hsize_t linear = 0;
+    for (int i = 0; i < rank; ++i) {
+      TURBO_CHECK(offset[i] % chunk[i] == 0 && offset[i] < dims[i],
+                  where << ": chunk " << k
+                        << " sits at a misaligned or out-of-range offset "
+                           "(corrupt chunk index)");
+      linear = linear * grid[i] + offset[i] / chunk[i];
+    }
+    TURBO_CHECK(!seen[static_cast<size_t>(linear)],
+                where << ": two chunks claim one position (corrupt chunk index)");
+    seen[static_cast<size_t>(linear)] = true;
+    // (filter_mask may be nonzero: gzip is optional and skipped for a chunk it cannot shrink.)
+    TURBO_CHECK(size > 0 && addr != HADDR_UNDEF &&
+                    (file_size == 0 || (addr < file_size && size <= file_size - addr)),
+                where << ": chunk " << k << " points outside the file (truncated or corrupt)");
+  }
+}
+
 }  // namespace
 
 // ================================ reader =======================================================
 
 ActivationReader::ActivationReader(const std::string& path) : path_(path) {
   quiet_hdf5();
-  {
-    FILE* f = std::fopen(path.c_str(), "rb");
-    TURBO_CHECK(f, "activation file '" << path << "' does not exist or cannot be read");
-    std::fclose(f);
-  }
+  check_input_file(path, "activation file");  // a directory or FIFO is named, never opened
   TURBO_CHECK(H5Fis_hdf5(path.c_str()) > 0, "'" << path << "' is not an HDF5 file");
   file_ = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   TURBO_CHECK(file_ >= 0, "cannot open HDF5 file '" << path << "' (truncated or corrupt?)");
@@ -202,6 +276,9 @@ ActivationReader::ActivationReader(const std::string& path) : path_(path) {
       if (n > 0) check_status(H5Aread(attr.get(), H5T_NATIVE_INT32, v.data()), "reading layers");
       meta_.layers.assign(v.begin(), v.end());
     }
+    // An empty list would give a sweep with no rows, marked complete.
+    TURBO_CHECK(!meta_.layers.empty(), "'" << path << "': attribute 'layers' lists no layer");
+    require_hard_link(root, "layers", path);
     std::set<int> seen;
     for (int l : meta_.layers) {
       TURBO_CHECK(l >= 0 && l < meta_.n_layers && seen.insert(l).second,
@@ -209,9 +286,16 @@ ActivationReader::ActivationReader(const std::string& path) : path_(path) {
       TURBO_CHECK(H5Lexists(root, layer_group_name(l).c_str(), H5P_DEFAULT) > 0,
                   "'" << path << "': layer " << l << " is listed but " << layer_group_name(l)
                       << " is missing");
+      require_hard_link(root, layer_group_name(l), path);
+      for (const char* t : {"/q", "/k", "/v"}) {
+        TURBO_CHECK(H5Lexists(root, (layer_group_name(l) + t).c_str(), H5P_DEFAULT) > 0,
+                    "'" << path << "': " << layer_group_name(l) << t << " is missing");
+        require_hard_link(root, layer_group_name(l) + t, path);
+      }
     }
     TURBO_CHECK(H5Lexists(root, "tokens", H5P_DEFAULT) > 0,
                 "'" << path << "' has no /tokens dataset");
+    require_hard_link(root, "tokens", path);
   } catch (...) {
     H5Fclose(file_);
     file_ = -1;
@@ -237,6 +321,7 @@ std::vector<int32_t> ActivationReader::tokens() const {
                                                              << " ids but n_tokens is "
                                                              << meta_.n_tokens);
   std::vector<int32_t> out(n);
+  check_storage(ds.get(), 1, &n, "/tokens", path_);
   check_status(H5Dread(ds.get(), H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()),
                "reading /tokens of " + path_ + " (truncated or corrupt?)");
   return out;
@@ -276,6 +361,7 @@ HostTensor<Half> ActivationReader::read(int layer, char which, int64_t token_beg
               "'" << path_ << "': " << name << " has shape [" << dims[0] << ", " << dims[1] << ", "
                   << dims[2] << "], expected [" << heads << ", " << meta_.n_tokens << ", "
                   << meta_.head_dim << "]");
+  check_storage(ds.get(), 3, dims, name, path_);
   const int64_t n = token_end - token_begin;
   HostTensor<Half> out(1, heads, n, meta_.head_dim);
   const hsize_t start[3] = {0, static_cast<hsize_t>(token_begin), 0};

@@ -1,10 +1,14 @@
 #include "datasets/activations.h"
 
 #include <gtest/gtest.h>
+#include <hdf5.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <random>
 #include <string>
@@ -214,6 +218,134 @@ TEST(Activations, ReaderErrorsAreClear) {
   EXPECT_THROW(r.read(1, 'x'), Error);  // bad tensor
   EXPECT_THROW(r.read(1, 'q', 10, 5), Error);
   EXPECT_THROW(r.read(1, 'q', 0, 301), Error);
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// Rewrites attributes or links of a written file with the plain HDF5 API.
+template <typename F>
+void edit_file(const std::string& path, F edit) {
+  const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  ASSERT_GE(f, 0);
+  edit(f);
+  H5Fclose(f);
+}
+
+// Issue 10 defect 14: an empty `layers` attribute gave a header-only CSV marked complete.
+TEST(Activations, EmptyLayerListIsRefused) {
+  const std::string p = temp_path("empty_layers");
+  write_file(p, small_meta(), true);
+  edit_file(p, [](hid_t f) {
+    ASSERT_GE(H5Adelete(f, "layers"), 0);
+    const hsize_t zero = 0;
+    const hid_t sp = H5Screate_simple(1, &zero, nullptr);
+    const hid_t a = H5Acreate2(f, "layers", H5T_STD_I32LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+    H5Aclose(a);
+    H5Sclose(sp);
+  });
+  const std::string e = error_of([&] { ActivationReader r(p); });
+  EXPECT_NE(e.find("lists no layer"), std::string::npos) << e;
+}
+
+// Issue 10 defect 3: a soft link /layers/1/q -> /layers/3/q was read silently.
+TEST(Activations, SoftLinksAreRefused) {
+  const std::string p = temp_path("soft_link");
+  write_file(p, small_meta(), true);
+  edit_file(p, [](hid_t f) {
+    ASSERT_GE(H5Ldelete(f, "/layers/1/q", H5P_DEFAULT), 0);
+    ASSERT_GE(H5Lcreate_soft("/layers/3/q", f, "/layers/1/q", H5P_DEFAULT, H5P_DEFAULT), 0);
+  });
+  const std::string e = error_of([&] { ActivationReader r(p); });
+  EXPECT_NE(e.find("/layers/1/q is a soft or external link"), std::string::npos) << e;
+}
+
+// Issue 10 defect 3: a chunk missing from the index read as zeros with exit 0.
+TEST(Activations, MissingChunkIsAnErrorNotZeros) {
+  const std::string p = temp_path("missing_chunk");
+  const ActivationMeta m = small_meta();
+  write_file(p, m, true);
+  edit_file(p, [&](hid_t f) {
+    // Replace /layers/1/k by a dataset of the right shape, type and chunks holding only the
+    // first chunk of each head (tokens 256.. never written: unallocated).
+    ASSERT_GE(H5Ldelete(f, "/layers/1/k", H5P_DEFAULT), 0);
+    const hsize_t dims[3] = {2, 300, 16}, chunk[3] = {1, 256, 16};
+    const hid_t sp = H5Screate_simple(3, dims, nullptr);
+    const hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 3, chunk);
+    const hid_t half = H5Tcopy(H5T_IEEE_F32LE);
+    H5Tset_fields(half, 15, 10, 5, 0, 10);
+    H5Tset_size(half, 2);
+    H5Tset_ebias(half, 15);
+    const hid_t ds = H5Dcreate2(f, "/layers/1/k", half, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    ASSERT_GE(ds, 0);
+    const hsize_t start[3] = {0, 0, 0}, count[3] = {2, 256, 16};
+    H5Sselect_hyperslab(sp, H5S_SELECT_SET, start, nullptr, count, nullptr);
+    const hid_t ms = H5Screate_simple(3, count, nullptr);
+    std::vector<uint16_t> ones(2 * 256 * 16, 0x3C00);  // 1.0
+    ASSERT_GE(H5Dwrite(ds, half, ms, sp, H5P_DEFAULT, ones.data()), 0);
+    H5Sclose(ms);
+    H5Dclose(ds);
+    H5Tclose(half);
+    H5Pclose(dcpl);
+    H5Sclose(sp);
+  });
+  const ActivationReader r(p);
+  EXPECT_NO_THROW(r.read(3, 'k'));
+  const std::string e = error_of([&] { r.read(1, 'k'); });
+  EXPECT_NE(e.find("stores 2 chunks, its shape needs 4"), std::string::npos) << e;
+}
+
+// Issue 10 defect 3: one flipped bit in a chunk dimension ([1, 256, 16] -> [1, 256, 2097168])
+// crashed H5Dread. Every read now either succeeds on an intact dataset or names the problem.
+TEST(Activations, FlippedChunkDimensionIsAnErrorNotACrash) {
+  const std::string p = temp_path("flipped_chunk");
+  const ActivationMeta m = small_meta();
+  write_file(p, m, true);
+  std::string bytes = file_bytes(p);
+  // Layout message (version 3, chunked): the chunk dimensions as 4-byte little-endian integers,
+  // then the element size: 1, 256, 16, 2.
+  const std::string pattern("\x01\x00\x00\x00\x00\x01\x00\x00\x10\x00\x00\x00\x02\x00\x00\x00", 16);
+  const size_t at = bytes.find(pattern);
+  ASSERT_NE(at, std::string::npos) << "no chunked layout message found";
+  bytes[at + 10] = static_cast<char>(bytes[at + 10] | 0x20);  // 16 -> 16 + 2^21
+  {
+    std::ofstream f(p, std::ios::binary | std::ios::trunc);
+    f << bytes;
+  }
+  int errors = 0;
+  try {
+    const ActivationReader r(p);
+    for (int l : m.layers)
+      for (char c : {'q', 'k', 'v'}) {
+        const std::string e = error_of([&] { r.read(l, c); });
+        if (!e.empty()) {
+          ++errors;
+          EXPECT_TRUE(e.find("chunk") != std::string::npos || e.find("HDF5") != std::string::npos)
+              << e;
+        }
+      }
+  } catch (const Error&) {
+    ++errors;  // refused at open: as good
+  }
+  EXPECT_GE(errors, 1);
+}
+
+// Issue 10 defect 15: a FIFO as --data blocked forever; a directory gave an HDF5 message.
+TEST(Activations, FifoOrDirectoryIsNamed) {
+  const std::string dir = ::testing::TempDir() + "/turbo_act_dir";
+  ::mkdir(dir.c_str(), 0700);
+  EXPECT_NE(error_of([&] { ActivationReader r(dir); }).find("is a directory"), std::string::npos);
+  const std::string fifo = dir + "/fifo.h5";
+  ::unlink(fifo.c_str());
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_NE(error_of([&] { ActivationReader r(fifo); }).find("FIFO"), std::string::npos);
 }
 
 }  // namespace

@@ -1,8 +1,9 @@
-// The `capture` and `ppl` subcommands of the turboattn CLI (the eval/ main registers them), and
-// the library functions behind them.
+// The `capture` subcommand of the turboattn CLI (the eval/ main registers it), the library
+// functions behind it, and the token window that `capture` and `ppl` (eval/ppl.h) share.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,7 @@ struct CaptureOptions {
   int64_t max_tokens = 512;    // window length (truncated to the model's context, with a warning)
   int64_t skip_tokens = 0;     // tokens of the text skipped before the window
   bool force = false;          // overwrite an existing output
+  int verbosity = 1;           // 0: no progress display on stderr
   std::string command;         // recorded in the file; capture_command_line() when empty
 };
 
@@ -46,51 +48,28 @@ std::string capture_command_line(const CaptureOptions& options);
 // "all" -> 0 .. n_layers-1; "0,3,10-12" -> {0, 3, 10, 11, 12}; errors name the bad item.
 std::vector<int> parse_layer_list(const std::string& spec, int n_layers);
 
-// ---- ppl --------------------------------------------------------------------------------------
+// ---- the token window of a text (capture, and ppl in eval/) ------------------------------------
 
-struct PplOptions {
-  std::string model;
-  std::string text;
-  std::string method = "flashq";  // a Method name (flashq, fp16, kivi, ...) or "reference"
-  std::string config;             // knobs "name=value,..." (core/config.h)
-  std::string phase = "prefill";  // prefill: one attention_prefill over the window;
-                                  // decode: KV cache filled chunk by chunk, attention_decode
-  std::string bits_map;           // JSON {"head_bits": [[b, ...] per layer]} for kv_bits=mixed
-  std::string backend = "ref";
-  std::string json_out;       // optional JSON report
-  int64_t max_tokens = 1024;  // window length
-  int64_t skip_tokens = 0;    // tokens of the text skipped before the window
-  int64_t eval_from = -1;     // first scored position (predicting eval_from + 1); -1: half
-  int64_t chunk = 16;         // decode: tokens per teacher-forced chunk (q_len)
+class LlamaModel;
+
+struct TokenWindow {
+  std::vector<int32_t> tokens;  // [skip, skip + n) of the text's ids (BOS/EOS as the model asks)
+  int64_t skip = 0, total = 0;  // total: ids of the text, or of its prefix when !complete
+  bool complete = true;         // false: the text goes on past the window (not tokenized)
+  std::string text_sha256;      // of the text file's bytes
 };
-
-struct PplResult {
-  std::string method_key;  // AttentionConfig::to_string() or "reference"
-  std::string phase;
-  int64_t window = 0, scored = 0;  // tokens in the window; next-token predictions scored
-  double ppl_reference = 0, ppl_method = 0;
-  double kl_mean = 0;  // mean over scored positions of KL(p_ref || p_method), nats
-  double kl_max = 0;
-  double top1_agreement = 0;      // fraction of positions where the argmax tokens agree
-  double sparsity = 0;            // SAS zeroed fraction, over every layer and head
-  double dropped_mass = 0;        // mean dropped probability mass per row
-  double kv_bytes_per_token = 0;  // decode: bytes the caches hold per token (all layers)
-  double kv_ratio_vs_fp16 = 0;    // decode: FP16 bytes / stored bytes
-  double seconds_reference = 0, seconds_method = 0;
-};
-
-PplResult run_ppl(const PplOptions& options);
-std::string ppl_table(const PplResult& r);
-std::string ppl_json(const PplResult& r, const PplOptions& options);
-
-// Reads a per-layer, per-kv-head bit map: {"head_bits": [[4, 2, 4], ...]} (one row per layer,
-// values 2, 4 or 8).
-std::vector<std::vector<int>> read_bits_map(const std::string& path, int n_layers, int n_kv_heads);
+// Reads the UTF-8 text file (a regular file: a FIFO or directory is refused by name), tokenizes
+// it and returns the window of at most `max_tokens` ids after `skip_tokens` (capped at the model's
+// context, with a warning; a warning too when the text is longer than the window). With
+// `count_all` the whole text is tokenized so that `total` is exact (capture records it);
+// otherwise BPE stops at the end of the window.
+TokenWindow token_window(const LlamaModel& model, const std::string& text_path, int64_t max_tokens,
+                         int64_t skip_tokens, bool count_all);
 
 // ---- CLI registration -------------------------------------------------------------------------
 
-void add_capture_command(CLI::App& app);
-void add_ppl_command(CLI::App& app);
+// `verbosity` (called when the command runs) gives the caller's -q/-v level; default 1.
+void add_capture_command(CLI::App& app, std::function<int()> verbosity = {});
 
 }  // namespace data
 }  // namespace turbo

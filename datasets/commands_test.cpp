@@ -203,7 +203,6 @@ int run_cli(const std::string& args) {
   CLI::App app{"test"};
   app.require_subcommand(1);
   add_capture_command(app);
-  add_ppl_command(app);
   try {
     app.parse(args, false);
   } catch (const CLI::ParseError& e) {
@@ -225,83 +224,6 @@ TEST(Cli, ExitCodes) {
   EXPECT_EQ(
       run_cli("capture --text " + kGpl + " --max-tokens 8 --layers 0 --out " + out + " --force"),
       0);
-  EXPECT_NE(run_cli("ppl --text " + kGpl + " --method nonsense"), 0);
-  EXPECT_NE(run_cli("ppl --text " + kGpl + " --phase sideways"), 0);
-}
-
-TEST(Ppl, ReferenceAgainstItselfIsExact) {
-  PplOptions o;
-  o.text = kGpl;
-  o.method = "reference";
-  o.max_tokens = 48;
-  const PplResult r = run_ppl(o);
-  EXPECT_EQ(r.scored, 23);
-  EXPECT_EQ(r.kl_mean, 0.0);
-  EXPECT_EQ(r.top1_agreement, 1.0);
-  EXPECT_EQ(r.ppl_reference, r.ppl_method);
-  EXPECT_GT(r.ppl_reference, 1.0);
-}
-
-// The FP16 floor changes attention only by FP16/FP32 rounding: the model barely moves. The bounds
-// are sanity bounds (a wiring bug, e.g. heads or positions swapped, gives KL in whole nats).
-TEST(Ppl, Fp16FloorPrefillAndDecodeStayClose) {
-  for (const char* phase : {"prefill", "decode"}) {
-    SCOPED_TRACE(phase);
-    PplOptions o;
-    o.text = kGpl;
-    o.method = "fp16";
-    o.phase = phase;
-    o.max_tokens = 64;
-    o.chunk = 16;
-    const PplResult r = run_ppl(o);
-    EXPECT_EQ(r.scored, 31);
-    EXPECT_LT(r.kl_mean, 1e-3);
-    EXPECT_GE(r.top1_agreement, 0.9);
-    EXPECT_LT(std::fabs(std::log(r.ppl_method / r.ppl_reference)), 0.05);
-    const std::string json = ppl_json(r, o);
-    EXPECT_NE(json.find("\"kl_mean\": "), std::string::npos);
-    EXPECT_NE(ppl_table(r).find("perplexity"), std::string::npos);
-  }
-}
-
-TEST(Ppl, FlashQDecodeReportsCompression) {
-  PplOptions o;
-  o.text = kGpl;
-  o.method = "flashq";
-  o.phase = "decode";
-  o.max_tokens = 136;  // two compressed 64-token blocks per stream, then a buffer
-  const PplResult r = run_ppl(o);
-  EXPECT_GT(r.kv_ratio_vs_fp16, 1.0);
-  EXPECT_GT(r.kl_mean, 0.0);
-  EXPECT_GT(r.sparsity, 0.0);
-}
-
-TEST(Ppl, BadOptions) {
-  PplOptions o;
-  o.text = kGpl;
-  o.max_tokens = 32;
-  o.eval_from = 31;
-  EXPECT_THROW(run_ppl(o), Error);  // nothing left to score
-  o.eval_from = -1;
-  o.config = "kv_bits=mixed";
-  o.phase = "decode";
-  EXPECT_THROW(run_ppl(o), Error);  // mixed needs a bit map
-  o.config = "method=kivi";
-  o.method = "flashq";
-  EXPECT_THROW(run_ppl(o), Error);  // contradiction
-}
-
-TEST(BitsMap, ReadsAndValidates) {
-  const std::string p = tmp("bits.json");
-  std::ofstream(p) << "{\"note\": 1, \"head_bits\": [[4, 2], [2 ,4]]}";
-  EXPECT_EQ(read_bits_map(p, 2, 2), (std::vector<std::vector<int>>{{4, 2}, {2, 4}}));
-  EXPECT_THROW(read_bits_map(p, 3, 2), Error);
-  EXPECT_THROW(read_bits_map(p, 2, 3), Error);
-  std::ofstream(p) << "{\"head_bits\": [[4, 3]]}";
-  EXPECT_THROW(read_bits_map(p, 1, 2), Error);
-  std::ofstream(p) << "{\"bits\": []}";
-  EXPECT_THROW(read_bits_map(p, 1, 2), Error);
-  EXPECT_THROW(read_bits_map(tmp("missing.json"), 1, 2), Error);
 }
 
 }  // namespace

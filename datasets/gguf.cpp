@@ -1,13 +1,14 @@
 #include "datasets/gguf.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <limits>
 
 #include "core/error.h"
 #include "core/fp16.h"
+#include "host/file_io.h"
 
 namespace turbo {
 namespace data {
@@ -395,16 +396,13 @@ void dequantize_row(uint32_t type, const uint8_t* src, float* dst, int64_t n) {
 // ---- the file ---------------------------------------------------------------------------------
 
 GgufFile::GgufFile(const std::string& path) : path_(path) {
-  std::ifstream f(path, std::ios::binary | std::ios::ate);
-  TURBO_CHECK(f, "GGUF model '" << path
-                                << "' does not exist or cannot be read "
-                                   "(run datasets/fetch_models.sh to fetch the default model)");
-  const std::streamoff size = f.tellg();
-  TURBO_CHECK(size >= 0, "cannot size '" << path << "'");
-  bytes_.resize(static_cast<size_t>(size));
-  f.seekg(0);
-  TURBO_CHECK(f.read(reinterpret_cast<char*>(bytes_.data()), size),
-              "read error on '" << path << "'");
+  // A directory or FIFO is refused by name (read_binary_file), never sized as a huge file.
+  try {
+    bytes_ = read_binary_file(path, "GGUF model");
+  } catch (const Error& e) {
+    throw Error(std::string(e.what()) +
+                " (run datasets/fetch_models.sh to fetch the default model)");
+  }
   parse();
 }
 
@@ -517,6 +515,8 @@ double GgufFile::get_float(const std::string& key) const {
   if (is_integer(v.type)) return static_cast<double>(v.i);
   TURBO_CHECK(v.type == GgufValueType::kF32 || v.type == GgufValueType::kF64,
               "GGUF '" << path_ << "': '" << key << "' is not a number");
+  TURBO_CHECK(std::isfinite(v.f),
+              "GGUF '" << path_ << "': '" << key << "' is " << v.f << "; it must be finite");
   return v.f;
 }
 
@@ -554,7 +554,13 @@ void GgufFile::dequantize(const GgufTensorInfo& t, float* out) const {
               "GGUF '" << path_ << "': tensor '" << t.name << "' has type "
                        << ggml_type_name(t.type)
                        << ", which this reader cannot dequantize; supported: " << supported_list());
-  dequantize_row(t.type, tensor_data(t), out, t.numel());
+  const int64_t n = t.numel();
+  dequantize_row(t.type, tensor_data(t), out, n);
+  // A NaN or infinity in a weight would turn every logit into NaN downstream; name it here.
+  for (int64_t i = 0; i < n; ++i)
+    TURBO_CHECK(std::isfinite(out[i]), "GGUF '" << path_ << "': tensor '" << t.name << "' holds "
+                                                << out[i] << " at element " << i
+                                                << " (ggml order); weights must be finite");
 }
 
 std::vector<float> GgufFile::dequantize(const std::string& name) const {

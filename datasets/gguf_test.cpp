@@ -1,6 +1,8 @@
 #include "datasets/gguf.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstring>
@@ -22,6 +24,12 @@ class GgufBuilder {
   void kv_u32(const std::string& key, uint32_t v) {
     str(key);
     put<uint32_t>(4);
+    put(v);
+    ++n_kv_;
+  }
+  void kv_f32(const std::string& key, float v) {
+    str(key);
+    put<uint32_t>(6);
     put(v);
     ++n_kv_;
   }
@@ -198,6 +206,60 @@ TEST(Gguf, MissingFileNamesFetchScript) {
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("fetch_models.sh"), std::string::npos) << e.what();
+  }
+}
+
+// Issue 10 defect 10: a NaN weight or an infinite float in the metadata is refused by name
+// (before, ppl printed "perplexity -nan" and "top-1 100.00 %").
+TEST(Gguf, NonFiniteWeightsAndMetadataAreRefused) {
+  for (const float bad : {std::nanf(""), INFINITY, -INFINITY}) {
+    GgufBuilder b;
+    b.kv_f32("llama.rope.freq_base", bad);
+    b.kv_f32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    b.in_infos_ = true;
+    std::vector<float> w = {1.0f, 2.0f, bad, 4.0f, 5.0f, 6.0f, 7.0f, 8.0f};
+    std::vector<uint8_t> bytes(w.size() * 4);
+    std::memcpy(bytes.data(), w.data(), bytes.size());
+    b.tensor("blk.0.attn_norm.weight", {8}, 0, bytes);
+    const GgufFile f(b.build(), "nan.gguf");
+    EXPECT_FLOAT_EQ(static_cast<float>(f.get_float("llama.attention.layer_norm_rms_epsilon")),
+                    1e-5f);
+    try {
+      f.get_float("llama.rope.freq_base");
+      ADD_FAILURE() << "accepted " << bad;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("'llama.rope.freq_base'"), std::string::npos)
+          << e.what();
+      EXPECT_NE(std::string(e.what()).find("must be finite"), std::string::npos) << e.what();
+    }
+    try {
+      f.dequantize("blk.0.attn_norm.weight");
+      ADD_FAILURE() << "accepted a weight " << bad;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("'blk.0.attn_norm.weight'"), std::string::npos)
+          << e.what();
+      EXPECT_NE(std::string(e.what()).find("element 2"), std::string::npos) << e.what();
+    }
+  }
+}
+
+// Issue 10 defect 15: a directory as the model said "std::bad_alloc"; a FIFO blocked forever.
+TEST(Gguf, DirectoryOrFifoAsModelIsNamed) {
+  char tmpl[] = "/tmp/turbo_gguf_dir_XXXXXX";
+  const std::string dir = ::mkdtemp(tmpl);
+  try {
+    GgufFile f(dir);
+    ADD_FAILURE() << "accepted a directory";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("is a directory"), std::string::npos) << e.what();
+  }
+  const std::string fifo = dir + "/model.gguf";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  try {
+    GgufFile f(fifo);
+    ADD_FAILURE() << "accepted a FIFO";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("FIFO"), std::string::npos) << e.what();
   }
 }
 

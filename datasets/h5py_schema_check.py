@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
-"""Reads the embedded activation files with plain h5py, as a user of datasets/README.md would,
-and checks the documented schema: attributes, /tokens int32 [N], /layers/<L>/{q,k,v} float16
-[heads, N, head_dim], finite values, no object timestamps, shuffle + gzip.
+"""Reads activation files with plain h5py, as a user of datasets/README.md would, and checks the
+documented schema: the same rules as turboattn's reader (attributes, /tokens int32 [N], every
+layer of the `layers` attribute (non-empty) present as /layers/<L>/{q,k,v} float16
+[heads, N, head_dim], finite values). With --strict, also what `turboattn capture` writes for
+byte-reproducible files: no object timestamps, shuffle + gzip, and no /layers group that the
+`layers` attribute does not list.
 
-usage: h5py_schema_check.py <file.h5> [...]
+usage: h5py_schema_check.py [--strict] <file.h5> [...]
 """
+import argparse
 import sys
 
 import h5py
@@ -14,7 +18,7 @@ STRING_ATTRS = ["model", "model_sha256", "text_source", "turboattn_version", "co
 INT_ATTRS = ["n_layers", "n_heads", "n_kv_heads", "head_dim", "n_tokens", "schema_version"]
 
 
-def check(path):
+def check(path, strict):
     errors = []
     with h5py.File(path, "r") as f:
         a = f.attrs
@@ -32,9 +36,18 @@ def check(path):
         tok = f["tokens"]
         if tok.dtype != np.int32 or tok.shape != (n,):
             errors.append(f"/tokens is {tok.dtype} {tok.shape}")
-        layers = sorted(int(k) for k in f["layers"])
-        if layers != list(a["layers"]):
-            errors.append("the 'layers' attribute does not list /layers")
+        layers = [int(x) for x in np.atleast_1d(a["layers"])]
+        if not layers:
+            errors.append("the 'layers' attribute lists no layer")
+        if layers != sorted(set(layers)):
+            errors.append("the 'layers' attribute is not ascending without repeats")
+        groups = sorted(int(k) for k in f["layers"] if k.isdigit())
+        missing = [L for L in layers if L not in groups]
+        if missing:
+            errors.append(f"layers {missing} are listed but have no group under /layers")
+            return errors
+        if strict and groups != layers:
+            errors.append("/layers holds groups the 'layers' attribute does not list")
         for L in layers:
             for name, heads in (("q", a["n_heads"]), ("k", a["n_kv_heads"]), ("v", a["n_kv_heads"])):
                 ds = f[f"layers/{L}/{name}"]
@@ -43,22 +56,30 @@ def check(path):
                     errors.append(f"layers/{L}/{name} is {ds.dtype} {ds.shape}")
                 if not np.isfinite(x).all():
                     errors.append(f"layers/{L}/{name} has non-finite values")
-                if ds.compression != "gzip" or not ds.shuffle:
+                if strict and (ds.compression != "gzip" or not ds.shuffle):
                     errors.append(f"layers/{L}/{name} is not shuffle + gzip")
-                if h5py.h5o.get_info(ds.id).ctime != 0:
+                if strict and h5py.h5o.get_info(ds.id).ctime != 0:
                     errors.append(f"layers/{L}/{name} carries a timestamp")
         print(f"ok   {path}: {len(layers)} layers x {n} tokens; {a['text_source'][:60]}...")
     return errors
 
 
 def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("files", nargs="+", metavar="file.h5", help="activation files to check")
+    ap.add_argument("--strict", action="store_true",
+                    help="also require what `turboattn capture` writes (gzip, no timestamps)")
+    args = ap.parse_args()
     bad = False
-    for p in sys.argv[1:]:
-        errs = check(p)
+    for p in args.files:
+        try:
+            errs = check(p, args.strict)
+        except (OSError, KeyError) as e:  # not HDF5, or a group/attribute missing
+            errs = [str(e)]
         for e in errs:
             print(f"FAIL {p}: {e}")
         bad |= bool(errs)
-    return 1 if bad or len(sys.argv) < 2 else 0
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":

@@ -102,6 +102,11 @@ LlamaModel::LlamaModel(const std::string& gguf_path) : path_(gguf_path) {
   cfg_.n_ctx = g.get_int("llama.context_length");
   cfg_.rope_theta = g.has("llama.rope.freq_base") ? g.get_float("llama.rope.freq_base") : 10000.0;
   cfg_.rms_eps = static_cast<float>(g.get_float("llama.attention.layer_norm_rms_epsilon"));
+  TURBO_CHECK(cfg_.rope_theta > 0, "model '" << gguf_path << "': llama.rope.freq_base is "
+                                             << cfg_.rope_theta << "; it must be positive");
+  TURBO_CHECK(cfg_.rms_eps > 0, "model '" << gguf_path
+                                          << "': llama.attention.layer_norm_rms_epsilon is "
+                                          << cfg_.rms_eps << "; it must be positive");
   TURBO_CHECK(cfg_.n_layers > 0 && cfg_.n_heads > 0 && cfg_.n_kv_heads > 0 &&
                   cfg_.n_heads % cfg_.n_kv_heads == 0 && cfg_.d_model % cfg_.n_heads == 0,
               "model '" << gguf_path << "' has inconsistent head counts");

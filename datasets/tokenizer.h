@@ -28,11 +28,16 @@ class Tokenizer {
   // Throws turbo::Error when the GGUF has no gpt2 tokenizer or an unsupported pre-tokenizer.
   explicit Tokenizer(const GgufFile& gguf);
 
-  // Token ids of `text` (valid UTF-8, else an error naming the byte offset); no BOS/EOS.
-  std::vector<int32_t> encode(const std::string& text) const;
+  // Token ids of `text` (valid UTF-8, else an error naming the byte offset); no BOS/EOS. With a
+  // `max_tokens`, BPE stops once more than that many ids are out: the result is a prefix of the
+  // full encoding, longer than `max_tokens` exactly when the full one is (the text is validated
+  // and pre-tokenized whole, so the prefix does not depend on the limit).
+  std::vector<int32_t> encode(const std::string& text,
+                              size_t max_tokens = static_cast<size_t>(-1)) const;
   // encode() plus BOS / EOS where the model's metadata asks for them
-  // (tokenizer.ggml.add_bos_token / add_eos_token).
-  std::vector<int32_t> encode_for_model(const std::string& text) const;
+  // (tokenizer.ggml.add_bos_token / add_eos_token); EOS only when the text ended within the limit.
+  std::vector<int32_t> encode_for_model(const std::string& text,
+                                        size_t max_tokens = static_cast<size_t>(-1)) const;
   // The UTF-8 text of ids (special tokens as their text).
   std::string decode(const std::vector<int32_t>& ids) const;
 
@@ -49,7 +54,7 @@ class Tokenizer {
 
  private:
   void bpe_word(const std::string& word, std::vector<int32_t>& out) const;
-  void encode_plain(const std::string& text, std::vector<int32_t>& out) const;
+  void encode_plain(const std::string& text, std::vector<int32_t>& out, size_t max_tokens) const;
   static std::string join(const std::vector<std::string>& v);
 
   std::vector<std::string> tokens_;

@@ -2,6 +2,8 @@
 // median of the repeats and elements per second. Element counts: quantize_stage1 / quantize_asym /
 // cache_append: input values; compress/decompress_block: block elements; sas: values; prefill:
 // score entries (causal: Hq * N (N + 1) / 2); decode: Hq * L score entries per query row.
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -14,6 +16,8 @@
 #include "core/error.h"
 #include "core/kv_layout.h"
 #include "eval/commands.h"
+#include "host/numbers.h"
+#include "host/rng.h"
 
 namespace turbo {
 namespace eval {
@@ -23,31 +27,37 @@ struct BenchShape {
   int64_t hq = 9, hkv = 3, n = 1024, d = 64;
 };
 
-// "Hq/HkvxNxD", e.g. 9/3x1024x64.
+// "Hq/HkvxNxD", e.g. 9/3x1024x64. Every number is parsed strictly, and the tensors the ops
+// allocate (Q, K, V in FP16, the FP32 output and its FP64 check, about 20 bytes per Q element
+// and 4 per K/V element) must fit in half the physical memory: a huge shape is refused by name
+// instead of failing with std::bad_alloc.
 BenchShape parse_shape(const std::string& s) {
+  const std::string format = "--shape expects Hq/HkvxNxD (e.g. 9/3x1024x64), got '" + s + "'";
+  const size_t slash = s.find('/'), x1 = s.find('x', slash == std::string::npos ? 0 : slash),
+               x2 = x1 == std::string::npos ? x1 : s.find('x', x1 + 1);
+  TURBO_CHECK(slash != std::string::npos && x1 != std::string::npos && x2 != std::string::npos,
+              format);
   BenchShape b;
-  long hq, hkv, n, d;
-  char tail;
-  TURBO_CHECK(
-      std::sscanf(s.c_str(), "%ld/%ldx%ldx%ld%c", &hq, &hkv, &n, &d, &tail) == 4 && hq > 0 &&
-          hkv > 0 && hq % hkv == 0 && n > 0 && d > 0,
-      "--shape expects Hq/HkvxNxD with Hq a multiple of Hkv (e.g. 9/3x1024x64), got '" << s << "'");
-  b.hq = hq;
-  b.hkv = hkv;
-  b.n = n;
-  b.d = d;
+  b.hq = parse_int(s.substr(0, slash), 1, 4096, "--shape Hq");
+  b.hkv = parse_int(s.substr(slash + 1, x1 - slash - 1), 1, 4096, "--shape Hkv");
+  b.n = parse_int(s.substr(x1 + 1, x2 - x1 - 1), 1, int64_t{1} << 24, "--shape N");
+  b.d = parse_int(s.substr(x2 + 1), 1, 4096, "--shape D");
+  TURBO_CHECK(b.hq % b.hkv == 0, "--shape: Hq " << b.hq << " is not a multiple of Hkv " << b.hkv);
+  const double bytes = (20.0 * static_cast<double>(b.hq) + 4.0 * static_cast<double>(b.hkv)) *
+                       static_cast<double>(b.n) * static_cast<double>(b.d);
+  const double memory =
+      static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGESIZE));
+  TURBO_CHECK(memory <= 0 || bytes <= memory / 2,
+              "--shape " << s << " needs about " << bytes / 1e9 << " GB; this machine has "
+                         << memory / 1e9 << " GB (at most half of it is used)");
   return b;
 }
 
 HostTensor<Half> filled(int64_t h, int64_t n, int64_t d, uint64_t seed) {
   HostTensor<Half> t(1, h, n, d);
-  uint64_t s = seed * 0x9e3779b97f4a7c15ull + 7;
-  for (auto& x : t.storage) {
-    s ^= s << 13;
-    s ^= s >> 7;
-    s ^= s << 17;
-    x = float_to_half(static_cast<float>(static_cast<int64_t>(s % 4001) - 2000) / 700.0f);
-  }
+  SplitMix64 rng(seed * SplitMix64::kGolden + 7);
+  for (auto& x : t.storage)
+    x = float_to_half(static_cast<float>(static_cast<int64_t>(rng.below(4001)) - 2000) / 700.0f);
   return t;
 }
 

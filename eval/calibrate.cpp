@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "datasets/activations.h"
+#include "host/numbers.h"
 #include "reference/reference.h"
 
 namespace turbo {
@@ -27,12 +28,8 @@ std::vector<int> parse_layers(const std::string& spec, const std::vector<int>& p
   std::istringstream in(spec);
   std::string item;
   auto to_int = [&](const std::string& s) {
-    char* end = nullptr;
-    const long v = std::strtol(s.c_str(), &end, 10);
-    TURBO_CHECK(
-        !s.empty() && *end == '\0' && v >= 0 && v < 100000,
-        "--layers: '" << s << "' is not a layer index (format: all, 0,3,7, 0-29 or 0-29:4)");
-    return static_cast<int>(v);
+    return static_cast<int>(
+        parse_int(s, 0, 99999, "--layers (format: all, 0,3,7, 0-29 or 0-29:4)"));
   };
   while (std::getline(in, item, ',')) {
     int step = 1;
@@ -64,6 +61,9 @@ BitMap compute_bit_map(const data::ActivationReader& reader, const std::vector<i
                        uint64_t seed) {
   TURBO_CHECK(f2 >= 0.0f && f2 <= 1.0f, "f2 must be in [0, 1], got " << f2);
   const data::ActivationMeta& meta = reader.meta();
+  TURBO_CHECK(tokens >= 0 && tokens <= meta.n_tokens, "--tokens must be in [0, "
+                                                          << meta.n_tokens << "] (0: all of "
+                                                          << reader.path() << "), got " << tokens);
   BitMap m;
   m.data = reader.path();
   m.data_sha256 = reader.sha256();
@@ -99,7 +99,7 @@ Json bit_map_to_json(const BitMap& m) {
   j.set("f2", static_cast<double>(m.f2));
   j.set("prio_tensors", enum_name(m.prio_tensors));
   j.set("prio_metric", enum_name(m.prio_metric));
-  j.set("seed", static_cast<int64_t>(m.seed));
+  j.set("seed", m.seed);
   j.set("n_kv_heads", m.n_kv_heads);
   Json layers = Json::object();
   for (const auto& kv : m.bits) {
@@ -143,10 +143,11 @@ BitMap bit_map_from_json(const Json& j, const std::string& what) {
     m.f2 = static_cast<float>(j.at("f2").as_number());
     m.prio_tensors = parse_enum<PrioTensors>(j.at("prio_tensors").as_string(), "prio_tensors");
     m.prio_metric = parse_enum<PrioMetric>(j.at("prio_metric").as_string(), "prio_metric");
-    m.seed = static_cast<uint64_t>(j.at("seed").as_int());
+    m.seed = j.at("seed").as_uint();
     m.n_kv_heads = static_cast<int>(j.at("n_kv_heads").as_int());
     for (const auto& kv : j.at("layers").members()) {
-      const int layer = std::atoi(kv.first.c_str());
+      // Strict: atoi read a key "abc" as layer 0.
+      const int layer = static_cast<int>(parse_int(kv.first, 0, 99999, "layer key"));
       std::vector<int> bits;
       for (const Json& b : kv.second.at("bits").items()) {
         const int x = static_cast<int>(b.as_int());
@@ -168,7 +169,7 @@ BitMap bit_map_from_json(const Json& j, const std::string& what) {
 }
 
 BitMap load_bit_map(const std::string& path) {
-  return bit_map_from_json(Json::parse(read_text_file(path), path), path);
+  return bit_map_from_json(Json::parse(read_text_file(path, "bit map"), path), path);
 }
 
 }  // namespace eval

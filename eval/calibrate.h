@@ -17,7 +17,8 @@
 #include <vector>
 
 #include "core/config.h"
-#include "eval/json.h"
+#include "host/file_io.h"
+#include "host/json.h"
 
 namespace turbo {
 namespace data {

@@ -10,6 +10,7 @@
 #include "eval/commands.h"
 #include "eval/results.h"
 #include "eval/sweep.h"
+#include "host/file_io.h"
 
 namespace turbo {
 namespace eval {
@@ -109,6 +110,7 @@ void add_calibrate_command(CLI::App& app, CommonOptions& common) {
       ->capture_default_str();
   sub->add_option("--tokens", o->tokens, "use the first N tokens (0: all)")->capture_default_str();
   sub->callback([o, &common]() {
+    check_output_is_not_input(o->out, "-o", {{o->data, "--data"}});
     common.apply_threads();
     data::ActivationReader reader(o->data);
     const std::vector<int> layers = parse_layers(o->layers, reader.meta().layers);

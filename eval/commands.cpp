@@ -1,14 +1,14 @@
 #include "eval/commands.h"
 
 #include <cstdio>
+#include <limits>
 
 #include "core/error.h"
-#include "eval/backends.h"
-#include "eval/provenance.h"
-
-#ifdef TURBO_HAVE_DATASET_COMMANDS
 #include "datasets/commands.h"
-#endif
+#include "eval/backends.h"
+#include "eval/ppl.h"
+#include "eval/provenance.h"
+#include "host/numbers.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -32,10 +32,22 @@ int turboattn_main(int argc, const char* const* argv) {
   app.require_subcommand(1);
   app.fallthrough();
   app.set_version_flag("--version", tool_version());
+  // Bounded: libgomp gives every thread a stack, and --threads 100000 exhausted memory.
   app.add_option("--threads", common.threads, "OpenMP threads (0: all cores)")
+      ->check(CLI::Range(0, kMaxThreads))
       ->capture_default_str();
-  app.add_option("--seed", common.seed, "seed for sampling (decode positions, random inputs)")
-      ->capture_default_str();
+  // Parsed strictly: CLI11 (strtoull) read "-1" and 2^64 as 2^64 - 1.
+  app.add_option_function<std::string>(
+         "--seed",
+         [&common](const std::string& v) {
+           try {
+             common.seed = parse_uint(v, std::numeric_limits<uint64_t>::max(), "--seed");
+           } catch (const Error& e) {
+             throw CLI::ValidationError("--seed", e.what());
+           }
+         },
+         "seed for sampling (decode positions, random inputs), an integer in [0, 2^64)")
+      ->default_str("0");
   app.add_flag("-q,--quiet", common.quiet, "no progress output");
   app.add_flag("-v,--verbose", common.verbose, "more output (repeatable)");
   add_sweep_command(app, common);
@@ -44,10 +56,8 @@ int turboattn_main(int argc, const char* const* argv) {
   add_calibrate_command(app, common);
   add_validate_command(app, common);
   add_bench_command(app, common);
-#ifdef TURBO_HAVE_DATASET_COMMANDS
-  data::add_capture_command(app);
-  data::add_ppl_command(app);
-#endif
+  data::add_capture_command(app, [&common] { return common.verbosity(); });
+  add_ppl_command(app, common);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -9,6 +9,9 @@
 namespace turbo {
 namespace eval {
 
+// Most OpenMP threads --threads accepts.
+constexpr int kMaxThreads = 1024;
+
 // Flags every subcommand takes (given before or after the subcommand name).
 struct CommonOptions {
   int threads = 0;  // 0: OpenMP's default

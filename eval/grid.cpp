@@ -1,10 +1,12 @@
 #include "eval/grid.h"
 
+#include <cstdint>
 #include <cstdlib>
 #include <set>
 #include <sstream>
 
 #include "core/error.h"
+#include "host/numbers.h"
 
 namespace turbo {
 namespace eval {
@@ -58,10 +60,10 @@ GridAxis make_axis(const std::string& knob, const std::string& values, const std
     const size_t dots = v.find("..");
     if (dots != std::string::npos && is_int(trim(v.substr(0, dots))) &&
         is_int(trim(v.substr(dots + 2)))) {
-      const long a = std::strtol(trim(v.substr(0, dots)).c_str(), nullptr, 10);
-      const long b = std::strtol(trim(v.substr(dots + 2)).c_str(), nullptr, 10);
+      const int64_t a = parse_int(trim(v.substr(0, dots)), INT32_MIN, INT32_MAX, origin);
+      const int64_t b = parse_int(trim(v.substr(dots + 2)), INT32_MIN, INT32_MAX, origin);
       TURBO_CHECK(a <= b && b - a < 100000, origin << ": bad range '" << v << "'");
-      for (long x = a; x <= b; ++x) axis.values.push_back(std::to_string(x));
+      for (int64_t x = a; x <= b; ++x) axis.values.push_back(std::to_string(x));
     } else {
       axis.values.push_back(v);
     }
@@ -232,10 +234,9 @@ Shard parse_shard(const std::string& s) {
   TURBO_CHECK(
       slash != std::string::npos && is_int(s.substr(0, slash)) && is_int(s.substr(slash + 1)),
       "--shard expects i/n (for example 0/4), got '" << s << "'");
-  sh.index = std::atoi(s.substr(0, slash).c_str());
-  sh.count = std::atoi(s.substr(slash + 1).c_str());
-  TURBO_CHECK(sh.count >= 1 && sh.index >= 0 && sh.index < sh.count,
-              "--shard i/n needs 0 <= i < n, got '" << s << "'");
+  // Strict: atoi read 0/4294967297 as 0/1.
+  sh.count = static_cast<int>(parse_int(s.substr(slash + 1), 1, kMaxShards, "--shard count n"));
+  sh.index = static_cast<int>(parse_int(s.substr(0, slash), 0, sh.count - 1, "--shard index i"));
   return sh;
 }
 

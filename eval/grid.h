@@ -82,6 +82,7 @@ struct Shard {
   int index = 0;
   int count = 1;
 };
+constexpr int kMaxShards = 1000000;  // --shard i/n: 0 <= i < n <= kMaxShards
 Shard parse_shard(const std::string& s);
 
 }  // namespace eval

@@ -1,5 +1,6 @@
 // Where a result came from: the tool version and the git commit of the source tree it was built
-// from (read at run time, "+dirty" when tracked files differ from the commit).
+// from ("+dirty" when tracked files differed from the commit), stamped at build time by
+// cmake/provenance.cmake: the binary reads no source tree at run time.
 #pragma once
 
 #include <string>
@@ -9,7 +10,9 @@ namespace eval {
 
 std::string tool_version();
 std::string git_commit();
-// Compiler, HDF5 and OpenMP versions of this build, e.g. "gcc 12.2.0; HDF5 1.10.8; OpenMP 201511".
+// Compiler, HDF5 and OpenMP versions and the compile flags of this build, e.g.
+// "gcc 12.2.0; HDF5 1.10.8; OpenMP 201511; flags: build=Release -O3 -DNDEBUG -ffp-contract=off
+// ...".
 std::string build_versions();
 // The argv of this process as one shell-quoted command line.
 std::string command_line(int argc, const char* const* argv);

@@ -1,5 +1,7 @@
 #include "eval/report.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -7,13 +9,17 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <utility>
+#include <vector>
 
 #include "core/config.h"
 #include "core/error.h"
 #include "eval/commands.h"
 #include "eval/grid.h"
-#include "eval/json.h"
 #include "eval/results.h"
+#include "host/file_io.h"
+#include "host/json.h"
+#include "host/numbers.h"
 
 namespace turbo {
 namespace eval {
@@ -49,7 +55,19 @@ std::string fmt(double v, const char* f = "%.3e") {
   std::snprintf(buf, sizeof buf, f, v);
   return buf;
 }
-double to_d(const std::string& s) { return s.empty() ? NAN : std::strtod(s.c_str(), nullptr); }
+// A metric cell: empty (not applicable) or "nan" -> NaN; otherwise a finite number >= `lo`.
+// Garbage ("abc" read as 0), infinities and negative errors are refused naming the cell.
+double metric_cell(const std::string& s, const std::string& column, double lo,
+                   const std::string& where) {
+  if (s.empty() || s == "nan") return NAN;
+  char* end = nullptr;
+  const double v = std::strtod(s.c_str(), &end);
+  TURBO_CHECK(end != s.c_str() && *end == '\0',
+              where << ": column " << column << " holds '" << s << "', not a number");
+  TURBO_CHECK(std::isfinite(v) && v >= lo, where << ": column " << column << " holds " << s
+                                                 << "; it must be finite and >= " << lo);
+  return v;
+}
 
 // The short key without `method` (the method has its own column).
 std::string label_of(const AttentionConfig& c) {
@@ -73,12 +91,24 @@ std::string make_report(const std::vector<std::string>& inputs, const std::strin
   std::vector<std::string> order;
   std::string sources, data_cmds;
   std::set<int> layers;
+  std::map<std::string, std::string> datasets;  // data_sha256 -> model, over every row
+  std::string warnings;
   for (const std::string& in : inputs) {
     const CsvTable t = read_csv(in);
+    // The sidecar says how the rows were made: a missing one is noted, a broken one is an error
+    // (it was silently ignored), and a sweep still "running" (or killed) is flagged as partial.
     Json side;
-    try {
-      side = Json::parse(read_text_file(sidecar_path(in)), sidecar_path(in));
-    } catch (const Error&) {
+    if (::access(sidecar_path(in).c_str(), F_OK) == 0) {
+      side = Json::parse(read_text_file(sidecar_path(in), "sidecar"), sidecar_path(in));
+      TURBO_CHECK(side.is_object() && side.has("status") && side.at("status").is_string(),
+                  sidecar_path(in) << " is not a sweep sidecar (no \"status\")");
+      const std::string status = side.at("status").as_string();
+      if (status != "complete")
+        warnings += "- `" + in + "`: the sweep's status is \"" + status +
+                    "\" (still running, or stopped before its last unit): partial results.\n";
+    } else {
+      warnings += "- `" + in + "`: no sidecar (" + sidecar_path(in) +
+                  "): the command and commit are unknown.\n";
     }
     const std::string cmd = side.has("command") ? side.at("command").as_string() : "(no sidecar)";
     data_cmds += (data_cmds.empty() ? "" : "; ") + ("`" + cmd + "`");
@@ -95,7 +125,18 @@ std::string make_report(const std::vector<std::string>& inputs, const std::strin
               c_max = t.column("max_abs"), c_sp = t.column("sparsity"),
               c_dm = t.column("dropped_mass"), c_kv = t.column("kv_bytes_per_token"),
               c_cr = t.column("compression");
+    const int c_model = t.column("model"), c_data = t.column("data_sha256");
+    int64_t row_no = 1;
     for (const auto& r : t.rows) {
+      const std::string where = in + ":" + std::to_string(++row_no);
+      const std::string& phase = r[static_cast<size_t>(c_phase)];
+      TURBO_CHECK(phase == "prefill" || phase == "decode",
+                  where << ": phase '" << phase << "' is neither prefill nor decode");
+      TURBO_CHECK(!r[static_cast<size_t>(c_config)].empty(),
+                  where << ": empty config (every row names its canonical config)");
+      TURBO_CHECK(!r[static_cast<size_t>(c_data)].empty(),
+                  where << ": empty data_sha256 (every row names its dataset)");
+      datasets[r[static_cast<size_t>(c_data)]] = r[static_cast<size_t>(c_model)];
       const std::string id =
           r[static_cast<size_t>(c_phase)] + "|" + r[static_cast<size_t>(c_config)];
       auto& g = groups[id];
@@ -108,16 +149,20 @@ std::string make_report(const std::vector<std::string>& inputs, const std::strin
         g->label = label_of(g->cfg);
         order.push_back(id);
       }
-      const int layer = std::atoi(r[static_cast<size_t>(c_layer)].c_str());
+      const int layer = static_cast<int>(
+          parse_int(r[static_cast<size_t>(c_layer)], 0, 99999, where + ": column layer"));
       layers.insert(layer);
-      const double rel = to_d(r[static_cast<size_t>(c_rel)]);
+      auto cell = [&](int c, const char* name, double lo) {
+        return metric_cell(r[static_cast<size_t>(c)], name, lo, where);
+      };
+      const double rel = cell(c_rel, "rel_l2", 0.0);
       g->rel_l2.push_back(rel);
       g->by_layer[layer].push_back(rel);
-      g->cosine.push_back(to_d(r[static_cast<size_t>(c_cos)]));
-      g->max_abs.push_back(to_d(r[static_cast<size_t>(c_max)]));
-      g->sparsity.push_back(to_d(r[static_cast<size_t>(c_sp)]));
-      g->dropped.push_back(to_d(r[static_cast<size_t>(c_dm)]));
-      const double kv = to_d(r[static_cast<size_t>(c_kv)]), cr = to_d(r[static_cast<size_t>(c_cr)]);
+      g->cosine.push_back(cell(c_cos, "cosine", -1.0));
+      g->max_abs.push_back(cell(c_max, "max_abs", 0.0));
+      g->sparsity.push_back(cell(c_sp, "sparsity", 0.0));
+      g->dropped.push_back(cell(c_dm, "dropped_mass", 0.0));
+      const double kv = cell(c_kv, "kv_bytes_per_token", 0.0), cr = cell(c_cr, "compression", 0.0);
       if (!std::isnan(kv)) {
         g->kv_bytes.push_back(kv);
         g->fp16_bytes.push_back(kv * cr);
@@ -125,17 +170,27 @@ std::string make_report(const std::vector<std::string>& inputs, const std::strin
     }
   }
   TURBO_CHECK(!groups.empty(), "report: the results files hold no rows");
+  // Rows of different datasets never share a mean (a D=128 file was averaged with SmolLM2).
+  if (datasets.size() > 1) {
+    std::string list;
+    for (const auto& d : datasets)
+      list += (list.empty() ? "" : "; ") + d.second + " (" + d.first.substr(0, 12) + "…)";
+    throw Error("report: the inputs hold results of " + std::to_string(datasets.size()) +
+                " datasets (" + list + "); report each dataset separately");
+  }
 
   const std::string provenance = "\n_Data: " + data_cmds + ". Table: `" + command + "`._\n\n";
   std::string md = "# turboattn report\n\n";
   md +=
       "Error of each method against the ground truth — exact FP64 softmax attention of the FP16 "
-      "inputs (\"FP16 attention\", SPEC 9) — per (config, phase, layer, query head) row, "
+      "inputs (the numerics contract in README.md) — per (config, phase, layer, query head) row, "
       "aggregated over rows. `rel L2` = ||O − O_ref|| / ||O_ref||; p95 is the nearest-rank "
       "percentile over (layer, head) rows. The FP16 noise floor (`fp16`) is a plain FP16-input, "
       "FP32-accumulate attention. KV bytes per token count K and V of one kv head as stored "
       "(SPEC 8); × is the ratio to FP16.\n\n";
   md += "| results | rows | command | dataset | commit |\n|---|---|---|---|---|\n" + sources + "\n";
+  if (!warnings.empty()) md += "**Warnings**\n\n" + warnings + "\n";
+  if (!warnings.empty()) std::fprintf(stderr, "report: warning:\n%s", warnings.c_str());
   md += "Report command: `" + command + "`\n\n";
 
   const std::vector<std::string> phases = {"prefill", "decode"};
@@ -157,8 +212,8 @@ std::string make_report(const std::vector<std::string>& inputs, const std::strin
   for (const std::string& phase : phases) {
     const std::vector<std::string> ids = sorted_ids(phase);
     if (ids.empty()) continue;
-    md += "## " + std::to_string(section++) + ". Error vs FP16 per method — " + phase + "\n" +
-          provenance;
+    md += "## " + std::to_string(section++) + ". Error vs exact FP64 attention per method — " +
+          phase + "\n" + provenance;
     md +=
         "| method | config | rel L2 mean | p95 | max | cosine mean | max abs | sparsity | dropped "
         "mass |";
@@ -302,6 +357,14 @@ void add_report_command(CLI::App& app, CommonOptions& common) {
   sub->add_option("results", *inputs, "results CSVs")->required();
   sub->add_option("-o,--out", *out, "Markdown file to write (default: stdout)");
   sub->callback([inputs, out, &common]() {
+    if (!out->empty()) {
+      std::vector<std::pair<std::string, std::string>> ins;
+      for (const std::string& in : *inputs) {
+        ins.emplace_back(in, "input");
+        ins.emplace_back(sidecar_path(in), "the sidecar of input");
+      }
+      check_output_is_not_input(*out, "report -o", ins);
+    }
     const std::string md = make_report(*inputs, common.command);
     if (out->empty()) {
       std::fwrite(md.data(), 1, md.size(), stdout);

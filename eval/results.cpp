@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <map>
 #include <sstream>
 
@@ -19,10 +18,10 @@ namespace eval {
 const std::vector<std::string>& result_columns() {
   static const std::vector<std::string> kColumns = [] {
     std::vector<std::string> c = {
-        "config",     "phase",  "layer",    "head",         "kv_head",
-        "head_bits",  "tokens", "rows",     "rel_l2",       "nmse",
-        "max_abs",    "cosine", "sparsity", "dropped_mass", "kv_bytes_per_token",
-        "compression"};
+        "config",      "phase",  "layer",      "head",         "kv_head",
+        "head_bits",   "tokens", "rows",       "rel_l2",       "nmse",
+        "max_abs",     "cosine", "sparsity",   "dropped_mass", "kv_bytes_per_token",
+        "compression", "model",  "data_sha256"};
     for (const Knob& k : knobs()) c.push_back(k.name);
     return c;
   }();
@@ -44,6 +43,14 @@ std::string num(double v) {
   return buf;
 }
 
+// A cell quoted when it holds a comma, quote or newline (RFC 4180).
+std::string csv_cell(const std::string& v) {
+  if (v.find_first_of(",\"\n\r") == std::string::npos) return v;
+  std::string q = "\"";
+  for (char c : v) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+
 }  // namespace
 
 std::string format_row(const ResultRow& r, const AttentionConfig& config) {
@@ -59,6 +66,7 @@ std::string format_row(const ResultRow& r, const AttentionConfig& config) {
     s += "," + num(v);
   s += "," + (r.kv_bytes_per_token < 0 ? std::string() : num(r.kv_bytes_per_token));
   s += "," + (r.compression < 0 ? std::string() : num(r.compression));
+  s += "," + csv_cell(r.model) + "," + csv_cell(r.data_sha256);
   for (const Knob& k : knobs())  // a knob the method does not read in this phase: empty
     s += "," + (method_reads(config, r.phase, k.name) ? k.get(config) : std::string());
   s += '\n';
@@ -106,15 +114,17 @@ std::vector<std::string> parse_csv_line(const std::string& line, const std::stri
 }
 
 CsvTable read_csv(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  TURBO_CHECK(in, "cannot open results file '" << path << "'");
+  const std::string text = read_text_file(path, "results file");
   CsvTable t;
   t.path = path;
-  std::string line;
   int64_t lineno = 0;
-  while (std::getline(in, line)) {
+  size_t pos = 0;
+  while (pos < text.size()) {
+    const size_t nl = text.find('\n', pos);
+    if (nl == std::string::npos) break;  // a last line without '\n' is a partial row: never read
+    const std::string line = text.substr(pos, nl - pos);
+    pos = nl + 1;
     ++lineno;
-    if (in.eof()) break;  // a last line without '\n' is a partial row: never read
     const std::string where = path + ":" + std::to_string(lineno);
     if (lineno == 1) {
       t.header = parse_csv_line(line, where);
@@ -131,7 +141,7 @@ CsvTable read_csv(const std::string& path) {
 
 ResumeScan scan_results(const std::string& path, int64_t rows_per_unit) {
   ResumeScan scan;
-  const std::string text = read_text_file(path);
+  const std::string text = read_text_file(path, "results file");
   scan.file_bytes = static_cast<int64_t>(text.size());
   const std::string header = csv_header();
   if (text.size() < header.size() && header.compare(0, text.size(), text) == 0) {
@@ -210,17 +220,40 @@ void ResultsWriter::append(const std::string& text) {
 int64_t merge_results(const std::vector<std::string>& inputs, const std::string& out,
                       const std::string& command) {
   TURBO_CHECK(!inputs.empty(), "merge: no input files");
+  const OutputLock lock(out);
+  std::vector<std::pair<std::string, std::string>> input_roles;
+  for (const std::string& in : inputs) {
+    input_roles.emplace_back(in, "input");
+    input_roles.emplace_back(sidecar_path(in), "the sidecar of input");
+  }
+  check_output_is_not_input(out, "merge -o", input_roles);
+  check_output_is_not_input(sidecar_path(out), "the sidecar of merge -o", input_roles);
   std::vector<Json> sides;
   for (const std::string& in : inputs)
-    sides.push_back(Json::parse(read_text_file(sidecar_path(in)), sidecar_path(in)));
+    sides.push_back(Json::parse(read_text_file(sidecar_path(in), "sidecar"), sidecar_path(in)));
+  // Every number taken from a sidecar is checked before it sizes or indexes anything.
+  auto shard_numbers = [&](size_t i) {
+    const Json& s = sides[i];
+    const int64_t count = s.at("shard_count").as_int(), index = s.at("shard_index").as_int();
+    const int64_t units = static_cast<int64_t>(s.at("units").size());
+    TURBO_CHECK(count >= 1 && count <= std::max<int64_t>(units, 1) && index >= 0 && index < count,
+                "merge: " << sidecar_path(inputs[i]) << " says shard " << index << "/" << count
+                          << "; a sweep of " << units
+                          << " units has shards i/n with 0 <= i < n <= the unit count");
+    TURBO_CHECK(s.at("rows_per_unit").as_int() >= 1, "merge: " << sidecar_path(inputs[i])
+                                                               << " has rows_per_unit "
+                                                               << s.at("rows_per_unit").as_int());
+    return std::make_pair(static_cast<int>(index), static_cast<int>(count));
+  };
   const Json& first = sides[0];
   const std::string params = first.at("params").dump(), dataset = first.at("dataset").dump();
-  const std::vector<Json>& unit_list = first.at("units").items();
+  const std::vector<Json> unit_list = first.at("units").items();
+  const int n = shard_numbers(0).second;
   const int64_t rows_per_unit = first.at("rows_per_unit").as_int();
-  const int n = static_cast<int>(first.at("shard_count").as_int());
   std::vector<int> shard_of(static_cast<size_t>(n), -1);
   for (size_t i = 0; i < inputs.size(); ++i) {
     const Json& s = sides[i];
+    shard_numbers(i);
     TURBO_CHECK(s.at("params").dump() == params && s.at("dataset").dump() == dataset,
                 "merge: " << inputs[i] << " comes from a different sweep than " << inputs[0]
                           << " (dataset or parameters differ)");
@@ -245,7 +278,7 @@ int64_t merge_results(const std::vector<std::string>& inputs, const std::string&
   // Rows of every unit, by unit id; each unit must come from its own shard, complete.
   std::map<std::string, std::string> unit_rows;
   for (size_t i = 0; i < inputs.size(); ++i) {
-    const std::string text = read_text_file(inputs[i]);
+    const std::string text = read_text_file(inputs[i], "merge input");
     const std::string header = csv_header();
     TURBO_CHECK(text.compare(0, header.size(), header) == 0,
                 "merge: " << inputs[i] << ": unexpected header");

@@ -15,6 +15,9 @@
 #include "eval/backends.h"
 #include "eval/metrics.h"
 #include "eval/provenance.h"
+#include "host/file_io.h"
+#include "host/progress.h"
+#include "host/rng.h"
 #include "reference/reference.h"
 
 namespace turbo {
@@ -30,17 +33,10 @@ std::vector<int64_t> sample_positions(int64_t n_tokens, int count, uint64_t seed
     for (int64_t p = lo; p < n_tokens; ++p) out.push_back(p);
     return out;
   }
-  // splitmix64: the same positions on every platform and standard library.
-  uint64_t state = seed ^ 0x9e3779b97f4a7c15ull;
-  auto next = [&state]() {
-    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  };
+  SplitMix64 rng(seed ^ SplitMix64::kGolden);  // the same positions on every platform
   std::set<int64_t> chosen;
   while (static_cast<int>(chosen.size()) < count)
-    chosen.insert(lo + static_cast<int64_t>(next() % static_cast<uint64_t>(range)));
+    chosen.insert(lo + static_cast<int64_t>(rng.below(static_cast<uint64_t>(range))));
   out.assign(chosen.begin(), chosen.end());
   return out;
 }
@@ -260,61 +256,9 @@ std::vector<ResultRow> run_unit(Backend& backend, const Unit& unit, const SweepD
   return rows;
 }
 
-// ---- progress -----------------------------------------------------------------------------------
+// ---- files --------------------------------------------------------------------------------------
 
 namespace {
-
-std::string duration_text(double s) {
-  char buf[32];
-  if (s < 60)
-    std::snprintf(buf, sizeof buf, "%.0fs", s);
-  else if (s < 3600)
-    std::snprintf(buf, sizeof buf, "%dm%02ds", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
-  else
-    std::snprintf(buf, sizeof buf, "%dh%02dm", static_cast<int>(s) / 3600,
-                  static_cast<int>(s) % 3600 / 60);
-  return buf;
-}
-
-class Progress {
- public:
-  Progress(int64_t total, int verbosity)
-      : total_(total),
-        verbosity_(verbosity),
-        tty_(::isatty(STDERR_FILENO) != 0),
-        start_(std::chrono::steady_clock::now()) {}
-  void done(int64_t n, const Unit& u, double unit_seconds) {
-    if (verbosity_ == 0) return;
-    const double el = elapsed();
-    const double eta = n > 0 ? el / n * (total_ - n) : 0;
-    if (tty_) {
-      const int width = 30;
-      const int fill = total_ ? static_cast<int>(width * n / total_) : width;
-      std::string bar(static_cast<size_t>(fill), '#');
-      bar += std::string(static_cast<size_t>(width - fill), '-');
-      std::string label = std::string(phase_name(u.phase)) + " " + short_key(u.config);
-      if (label.size() > 60) label = label.substr(0, 57) + "...";
-      std::fprintf(stderr, "\r\033[K[%s] %lld/%lld  %s elapsed, ETA %s  %s", bar.c_str(),
-                   static_cast<long long>(n), static_cast<long long>(total_),
-                   duration_text(el).c_str(), duration_text(eta).c_str(), label.c_str());
-      if (n == total_) std::fprintf(stderr, "\n");
-    } else {
-      std::fprintf(stderr, "[%lld/%lld] %s %s  %.2fs (ETA %s)\n", static_cast<long long>(n),
-                   static_cast<long long>(total_), phase_name(u.phase), short_key(u.config).c_str(),
-                   unit_seconds, duration_text(eta).c_str());
-    }
-    std::fflush(stderr);
-  }
-  double elapsed() const {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  }
-
- private:
-  int64_t total_;
-  int verbosity_;
-  bool tty_;
-  std::chrono::steady_clock::time_point start_;
-};
 
 std::string dir_of(const std::string& path) {
   const size_t slash = path.rfind('/');
@@ -346,10 +290,22 @@ SweepSummary run_sweep(const SweepOptions& o) {
               "give a grid: --grid <file> and/or --set knob=v1,v2 (see eval/README.md)");
   SweepSummary sum;
   const auto t0 = std::chrono::steady_clock::now();
+  if (!o.out.empty()) {
+    check_output_path(o.out, "-o");
+    check_output_path(sidecar_path(o.out), "the sidecar of -o");
+    const std::vector<std::pair<std::string, std::string>> inputs = {{o.data, "--data"},
+                                                                     {o.grid_file, "--grid"},
+                                                                     {o.bits_map, "--bits-map"},
+                                                                     {o.calib, "--calib"}};
+    check_output_is_not_input(o.out, "-o", inputs);
+    check_output_is_not_input(sidecar_path(o.out), "the sidecar of -o", inputs);
+  }
+  TURBO_CHECK(o.tokens >= 0, "--tokens must be >= 0 (0: all), got " << o.tokens);
+  TURBO_CHECK(o.positions >= 1, "--positions must be >= 1, got " << o.positions);
 
   // Grid -> units, validated before anything is read or written.
   Grid grid;
-  if (!o.grid_file.empty()) grid = parse_grid(read_text_file(o.grid_file), o.grid_file);
+  if (!o.grid_file.empty()) grid = parse_grid(read_text_file(o.grid_file, "--grid"), o.grid_file);
   apply_sets(grid, o.sets);
   const std::vector<Phase> phases = parse_phases(o.phases);
   const std::vector<Unit> units = make_units(expand_grid(grid, o.max_configs), phases);
@@ -374,8 +330,12 @@ SweepSummary run_sweep(const SweepOptions& o) {
     return sum;
   }
 
+  // One writer per output: a second sweep on the same -o is refused while this one runs.
+  const OutputLock lock(o.out);
   data::ActivationReader reader(o.data);
   const data::ActivationMeta& meta = reader.meta();
+  TURBO_CHECK(o.tokens <= meta.n_tokens, "--tokens " << o.tokens << " exceeds the " << meta.n_tokens
+                                                     << " tokens of " << o.data);
   TURBO_CHECK(meta.n_kv_heads > 0 && meta.n_heads % meta.n_kv_heads == 0,
               o.data << ": n_heads " << meta.n_heads << " is not a multiple of n_kv_heads "
                      << meta.n_kv_heads);
@@ -413,18 +373,20 @@ SweepSummary run_sweep(const SweepOptions& o) {
   params.set("layers", layer_list);
   params.set("tokens", window);
   params.set("positions", o.positions);
-  params.set("seed", static_cast<int64_t>(o.seed));
+  params.set("seed", o.seed);
   params.set("backend", o.backend);
   params.set("bit_maps", maps ? maps->describe() : Json());
   const std::string params_text = params.dump(), dataset_text = dataset.dump();
 
   bool resume = false;
   ResumeScan scan;
+  Json history = Json::array();  // every run that wrote this file: command, units, commit
   if (file_exists(o.out) && !o.overwrite) {
     TURBO_CHECK(file_exists(sidecar_path(o.out)), o.out << " exists without its sidecar "
                                                         << sidecar_path(o.out)
                                                         << "; pass --overwrite or another --out");
-    const Json old = Json::parse(read_text_file(sidecar_path(o.out)), sidecar_path(o.out));
+    const Json old =
+        Json::parse(read_text_file(sidecar_path(o.out), "sidecar"), sidecar_path(o.out));
     TURBO_CHECK(old.at("dataset").dump() == dataset_text && old.at("params").dump() == params_text,
                 o.out << " was written by a sweep with other data or parameters (see "
                       << sidecar_path(o.out) << "); pass --overwrite or another --out");
@@ -435,6 +397,17 @@ SweepSummary run_sweep(const SweepOptions& o) {
                       << shard.count);
     scan = scan_results(o.out, rows_per_unit);
     resume = scan.keep_bytes > 0;
+    if (resume) {
+      if (old.has("history")) {
+        history = old.at("history");
+      } else {  // a sidecar of an earlier version: its one run
+        Json first = Json::object();
+        first.set("command", old.at("command"));
+        first.set("units", old.at("units"));
+        if (old.has("git_commit")) first.set("git_commit", old.at("git_commit"));
+        history.push(first);
+      }
+    }
     if (o.verbosity > 0 && (scan.dropped_rows || scan.dropped_partial_line))
       std::fprintf(stderr, "resume: dropping %lld rows of an unfinished unit%s\n",
                    static_cast<long long>(scan.dropped_rows),
@@ -451,6 +424,8 @@ SweepSummary run_sweep(const SweepOptions& o) {
     probe.config = todo.front()->key;
     probe.rel_l2 = probe.nmse = probe.max_abs = probe.cosine = probe.sparsity = probe.dropped_mass =
         probe.kv_bytes_per_token = probe.compression = -1.234567891e-300;
+    probe.model = meta.model;
+    probe.data_sha256 = sha;
     const uint64_t row_bytes = format_row(probe, todo.front()->config).size() + 16;
     check_disk_space(o.out, row_bytes * static_cast<uint64_t>(rows_per_unit) * todo.size());
   }
@@ -473,6 +448,14 @@ SweepSummary run_sweep(const SweepOptions& o) {
   Json unit_ids = Json::array();
   for (const Unit& u : units) unit_ids.push(u.id());
   side.set("units", unit_ids);
+  {
+    Json run = Json::object();
+    run.set("command", o.command);
+    run.set("units", unit_ids);
+    run.set("git_commit", git_commit());
+    history.push(run);
+  }
+  side.set("history", history);
   side.set("status", "running");
 
   if (o.verbosity > 0)
@@ -493,18 +476,24 @@ SweepSummary run_sweep(const SweepOptions& o) {
   write_file_atomic(sidecar_path(o.out), side.dump());
   ResultsWriter writer(o.out, resume, scan.keep_bytes);
 
-  Progress progress(static_cast<int64_t>(todo.size()), o.verbosity);
+  Progress progress("sweep", static_cast<int64_t>(todo.size()), o.verbosity);
   int64_t n = 0;
   for (const Unit* u : todo) {
     const auto u0 = std::chrono::steady_clock::now();
     const std::vector<ResultRow> rows = run_unit(*backend, *u, data, maps.get(), sha);
     std::string text;
-    for (const ResultRow& r : rows) text += format_row(r, u->config);
+    for (ResultRow r : rows) {
+      r.model = meta.model;
+      r.data_sha256 = sha;
+      text += format_row(r, u->config);
+    }
     writer.append(text);
     sum.rows_written += static_cast<int64_t>(rows.size());
     ++sum.units_run;
-    progress.done(++n, *u,
+    char took[32];
+    std::snprintf(took, sizeof took, "  %.2fs",
                   std::chrono::duration<double>(std::chrono::steady_clock::now() - u0).count());
+    progress.update(++n, std::string(phase_name(u->phase)) + " " + short_key(u->config) + took);
   }
   sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   side.set("status", "complete");

@@ -17,6 +17,8 @@
 #include "datasets/activations.h"
 #include "eval/backends.h"
 #include "eval/commands.h"
+#include "host/progress.h"
+#include "host/rng.h"
 #include "reference/reference.h"
 
 #ifdef _OPENMP
@@ -35,23 +37,19 @@ void set_threads(int n) {
 #endif
 }
 
-// Seeded generator (splitmix64 + Box-Muller): identical inputs on every platform.
+// Seeded Gaussian generator (host/rng.h's splitmix64 + Box-Muller): identical inputs on every
+// platform.
 class Rng {
  public:
-  explicit Rng(uint64_t seed) : s_(seed * 0x9e3779b97f4a7c15ull + 1) {}
-  uint64_t next() {
-    uint64_t z = (s_ += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  double uniform() { return (static_cast<double>(next() >> 11) + 0.5) * 0x1.0p-53; }
+  explicit Rng(uint64_t seed) : g_(seed * SplitMix64::kGolden + 1) {}
+  uint64_t next() { return g_.next(); }
+  double uniform() { return (static_cast<double>(g_.next() >> 11) + 0.5) * 0x1.0p-53; }  // (0, 1)
   double normal() {
     return std::sqrt(-2.0 * std::log(uniform())) * std::cos(6.283185307179586 * uniform());
   }
 
  private:
-  uint64_t s_;
+  SplitMix64 g_;
 };
 
 // Gaussian FP16 tensor; with `outliers`, every 16th channel is 12x larger (as real K often is).
@@ -398,7 +396,13 @@ class Harness {
   }
 
   void dataset() {
-    if (o_.data.empty()) return;
+    if (o_.data.empty()) {
+      if (o_.verbosity > 0)
+        std::fprintf(stderr,
+                     "validate: no --data (and no datasets/data/smollm2_eval.h5 here): the "
+                     "real-data cases are skipped\n");
+      return;
+    }
     data::ActivationReader r(o_.data);
     const int layer = r.meta().layers.front();
     const int64_t n = std::min<int64_t>(r.meta().n_tokens, 256);
@@ -440,12 +444,23 @@ std::vector<ValidateCase> run_validation(const ValidateOptions& o) {
   register_builtin_backends();
   Harness h(o);
   Rng rng(o.seed);
+  // Progress by group of ops (the case count is known only as they run).
+  Progress progress("validate", 6, o.verbosity);
+  auto done = [&](int k, const char* what) {
+    progress.update(k, std::string(what) + " (" + std::to_string(h.cases.size()) + " cases)");
+  };
   h.stage1(rng);
+  done(1, "stage 1");
   h.stage2(rng);
+  done(2, "stage 2");
   h.asym(rng);
+  done(3, "direct asymmetric");
   h.sas();
+  done(4, "SAS");
   h.attention(rng);
+  done(5, "attention");
   h.dataset();
+  done(6, "real data");
   return h.cases;
 }
 
@@ -457,8 +472,9 @@ void add_validate_command(CLI::App& app, CommonOptions& common) {
   sub->add_option("--against", o->against, "reference backend")->capture_default_str();
   sub->add_option("--against-threads", o->against_threads, "threads of the reference run")
       ->capture_default_str();
-  // Real-data cases run on the embedded evaluation activations unless told otherwise.
-  const std::string embedded = std::string(TURBO_SOURCE_DIR) + "/datasets/data/smollm2_eval.h5";
+  // Real-data cases run on the embedded evaluation activations when run from the repository root
+  // (the binary holds no source path), or on --data.
+  const std::string embedded = "datasets/data/smollm2_eval.h5";
   if (::access(embedded.c_str(), R_OK) == 0) o->data = embedded;
   sub->add_option("--data", o->data, "activation file for the real-data cases ('' for none)")
       ->capture_default_str();

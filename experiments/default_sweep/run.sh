@@ -21,6 +21,7 @@ DATA=${DATA:-datasets/data/smollm2_eval.h5}
 CALIB=${CALIB:-datasets/data/smollm2_calib.h5}
 
 bash .ci/install-deps.sh
+bash notebooks/install.sh  # pinned pandas/matplotlib for the figures (PDF, SVG and PNG)
 # (No model download: the sweep reads the embedded activations in datasets/data/.)
 # The sweep runs the CPU reference backend; no CUDA, tests or benchmarks are needed for it.
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DTURBO_ENABLE_CUDA=OFF -DTURBO_BUILD_TESTS=OFF \
@@ -38,11 +39,7 @@ start=$(date +%s)
 "$TA" --threads "$THREADS" sweep --data "$DATA" --grid "$HERE/grid.txt" --bits-map "$OUT/bits_map.json" \
   --layers "$LAYERS" --positions "$POSITIONS" --seed 0 --overwrite -o "$OUT/results.csv"
 "$TA" report "$OUT/results.csv" -o "$OUT/report.md"
-if python3 -c "import pandas, matplotlib, tabulate" 2>/dev/null; then
-  python3 notebooks/sweep_figures.py "$OUT/results.csv" -o "$OUT/figures"
-else
-  echo "run.sh: figures skipped (pip install -r notebooks/requirements.txt, then notebooks/sweep_figures.py)"
-fi
+python3 notebooks/sweep_figures.py "$OUT/results.csv" -o "$OUT/figures"
 end=$(date +%s)
 echo "run.sh: calibrate + sweep + report took $((end - start)) s"
 echo "report: $ROOT/$OUT/report.md"

@@ -18,9 +18,26 @@ def label(key):
     return kv["method"] + (" " + ",".join(rest) if rest else "")
 
 
+def load(path):
+    """The runs of one `ppl --json` file: format turboattn-ppl-2 holds them under "runs" (with the
+    inputs at top level); earlier files are one flat run."""
+    j = json.load(open(path))
+    if j.get("format") != "turboattn-ppl-2":
+        return [j]
+    shared = {k: v for k, v in j.items() if k != "runs"}
+    return [dict(shared, **r) for r in j["runs"]]
+
+
+def ci(r, key, scale=1.0, fmt="{:.3e}"):
+    lo_hi = r.get(key)
+    if not lo_hi or lo_hi[0] is None:
+        return ""
+    return " [" + fmt.format(scale * lo_hi[0]) + ", " + fmt.format(scale * lo_hi[1]) + "]"
+
+
 def main(folder):
-    rows = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(folder, "*.json")))
-            if not p.endswith("bits_map.json")]
+    rows = [r for p in sorted(glob.glob(os.path.join(folder, "*.json")))
+            if not p.endswith("bits_map.json") for r in load(p)]
     if not rows:
         sys.exit("table.py: no ppl results in " + folder)
     first = rows[0]
@@ -32,13 +49,16 @@ def main(folder):
         if not sel:
             continue
         print(f"### {phase}\n")
-        print("| method | perplexity (ref {:.3f}) | mean KL (nats) | top-1 agreement | SAS sparsity | KV × FP16 |"
+        print("| method | perplexity (ref {:.3f}) [95% CI of the difference] | mean KL (nats) [95% CI] "
+              "| top-1 agreement [95% CI] | SAS sparsity | KV × FP16 |"
               .format(sel[0]["ppl_reference"]))
         print("|---|---|---|---|---|---|")
         for r in sel:
             ratio = r.get("kv_ratio_vs_fp16")
-            print(f"| {label(r['method'])} | {r['ppl_method']:.3f} | {r['kl_mean']:.3e} | "
-                  f"{100 * r['top1_agreement']:.1f}% | {r.get('sparsity', 0):.3f} | "
+            print(f"| {label(r['method'])} | {r['ppl_method']:.3f}{ci(r, 'ppl_diff_ci95', 1, '{:+.3f}')} | "
+                  f"{r['kl_mean']:.3e}{ci(r, 'kl_mean_ci95')} | "
+                  f"{100 * r['top1_agreement']:.1f}%{ci(r, 'top1_agreement_ci95', 100, '{:.1f}')} | "
+                  f"{r.get('sparsity', 0):.3f} | "
                   f"{'' if ratio is None or phase == 'prefill' else f'{ratio:.2f}'} |")
         print()
 

@@ -1,0 +1,224 @@
+#include "eval/ppl.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "host/file_io.h"
+#include "host/json.h"
+
+namespace turbo {
+namespace eval {
+namespace {
+
+const std::string kGpl = "/usr/share/common-licenses/GPL-3";
+
+std::string tmp(const std::string& name) { return ::testing::TempDir() + "/turbo_ppl_" + name; }
+
+// A fresh reference cache per test run, so that "computed" and "cached" are both exercised.
+std::string cache_dir() {
+  static const std::string d = [] {
+    char tmpl[] = "/tmp/turbo_ppl_cache_XXXXXX";
+    return std::string(::mkdtemp(tmpl));
+  }();
+  return d;
+}
+
+PplOptions base(const std::string& method, int64_t tokens) {
+  PplOptions o;
+  o.text = kGpl;
+  o.methods = {method};
+  o.max_tokens = tokens;
+  o.ref_cache = cache_dir();
+  o.verbosity = 0;
+  o.bootstrap = 200;
+  return o;
+}
+
+TEST(Ppl, ReferenceAgainstItselfIsExact) {
+  const PplResult r = run_ppl(base("reference", 48)).at(0);
+  EXPECT_EQ(r.scored, 23);
+  EXPECT_EQ(r.kl_mean, 0.0);
+  EXPECT_EQ(r.top1_agreement, 1.0);
+  EXPECT_EQ(r.ppl_reference, r.ppl_method);
+  EXPECT_EQ(r.ppl_diff, 0.0);
+  EXPECT_EQ(r.ppl_diff_ci.lo, 0.0);
+  EXPECT_EQ(r.ppl_diff_ci.hi, 0.0);
+  EXPECT_GT(r.ppl_reference, 1.0);
+}
+
+// The FP16 floor changes attention only by FP16/FP32 rounding: the model barely moves. The bounds
+// are sanity bounds (a wiring bug, e.g. heads or positions swapped, gives KL in whole nats).
+TEST(Ppl, Fp16FloorPrefillAndDecodeStayClose) {
+  for (const char* phase : {"prefill", "decode"}) {
+    SCOPED_TRACE(phase);
+    PplOptions o = base("fp16", 64);
+    o.phase = phase;
+    o.chunk = 16;
+    const std::vector<PplResult> rs = run_ppl(o);
+    const PplResult& r = rs.at(0);
+    EXPECT_EQ(r.scored, 31);
+    EXPECT_LT(r.kl_mean, 1e-3);
+    EXPECT_GE(r.top1_agreement, 0.9);
+    EXPECT_LT(std::fabs(std::log(r.ppl_method / r.ppl_reference)), 0.05);
+    // The intervals hold their estimate.
+    EXPECT_LE(r.kl_ci.lo, r.kl_mean);
+    EXPECT_GE(r.kl_ci.hi, r.kl_mean);
+    EXPECT_LE(r.ppl_diff_ci.lo, r.ppl_diff);
+    EXPECT_GE(r.ppl_diff_ci.hi, r.ppl_diff);
+    const Json j = Json::parse(ppl_json(rs, o), "ppl json");
+    EXPECT_EQ(j.at("runs").items().at(0).at("scored").as_int(), 31);
+    EXPECT_TRUE(j.at("runs").items().at(0).at("scored").is_integer());
+    EXPECT_TRUE(j.has("git_commit"));
+    EXPECT_NE(ppl_table(r).find("perplexity"), std::string::npos);
+  }
+}
+
+// Several methods in one run share one reference; the second run reads it from the cache and
+// gives the same numbers bit for bit.
+TEST(Ppl, SeveralMethodsAndTheReferenceCache) {
+  PplOptions o = base("flashq", 136);  // two compressed 64-token blocks per stream, then a buffer
+  o.methods = {"flashq", "fp16"};
+  o.phase = "decode";
+  o.ref_cache = tmp("cache_several");
+  const std::vector<PplResult> a = run_ppl(o);
+  ASSERT_EQ(a.size(), 2u);
+  EXPECT_FALSE(a[0].reference_from_cache);
+  EXPECT_NE(a[0].method_key, a[1].method_key);
+  EXPECT_GT(a[0].kv_ratio_vs_fp16, 1.0);
+  EXPECT_GT(a[0].kl_mean, a[1].kl_mean);  // 4-bit KV moves the model more than the FP16 floor
+  EXPECT_GT(a[0].sparsity, 0.0);
+  // Per kv head and layer: the sweep's unit (SmolLM2: 30 layers x 3 kv heads).
+  EXPECT_DOUBLE_EQ(a[0].kv_bytes_per_token_per_kv_head, a[0].kv_bytes_per_token / 90.0);
+  const std::vector<PplResult> b = run_ppl(o);
+  EXPECT_TRUE(b[0].reference_from_cache);
+  EXPECT_EQ(a[0].ppl_reference, b[0].ppl_reference);
+  EXPECT_EQ(a[0].ppl_method, b[0].ppl_method);
+  EXPECT_EQ(a[1].kl_mean, b[1].kl_mean);
+  // A cache entry for other tokens is another file: a different window misses.
+  PplOptions other = o;
+  other.skip_tokens = 1;
+  EXPECT_FALSE(run_ppl(other)[0].reference_from_cache);
+}
+
+// A bootstrap over constant data has a zero-width interval; over a known sample its interval
+// covers the mean and is narrower than the data's range.
+TEST(Ppl, BootstrapInterval) {
+  std::vector<double> v(200);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<double>(i % 10);
+  auto mean = [&](const std::vector<int64_t>& idx) {
+    double s = 0;
+    for (int64_t i : idx) s += v[static_cast<size_t>(i)];
+    return s / static_cast<double>(idx.size());
+  };
+  const Interval ci = bootstrap_interval(200, 2000, 6, 1, mean);
+  EXPECT_LT(ci.lo, 4.5);
+  EXPECT_GT(ci.hi, 4.5);
+  EXPECT_GT(ci.lo, 3.0);
+  EXPECT_LT(ci.hi, 6.0);
+  const Interval same = bootstrap_interval(200, 2000, 6, 1, mean);
+  EXPECT_EQ(ci.lo, same.lo);  // seeded
+  const Interval none = bootstrap_interval(200, 0, 6, 1, mean);
+  EXPECT_TRUE(std::isnan(none.lo));
+}
+
+TEST(Ppl, BadOptions) {
+  PplOptions o = base("flashq", 32);
+  o.eval_from = 31;
+  EXPECT_THROW(run_ppl(o), Error);  // nothing left to score
+  o.eval_from = -1;
+  o.config = "kv_bits=mixed";
+  o.phase = "decode";
+  EXPECT_THROW(run_ppl(o), Error);  // mixed needs a bit map
+  o.config = "method=kivi";
+  EXPECT_THROW(run_ppl(o), Error);  // contradiction
+  o.config = "";
+  o.methods = {};
+  EXPECT_THROW(run_ppl(o), Error);
+  o.methods = {"nonsense"};
+  EXPECT_THROW(run_ppl(o), Error);
+}
+
+TEST(BitsMap, ReadsAndValidates) {
+  const std::string p = tmp("bits.json");
+  std::ofstream(p) << "{\"note\": 1, \"head_bits\": [[4, 2], [2 ,4]]}";
+  EXPECT_EQ(read_bits_map(p, 2, 2), (std::vector<std::vector<int>>{{4, 2}, {2, 4}}));
+  EXPECT_THROW(read_bits_map(p, 3, 2), Error);
+  EXPECT_THROW(read_bits_map(p, 2, 3), Error);
+  std::ofstream(p) << "{\"head_bits\": [[4, 3]]}";
+  EXPECT_THROW(read_bits_map(p, 1, 2), Error);
+  std::ofstream(p) << "{\"head_bits\": [[4, \"4\"]]}";
+  EXPECT_THROW(read_bits_map(p, 1, 2), Error);
+  std::ofstream(p) << "{\"bits\": []}";
+  EXPECT_THROW(read_bits_map(p, 1, 2), Error);
+  // Issue 10 defect 2: 30000 '[' overflowed the stack of the hand parser.
+  std::ofstream(p) << std::string(30000, '[');
+  EXPECT_THROW(read_bits_map(p, 1, 2), Error);
+  EXPECT_THROW(read_bits_map(tmp("missing.json"), 1, 2), Error);
+  EXPECT_THROW(read_bits_map(::testing::TempDir(), 1, 2), Error);  // a directory
+}
+
+// Runs the turboattn binary with a file-size limit (a full disk for every write past it);
+// returns the exit status as waitpid reports it.
+int run_exe_with_fsize_limit(std::vector<std::string> args, rlim_t limit) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    struct rlimit rl = {limit, limit};
+    ::signal(SIGXFSZ, SIG_IGN);  // write() then fails with EFBIG, as on a full disk
+    ::setrlimit(RLIMIT_FSIZE, &rl);
+    args.insert(args.begin(), TURBOATTN_EXE);
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(&a[0]);
+    argv.push_back(nullptr);
+    const int devnull = ::open("/dev/null", O_WRONLY);
+    ::dup2(devnull, 1);
+    ::dup2(devnull, 2);
+    ::execv(TURBOATTN_EXE, argv.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return status;
+}
+
+// Issue 10 defect 5: on a full file system `ppl --json` exited 0 and replaced the existing JSON
+// with 0 bytes. Now it fails and the old file stays.
+TEST(Ppl, FullDiskKeepsTheOldJson) {
+  const std::string json = tmp("full.json");
+  write_file_atomic(json, std::string(8192, 'x') + "\n");  // longer than the limit below
+  const std::string before = read_text_file(json);
+  const int status =
+      run_exe_with_fsize_limit({"-q", "ppl", "--text", kGpl, "--max-tokens", "12", "--method",
+                                "fp16", "--ref-cache", "none", "--json", json},
+                               4096);
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by a signal";
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  EXPECT_EQ(read_text_file(json), before);
+}
+
+// Issue 10 defect 4: `capture` on a nearly full file system printed its error, then crashed in
+// the HDF5 close at exit. Now it exits 1 and leaves neither the output nor a temporary.
+TEST(Capture, FullDiskFailsCleanly) {
+  const std::string out = tmp("full.h5");
+  ::unlink(out.c_str());
+  const int status = run_exe_with_fsize_limit(
+      {"capture", "--text", kGpl, "--max-tokens", "64", "--out", out}, 65536);
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  EXPECT_NE(::access(out.c_str(), F_OK), 0);
+  EXPECT_NE(::access((out + ".tmp").c_str(), F_OK), 0);
+}
+
+}  // namespace
+}  // namespace eval
+}  // namespace turbo
