@@ -45,6 +45,13 @@ struct KvBytes {
   int64_t buffer = 0;    // residual buffer rows
   int64_t tokens = 0;    // tokens held (summed over batch and kv heads: token-heads)
   int64_t total() const { return codes + metadata + buffer; }
+  KvBytes& operator+=(const KvBytes& o) {
+    codes += o.codes;
+    metadata += o.metadata;
+    buffer += o.buffer;
+    tokens += o.tokens;
+    return *this;
+  }
 };
 
 struct KvCacheSpec {
@@ -62,6 +69,8 @@ class KvCache {
   virtual const KvCacheSpec& spec() const = 0;
   virtual int64_t length() const = 0;  // tokens per stream
   virtual KvBytes bytes() const = 0;
+  // Bits of the values kv head `kv_head` stores (8, 4, 2; 16 for FP16), as this cache stores them.
+  virtual int head_bits(int kv_head) const = 0;
 };
 
 // Decode with `config` over `cache`: the cache's method; queries q [B, Hq, q_len, D] with the

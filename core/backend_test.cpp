@@ -18,6 +18,7 @@ class Cache final : public KvCache {
   const KvCacheSpec& spec() const override { return spec_; }
   int64_t length() const override { return length_; }
   KvBytes bytes() const override { return {}; }
+  int head_bits(int) const override { return 16; }
   KvCacheSpec spec_;
   int64_t length_ = 0;
 };

@@ -224,6 +224,7 @@ class CudaKvCache final : public KvCache {
   KvBytes bytes() const override {
     return flashq_cache_bytes(spec_, bits_, n_blocks_, n_buf_, has_mean_, length_);
   }
+  int head_bits(int kv_head) const override { return bits_.at(static_cast<size_t>(kv_head)); }
 
   void append_device(const Half* k, const Half* v, int64_t T, cudaStream_t stream) {
     const QuantConfig& qc = spec_.config.quant;

@@ -379,12 +379,7 @@ void BackendDecodeHook::attend(int layer, int64_t pos0, const HostTensor<Half>& 
 KvBytes BackendDecodeHook::kv_bytes() const {
   KvBytes total;
   for (const auto& c : caches_) {
-    if (!c) continue;
-    const KvBytes b = c->bytes();
-    total.codes += b.codes;
-    total.metadata += b.metadata;
-    total.buffer += b.buffer;
-    total.tokens += b.tokens;
+    if (c) total += c->bytes();
   }
   return total;
 }

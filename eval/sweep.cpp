@@ -182,7 +182,7 @@ std::vector<ResultRow> run_unit(Backend& backend, const Unit& unit, const SweepD
     std::vector<AttentionStats> stats(static_cast<size_t>(Hq));
     int64_t rows_per_head = 0;
     double kv_bytes = -1, compression = -1;
-    const std::vector<int>* head_bits = nullptr;
+    std::vector<int> head_bits(static_cast<size_t>(Hkv), 0);  // decode: asked of the cache
     if (unit.phase == Phase::kPrefill) {
       HostTensor<Half> o(1, Hq, N, D);
       backend.attention_prefill(c, l.q.view(), l.k.view(), l.v.view(), o.view(), stats.data());
@@ -198,8 +198,7 @@ std::vector<ResultRow> run_unit(Backend& backend, const Unit& unit, const SweepD
       spec.head_dim = D;
       if (c.quant.kv_bits == KvBits::kMixed && method_traits(c.method).bit_map) {
         TURBO_CHECK(maps, "kv_bits=mixed needs --bits-map or --calib");
-        head_bits = &maps->get(c, layer_ids, Hkv, eval_sha256).bits.at(l.layer);
-        spec.head_bits = *head_bits;
+        spec.head_bits = maps->get(c, layer_ids, Hkv, eval_sha256).bits.at(l.layer);
       }
       std::unique_ptr<KvCache> cache = backend.create_cache(spec);
       int64_t filled = 0;
@@ -219,6 +218,7 @@ std::vector<ResultRow> run_unit(Backend& backend, const Unit& unit, const SweepD
         backend.cache_append(*cache, token_slice(l.k, filled, N), token_slice(l.v, filled, N));
       TURBO_CHECK(cache->length() == N,
                   "cache length " << cache->length() << " after appending " << N << " tokens");
+      for (int h = 0; h < Hkv; ++h) head_bits[static_cast<size_t>(h)] = cache->head_bits(h);
       const KvBytes b = cache->bytes();
       TURBO_CHECK(b.tokens == N * Hkv,
                   "KvCache::bytes() counts " << b.tokens << " token-heads, expected " << N * Hkv);
@@ -235,9 +235,7 @@ std::vector<ResultRow> run_unit(Backend& backend, const Unit& unit, const SweepD
       r.layer = l.layer;
       r.head = h;
       r.kv_head = h / g;
-      r.head_bits = unit.phase == Phase::kDecode
-                        ? method_stored_bits(c, head_bits ? *head_bits : std::vector<int>(), h / g)
-                        : 0;
+      r.head_bits = head_bits[static_cast<size_t>(h / g)];
       r.tokens = N;
       r.rows = rows_per_head;
       TURBO_CHECK(s.rows == rows_per_head, "backend reported " << s.rows << " rows for head " << h

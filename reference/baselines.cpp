@@ -1,12 +1,14 @@
 // Baseline attention methods of the "ref" backend (declarations and summary: baselines.h).
 //
-// Every baseline is written as a KV *stream* per (batch, kv head) that stores exactly what the
-// method's cache stores (so KvCache::bytes() counts real storage, SPEC 8), plus an attention
-// routine over the stream's contents. Prefill builds a stream from the whole window (the window is
-// treated as cached) and attends causally from position 0; decode attends with the last q_len
-// positions over the cache. A stream is a pure function of the FP16 rows appended to it, in any
-// batching of appends. Numerics, per method (FP32 = binary32 with RN, no FMA contraction;
-// exp = libm expf; "fp16(x)" = one RN rounding to FP16):
+// Every baseline, and the FP16 floor, is written as a stream of the reference cache
+// (reference/kv_cache.h) per (batch, kv head) that stores exactly what the method's cache stores
+// (so KvCache::bytes() counts real storage, SPEC 8), plus an attention routine over the stream's
+// contents. Prefill builds a stream from the whole window (the window is treated as cached) and
+// attends causally from position 0; decode attends with the last q_len positions over the cache.
+// Numerics, per method (FP32 = binary32 with RN, no FMA contraction; exp = libm expf; "fp16(x)" =
+// one RN rounding to FP16):
+//
+// fp16: the FP16 noise floor (ref::attention_fp16_floor, SPEC 9) over the FP16 rows themselves.
 //
 // kivi (KIVI, Liu et al. 2024). Direct asymmetric quantizer of SPEC 3 (core/quant.h asym_*),
 //   bits b = kv_bits (4 or 2; a cache may give per-kv-head bits 4/2 in KvCacheSpec::head_bits),
@@ -87,17 +89,20 @@ void half_row_to_float(const Half* src, int d, float* dst) {
 
 // ---- streams: what each method's cache stores -------------------------------------------------
 
-class Stream {
+class Stream : public KvStream {
  public:
   explicit Stream(int d) : d_(d) {}
-  virtual ~Stream() = default;
-  // One token: k, v rows of d FP16 values.
-  virtual void append(const Half* k, const Half* v) = 0;
+  void append(const ConstHalfTensor& k, const ConstHalfTensor& v, int64_t b, int64_t h) final {
+    for (int64_t t = 0; t < k.tokens(); ++t) append_token(k.row(b, h, t), v.row(b, h, t));
+  }
+  // What attention reads: the stored values (dequantized where the method dequantizes).
   virtual PreparedKv prepare(const AttentionConfig& config) const = 0;
-  virtual KvBytes bytes() const = 0;
   int64_t length() const { return len_; }
 
  protected:
+  // One token: k, v rows of d FP16 values.
+  virtual void append_token(const Half* k, const Half* v) = 0;
+
   int d_;
   int64_t len_ = 0;
 };
@@ -113,7 +118,7 @@ class KiviStream final : public Stream {
         vg_(std::min(group, d)),
         n_vg_((d + vg_ - 1) / vg_) {}
 
-  void append(const Half* k, const Half* v) override {
+  void append_token(const Half* k, const Half* v) override {
     pend_k_.insert(pend_k_.end(), k, k + d_);
     pend_v_.insert(pend_v_.end(), v, v + d_);
     ++len_;
@@ -227,7 +232,7 @@ class Int8Stream final : public Stream {
  public:
   explicit Int8Stream(int d) : Stream(d) {}
 
-  void append(const Half* k, const Half* v) override {
+  void append_token(const Half* k, const Half* v) override {
     push(k, k_codes_, k_scale_);
     push(v, v_codes_, v_scale_);
     ++len_;
@@ -268,42 +273,26 @@ class Int8Stream final : public Stream {
   std::vector<float> k_scale_, v_scale_;
 };
 
-// sage: a plain FP16 cache; quantization happens in prepare().
+// sage and the FP16 floor: a plain FP16 cache (sage quantizes at attention time).
 class Fp16Stream final : public Stream {
  public:
   explicit Fp16Stream(int d) : Stream(d) {}
 
-  void append(const Half* k, const Half* v) override {
+  void append_token(const Half* k, const Half* v) override {
     k_.insert(k_.end(), k, k + d_);
     v_.insert(v_.end(), v, v + d_);
     ++len_;
   }
 
-  PreparedKv prepare(const AttentionConfig& config) const override {
+  PreparedKv prepare(const AttentionConfig&) const override {
     PreparedKv p;
     p.len = len_;
     p.d = d_;
-    p.tile = config.quant.bc;
-    std::vector<float> mean(static_cast<size_t>(d_), 0.0f);
-    if (config.quant.k_smooth == KSmooth::kMean && len_ > 0) {
-      const ConstHalfTensor kt = ConstHalfTensor::contiguous(k_.data(), 1, 1, len_, d_);
-      channel_mean(kt, 0, 0, 0, len_, mean.data());
-    }
-    p.k.resize(static_cast<size_t>(len_ * d_));
-    p.v.resize(static_cast<size_t>(len_ * d_));
-    for (int64_t t = 0; t < len_; ++t)
-      for (int c = 0; c < d_; ++c) {
-        p.k[t * d_ + c] = half_to_float(k_[t * d_ + c]) - mean[c];
-        p.v[t * d_ + c] = half_to_float(v_[t * d_ + c]);
-      }
-    p.k8.resize(p.k.size());
-    for (int64_t t0 = 0; t0 < len_; t0 += p.tile) {
-      const int64_t n = std::min<int64_t>(p.tile, len_ - t0);
-      float amax = 0.0f;
-      for (int64_t i = t0 * d_; i < (t0 + n) * d_; ++i) amax = maxf(amax, absf(p.k[i]));
-      const Stage1Scale s = stage1_scale(amax);
-      p.k_scale.push_back(s.scale);
-      for (int64_t i = t0 * d_; i < (t0 + n) * d_; ++i) p.k8[i] = stage1_code(p.k[i], s.inv);
+    p.k.resize(k_.size());
+    p.v.resize(v_.size());
+    for (size_t i = 0; i < k_.size(); ++i) {
+      p.k[i] = half_to_float(k_[i]);
+      p.v[i] = half_to_float(v_[i]);
     }
     return p;
   }
@@ -323,7 +312,7 @@ class Fp8Stream final : public Stream {
  public:
   Fp8Stream(int d, int tile) : Stream(d), tile_(tile) {}
 
-  void append(const Half* k, const Half* v) override {
+  void append_token(const Half* k, const Half* v) override {
     pend_k_.insert(pend_k_.end(), k, k + d_);
     pend_v_.insert(pend_v_.end(), v, v + d_);
     ++len_;
@@ -395,7 +384,7 @@ class Fp8Stream final : public Stream {
   std::vector<Half> pend_k_, pend_v_;       // < tile newest rows, FP16
 };
 
-// ---- stream factory ---------------------------------------------------------
+// ---- stream factory ---------------------------------------------------------------------------
 
 std::unique_ptr<Stream> make_stream(const AttentionConfig& config, int bits, int d) {
   switch (config.method) {
@@ -405,6 +394,7 @@ std::unique_ptr<Stream> make_stream(const AttentionConfig& config, int bits, int
     case Method::kInt8Kv:
       return std::make_unique<Int8Stream>(d);
     case Method::kSage:
+    case Method::kFp16:
       return std::make_unique<Fp16Stream>(d);
     case Method::kFp8:
       return std::make_unique<Fp8Stream>(d, config.quant.bc);
@@ -412,6 +402,38 @@ std::unique_ptr<Stream> make_stream(const AttentionConfig& config, int bits, int
       break;
   }
   throw Error("method '" + enum_name(config.method) + "' has no baseline stream");
+}
+
+// sage's K at attention time: with k_smooth = mean, K' = K - mean_c (SPEC 1's exact mean over the
+// stream's tokens), then INT8 codes per tile of Bc tokens from token 0. p.k holds FP16 values.
+void quantize_sage_keys(const AttentionConfig& config, PreparedKv& p) {
+  const int64_t len = p.len;
+  const int d = p.d;
+  p.tile = config.quant.bc;
+  std::vector<float> mean(static_cast<size_t>(d), 0.0f);
+  if (config.quant.k_smooth == KSmooth::kMean && len > 0) {
+    std::vector<Half> rows(p.k.size());
+    for (size_t i = 0; i < rows.size(); ++i) rows[i] = float_to_half(p.k[i]);  // exact
+    channel_mean(ConstHalfTensor::contiguous(rows.data(), 1, 1, len, d), 0, 0, 0, len, mean.data());
+  }
+  for (int64_t t = 0; t < len; ++t)
+    for (int c = 0; c < d; ++c) p.k[t * d + c] -= mean[c];
+  p.k8.resize(p.k.size());
+  for (int64_t t0 = 0; t0 < len; t0 += p.tile) {
+    const int64_t n = std::min<int64_t>(p.tile, len - t0);
+    float amax = 0.0f;
+    for (int64_t i = t0 * d; i < (t0 + n) * d; ++i) amax = maxf(amax, absf(p.k[i]));
+    const Stage1Scale s = stage1_scale(amax);
+    p.k_scale.push_back(s.scale);
+    for (int64_t i = t0 * d; i < (t0 + n) * d; ++i) p.k8[i] = stage1_code(p.k[i], s.inv);
+  }
+}
+
+// What attention reads from a stream; K/V-side knobs come from `kv_config` (the cache's).
+PreparedKv prepare_kv(const Stream& stream, const AttentionConfig& kv_config) {
+  PreparedKv p = stream.prepare(kv_config);
+  if (kv_config.method == Method::kSage) quantize_sage_keys(kv_config, p);
+  return p;
 }
 
 // ---- attention over a prepared stream ---------------------------------------------------------
@@ -581,7 +603,9 @@ void attend_dequantized(const std::vector<PreparedKv>& prepared, int64_t B, int6
   attention_fp16_floor(q, kd.view(), vd.view(), causal, tau, o);
 }
 
-bool uses_floor(Method m) { return m == Method::kKivi || m == Method::kInt8Kv; }
+bool uses_floor(Method m) {
+  return m == Method::kKivi || m == Method::kInt8Kv || m == Method::kFp16;
+}
 
 void add_stats(AttentionStats* stats, int64_t index, const QueryRows& r, int64_t len) {
   if (!stats) return;
@@ -591,130 +615,60 @@ void add_stats(AttentionStats* stats, int64_t index, const QueryRows& r, int64_t
   stats[index].merge(s);
 }
 
-// ---- the cache --------------------------------------------------------------------------------
-
-class BaselineCache final : public KvCache {
- public:
-  explicit BaselineCache(const KvCacheSpec& spec) : spec_(spec) {
-    for (int b = 0; b < spec.batch; ++b)
-      for (int h = 0; h < spec.kv_heads; ++h) {
-        streams_.push_back(make_stream(
-            spec.config, method_stored_bits(spec.config, spec.head_bits, h), spec.head_dim));
-      }
-  }
-  const KvCacheSpec& spec() const override { return spec_; }
-  int64_t length() const override { return streams_.empty() ? 0 : streams_[0]->length(); }
-  KvBytes bytes() const override {
-    KvBytes total;
-    for (const auto& s : streams_) {
-      const KvBytes b = s->bytes();
-      total.codes += b.codes;
-      total.metadata += b.metadata;
-      total.buffer += b.buffer;
-      total.tokens += b.tokens;
+// Attention of q [B, Hq, n, D] (absolute positions pos0 .. pos0 + n - 1) over the prepared
+// streams of every (batch, kv head), each of `len` tokens.
+void attend_streams(const AttentionConfig& config, const std::vector<PreparedKv>& prepared,
+                    const ConstHalfTensor& q, int64_t Hkv, int64_t pos0, int64_t len, bool causal,
+                    const HalfTensor& o, AttentionStats* stats) {
+  const int64_t B = q.batch(), Hq = q.heads(), n = q.tokens(), g = Hq / Hkv;
+  if (uses_floor(config.method)) {
+    attend_dequantized(prepared, B, Hkv, q, causal, config.tau_for(static_cast<int>(q.dim())), o);
+  } else {
+#pragma omp parallel for schedule(dynamic)
+    for (int64_t idx = 0; idx < B * Hq; ++idx) {
+      const int64_t b = idx / Hq, h = idx % Hq;
+      const QueryRows r{q.row(b, h, 0), q.stride[2], o.row(b, h, 0), o.stride[2], n, pos0, causal};
+      attend_online(config, prepared[static_cast<size_t>(b * Hkv + h / g)], r);
     }
-    return total;
   }
-  Stream& stream(int b, int h) { return *streams_[static_cast<size_t>(b * spec_.kv_heads + h)]; }
-  const Stream& stream(int b, int h) const {
-    return *streams_[static_cast<size_t>(b * spec_.kv_heads + h)];
+  for (int64_t idx = 0; idx < B * Hq; ++idx) {
+    const QueryRows r{nullptr, 0, nullptr, 0, n, pos0, causal};
+    add_stats(stats, idx, r, len);
   }
-
- private:
-  KvCacheSpec spec_;
-  std::vector<std::unique_ptr<Stream>> streams_;
-};
-
-BaselineCache& as_baseline(KvCache& cache) {
-  auto* c = dynamic_cast<BaselineCache*>(&cache);
-  TURBO_CHECK(c, "this KV cache was not created for a baseline method (method '"
-                     << enum_name(cache.spec().config.method) << "')");
-  return *c;
-}
-const BaselineCache& as_baseline(const KvCache& cache) {
-  return as_baseline(const_cast<KvCache&>(cache));
 }
 
 }  // namespace
 
-bool is_baseline(Method m) {
-  return m == Method::kKivi || m == Method::kInt8Kv || m == Method::kSage || m == Method::kFp8;
-}
-
 void baseline_prefill(const AttentionConfig& config, const ConstHalfTensor& q,
                       const ConstHalfTensor& k, const ConstHalfTensor& v, const HalfTensor& o,
                       AttentionStats* stats) {
-  const int64_t B = q.batch(), Hq = q.heads(), Hkv = k.heads(), N = q.tokens();
-  const int d = static_cast<int>(q.dim());
-  const int64_t g = Hq / Hkv;
-  const int bits = kv_bits_value(config.quant.kv_bits);
-
+  const int64_t B = q.batch(), Hkv = k.heads();
   std::vector<PreparedKv> prepared(static_cast<size_t>(B * Hkv));
 #pragma omp parallel for schedule(dynamic)
   for (int64_t s = 0; s < B * Hkv; ++s) {
-    const int64_t b = s / Hkv, h = s % Hkv;
-    std::unique_ptr<Stream> stream = make_stream(config, bits, d);
-    for (int64_t t = 0; t < N; ++t) stream->append(k.row(b, h, t), v.row(b, h, t));
-    prepared[static_cast<size_t>(s)] = stream->prepare(config);
+    std::unique_ptr<Stream> stream =
+        make_stream(config, method_stored_bits(config, {}, static_cast<int>(s % Hkv)),
+                    static_cast<int>(q.dim()));
+    stream->append(k, v, s / Hkv, s % Hkv);
+    prepared[static_cast<size_t>(s)] = prepare_kv(*stream, config);
   }
-  if (uses_floor(config.method)) {
-    attend_dequantized(prepared, B, Hkv, q, config.causal, config.tau_for(d), o);
-  } else {
-#pragma omp parallel for schedule(dynamic)
-    for (int64_t idx = 0; idx < B * Hq; ++idx) {
-      const int64_t b = idx / Hq, h = idx % Hq;
-      const QueryRows r{q.row(b, h, 0), q.stride[2], o.row(b, h, 0), o.stride[2], N, 0,
-                        config.causal};
-      attend_online(config, prepared[static_cast<size_t>(b * Hkv + h / g)], r);
-    }
-  }
-  for (int64_t idx = 0; idx < B * Hq; ++idx) {
-    const QueryRows r{nullptr, 0, nullptr, 0, N, 0, config.causal};
-    add_stats(stats, idx, r, N);
-  }
+  attend_streams(config, prepared, q, Hkv, 0, q.tokens(), config.causal, o, stats);
 }
 
-std::unique_ptr<KvCache> baseline_create_cache(const KvCacheSpec& spec) {
-  return std::make_unique<BaselineCache>(spec);
-}
-
-void baseline_cache_append(KvCache& cache, const ConstHalfTensor& k, const ConstHalfTensor& v) {
-  BaselineCache& c = as_baseline(cache);
-  const KvCacheSpec& spec = c.spec();
-#pragma omp parallel for schedule(dynamic)
-  for (int64_t s = 0; s < static_cast<int64_t>(spec.batch) * spec.kv_heads; ++s) {
-    const int b = static_cast<int>(s / spec.kv_heads), h = static_cast<int>(s % spec.kv_heads);
-    for (int64_t t = 0; t < k.tokens(); ++t) c.stream(b, h).append(k.row(b, h, t), v.row(b, h, t));
-  }
+std::unique_ptr<KvStream> baseline_make_stream(const KvCacheSpec& spec, int bits) {
+  return make_stream(spec.config, bits, spec.head_dim);
 }
 
 void baseline_decode(const AttentionConfig& config, const ConstHalfTensor& q, const KvCache& cache,
                      const HalfTensor& o, AttentionStats* stats) {
-  const BaselineCache& c = as_baseline(cache);
-  const KvCacheSpec& spec = c.spec();
-  const int64_t L = c.length();
-  const int64_t B = q.batch(), Hq = q.heads(), Hkv = spec.kv_heads, n = q.tokens();
-  const int64_t g = Hq / Hkv;
-  // K/V-side knobs (tile, smoothing) come from the cache's config, Q-side ones from `config`.
-  std::vector<PreparedKv> prepared(static_cast<size_t>(B * Hkv));
+  const RefKvCache& c = as_ref_cache(cache);
+  const int64_t Hkv = c.spec().kv_heads, L = c.length();
+  std::vector<PreparedKv> prepared(static_cast<size_t>(q.batch() * Hkv));
 #pragma omp parallel for schedule(dynamic)
-  for (int64_t s = 0; s < B * Hkv; ++s)
+  for (int64_t s = 0; s < q.batch() * Hkv; ++s)
     prepared[static_cast<size_t>(s)] =
-        c.stream(static_cast<int>(s / Hkv), static_cast<int>(s % Hkv)).prepare(spec.config);
-  if (uses_floor(config.method)) {
-    attend_dequantized(prepared, B, Hkv, q, true, config.tau_for(static_cast<int>(q.dim())), o);
-  } else {
-#pragma omp parallel for schedule(dynamic)
-    for (int64_t idx = 0; idx < B * Hq; ++idx) {
-      const int64_t b = idx / Hq, h = idx % Hq;
-      const QueryRows r{q.row(b, h, 0), q.stride[2], o.row(b, h, 0), o.stride[2], n, L - n, true};
-      attend_online(config, prepared[static_cast<size_t>(b * Hkv + h / g)], r);
-    }
-  }
-  for (int64_t idx = 0; idx < B * Hq; ++idx) {
-    const QueryRows r{nullptr, 0, nullptr, 0, n, L - n, true};
-    add_stats(stats, idx, r, L);
-  }
+        prepare_kv(c.stream<Stream>(s / Hkv, s % Hkv), c.spec().config);
+  attend_streams(config, prepared, q, Hkv, L - q.tokens(), L, true, o, stats);
 }
 
 }  // namespace ref

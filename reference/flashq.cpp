@@ -356,56 +356,6 @@ void flashq_prefill(const AttentionConfig& cfg, const ConstHalfTensor& q, const 
 
 namespace {
 
-struct Stream {
-  std::vector<std::vector<uint8_t>> k_blocks, v_blocks;
-  // The same blocks expanded back to INT8 codes (decompress_block_ref), made once when a block is
-  // compressed so that decode does not re-expand the whole cache on every call. A derived view,
-  // not storage: bytes() does not count it.
-  std::vector<std::vector<int8_t>> k_expanded, v_expanded;
-  std::vector<float> k_block_scale, v_block_scale;
-  std::vector<Half> k_buf, v_buf;       // buffer = fp16: raw rows [n_buf, D]
-  std::vector<int8_t> k_buf8, v_buf8;   // buffer = int8: per-token codes
-  std::vector<float> k_buf_s, v_buf_s;  // ... and their scales
-  int64_t n_buf = 0;
-};
-
-class RefKvCache final : public KvCache {
- public:
-  explicit RefKvCache(const KvCacheSpec& spec)
-      : spec_(spec),
-        bits_(resolve_head_bits(spec)),
-        streams_(static_cast<size_t>(spec.batch * spec.kv_heads)) {}
-
-  const KvCacheSpec& spec() const override { return spec_; }
-  int64_t length() const override { return length_; }
-
-  BlockLayout layout(int64_t h, bool is_k) const {
-    return cache_block_layout(spec_, bits_[static_cast<size_t>(h)], is_k);
-  }
-
-  // Every stream holds the same number of blocks and buffer rows (appends cover all streams).
-  KvBytes bytes() const override {
-    const Stream& s = streams_.front();
-    return flashq_cache_bytes(spec_, bits_, static_cast<int64_t>(s.k_blocks.size()), s.n_buf,
-                              !k_mean_.empty(), length_);
-  }
-
-  KvCacheSpec spec_;
-  std::vector<int> bits_;
-  std::vector<Stream> streams_;
-  std::vector<float> k_mean_;  // [B * Hkv * D] when k_smooth = mean
-  int64_t length_ = 0;
-};
-
-const RefKvCache& as_ref(const KvCache& c) {
-  const auto* p = dynamic_cast<const RefKvCache*>(&c);
-  TURBO_CHECK(p != nullptr, "cache was not created by the ref backend's flashq method");
-  return *p;
-}
-RefKvCache& as_ref(KvCache& c) {
-  return const_cast<RefKvCache&>(as_ref(static_cast<const KvCache&>(c)));
-}
-
 // Stage 1 over the FP32 rows of a full buffer, then stage 2: one compressed block.
 std::vector<uint8_t> build_block(const std::vector<float>& rows, const BlockLayout& L) {
   std::vector<int8_t> codes(static_cast<size_t>(L.elements()));
@@ -417,99 +367,121 @@ std::vector<uint8_t> build_block(const std::vector<float>& rows, const BlockLayo
   return block;
 }
 
-}  // namespace
+// One kv head of a FlashQ cache: compressed blocks, the residual buffer, the K mean.
+class FlashqStream final : public KvStream {
+ public:
+  FlashqStream(const KvCacheSpec& spec, int bits) : spec_(spec), bits_(bits) {}
 
-std::unique_ptr<KvCache> flashq_create_cache(const KvCacheSpec& spec) {
-  return std::make_unique<RefKvCache>(spec);
-}
+  void append(const ConstHalfTensor& k, const ConstHalfTensor& v, int64_t b, int64_t h) override;
+  KvBytes bytes() const override {
+    return flashq_stream_bytes(spec_, bits_, static_cast<int64_t>(k_blocks.size()), n_buf,
+                               !k_mean.empty(), length);
+  }
 
-void flashq_cache_append(KvCache& cache_base, const ConstHalfTensor& k, const ConstHalfTensor& v) {
-  RefKvCache& cache = as_ref(cache_base);
-  const KvCacheSpec& spec = cache.spec_;
-  const QuantConfig& qc = spec.config.quant;
-  const int64_t D = spec.head_dim, T = k.tokens();
+  std::vector<std::vector<uint8_t>> k_blocks, v_blocks;
+  // The same blocks expanded back to INT8 codes (decompress_block_ref), made once when a block is
+  // compressed so that decode does not re-expand the whole cache on every call. A derived view,
+  // not storage: bytes() does not count it.
+  std::vector<std::vector<int8_t>> k_expanded, v_expanded;
+  std::vector<float> k_block_scale, v_block_scale;
+  std::vector<Half> k_buf, v_buf;       // buffer = fp16: raw rows [n_buf, D]
+  std::vector<int8_t> k_buf8, v_buf8;   // buffer = int8: per-token codes
+  std::vector<float> k_buf_s, v_buf_s;  // ... and their scales
+  std::vector<float> k_mean;            // [D] once k_smooth = mean has fixed it
+  int64_t n_buf = 0;
+  int64_t length = 0;
+
+ private:
+  KvCacheSpec spec_;
+  int bits_;
+};
+
+void FlashqStream::append(const ConstHalfTensor& k, const ConstHalfTensor& v, int64_t b,
+                          int64_t h) {
+  const QuantConfig& qc = spec_.config.quant;
+  const int64_t D = spec_.head_dim, T = k.tokens();
   const bool smooth = qc.k_smooth == KSmooth::kMean;
-  if (smooth && cache.k_mean_.empty() && T > 0) {
-    cache.k_mean_.resize(static_cast<size_t>(spec.batch * spec.kv_heads * D));
-    for (int64_t i = 0; i < spec.batch * spec.kv_heads; ++i)
-      channel_mean(k, i / spec.kv_heads, i % spec.kv_heads, 0, T, cache.k_mean_.data() + i * D);
+  if (smooth && k_mean.empty() && T > 0) {  // fixed by the first append (the prompt)
+    k_mean.resize(static_cast<size_t>(D));
+    channel_mean(k, b, h, 0, T, k_mean.data());
   }
   const bool int8_buf = qc.buffer == BufferMode::kInt8;
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < spec.batch * spec.kv_heads; ++i) {
-    const int64_t b = i / spec.kv_heads, h = i % spec.kv_heads;
-    Stream& s = cache.streams_[static_cast<size_t>(i)];
-    const float* mean = smooth ? cache.k_mean_.data() + i * D : nullptr;
-    std::vector<float> row(static_cast<size_t>(D));
-    for (int64_t t = 0; t < T; ++t) {
-      const Half* kr = k.row(b, h, t);
-      const Half* vr = v.row(b, h, t);
-      if (int8_buf) {
-        for (int is_k = 1; is_k >= 0; --is_k) {
-          const Half* src = is_k ? kr : vr;
-          for (int64_t c = 0; c < D; ++c) {
-            const float x = half_to_float(src[c]);
-            row[static_cast<size_t>(c)] = (is_k && mean) ? x - mean[c] : x;
-          }
-          auto& codes = is_k ? s.k_buf8 : s.v_buf8;
-          auto& scales = is_k ? s.k_buf_s : s.v_buf_s;
-          codes.resize(static_cast<size_t>((s.n_buf + 1) * D));
-          scales.resize(static_cast<size_t>(s.n_buf + 1));
-          stage1_rows(row.data(), 1, static_cast<int>(D), 1, codes.data() + s.n_buf * D,
-                      scales.data() + s.n_buf);
+  const float* mean = smooth ? k_mean.data() : nullptr;
+  std::vector<float> row(static_cast<size_t>(D));
+  for (int64_t t = 0; t < T; ++t) {
+    const Half* kr = k.row(b, h, t);
+    const Half* vr = v.row(b, h, t);
+    if (int8_buf) {
+      for (int is_k = 1; is_k >= 0; --is_k) {
+        const Half* src = is_k ? kr : vr;
+        for (int64_t c = 0; c < D; ++c) {
+          const float x = half_to_float(src[c]);
+          row[static_cast<size_t>(c)] = (is_k && mean) ? x - mean[c] : x;
         }
-      } else {
-        s.k_buf.insert(s.k_buf.end(), kr, kr + D);
-        s.v_buf.insert(s.v_buf.end(), vr, vr + D);
+        auto& codes = is_k ? k_buf8 : v_buf8;
+        auto& scales = is_k ? k_buf_s : v_buf_s;
+        codes.resize(static_cast<size_t>((n_buf + 1) * D));
+        scales.resize(static_cast<size_t>(n_buf + 1));
+        stage1_rows(row.data(), 1, static_cast<int>(D), 1, codes.data() + n_buf * D,
+                    scales.data() + n_buf);
       }
-      ++s.n_buf;
-      if (s.n_buf == qc.block) {
-        for (int is_k = 1; is_k >= 0; --is_k) {
-          std::vector<float> rows(static_cast<size_t>(qc.block * D));
-          for (int64_t r = 0; r < qc.block; ++r)
-            for (int64_t c = 0; c < D; ++c) {
-              float x;
-              if (int8_buf) {
-                const auto& codes = is_k ? s.k_buf8 : s.v_buf8;
-                const auto& scales = is_k ? s.k_buf_s : s.v_buf_s;
-                x = static_cast<float>(codes[static_cast<size_t>(r * D + c)]) *
-                    scales[static_cast<size_t>(r)];
-              } else {
-                x = half_to_float((is_k ? s.k_buf : s.v_buf)[static_cast<size_t>(r * D + c)]);
-                if (is_k && mean) x -= mean[c];
-              }
-              rows[static_cast<size_t>(r * D + c)] = x;
-            }
-          const BlockLayout Lb = cache.layout(h, is_k != 0);
-          std::vector<uint8_t> blk = build_block(rows, Lb);
-          std::vector<int8_t> expanded(static_cast<size_t>(Lb.elements()));
-          decompress_block_ref(blk.data(), Lb, expanded.data());
-          float scale;
-          std::memcpy(&scale, blk.data() + Lb.scale_offset(), 4);
-          (is_k ? s.k_expanded : s.v_expanded).push_back(std::move(expanded));
-          (is_k ? s.k_block_scale : s.v_block_scale).push_back(scale);
-          (is_k ? s.k_blocks : s.v_blocks).push_back(std::move(blk));
-        }
-        s.k_buf.clear();
-        s.v_buf.clear();
-        s.k_buf8.clear();
-        s.v_buf8.clear();
-        s.k_buf_s.clear();
-        s.v_buf_s.clear();
-        s.n_buf = 0;
-      }
+    } else {
+      k_buf.insert(k_buf.end(), kr, kr + D);
+      v_buf.insert(v_buf.end(), vr, vr + D);
     }
+    ++n_buf;
+    ++length;
+    if (n_buf < qc.block) continue;
+    for (int is_k = 1; is_k >= 0; --is_k) {
+      std::vector<float> rows(static_cast<size_t>(qc.block * D));
+      for (int64_t r = 0; r < qc.block; ++r)
+        for (int64_t c = 0; c < D; ++c) {
+          float x;
+          if (int8_buf) {
+            const auto& codes = is_k ? k_buf8 : v_buf8;
+            const auto& scales = is_k ? k_buf_s : v_buf_s;
+            x = static_cast<float>(codes[static_cast<size_t>(r * D + c)]) *
+                scales[static_cast<size_t>(r)];
+          } else {
+            x = half_to_float((is_k ? k_buf : v_buf)[static_cast<size_t>(r * D + c)]);
+            if (is_k && mean) x -= mean[c];
+          }
+          rows[static_cast<size_t>(r * D + c)] = x;
+        }
+      const BlockLayout Lb = cache_block_layout(spec_, bits_, is_k != 0);
+      std::vector<uint8_t> blk = build_block(rows, Lb);
+      std::vector<int8_t> expanded(static_cast<size_t>(Lb.elements()));
+      decompress_block_ref(blk.data(), Lb, expanded.data());
+      float scale;
+      std::memcpy(&scale, blk.data() + Lb.scale_offset(), 4);
+      (is_k ? k_expanded : v_expanded).push_back(std::move(expanded));
+      (is_k ? k_block_scale : v_block_scale).push_back(scale);
+      (is_k ? k_blocks : v_blocks).push_back(std::move(blk));
+    }
+    k_buf.clear();
+    v_buf.clear();
+    k_buf8.clear();
+    v_buf8.clear();
+    k_buf_s.clear();
+    v_buf_s.clear();
+    n_buf = 0;
   }
-  cache.length_ += T;
+}
+
+}  // namespace
+
+std::unique_ptr<KvStream> flashq_make_stream(const KvCacheSpec& spec, int bits) {
+  check_stage2_groups(spec);
+  return std::make_unique<FlashqStream>(spec, bits);
 }
 
 void flashq_decode(const AttentionConfig& cfg, const ConstHalfTensor& q, const KvCache& cache_base,
                    const HalfTensor& o, AttentionStats* stats) {
-  const RefKvCache& cache = as_ref(cache_base);
-  const KvCacheSpec& spec = cache.spec_;
+  const RefKvCache& cache = as_ref_cache(cache_base);
+  const KvCacheSpec& spec = cache.spec();
   const QuantConfig& qc = spec.config.quant;
   const int64_t B = q.batch(), Hq = q.heads(), Hkv = spec.kv_heads, QL = q.tokens(), D = q.dim();
-  const int64_t L = cache.length_, group = Hq / Hkv;
+  const int64_t L = cache.length(), group = Hq / Hkv;
   const SasParams sas = cfg.sas.params();
   const float tau = cfg.tau_for(static_cast<int>(D));
 
@@ -522,7 +494,7 @@ void flashq_decode(const AttentionConfig& cfg, const ConstHalfTensor& q, const K
   std::vector<std::vector<KvTileView>> tiles(static_cast<size_t>(B * Hkv));
 #pragma omp parallel for schedule(static) if (B * Hkv > 1)
   for (int64_t i = 0; i < B * Hkv; ++i) {
-    const Stream& s = cache.streams_[static_cast<size_t>(i)];
+    const FlashqStream& s = cache.stream<FlashqStream>(i / Hkv, i % Hkv);
     BufferTile& bt = buffers[static_cast<size_t>(i)];
     std::vector<KvTileView>& views = tiles[static_cast<size_t>(i)];
     const size_t nb = s.k_blocks.size();
@@ -543,7 +515,7 @@ void flashq_decode(const AttentionConfig& cfg, const ConstHalfTensor& q, const K
       bt.ks = s.k_buf_s;
       bt.vs = s.v_buf_s;
     } else {
-      const float* mean = cache.k_mean_.empty() ? nullptr : cache.k_mean_.data() + i * D;
+      const float* mean = s.k_mean.empty() ? nullptr : s.k_mean.data();
       for (int is_k = 1; is_k >= 0; --is_k) {
         std::vector<float> rows(static_cast<size_t>(s.n_buf * D));
         const auto& buf = is_k ? s.k_buf : s.v_buf;

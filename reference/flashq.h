@@ -10,6 +10,7 @@
 
 #include "core/backend.h"
 #include "core/sas_stats.h"
+#include "reference/kv_cache.h"
 
 namespace turbo {
 namespace ref {
@@ -81,8 +82,9 @@ void flashq_prefill(const AttentionConfig& config, const ConstHalfTensor& q,
                     const ConstHalfTensor& k, const ConstHalfTensor& v, const HalfTensor& o,
                     AttentionStats* stats);
 
-std::unique_ptr<KvCache> flashq_create_cache(const KvCacheSpec& spec);
-void flashq_cache_append(KvCache& cache, const ConstHalfTensor& k, const ConstHalfTensor& v);
+// The stream of one kv head of a FlashQ cache (reference/kv_cache.h), stored at `bits`.
+std::unique_ptr<KvStream> flashq_make_stream(const KvCacheSpec& spec, int bits);
+// Decode over a reference cache made with flashq_make_stream.
 void flashq_decode(const AttentionConfig& config, const ConstHalfTensor& q, const KvCache& cache,
                    const HalfTensor& o, AttentionStats* stats);
 

@@ -10,23 +10,31 @@ namespace turbo {
 namespace ref {
 namespace {
 
-// Cache of the FP16 floor: keeps the FP16 rows themselves.
-class Fp16Cache final : public KvCache {
- public:
-  explicit Fp16Cache(const KvCacheSpec& s)
-      : spec_(s), k_(s.batch * s.kv_heads), v_(s.batch * s.kv_heads) {}
-  const KvCacheSpec& spec() const override { return spec_; }
-  int64_t length() const override { return length_; }
-  KvBytes bytes() const override {
-    KvBytes r;
-    r.buffer = 2 * 2 * length_ * spec_.head_dim * spec_.batch * spec_.kv_heads;
-    r.tokens = length_ * spec_.batch * spec_.kv_heads;
-    return r;
-  }
-  KvCacheSpec spec_;
-  std::vector<std::vector<Half>> k_, v_;
-  int64_t length_ = 0;
+// How the reference runs each method of the method table (core/method.h), in Method order: the
+// stream one kv head of its cache keeps (reference/kv_cache.h), prefill, and decode over a cache.
+struct RefMethod {
+  Method method;
+  std::unique_ptr<KvStream> (*make_stream)(const KvCacheSpec& spec, int bits);
+  void (*prefill)(const AttentionConfig& config, const ConstHalfTensor& q, const ConstHalfTensor& k,
+                  const ConstHalfTensor& v, const HalfTensor& o, AttentionStats* stats);
+  void (*decode)(const AttentionConfig& config, const ConstHalfTensor& q, const KvCache& cache,
+                 const HalfTensor& o, AttentionStats* stats);
 };
+
+const RefMethod& ref_method(Method m) {
+  static const RefMethod kRows[] = {
+      {Method::kFlashQ, flashq_make_stream, flashq_prefill, flashq_decode},
+      {Method::kFp16, baseline_make_stream, baseline_prefill, baseline_decode},
+      {Method::kKivi, baseline_make_stream, baseline_prefill, baseline_decode},
+      {Method::kInt8Kv, baseline_make_stream, baseline_prefill, baseline_decode},
+      {Method::kSage, baseline_make_stream, baseline_prefill, baseline_decode},
+      {Method::kFp8, baseline_make_stream, baseline_prefill, baseline_decode},
+  };
+  const size_t i = static_cast<size_t>(m);
+  TURBO_CHECK(i < sizeof(kRows) / sizeof(kRows[0]) && kRows[i].method == m,
+              "the ref backend has no implementation of method '" << enum_name(m) << "'");
+  return kRows[i];
+}
 
 class ReferenceBackend final : public Backend {
  public:
@@ -77,93 +85,22 @@ class ReferenceBackend final : public Backend {
   void attention_prefill_impl(const AttentionConfig& config, const ConstHalfTensor& q,
                               const ConstHalfTensor& k, const ConstHalfTensor& v,
                               const HalfTensor& o, AttentionStats* stats) override {
-    switch (config.method) {
-      case Method::kFlashQ:
-        flashq_prefill(config, q, k, v, o, stats);
-        return;
-      case Method::kFp16:
-        attention_fp16_floor(q, k, v, config.causal, config.tau, o);
-        count_dense(q, k.tokens(), config.causal, stats);
-        return;
-      default:
-        baseline_prefill(config, q, k, v, o, stats);
-    }
+    ref_method(config.method).prefill(config, q, k, v, o, stats);
   }
 
   std::unique_ptr<KvCache> create_cache_impl(const KvCacheSpec& spec) override {
-    switch (spec.config.method) {
-      case Method::kFlashQ:
-        return flashq_create_cache(spec);
-      case Method::kFp16:
-        return std::make_unique<Fp16Cache>(spec);
-      default:
-        return baseline_create_cache(spec);
-    }
+    return std::make_unique<RefKvCache>(spec, ref_method(spec.config.method).make_stream);
   }
 
   void cache_append_impl(KvCache& cache, const ConstHalfTensor& k,
                          const ConstHalfTensor& v) override {
-    switch (cache.spec().config.method) {
-      case Method::kFlashQ:
-        flashq_cache_append(cache, k, v);
-        return;
-      case Method::kFp16: {
-        auto& c = dynamic_cast<Fp16Cache&>(cache);
-        for (int64_t i = 0; i < k.batch() * k.heads(); ++i)
-          for (int64_t t = 0; t < k.tokens(); ++t) {
-            const Half* kr = k.row(i / k.heads(), i % k.heads(), t);
-            const Half* vr = v.row(i / k.heads(), i % k.heads(), t);
-            c.k_[static_cast<size_t>(i)].insert(c.k_[static_cast<size_t>(i)].end(), kr,
-                                                kr + k.dim());
-            c.v_[static_cast<size_t>(i)].insert(c.v_[static_cast<size_t>(i)].end(), vr,
-                                                vr + k.dim());
-          }
-        c.length_ += k.tokens();
-        return;
-      }
-      default:
-        baseline_cache_append(cache, k, v);
-    }
+    as_ref_cache(cache).append(k, v);
   }
 
   void attention_decode_impl(const AttentionConfig& config, const ConstHalfTensor& q,
                              const KvCache& cache, const HalfTensor& o,
                              AttentionStats* stats) override {
-    switch (config.method) {
-      case Method::kFlashQ:
-        flashq_decode(config, q, cache, o, stats);
-        return;
-      case Method::kFp16: {
-        const auto& c = dynamic_cast<const Fp16Cache&>(cache);
-        const int64_t B = c.spec_.batch, H = c.spec_.kv_heads, L = c.length_, D = c.spec_.head_dim;
-        std::vector<Half> kk(static_cast<size_t>(B * H * L * D)), vv(kk.size());
-        for (int64_t i = 0; i < B * H; ++i) {
-          std::copy(c.k_[static_cast<size_t>(i)].begin(), c.k_[static_cast<size_t>(i)].end(),
-                    kk.begin() + i * L * D);
-          std::copy(c.v_[static_cast<size_t>(i)].begin(), c.v_[static_cast<size_t>(i)].end(),
-                    vv.begin() + i * L * D);
-        }
-        const auto kt = ConstHalfTensor::contiguous(kk.data(), B, H, L, D);
-        const auto vt = ConstHalfTensor::contiguous(vv.data(), B, H, L, D);
-        attention_fp16_floor(q, kt, vt, true, config.tau, o);
-        count_dense(q, L, true, stats);
-        return;
-      }
-      default:
-        baseline_decode(config, q, cache, o, stats);
-    }
-  }
-
-  // Dense methods zero nothing: rows and scored entries only.
-  static void count_dense(const ConstHalfTensor& q, int64_t n_keys, bool causal,
-                          AttentionStats* stats) {
-    if (!stats) return;
-    const int64_t N = q.tokens();
-    for (int64_t bh = 0; bh < q.batch() * q.heads(); ++bh)
-      for (int64_t i = 0; i < N; ++i) {
-        stats[bh].rows += 1;
-        stats[bh].scored += causal ? n_keys - N + i + 1 : n_keys;
-      }
+    ref_method(config.method).decode(config, q, cache, o, stats);
   }
 };
 
