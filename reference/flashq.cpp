@@ -152,34 +152,7 @@ void process_tile(RowState& st, const RowParams& rp, const KvTileView& t, const 
   // 3. alpha
   const float alpha = sas_rescale(m_old, m_new, sas);
 
-  if (rp.want_stats) {
-    // Mass bookkeeping in FP64 of exp(S - stat_max): zeroed entries, and earlier entries wiped
-    // by a rescale factor of 0, count as dropped.
-    const double new_max = std::max(st.stat_max, static_cast<double>(m_tile));
-    if (new_max > st.stat_max && st.stat_max != -INFINITY) {
-      const double f = std::exp(st.stat_max - new_max);
-      st.alive_mass *= f;
-      st.dropped_mass *= f;
-    }
-    st.stat_max = new_max;
-    if (alpha == 0.0f && m_old != -INFINITY) {
-      st.dropped_mass += st.alive_mass;
-      st.zeroed += st.alive_count;
-      st.alive_mass = 0.0;
-      st.alive_count = 0;
-    }
-    for (int j = 0; j < n; ++j) {
-      const double e = std::exp(static_cast<double>(s[j]) - new_max);
-      if (!exact && p[j] == 0.0f) {
-        st.dropped_mass += e;
-        ++st.zeroed;
-      } else {
-        st.alive_mass += e;
-        ++st.alive_count;
-      }
-    }
-    st.scored += n;
-  }
+  if (rp.want_stats) sas_stats_tile(st.stats, m_old, m_tile, alpha, s, p, n, exact);
 
   float* pv = sc.pv.data();
   if (rp.p_quant == PQuant::kFp16) {
@@ -231,20 +204,18 @@ void process_tile(RowState& st, const RowParams& rp, const KvTileView& t, const 
 }
 
 namespace {
-void add_row_stats(double alive, double dropped, int64_t scored, int64_t zeroed,
-                   AttentionStats* stats) {
+void add_row_stats(const SasRowStats& r, AttentionStats* stats) {
   if (!stats) return;
   stats->rows += 1;
-  stats->scored += scored;
-  stats->zeroed += zeroed;
-  const double total = alive + dropped;
-  stats->dropped_mass += total > 0.0 ? dropped / total : 0.0;
+  stats->scored += r.scored;
+  stats->zeroed += r.zeroed;
+  stats->dropped_mass += r.dropped;
 }
 }  // namespace
 
 void finalize_row(const RowState& st, int d, Half* out, AttentionStats* stats) {
   for (int c = 0; c < d; ++c) out[c] = float_to_half(finalize_output(st.o[c], st.l));
-  add_row_stats(st.alive_mass, st.dropped_mass, st.scored, st.zeroed, stats);
+  add_row_stats(sas_row_stats(st.stats), stats);
 }
 
 void merge_runs(const std::vector<RowState>& runs, const SasParams& sas, int d, Half* out,
@@ -252,30 +223,17 @@ void merge_runs(const std::vector<RowState>& runs, const SasParams& sas, int d, 
   float m = -INFINITY;
   for (const RowState& r : runs) m = maxf(m, r.m);
   float l = 0.0f;
-  std::vector<float> o(static_cast<size_t>(d), 0.0f);
-  double smax = -INFINITY;
-  for (const RowState& r : runs) smax = std::max(smax, r.stat_max);
-  double alive = 0.0, dropped = 0.0;
-  int64_t scored = 0, zeroed = 0;
-  for (const RowState& r : runs) {
-    const float a = merge_factor(r.m, m, sas);
-    l = fmaf_rn(r.l, a, l);
-    for (int c = 0; c < d; ++c) o[c] = fmaf_rn(r.o[c], a, o[c]);
-    if (r.stat_max != -INFINITY) {
-      const double f = std::exp(r.stat_max - smax);
-      dropped += r.dropped_mass * f;
-      if (a == 0.0f) {
-        dropped += r.alive_mass * f;
-        zeroed += r.alive_count;
-      } else {
-        alive += r.alive_mass * f;
-      }
-    }
-    scored += r.scored;
-    zeroed += r.zeroed;
+  std::vector<float> o(static_cast<size_t>(d), 0.0f), a(runs.size());
+  std::vector<SasRunStats> run_stats(runs.size());
+  for (size_t s = 0; s < runs.size(); ++s) {
+    const RowState& r = runs[s];
+    a[s] = merge_factor(r.m, m, sas);
+    l = fmaf_rn(r.l, a[s], l);
+    for (int c = 0; c < d; ++c) o[c] = fmaf_rn(r.o[c], a[s], o[c]);
+    run_stats[s] = r.stats;
   }
   for (int c = 0; c < d; ++c) out[c] = float_to_half(finalize_output(o[c], l));
-  add_row_stats(alive, dropped, scored, zeroed, stats);
+  add_row_stats(sas_merge_runs(run_stats.data(), a.data(), static_cast<int>(runs.size())), stats);
 }
 
 // ---- prefill -------------------------------------------------------------------------------

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/backend.h"
+#include "core/sas_stats.h"
 #include "reference/kv_cache.h"
 
 namespace turbo {
@@ -31,13 +32,7 @@ struct RowState {
   float m = -INFINITY;
   float l = 0.0f;
   std::vector<float> o;
-  // stats (FP64 mass of the method's own scores, relative to stat_max)
-  double stat_max = -INFINITY;
-  double alive_mass = 0.0;
-  double dropped_mass = 0.0;
-  int64_t alive_count = 0;
-  int64_t scored = 0;
-  int64_t zeroed = 0;
+  SasRunStats stats;  // filled when RowParams::want_stats
 
   explicit RowState(int d = 0) : o(static_cast<size_t>(d), 0.0f) {}
 };
