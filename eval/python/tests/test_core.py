@@ -91,7 +91,12 @@ def test_prefill_close_to_exact(rng, method, causal):
     rel = np.linalg.norm(o.astype(np.float64) - ref) / np.linalg.norm(ref)
     # Loose, per method: the point is that the binding passes the right tensors (a wrong head,
     # stride or scale gives errors of order 1), not the methods' accuracy (eval/ measures that).
-    assert rel < (0.05 if method in ("flashq", "kivi") else 0.02), rel
+    # Bounds a few times each method's error on Gaussian data (4-bit KIVI ~10%, FP8 ~5%); the
+    # control below shows a misrouted head lands far outside them.
+    bound = {"fp16": 1e-3, "int8kv": 0.03, "sage": 0.03, "flashq": 0.05, "fp8": 0.1, "kivi": 0.2}
+    assert rel < bound[method], rel
+    swapped = ref[:, ::-1]
+    assert np.linalg.norm(o.astype(np.float64) - swapped) / np.linalg.norm(swapped) > 0.5
     m = turboattn.error_metrics(o, ref)
     assert m["rel_l2"] == pytest.approx(rel, rel=1e-9)
 
@@ -151,15 +156,17 @@ def test_decode_compresses_and_stays_close(rng):
     q = half_tensor(rng, 1, 4, n, 64)
     k = half_tensor(rng, 1, 2, n, 64)
     v = half_tensor(rng, 1, 2, n, 64)
-    for bits, ratio in ((4, 3.0), (2, 5.0)):
+    errors = {}
+    for bits, ratio in ((8, 1.5), (4, 3.0), (2, 5.0)):
         cache = turboattn.KVCache(1, 2, 64, kv_bits=bits)
         cache.append(k, v)
         o = cache.attention(q[:, :, -8:])
         ref = turboattn.attention_reference(q[:, :, -8:], k, v)
-        rel = np.linalg.norm(o.astype(np.float64) - ref) / np.linalg.norm(ref)
-        assert rel < (0.1 if bits == 4 else 0.3), (bits, rel)
+        errors[bits] = np.linalg.norm(o.astype(np.float64) - ref) / np.linalg.norm(ref)
         # 3 full blocks compressed, 8 tokens in the FP16 buffer: well below FP16's 256 B/token.
         assert 256 * n * 2 / cache.bytes()["total"] > ratio
+    # Gaussian K has no outlier channels to help: ~15% at 4 bits, ~65% at 2.
+    assert errors[8] < 0.03 and errors[4] < 0.25 and errors[8] < errors[4] < errors[2], errors
 
 
 def test_stage1_matches_spec(rng):

@@ -92,7 +92,11 @@ def test_decode_chunks_and_generate(model, ids):
     for r in sess_logits:
         assert r["window"] == N and r["scored"] == N - 1 - N // 2
         assert 0 <= r["kl_mean"] < 0.5 and 0.5 < r["top1_agreement"] <= 1
-    assert sess_logits[1]["kv_ratio_vs_fp16"] > 1.5
+    # SPEC 8 at 8 bits, per layer and kv head: one 64-token block (K and V codes, 1 byte each, and
+    # a 4-byte scale each) plus 32 FP16 buffer rows, against 96 FP16 rows.
+    stored = 2 * 64 * 64 + 2 * 4 + 2 * 32 * 64 * 2
+    assert sess_logits[1]["kv_ratio_vs_fp16"] == pytest.approx(2 * 2 * 96 * 64 / stored, rel=1e-12)
+    assert sess_logits[1]["kv_bytes_per_token"] == pytest.approx(3 * 2 * stored / 96, rel=1e-12)
     with hf.substitute(model, "flashq", phase="decode", kv_bits=4) as s:
         out = model.generate(torch.as_tensor(ids[:40])[None], max_new_tokens=6, do_sample=False)
     assert out.shape[1] == 46
