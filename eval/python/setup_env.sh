@@ -17,7 +17,7 @@ cd "$(dirname "$0")/../.."
 PYTHON="${PYTHON:-python3}"
 CACHE="${TURBO_CACHE:-$HOME/.cache/turboattn}"
 REQS=("numpy==2.4.6" "h5py==3.16.0" "pytest==9.2.0" "nanobind==3.1.0" "scikit-build-core==1.1.2"
-      "gguf==0.19.0" "torch==2.15.0" "transformers==5.24.0")
+      "gguf==0.19.0" "torch==2.15.0" "transformers==5.24.0" "accelerate==1.15.0")
 die() { echo "setup_env.sh: error: $*" >&2; exit 1; }
 
 key="$(printf '%s\n' "$("$PYTHON" -c 'import sys; print(sys.version)')" "${REQS[@]}" | sha256sum | cut -c1-12)"
