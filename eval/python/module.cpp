@@ -314,6 +314,11 @@ void attention_reference(const Array& q, const Array& k, const Array& v, bool ca
   const ConstHalfTensor qt = half_view<const Half>(q, "q"), kt = half_view<const Half>(k, "k"),
                         vt = half_view<const Half>(v, "v");
   double* op = contiguous_data<double>(out, kF64, "out", "float64", qt.numel());
+  TURBO_CHECK(qt.tokens() <= kt.tokens(),
+              "q has " << qt.tokens() << " rows but only " << kt.tokens() << " keys");
+  // The output shape is q's; check_attention_shapes wants it as a view.
+  check_attention_shapes(
+      qt, kt, vt, HalfTensor::contiguous(nullptr, qt.batch(), qt.heads(), qt.tokens(), qt.dim()));
   nb::gil_scoped_release release;
   if (qt.tokens() == kt.tokens()) {
     ref::attention_fp64(qt, kt, vt, causal, tau, op);

@@ -125,6 +125,7 @@ def main():
     ap.add_argument("--tokens", type=int, default=1024)
     ap.add_argument("--out", default=str(REPO / "experiments" / "hf_smollm2" / "out"))
     ap.add_argument("--skip", default="", help="comma list of: capture, logits, ppl")
+    ap.add_argument("--runs", default="", help="comma list of run labels (default: all of RUNS)")
     args = ap.parse_args()
     build, workdir = pathlib.Path(args.build), pathlib.Path(args.out)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -143,9 +144,13 @@ def main():
         summary["logits"] = compare_logits(model, build, ids, workdir)
         print("logits:", summary["logits"], flush=True)
     if "ppl" not in skip:
-        summary["ppl"] = compare_ppl(model, build, ids, workdir, RUNS)
-    (workdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"wrote {workdir / 'summary.json'}")
+        wanted = set(filter(None, args.runs.split(",")))
+        runs = [r for r in RUNS if not wanted or r[0] in wanted]
+        summary["ppl"] = compare_ppl(model, build, ids, workdir, runs)
+    name = "summary.json" if not skip else "summary_" + "_".join(
+        x for x in ("capture", "logits", "ppl") if x not in skip) + ".json"
+    (workdir / name).write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"wrote {workdir / name}")
 
 
 if __name__ == "__main__":
