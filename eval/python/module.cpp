@@ -142,6 +142,7 @@ nb::dict bytes_dict(const KvBytes& b) {
   return d;
 }
 
+// The layout of one block; Backend::compress_block / decompress_block check it.
 BlockLayout block_layout(int n_b, int d, int bits, const std::string& axis, int group_size) {
   BlockLayout l;
   l.n_b = n_b;
@@ -149,10 +150,6 @@ BlockLayout block_layout(int n_b, int d, int bits, const std::string& axis, int 
   l.bits = bits;
   l.axis = static_cast<int>(parse_enum<Stage2Axis>(axis, "axis"));
   l.group_size = group_size;
-  TURBO_CHECK(n_b >= 1 && d >= 1, "block shape must be positive, got [" << n_b << ", " << d << "]");
-  TURBO_CHECK(bits == 4 || bits == 2, "stage 2 needs bits 4 or 2, got " << bits);
-  TURBO_CHECK(l.axis == 0 || (group_size >= 1 && d % group_size == 0),
-              "group_size " << group_size << " must divide head_dim " << d);
   return l;
 }
 
@@ -231,16 +228,11 @@ struct PyBackend {
 
   std::vector<nb::dict> attention_prefill(const std::string& key, const Array& q, const Array& k,
                                           const Array& v, const OutArray& o) {
-    const AttentionConfig c = parsed_config(key);
+    // Shapes, finiteness and the config are checked once, by the Backend front (core/backend.h).
+    const AttentionConfig c = parse_attention_config(key);
     const ConstHalfTensor qt = half_view<const Half>(q, "q"), kt = half_view<const Half>(k, "k"),
                           vt = half_view<const Half>(v, "v");
     const HalfTensor ot = half_view<Half>(o, "o");
-    TURBO_CHECK(qt.tokens() == kt.tokens(), "prefill needs as many query rows as keys: q has "
-                                                << qt.tokens() << " tokens, k has " << kt.tokens()
-                                                << " (use a KVCache for decode)");
-    check_attention_shapes(qt, kt, vt, ot);
-    const Status s = impl->supports(c);
-    TURBO_CHECK(s.ok, "backend '" << impl->name() << "' does not run this config: " << s.message);
     std::vector<AttentionStats> stats(static_cast<size_t>(qt.batch() * qt.heads()));
     {
       nb::gil_scoped_release release;
@@ -252,18 +244,11 @@ struct PyBackend {
   PyKvCache create_cache(const std::string& key, int batch, int kv_heads, int head_dim,
                          const std::vector<int>& head_bits) {
     KvCacheSpec spec;
-    spec.config = parsed_config(key);
+    spec.config = parse_attention_config(key);
     spec.batch = batch;
     spec.kv_heads = kv_heads;
     spec.head_dim = head_dim;
     spec.head_bits = head_bits;
-    TURBO_CHECK(batch >= 1 && kv_heads >= 1 && head_dim >= 1,
-                "batch, kv_heads and head_dim must be >= 1");
-    TURBO_CHECK(
-        head_bits.empty() || static_cast<int>(head_bits.size()) == kv_heads,
-        "head_bits needs one entry per kv head (" << kv_heads << "), got " << head_bits.size());
-    const Status s = impl->supports(spec.config);
-    TURBO_CHECK(s.ok, "backend '" << impl->name() << "' does not run this config: " << s.message);
     PyKvCache c;
     c.backend = impl;
     c.config = spec.config;
@@ -274,14 +259,6 @@ struct PyBackend {
 
 void cache_append(PyKvCache& c, const Array& k, const Array& v) {
   const ConstHalfTensor kt = half_view<const Half>(k, "k"), vt = half_view<const Half>(v, "v");
-  const KvCacheSpec& s = c.cache->spec();
-  TURBO_CHECK(kt.batch() == s.batch && kt.heads() == s.kv_heads && kt.dim() == s.head_dim,
-              "k must be [" << s.batch << ", " << s.kv_heads << ", t, " << s.head_dim
-                            << "] for this cache, got [" << kt.batch() << ", " << kt.heads() << ", "
-                            << kt.tokens() << ", " << kt.dim() << "]");
-  TURBO_CHECK(vt.batch() == kt.batch() && vt.heads() == kt.heads() && vt.tokens() == kt.tokens() &&
-                  vt.dim() == kt.dim(),
-              "K and V shapes differ");
   nb::gil_scoped_release release;
   c.backend->cache_append(*c.cache, kt, vt);
 }
@@ -289,18 +266,6 @@ void cache_append(PyKvCache& c, const Array& k, const Array& v) {
 std::vector<nb::dict> cache_decode(PyKvCache& c, const Array& q, const OutArray& o) {
   const ConstHalfTensor qt = half_view<const Half>(q, "q");
   const HalfTensor ot = half_view<Half>(o, "o");
-  const KvCacheSpec& s = c.cache->spec();
-  TURBO_CHECK(qt.batch() == s.batch && qt.dim() == s.head_dim && qt.heads() % s.kv_heads == 0,
-              "q must be [" << s.batch << ", Hq, q_len, " << s.head_dim
-                            << "] with Hq a multiple of " << s.kv_heads << ", got [" << qt.batch()
-                            << ", " << qt.heads() << ", " << qt.tokens() << ", " << qt.dim()
-                            << "]");
-  TURBO_CHECK(
-      qt.tokens() >= 1 && qt.tokens() <= c.cache->length(),
-      "q_len must be in [1, cache length " << c.cache->length() << "], got " << qt.tokens());
-  TURBO_CHECK(ot.batch() == qt.batch() && ot.heads() == qt.heads() && ot.tokens() == qt.tokens() &&
-                  ot.dim() == qt.dim(),
-              "output shape must equal q's shape");
   std::vector<AttentionStats> stats(static_cast<size_t>(qt.batch() * qt.heads()));
   {
     nb::gil_scoped_release release;
@@ -316,7 +281,7 @@ void attention_reference(const Array& q, const Array& k, const Array& v, bool ca
   double* op = contiguous_data<double>(out, kF64, "out", "float64", qt.numel());
   TURBO_CHECK(qt.tokens() <= kt.tokens(),
               "q has " << qt.tokens() << " rows but only " << kt.tokens() << " keys");
-  // The output shape is q's; check_attention_shapes wants it as a view.
+  // Not a Backend op: the shape checks the front runs for attention, on q's shape as output.
   check_attention_shapes(
       qt, kt, vt, HalfTensor::contiguous(nullptr, qt.batch(), qt.heads(), qt.tokens(), qt.dim()));
   nb::gil_scoped_release release;

@@ -142,12 +142,12 @@ def test_decode_equals_prefill_where_spec_says(rng):
 
 def test_kv_cache_errors(rng):
     cache = turboattn.KVCache(1, 2, 64, kv_bits=4)
-    with pytest.raises(turboattn.Error, match=r"k must be \[1, 2, t, 64\] for this cache"):
+    with pytest.raises(turboattn.Error, match=r"K rows have shape \[1, 3, 4, 64\], the cache expects \[1, 2, t, 64\]"):
         cache.append(half_tensor(rng, 1, 3, 4, 64), half_tensor(rng, 1, 3, 4, 64))
     cache.append(half_tensor(rng, 1, 2, 4, 64), half_tensor(rng, 1, 2, 4, 64))
-    with pytest.raises(turboattn.Error, match=r"q_len must be in \[1, cache length 4\], got 5"):
+    with pytest.raises(turboattn.Error, match=r"q_len 5 must be in \[1, cache length 4\]"):
         cache.attention(half_tensor(rng, 1, 2, 5, 64))
-    with pytest.raises(turboattn.Error, match="head_bits needs one entry per kv head"):
+    with pytest.raises(turboattn.Error, match="head_bits has 1 entries for 2 kv heads"):
         turboattn.KVCache(1, 2, 64, kv_bits="mixed", head_bits=[2])
 
 
