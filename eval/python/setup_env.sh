@@ -8,9 +8,11 @@
 #   TURBO_CACHE=/some/dir bash ...             # cache folder (default ~/.cache/turboattn)
 #   TURBO_PY_CUDA=ON bash ...                  # also build the cuda backend into the extension
 #
-# PyPI serves no CPU-only torch for Linux x86-64: torch==2.15.0 brings its CUDA 13 libraries
-# (nvidia-*, about 5.6 GB installed; 21 min to install on the shared 2-core dev VM under load 14,
-# once; then reused). The tests run it on the CPU.
+# PyPI serves no CPU-only torch for Linux x86-64 (every torch wheel there since 1.13 depends on
+# nvidia-* CUDA packages): torch==2.15.0 brings its CUDA 13 libraries, 5.6 GB installed. Measured
+# on the shared 2-core dev VM under load ~14: a fresh venv 35 min 42 s wall (3 min 33 s CPU; the
+# rest is download and unpacking), a second run 36 s (venv reused, package rebuilt if changed).
+# The tests run torch on the CPU.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
