@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PKGS=(cmake g++ make libeigen3-dev libomp-dev libcli11-dev libgtest-dev libgmock-dev
-      libbenchmark-dev libhdf5-dev nlohmann-json3-dev python3-pip)
+      libbenchmark-dev libhdf5-dev nlohmann-json3-dev python3-pip python3-venv python3-dev)
 
 missing=()
 for p in "${PKGS[@]}"; do
