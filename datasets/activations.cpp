@@ -11,8 +11,8 @@
 #include <type_traits>
 
 #include "core/error.h"
+#include "core/host/file_io.h"
 #include "datasets/sha256.h"
-#include "host/file_io.h"
 
 namespace turbo {
 namespace data {

@@ -12,12 +12,12 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "core/host/file_io.h"
+#include "core/host/progress.h"
 #include "datasets/activations.h"
 #include "datasets/llama_model.h"
 #include "datasets/model_path.h"
 #include "datasets/sha256.h"
-#include "host/file_io.h"
-#include "host/progress.h"
 #include "reference/reference.h"
 
 #ifndef TURBO_VERSION

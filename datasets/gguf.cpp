@@ -8,7 +8,7 @@
 
 #include "core/error.h"
 #include "core/fp16.h"
-#include "host/file_io.h"
+#include "core/host/file_io.h"
 
 namespace turbo {
 namespace data {

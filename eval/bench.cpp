@@ -14,10 +14,10 @@
 
 #include "core/backend.h"
 #include "core/error.h"
+#include "core/host/numbers.h"
+#include "core/host/rng.h"
 #include "core/kv_layout.h"
 #include "eval/commands.h"
-#include "host/numbers.h"
-#include "host/rng.h"
 
 namespace turbo {
 namespace eval {

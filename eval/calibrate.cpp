@@ -6,8 +6,8 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/host/numbers.h"
 #include "datasets/activations.h"
-#include "host/numbers.h"
 #include "reference/reference.h"
 
 namespace turbo {

@@ -17,8 +17,8 @@
 #include <vector>
 
 #include "core/config.h"
-#include "host/file_io.h"
-#include "host/json.h"
+#include "core/host/file_io.h"
+#include "core/host/json.h"
 
 namespace turbo {
 namespace data {

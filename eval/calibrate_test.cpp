@@ -19,12 +19,12 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/host/json.h"
 #include "datasets/activations.h"
 #include "datasets/commands.h"
 #include "eval/ppl.h"
 #include "eval/results.h"
 #include "eval/test_util.h"
-#include "host/json.h"
 
 namespace turbo {
 namespace eval {

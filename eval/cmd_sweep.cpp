@@ -5,12 +5,12 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/host/file_io.h"
 #include "datasets/activations.h"
 #include "eval/calibrate.h"
 #include "eval/commands.h"
 #include "eval/results.h"
 #include "eval/sweep.h"
-#include "host/file_io.h"
 
 namespace turbo {
 namespace eval {

@@ -4,11 +4,11 @@
 #include <limits>
 
 #include "core/error.h"
+#include "core/host/numbers.h"
 #include "datasets/commands.h"
 #include "eval/backends.h"
 #include "eval/ppl.h"
 #include "eval/provenance.h"
-#include "host/numbers.h"
 
 #ifdef _OPENMP
 #include <omp.h>

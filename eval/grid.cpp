@@ -6,7 +6,7 @@
 #include <sstream>
 
 #include "core/error.h"
-#include "host/numbers.h"
+#include "core/host/numbers.h"
 
 namespace turbo {
 namespace eval {

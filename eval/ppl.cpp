@@ -17,15 +17,15 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "core/host/file_io.h"
+#include "core/host/json.h"
+#include "core/host/progress.h"
+#include "core/host/rng.h"
 #include "datasets/commands.h"
 #include "datasets/llama_model.h"
 #include "datasets/model_path.h"
 #include "datasets/sha256.h"
 #include "eval/provenance.h"
-#include "host/file_io.h"
-#include "host/json.h"
-#include "host/progress.h"
-#include "host/rng.h"
 #include "reference/reference.h"
 
 namespace turbo {

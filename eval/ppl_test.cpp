@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "core/error.h"
-#include "host/file_io.h"
-#include "host/json.h"
+#include "core/host/file_io.h"
+#include "core/host/json.h"
 
 namespace turbo {
 namespace eval {

@@ -14,12 +14,12 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "core/host/file_io.h"
+#include "core/host/json.h"
+#include "core/host/numbers.h"
 #include "eval/commands.h"
 #include "eval/grid.h"
 #include "eval/results.h"
-#include "host/file_io.h"
-#include "host/json.h"
-#include "host/numbers.h"
 
 namespace turbo {
 namespace eval {

@@ -19,11 +19,11 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/host/json.h"
 #include "datasets/activations.h"
 #include "datasets/commands.h"
 #include "eval/results.h"
 #include "eval/test_util.h"
-#include "host/json.h"
 
 namespace turbo {
 namespace eval {

@@ -20,9 +20,9 @@
 #include <string>
 #include <vector>
 
+#include "core/host/file_io.h"
+#include "core/host/json.h"
 #include "eval/grid.h"
-#include "host/file_io.h"
-#include "host/json.h"
 
 namespace turbo {
 namespace eval {

@@ -10,14 +10,14 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/host/file_io.h"
+#include "core/host/progress.h"
+#include "core/host/rng.h"
 #include "datasets/activations.h"
 #include "datasets/sha256.h"
 #include "eval/backends.h"
 #include "eval/metrics.h"
 #include "eval/provenance.h"
-#include "host/file_io.h"
-#include "host/progress.h"
-#include "host/rng.h"
 #include "reference/reference.h"
 
 namespace turbo {

@@ -12,9 +12,9 @@
 #include <utility>
 #include <vector>
 
+#include "core/host/file_io.h"
 #include "datasets/activations.h"
 #include "eval/commands.h"
-#include "host/file_io.h"
 
 namespace turbo {
 namespace eval {

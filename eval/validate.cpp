@@ -13,12 +13,12 @@
 
 #include "core/backend.h"
 #include "core/error.h"
+#include "core/host/progress.h"
+#include "core/host/rng.h"
 #include "core/kv_layout.h"
 #include "datasets/activations.h"
 #include "eval/backends.h"
 #include "eval/commands.h"
-#include "host/progress.h"
-#include "host/rng.h"
 #include "reference/reference.h"
 
 #ifdef _OPENMP

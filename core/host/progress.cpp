@@ -1,4 +1,4 @@
-#include "host/progress.h"
+#include "core/host/progress.h"
 
 #include <unistd.h>
 

@@ -1,4 +1,4 @@
-#include "host/numbers.h"
+#include "core/host/numbers.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "host/file_io.h"
+#include "core/host/file_io.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>

@@ -1,4 +1,4 @@
-#include "host/json.h"
+#include "core/host/json.h"
 
 #include <cmath>
 #include <limits>

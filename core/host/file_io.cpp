@@ -1,4 +1,4 @@
-#include "host/file_io.h"
+#include "core/host/file_io.h"
 
 #include <errno.h>
 #include <fcntl.h>
