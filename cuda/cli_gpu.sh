@@ -52,9 +52,12 @@ LIBPATH=$(find "$PREFIX" -name 'lib*.so*' \( -type f -o -type l \) -printf '%h\n
 say "prefix $PREFIX: $(ls "$DEBS"/*.deb | wc -l) packages, libraries in ${LIBPATH//:/ }"
 
 # 2. Configure and build the CLI. HDF5_ROOT makes FindHDF5 search that root alone (NO_DEFAULT_PATH:
-# no h5cc wrapper, no system HDF5); CLI11_DIR / nlohmann_json_DIR name the package folders.
+# no h5cc wrapper, no system HDF5); CLI11_DIR / nlohmann_json_DIR name the package folders
+# (CLI11_INCLUDE_DIR serves the project's fallback if CLI11's package file is refused; the policy
+# floor lets CMake 4 read those Debian package files, which declare policies from 2.6 on).
 # -rpath-link lets the linker follow libhdf5's own dependencies (libcurl, libsz, ...) inside the
-# prefix.
+# prefix; spelled -Xlinker, which g++ and nvcc both pass on (nvcc rejects -Wl,...), since CMake
+# also links its CUDA compiler checks with these flags.
 launcher=()
 [ -n "${LAUNCHER:-}" ] && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER="$LAUNCHER"
                                     -DCMAKE_CUDA_COMPILER_LAUNCHER="$LAUNCHER")
@@ -64,13 +67,14 @@ cmake -S . -B "$BUILD" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release \
   -DTURBO_ENABLE_CUDA="$CUDA" -DCMAKE_CUDA_ARCHITECTURES="$ARCH" \
   -DTURBO_BUILD_EVAL=ON -DTURBO_BUILD_TESTS=OFF -DTURBO_BUILD_BENCHMARKS=OFF \
   -DHDF5_ROOT="$HDF5_DIR_ROOT" -DHDF5_NO_FIND_PACKAGE_CONFIG_FILE=ON \
-  -DCLI11_DIR="$U/share/cmake/CLI11" -Dnlohmann_json_DIR="$U/share/cmake/nlohmann_json" \
-  -DCMAKE_EXE_LINKER_FLAGS="-Wl,-rpath-link,$LIBPATH" "${launcher[@]}" \
+  -DCLI11_DIR="$U/share/cmake/CLI11" -DCLI11_INCLUDE_DIR="$U/include" \
+  -Dnlohmann_json_DIR="$U/share/cmake/nlohmann_json" -DCMAKE_POLICY_VERSION_MINIMUM=3.5 \
+  -DCMAKE_EXE_LINKER_FLAGS="-Xlinker -rpath-link=$LIBPATH" "${launcher[@]}" \
   >"$LOG/cli_cmake.log" 2>&1 || { say "configure failed"; tail -30 "$LOG/cli_cmake.log"; exit 2; }
 # What CMake picked, for the log: every path must lie inside the prefix.
-grep -E "^(HDF5_[A-Za-z0-9_]*(INCLUDE_DIR|LIBRARY[A-Za-z_]*)|CLI11_DIR|nlohmann_json_DIR):" \
+grep -E "^(HDF5_[A-Za-z0-9_]*(INCLUDE_DIR|LIBRARY[A-Za-z_]*)|CLI11_DIR|CLI11_INCLUDE_DIR|nlohmann_json_DIR):" \
   "$BUILD/CMakeCache.txt" | sed 's/^/[cli_gpu]   /'
-outside=$(grep -E "^(HDF5_[A-Za-z0-9_]*(INCLUDE_DIR|LIBRARY[A-Za-z_]*)|CLI11_DIR|nlohmann_json_DIR):" \
+outside=$(grep -E "^(HDF5_[A-Za-z0-9_]*(INCLUDE_DIR|LIBRARY[A-Za-z_]*)|CLI11_DIR|CLI11_INCLUDE_DIR|nlohmann_json_DIR):" \
   "$BUILD/CMakeCache.txt" | cut -d= -f2- | tr ';' '\n' | grep '^/' | grep -v "^$PREFIX/" || true)
 [ -z "$outside" ] || { say "CMake found dependencies outside the prefix: $outside"; exit 2; }
 cmake --build "$BUILD" --target turboattn -j"$JOBS" >"$LOG/cli_build.log" 2>&1 ||
