@@ -35,8 +35,14 @@ say() { echo "[cli_gpu] $*"; }
 # usr/lib/x86_64-linux-gnu (and lib/x86_64-linux-gnu for a few), HDF5's serial flavour under
 # usr/lib/x86_64-linux-gnu/hdf5/serial, whose include/ and lib/ links make it an HDF5 root.
 ls "$DEBS"/*.deb >/dev/null 2>&1 || { say "no .deb files in $DEBS (run cuda/fetch_gpu_debs.sh)"; exit 2; }
+# Only a folder this script made (it holds the marker) or an empty one is ever cleared.
+if [ -d "$PREFIX" ] && [ ! -e "$PREFIX/.turbo_gpudeps" ] && [ -n "$(ls -A "$PREFIX")" ]; then
+  say "PREFIX $PREFIX exists, is not empty and was not made by this script; not touching it"
+  exit 2
+fi
 rm -rf "$PREFIX"
 mkdir -p "$PREFIX"
+touch "$PREFIX/.turbo_gpudeps"
 for f in "$DEBS"/*.deb; do
   dpkg -x "$f" "$PREFIX" || { say "dpkg -x $f failed"; exit 2; }
 done
