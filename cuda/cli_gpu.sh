@@ -14,8 +14,8 @@
 # (/tmp/turbo_gpu_logs), LAUNCHER (a compiler launcher such as ccache; none by default),
 # CLI_VALIDATE_ARGS (default: the reference side on every core, --against-threads $(nproc); the ref
 # backend is bit-identical at any thread count), CLI_BENCH_ARGS, CLI_TIMEOUT (seconds per command,
-# 900). Exit status: 0 when validate and bench both pass, 2 when the build fails, otherwise the
-# first failing command's status.
+# 240; a device call runs at most 600 s). Exit status: 0 when validate and bench both pass, 2 when
+# the build fails, otherwise the first failing command's status (124: timed out).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DEBS=${DEBS:-.gpudebs}
@@ -27,7 +27,7 @@ JOBS=${JOBS:-$(nproc)}
 LOG=${LOG:-/tmp/turbo_gpu_logs}
 CLI_VALIDATE_ARGS=${CLI_VALIDATE_ARGS:---against-threads $(nproc)}
 CLI_BENCH_ARGS=${CLI_BENCH_ARGS:---shape 9/3x1024x64 --shape 32/8x4096x128 --repeats 5}
-CLI_TIMEOUT=${CLI_TIMEOUT:-900}
+CLI_TIMEOUT=${CLI_TIMEOUT:-240}
 mkdir -p "$LOG"
 say() { echo "[cli_gpu] $*"; }
 
