@@ -4,7 +4,8 @@ cuda_flashq_bench's CSV, on the same card in the same run, and writes the result
 cuda/results/<date>_<card>.json plus the Markdown table generated from it.
 
   python3 cuda/bench_sdpa.py --ours ours.csv --validate validate.log --json out.json --md out.md \
-      --commit SHA --command "..." [--sanitizer memcheck=... --sanitizer racecheck=...]
+      --commit SHA --command "..." [--sanitizer memcheck=... --sanitizer racecheck=...] \
+      [--cli-validate cli_validate.log --cli-bench cli_bench.log]
 
 Timing as ours: CUDA events after warm-up, the median of many calls, inputs rotated among copies
 that together exceed three times the L2; at B = 1 decode also a CUDA graph replay. A backend with
@@ -108,6 +109,46 @@ def parse_validate(path):
     return {"cases": cases, "failed": failed, "mismatches": mism}
 
 
+def parse_cli_validate(path):
+    """`turboattn validate` output (cuda/cli_gpu.sh appends "exit RC, S s: COMMAND")."""
+    if not path:
+        return None
+    text = open(path).read()
+    res = {"command": None, "exit": None, "seconds": None, "cases": None, "failed": None,
+           "declined": None, "mismatches": None}
+    m = re.search(r"^exit (\d+), (\d+) s: (.*)$", text, re.M)
+    if m:
+        res["exit"], res["seconds"] = int(m.group(1)), int(m.group(2))
+        res["command"] = m.group(3).strip()
+    m = re.search(r"^(PASS|FAIL): (\d+) cases run, (\d+) failed, (\d+) declined", text, re.M)
+    if m:
+        res["cases"], res["failed"], res["declined"] = (int(m.group(i)) for i in (2, 3, 4))
+        # | op | cases | failed | unsupported | elements | mismatches | worst error / bound |
+        res["mismatches"] = 0
+        for line in text.splitlines():
+            cols = [c.strip() for c in line.strip().strip("|").split("|")]
+            if line.startswith("| ") and len(cols) == 7 and cols[5].isdigit():
+                res["mismatches"] += int(cols[5])
+    return res
+
+
+def parse_cli_bench(path):
+    """`turboattn bench` output: | op | shape | elements | median time | elements/s |."""
+    if not path:
+        return None
+    text = open(path).read()
+    res = {"command": None, "exit": None, "rows": []}
+    m = re.search(r"^exit (\d+), \d+ s: (.*)$", text, re.M)
+    if m:
+        res["exit"], res["command"] = int(m.group(1)), m.group(2).strip()
+    for line in text.splitlines():
+        cols = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and len(cols) == 5 and cols[3].endswith(" ms"):
+            res["rows"].append({"op": cols[0], "shape": cols[1], "elements": float(cols[2]),
+                                "ms": float(cols[3][:-3]), "elements_per_s": float(cols[4])})
+    return res
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ours", required=True)
@@ -118,6 +159,8 @@ def main():
     ap.add_argument("--command", default="")
     ap.add_argument("--sanitizer", action="append", default=[])
     ap.add_argument("--oracle", default=None)
+    ap.add_argument("--cli-validate", help="log of `turboattn validate --backend cuda`")
+    ap.add_argument("--cli-bench", help="log of `turboattn bench --backend cuda`")
     args = ap.parse_args()
     torch.manual_seed(0)
     rows = list(csv.DictReader(open(args.ours)))
@@ -133,6 +176,8 @@ def main():
         "copy_gbps": None,
         "read_gbps": None,
         "validate": parse_validate(args.validate),
+        "cli_validate": parse_cli_validate(args.cli_validate),
+        "cli_bench": parse_cli_bench(args.cli_bench),
         "oracle": args.oracle,
         "sanitizer": dict(s.split("=", 1) for s in args.sanitizer),
         "kernels": [],
@@ -220,6 +265,21 @@ def markdown(res):
         lines.append("")
         lines.append(f"{k['op']} {k['shape']}: {k['ms']:.4f} ms, {k['gbps']} GB/s "
                      f"({k['gbps'] / res['copy_gbps'] * 100:.0f}% of copy)")
+    cv, cb = res.get("cli_validate"), res.get("cli_bench")
+    if cv:
+        lines.append("")
+        lines.append(f"CLI `{cv['command']}` (exit {cv['exit']}, {cv['seconds']} s): "
+                     f"{cv['cases']} cases run, {cv['failed']} failed, {cv['declined']} declined "
+                     f"by the backend, {cv['mismatches']} mismatching elements.")
+    if cb:
+        lines.append("")
+        lines.append(f"CLI `{cb['command']}` (exit {cb['exit']}; host-to-host calls, transfers "
+                     f"included):")
+        lines.append("")
+        lines.append("| op | shape | median ms | elements/s |")
+        lines.append("| --- | --- | --- | --- |")
+        for r in cb["rows"]:
+            lines.append(f"| {r['op']} | {r['shape']} | {r['ms']:.3f} | {r['elements_per_s']:.3g} |")
     return "\n".join(lines) + "\n"
 
 

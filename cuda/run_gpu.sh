@@ -7,7 +7,8 @@
 #
 #   OUT=/some/dir cuda/run_gpu.sh
 # Knobs (environment): ARCH (default 90), QUICK=1 (one decode / one prefill shape), SKIP_CHECKS=1
-# (no tests / validation / sanitizers), SKIP_SANITIZER=1, PROFILE=1 (ncu of the decode kernel).
+# (no tests / validation / sanitizers), SKIP_SANITIZER=1, PROFILE=1 (ncu of the decode kernel),
+# CLI=0|1 (the turboattn CLI stage; default on when .gpudebs/ exists: carry it, see cli_gpu.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/turbo_gpu_out}
@@ -54,13 +55,27 @@ fi
 $B/cuda_flashq_bench --csv "$LOG/ours.csv" --check ${QUICK:+--quick} 2>&1 | tee "$LOG/bench.log" \
   | grep -vE "^  decode"
 stamp bench
+# The turboattn CLI, built with datasets/ + eval/ against the Debian packages carried in .gpudebs/
+# (cuda/fetch_gpu_debs.sh, run where the Debian registry is reachable): `turboattn validate
+# --backend cuda` and a short `turboattn bench --backend cuda` (cuda/cli_gpu.sh). On when .gpudebs/
+# exists; CLI=0 skips it, CLI=1 insists on it. Its counts go into the result file as cli_validate.
+cli=skipped
+rm -f "$LOG"/cli_*.log
+if [ "${CLI:-$([ -d .gpudebs ] && echo 1 || echo 0)}" = 1 ]; then
+  LOG="$LOG" ARCH="$ARCH" bash cuda/cli_gpu.sh 2>&1 | tee "$LOG/cli_gpu.log"
+  cli=${PIPESTATUS[0]}
+  stamp "cli rc=$cli"
+fi
+cli_args=()
+[ -f "$LOG/cli_validate.log" ] && cli_args+=(--cli-validate "$LOG/cli_validate.log")
+[ -f "$LOG/cli_bench.log" ] && cli_args+=(--cli-bench "$LOG/cli_bench.log")
 CARD=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr ' ' '_' | tr -cd 'A-Za-z0-9_-')
 NAME="$(date -u +%Y-%m-%d)_${CARD}"
 ORACLE=$(grep -E "^\[  (PASSED|FAILED) " "$LOG/oracle_cuda.log" 2>/dev/null | tr '\n' ' ')
 PYTHONUNBUFFERED=1 python3 cuda/bench_sdpa.py --ours "$LOG/ours.csv" --validate "$LOG/validate.log" \
   --json "$OUT/$NAME.json" --md "$OUT/$NAME.md" --commit "$COMMIT" --command "cuda/run_gpu.sh" \
   --oracle "rc=$orc ${ORACLE}" --sanitizer "memcheck=$mc" --sanitizer "racecheck=$rc" \
-  >"$LOG/sdpa.log" 2>&1 || tail -20 "$LOG/sdpa.log"
+  "${cli_args[@]}" >"$LOG/sdpa.log" 2>&1 || tail -20 "$LOG/sdpa.log"
 stamp sdpa
 if [ "${TUNE:-0}" = 1 ]; then  # decode variants on the quick shapes (cuda/TUNING.md)
   for v in "TURBO_DECODE_KERNEL=rows" "TURBO_DECODE_CTAS=3" "TURBO_DECODE_CTAS=2"; do
@@ -76,7 +91,7 @@ if [ "${PROFILE:-0}" = 1 ]; then
   grep -E "DecodeKernel|Duration|Throughput|Registers|Occupancy|Stall" "$LOG/ncu.txt" | head -60
 fi
 cat "$OUT/$NAME.md" 2>/dev/null | cut -c1-400
-for f in validate.log bench.log; do [ -f "$LOG/$f" ] && cp "$LOG/$f" "$OUT/"; done
+for f in validate.log bench.log cli_gpu.log; do [ -f "$LOG/$f" ] && cp "$LOG/$f" "$OUT/"; done
 [ -f "$LOG/sanitizer_racecheck.log" ] && head -300 "$LOG/sanitizer_racecheck.log" >"$OUT/racecheck_head.log"
 [ -f "$LOG/ncu.txt" ] && cp "$LOG/ncu.txt" "$OUT/"
-echo "gtest rc=$gt validate rc=$va oracle rc=$orc memcheck $mc racecheck $rc"
+echo "gtest rc=$gt validate rc=$va oracle rc=$orc memcheck $mc racecheck $rc cli rc=$cli"
