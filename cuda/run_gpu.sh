@@ -18,6 +18,8 @@ mkdir -p "$OUT" "$LOG"
 START=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - START ))s] $*"; }
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader | tee "$LOG/card.txt"
+# The device copy of the checkout may carry a stale .git: write the commit to .commit before a run
+# (echo $(git rev-parse --short HEAD) > .commit); else git is asked.
 COMMIT=$(cat .commit 2>/dev/null || git rev-parse --short HEAD 2>/dev/null || echo unknown)
 # The project's own CMake without datasets/ + eval/ (HDF5, CLI11 are not on the GPU machine) and
 # without the Google Benchmark programs: core + reference + cuda and their tests.
