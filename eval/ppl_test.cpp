@@ -90,7 +90,7 @@ TEST(Ppl, SeveralMethodsAndTheReferenceCache) {
   PplOptions o = base("flashq", 136);  // two compressed 64-token blocks per stream, then a buffer
   o.methods = {"flashq", "fp16"};
   o.phase = "decode";
-  o.ref_cache = tmp("cache_several");
+  o.ref_cache = cache_dir() + "/several";  // fresh per test process: the first run computes
   const std::vector<PplResult> a = run_ppl(o);
   ASSERT_EQ(a.size(), 2u);
   EXPECT_FALSE(a[0].reference_from_cache);
