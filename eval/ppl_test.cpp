@@ -90,7 +90,7 @@ TEST(Ppl, SeveralMethodsAndTheReferenceCache) {
   PplOptions o = base("flashq", 136);  // two compressed 64-token blocks per stream, then a buffer
   o.methods = {"flashq", "fp16"};
   o.phase = "decode";
-  o.ref_cache = tmp("cache_several");
+  o.ref_cache = cache_dir() + "/several";  // fresh per test process: the first run computes
   const std::vector<PplResult> a = run_ppl(o);
   ASSERT_EQ(a.size(), 2u);
   EXPECT_FALSE(a[0].reference_from_cache);
@@ -198,12 +198,12 @@ int run_exe_with_fsize_limit(std::vector<std::string> args, rlim_t limit) {
 // with 0 bytes. Now it fails and the old file stays.
 TEST(Ppl, FullDiskKeepsTheOldJson) {
   const std::string json = tmp("full.json");
-  write_file_atomic(json, std::string(8192, 'x') + "\n");  // longer than the limit below
+  write_file_atomic(json, std::string(8192, 'x') + "\n");
   const std::string before = read_text_file(json);
   const int status =
       run_exe_with_fsize_limit({"-q", "ppl", "--text", kGpl, "--max-tokens", "12", "--method",
                                 "fp16", "--ref-cache", "none", "--json", json},
-                               4096);
+                               512);  // the JSON of one run is about 1.8 KB: its write fails
   ASSERT_TRUE(WIFEXITED(status)) << "killed by a signal";
   EXPECT_EQ(WEXITSTATUS(status), 1);
   EXPECT_EQ(read_text_file(json), before);
