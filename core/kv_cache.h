@@ -1,5 +1,5 @@
-// What every backend's FlashQ KV cache (SPEC 6) shares: the checks of a KvCacheSpec, the per-kv-head
-// bit widths, the block layout of a head, and the SPEC 8 byte count. Host-only.
+// What every backend's FlashQ KV cache (SPEC 6) shares: the checks of a KvCacheSpec, the
+// per-kv-head bit widths, the block layout of a head, and the SPEC 8 byte count. Host-only.
 #pragma once
 
 #include <vector>
@@ -37,7 +37,8 @@ inline std::vector<int> resolve_head_bits(const KvCacheSpec& spec) {
                                  << " kv heads");
     bits = spec.head_bits;
   }
-  for (int b : bits) TURBO_CHECK(b == 8 || b == 4 || b == 2, "head bits must be 8, 4 or 2, got " << b);
+  for (int b : bits)
+    TURBO_CHECK(b == 8 || b == 4 || b == 2, "head bits must be 8, 4 or 2, got " << b);
   for (Stage2Axis ax : {qc.k_axis, qc.v_axis})
     if (ax == Stage2Axis::kToken)
       TURBO_CHECK(spec.head_dim % qc.group_size == 0,
@@ -54,16 +55,19 @@ inline BlockLayout cache_block_layout(const KvCacheSpec& spec, int bits, bool is
   L.bits = bits;
   L.axis = static_cast<int>(is_k ? qc.k_axis : qc.v_axis);
   L.group_size = qc.group_size;
+  L.frac_step = qc.s2_step == S2Step::kFloat ? 1 : 0;
+  L.token_scales = qc.kv_scale == KvScale::kToken ? 1 : 0;
   return L;
 }
 
 // SPEC 8 for a FlashQ cache whose batch x kv_heads streams each hold `blocks` compressed blocks
-// and `buffer_rows` buffer rows: codes, stage-2 s2/z and the FP32 stage-1 scale per block, buffer
-// rows (FP16: 2 bytes per element; int8: 1 byte per element + an FP32 scale per row), and the FP32
-// K mean per channel and stream when k_smooth = mean has fixed one.
+// and `buffer_rows` buffer rows: codes, stage-2 s2/z and the FP32 stage-1 scale(s) per block,
+// buffer rows (FP16: 2 bytes per element; int8: 1 byte per element + an FP32 scale per row), the
+// `sink_rows` FP16 sink rows (2 bytes per element), and the FP32 K mean per channel and stream
+// when k_smooth = mean has fixed one.
 inline KvBytes flashq_cache_bytes(const KvCacheSpec& spec, const std::vector<int>& bits,
                                   int64_t blocks, int64_t buffer_rows, bool has_k_mean,
-                                  int64_t length) {
+                                  int64_t length, int64_t sink_rows = 0) {
   KvBytes r;
   const int64_t d = spec.head_dim;
   const bool int8_buf = spec.config.quant.buffer == BufferMode::kInt8;
@@ -79,6 +83,7 @@ inline KvBytes flashq_cache_bytes(const KvCacheSpec& spec, const std::vector<int
       } else {
         r.buffer += buffer_rows * d * 2;
       }
+      r.buffer += sink_rows * d * 2;
     }
     if (has_k_mean) r.metadata += d * 4;
   }

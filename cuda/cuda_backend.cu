@@ -6,8 +6,8 @@
 #include <mutex>
 #include <vector>
 
-#include "cuda/cuda_backend.h"
 #include "core/kv_cache.h"
+#include "cuda/cuda_backend.h"
 #include "cuda/cuda_common.cuh"
 
 namespace turbo {
@@ -423,6 +423,12 @@ class CudaBackend final : public Backend {
       return Status::Fail("method " + enum_name(config.method) +
                           " is not implemented by the cuda backend; use ref");
     if (config.splits > 1024) return Status::Fail("splits must be <= 1024 on the cuda backend");
+    const QuantConfig& qc = config.quant;
+    if (qc.s2_step != S2Step::kInt || qc.kv_scale != KvScale::kBlock || qc.sink != 0 ||
+        qc.window != 0)
+      return Status::Fail(
+          "s2_step, kv_scale, sink and window other than int, block, 0, 0 are "
+          "implemented by the ref backend only");
     return Status::Ok();
   }
 

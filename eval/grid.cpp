@@ -206,12 +206,13 @@ bool flashq_reads(const AttentionConfig& c, Phase phase, const std::string& k) {
   if (k == "n_r" || k == "poly" || k == "sas_precision") return sas;
   if (k == "kv_gran" || k == "causal") return !decode;
   if (k == "block" || k == "kv_bits" || k == "buffer" || k == "splits") return decode;
-  if (k == "k_axis" || k == "v_axis") return decode && bits != 8;
+  if (k == "kv_scale" || k == "sink" || k == "window") return decode;
+  if (k == "k_axis" || k == "v_axis" || k == "s2_step") return decode && bits != 8;
   if (k == "group_size")
     return decode && bits != 8 &&
            (c.quant.k_axis == Stage2Axis::kToken || c.quant.v_axis == Stage2Axis::kToken);
   if (k == "f2" || k == "prio_tensors" || k == "prio_metric") return decode && bits == 0;
-  return false;  // scale_storage, residual: KIVI only
+  return false;  // scale_storage, residual, kivi_impl: KIVI only
 }
 
 // Whether `method` in `phase` reads knob `k` (method and tau are always read).
@@ -225,7 +226,7 @@ bool reads(const AttentionConfig& c, Phase phase, const std::string& k) {
       return k == "causal" && phase == Phase::kPrefill;
     case Method::kKivi:
       return k == "kv_bits" || k == "group_size" || k == "residual" || k == "scale_storage" ||
-             (k == "causal" && phase == Phase::kPrefill);
+             k == "kivi_impl" || (k == "causal" && phase == Phase::kPrefill);
     case Method::kSage:
       return k == "br" || k == "bc" || k == "k_smooth" ||
              (k == "causal" && phase == Phase::kPrefill);
