@@ -1,6 +1,7 @@
 // The "cuda" backend: host staging around the kernels of quant_kernels.cu, cache_kernels.cu,
-// flashq_rows.cu and flashq_mma.cu. Inputs are checked on the host (shapes, finiteness) exactly
-// as the reference checks them, then copied to the device; outputs are copied back.
+// flashq_rows.cu and flashq_mma.cu. The Backend front (core/backend.h) checks inputs on the host
+// (shapes, finiteness, the config) before any of this runs; inputs are then copied to the device
+// and outputs back.
 #include <algorithm>
 #include <cstring>
 #include <mutex>
@@ -88,12 +89,6 @@ void add_row_stats(const std::vector<RowStats>& rs, int64_t rows_per_head, Atten
 void prefill_impl(const AttentionConfig& cfg, const Half* q, const Half* k, const Half* v, Half* o,
                   int64_t B, int64_t Hq, int64_t Hkv, int64_t N, int D, cudaStream_t stream,
                   Workspace& ws, AttentionStats* stats) {
-  TURBO_CHECK(
-      cfg.method == Method::kFlashQ,
-      "method " << enum_name(cfg.method) << " is not implemented by the cuda backend; use ref");
-  TURBO_CHECK(D > 0 && D % 16 == 0 && D <= 256,
-              "head_dim must be a multiple of 16 in [16, 256], got " << D);
-  TURBO_CHECK(Hkv > 0 && Hq % Hkv == 0, "query heads must be a multiple of kv heads");
   if (N == 0 || B == 0 || Hq == 0) return;
   const QuantConfig& qc = cfg.quant;
   const int dp = padded_dim(D);
@@ -198,9 +193,6 @@ class CudaKvCache final : public KvCache {
  public:
   explicit CudaKvCache(const KvCacheSpec& spec) : spec_(spec) {
     const QuantConfig& qc = spec.config.quant;
-    TURBO_CHECK(spec.config.method == Method::kFlashQ,
-                "method " << enum_name(spec.config.method)
-                          << " is not implemented by the cuda backend; use ref");
     bits_ = resolve_head_bits(spec);
     streams_ = static_cast<int64_t>(spec.batch) * spec.kv_heads;
     int64_t stride = 0;
@@ -350,15 +342,8 @@ void decode_impl(const AttentionConfig& cfg, const Half* q, const CudaKvCache& c
                  int64_t Hq, int64_t QL, cudaStream_t stream, Workspace& ws,
                  AttentionStats* stats) {
   const KvCacheSpec& spec = cache.spec();
-  TURBO_CHECK(
-      cfg.method == Method::kFlashQ,
-      "method " << enum_name(cfg.method) << " is not implemented by the cuda backend; use ref");
   const int64_t B = spec.batch, Hkv = spec.kv_heads, L = cache.length();
   const int D = spec.head_dim;
-  TURBO_CHECK(Hq % Hkv == 0,
-              "query heads (" << Hq << ") must be a multiple of kv heads (" << Hkv << ")");
-  TURBO_CHECK(QL >= 1 && QL <= L, "q_len " << QL << " must be in [1, cache length " << L << "]");
-  TURBO_CHECK(cfg.splits >= 1, "splits must be >= 1");
   const int dp = padded_dim(D);
   const int64_t q_rows = group_rows_for(cfg.quant.q_gran, cfg.quant.br, QL);
   ws.q_codes.reserve(static_cast<size_t>(B * Hq * QL * dp));
@@ -412,32 +397,38 @@ void decode_impl(const AttentionConfig& cfg, const Half* q, const CudaKvCache& c
   }
 }
 
+// What the cuda backend adds to AttentionConfig::validate.
+Status cuda_supports(const AttentionConfig& config) {
+  if (config.method != Method::kFlashQ)
+    return Status::Fail("method " + enum_name(config.method) +
+                        " is not implemented by the cuda backend; use ref");
+  if (config.splits > 1024) return Status::Fail("splits must be <= 1024 on the cuda backend");
+  const QuantConfig& qc = config.quant;
+  if (qc.s2_step != S2Step::kInt || qc.kv_scale != KvScale::kBlock || qc.sink != 0 ||
+      qc.window != 0)
+    return Status::Fail(
+        "s2_step, kv_scale, sink and window other than int, block, 0, 0 are implemented by the "
+        "ref backend only");
+  return Status::Ok();
+}
+
+void require_cuda_supports(const AttentionConfig& config) {
+  Status s = config.validate();
+  if (s.ok) s = cuda_supports(config);
+  TURBO_CHECK(s.ok, s.message);
+}
+
 class CudaBackend final : public Backend {
  public:
   std::string name() const override { return "cuda"; }
 
-  Status supports(const AttentionConfig& config) const override {
-    const Status s = config.validate();
-    if (!s.ok) return s;
-    if (config.method != Method::kFlashQ)
-      return Status::Fail("method " + enum_name(config.method) +
-                          " is not implemented by the cuda backend; use ref");
-    if (config.splits > 1024) return Status::Fail("splits must be <= 1024 on the cuda backend");
-    const QuantConfig& qc = config.quant;
-    if (qc.s2_step != S2Step::kInt || qc.kv_scale != KvScale::kBlock || qc.sink != 0 ||
-        qc.window != 0)
-      return Status::Fail(
-          "s2_step, kv_scale, sink and window other than int, block, 0, 0 are "
-          "implemented by the ref backend only");
-    return Status::Ok();
+ private:
+  Status supports_impl(const AttentionConfig& config) const override {
+    return cuda_supports(config);
   }
 
-  void quantize_stage1(const Half* x, int64_t n, int d, int64_t group_rows, int8_t* codes,
-                       float* scales) override {
-    TURBO_CHECK(n >= 0 && d > 0 && group_rows >= 1, "quantize_stage1: bad shape");
-    for (int64_t i = 0; i < n * d; ++i)
-      TURBO_CHECK(is_finite_half(x[i]), "non-finite value in quantize_stage1 input at row "
-                                            << i / d << ", channel " << i % d);
+  void quantize_stage1_impl(const Half* x, int64_t n, int d, int64_t group_rows, int8_t* codes,
+                            float* scales) override {
     if (n == 0) return;
     const int64_t groups = (n + group_rows - 1) / group_rows;
     upload(ws_.k_in, x, static_cast<size_t>(n * d), stream_);
@@ -449,8 +440,7 @@ class CudaBackend final : public Backend {
     download(scales, ws_.k_scale, static_cast<size_t>(groups), stream_);
   }
 
-  void compress_block(const int8_t* q, const BlockLayout& layout, uint8_t* block) override {
-    check_block_layout(layout);
+  void compress_block_impl(const int8_t* q, const BlockLayout& layout, uint8_t* block) override {
     upload(ws_.k_codes, q, static_cast<size_t>(layout.elements()), stream_);
     upload(ws_.v_codes, block, static_cast<size_t>(layout.bytes()),
            stream_);  // keeps the scale slot
@@ -459,8 +449,7 @@ class CudaBackend final : public Backend {
     download(block, ws_.v_codes, static_cast<size_t>(layout.bytes()), stream_);
   }
 
-  void decompress_block(const uint8_t* block, const BlockLayout& layout, int8_t* q) override {
-    check_block_layout(layout);
+  void decompress_block_impl(const uint8_t* block, const BlockLayout& layout, int8_t* q) override {
     upload(ws_.v_codes, block, static_cast<size_t>(layout.bytes()), stream_);
     ws_.k_codes.reserve(static_cast<size_t>(layout.elements()));
     launch_decompress_blocks(ws_.v_codes.as<uint8_t>(), layout, 1, layout.bytes(),
@@ -468,14 +457,10 @@ class CudaBackend final : public Backend {
     download(q, ws_.k_codes, static_cast<size_t>(layout.elements()), stream_);
   }
 
-  void quantize_asym(const Half* x, int64_t n_groups, int group_len, int bits, ScaleStorage storage,
-                     uint8_t* codes, float* scales, float* zeros) override {
-    TURBO_CHECK(bits >= 1 && bits <= 8, "quantize_asym: bits must be in [1, 8], got " << bits);
-    TURBO_CHECK(group_len >= 1, "quantize_asym: group_len must be >= 1");
+  void quantize_asym_impl(const Half* x, int64_t n_groups, int group_len, int bits,
+                          ScaleStorage storage, uint8_t* codes, float* scales,
+                          float* zeros) override {
     const int64_t n = n_groups * group_len;
-    for (int64_t i = 0; i < n; ++i)
-      TURBO_CHECK(is_finite_half(x[i]), "non-finite value in quantize_asym input, group "
-                                            << i / group_len << ", element " << i % group_len);
     if (n_groups == 0) return;
     upload(ws_.k_in, x, static_cast<size_t>(n), stream_);
     ws_.k_codes.reserve(static_cast<size_t>(n));
@@ -489,14 +474,7 @@ class CudaBackend final : public Backend {
     download(zeros, ws_.v_scale, static_cast<size_t>(n_groups), stream_);
   }
 
-  void sas(const Half* x, int64_t n, const SasConfig& config, float* out) override {
-    TURBO_CHECK(config.n_r >= 1 && config.n_r < kMaxNr,
-                "n_r must be in [1, 15], got " << config.n_r);
-    for (int64_t i = 0; i < n; ++i) {
-      const float v = half_to_float(x[i]);
-      TURBO_CHECK(v >= 0.0f,
-                  "SAS input must be >= 0 (a distance from the row max), got " << v << " at " << i);
-    }
+  void sas_impl(const Half* x, int64_t n, const SasConfig& config, float* out) override {
     if (n == 0) return;
     upload(ws_.k_in, x, static_cast<size_t>(n), stream_);
     ws_.k_scale.reserve(sizeof(float) * static_cast<size_t>(n));
@@ -504,17 +482,9 @@ class CudaBackend final : public Backend {
     download(out, ws_.k_scale, static_cast<size_t>(n), stream_);
   }
 
-  void attention_prefill(const AttentionConfig& config, const ConstHalfTensor& q,
-                         const ConstHalfTensor& k, const ConstHalfTensor& v, const HalfTensor& o,
-                         AttentionStats* stats) override {
-    const Status s = supports(config);
-    TURBO_CHECK(s.ok, s.message);
-    check_attention_shapes(q, k, v, o);
-    TURBO_CHECK(q.tokens() == k.tokens(), "prefill needs as many query rows as keys (Q "
-                                              << q.tokens() << ", K " << k.tokens() << ")");
-    check_finite(q, "Q");
-    check_finite(k, "K");
-    check_finite(v, "V");
+  void attention_prefill_impl(const AttentionConfig& config, const ConstHalfTensor& q,
+                              const ConstHalfTensor& k, const ConstHalfTensor& v,
+                              const HalfTensor& o, AttentionStats* stats) override {
     const std::vector<Half> qh = gather(q), kh = gather(k), vh = gather(v);
     upload(ws_.q_in, qh.data(), qh.size(), stream_);
     upload(ws_.k_in, kh.data(), kh.size(), stream_);
@@ -528,23 +498,13 @@ class CudaBackend final : public Backend {
     scatter(oh, o);
   }
 
-  std::unique_ptr<KvCache> create_cache(const KvCacheSpec& spec) override {
+  std::unique_ptr<KvCache> create_cache_impl(const KvCacheSpec& spec) override {
     return std::make_unique<CudaKvCache>(spec);
   }
 
-  void cache_append(KvCache& cache_base, const ConstHalfTensor& k,
-                    const ConstHalfTensor& v) override {
+  void cache_append_impl(KvCache& cache_base, const ConstHalfTensor& k,
+                         const ConstHalfTensor& v) override {
     auto& cache = const_cast<CudaKvCache&>(as_cuda(cache_base));
-    const KvCacheSpec& spec = cache.spec();
-    TURBO_CHECK(k.batch() == spec.batch && k.heads() == spec.kv_heads && k.dim() == spec.head_dim,
-                "K rows have shape [" << k.batch() << ", " << k.heads() << ", " << k.tokens()
-                                      << ", " << k.dim() << "], the cache expects [" << spec.batch
-                                      << ", " << spec.kv_heads << ", t, " << spec.head_dim << "]");
-    TURBO_CHECK(v.batch() == k.batch() && v.heads() == k.heads() && v.tokens() == k.tokens() &&
-                    v.dim() == k.dim(),
-                "V rows must have K's shape");
-    check_finite(k, "K (cache append)");
-    check_finite(v, "V (cache append)");
     const std::vector<Half> kh = gather(k), vh = gather(v);
     upload(ws_.k_in, kh.data(), kh.size(), stream_);
     upload(ws_.v_in, vh.data(), vh.size(), stream_);
@@ -552,26 +512,10 @@ class CudaBackend final : public Backend {
     TURBO_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
 
-  void attention_decode(const AttentionConfig& config, const ConstHalfTensor& q,
-                        const KvCache& cache_base, const HalfTensor& o,
-                        AttentionStats* stats) override {
-    const Status s = supports(config);
-    TURBO_CHECK(s.ok, s.message);
-    TURBO_CHECK(config.method == cache_base.spec().config.method,
-                "decode method " << enum_name(config.method)
-                                 << " does not match the cache's method "
-                                 << enum_name(cache_base.spec().config.method));
+  void attention_decode_impl(const AttentionConfig& config, const ConstHalfTensor& q,
+                             const KvCache& cache_base, const HalfTensor& o,
+                             AttentionStats* stats) override {
     const CudaKvCache& cache = as_cuda(cache_base);
-    const KvCacheSpec& spec = cache.spec();
-    TURBO_CHECK(q.batch() == spec.batch && q.dim() == spec.head_dim,
-                "Q shape does not match the cache (batch " << spec.batch << ", head_dim "
-                                                           << spec.head_dim << ")");
-    TURBO_CHECK(o.batch() == q.batch() && o.heads() == q.heads() && o.tokens() == q.tokens() &&
-                    o.dim() == q.dim(),
-                "output shape must equal Q's shape");
-    TURBO_CHECK(q.tokens() >= 1 && q.tokens() <= cache.length(),
-                "q_len " << q.tokens() << " must be in [1, cache length " << cache.length() << "]");
-    check_finite(q, "Q (decode)");
     const std::vector<Half> qh = gather(q);
     upload(ws_.q_in, qh.data(), qh.size(), stream_);
     ws_.o_out.reserve(std::max<size_t>(1, qh.size() * sizeof(Half)));
@@ -615,16 +559,22 @@ void register_cuda_backend() {
 void flashq_prefill_device(const AttentionConfig& config, const Half* q, const Half* k,
                            const Half* v, Half* o, int64_t batch, int64_t q_heads, int64_t kv_heads,
                            int64_t tokens, int head_dim, cudaStream_t stream) {
-  const Status s = config.validate();
-  TURBO_CHECK(s.ok, s.message);
+  require_cuda_supports(config);
+  // The Backend front's shape checks on views of the device pointers (never dereferenced here).
+  const auto qv = ConstHalfTensor::contiguous(q, batch, q_heads, tokens, head_dim);
+  const auto kv = ConstHalfTensor::contiguous(k, batch, kv_heads, tokens, head_dim);
+  check_prefill_shapes(qv, kv, kv, HalfTensor::contiguous(o, batch, q_heads, tokens, head_dim));
   prefill_impl(config, q, k, v, o, batch, q_heads, kv_heads, tokens, head_dim, stream,
                thread_workspace(), nullptr);
 }
 
 void flashq_decode_device(const AttentionConfig& config, const Half* q, const KvCache& cache,
                           Half* o, int64_t q_heads, int64_t q_len, cudaStream_t stream) {
-  const Status s = config.validate();
-  TURBO_CHECK(s.ok, s.message);
+  require_cuda_supports(config);
+  const KvCacheSpec& spec = cache.spec();
+  check_decode_shapes(config, cache,
+                      ConstHalfTensor::contiguous(q, spec.batch, q_heads, q_len, spec.head_dim),
+                      HalfTensor::contiguous(o, spec.batch, q_heads, q_len, spec.head_dim));
   decode_impl(config, q, as_cuda(cache), o, q_heads, q_len, stream, thread_workspace(), nullptr);
 }
 

@@ -4,7 +4,8 @@
 //
 // The Backend interface takes HOST pointers (core/backend.h); this backend stages them to the
 // device. For benchmarking, the *_device entry points below take DEVICE pointers and run on a
-// stream without any host copy or input check.
+// stream without any host copy; they check the config and the shapes as the Backend front does,
+// but not finiteness (that would read the data).
 #pragma once
 
 #include <cstdint>

@@ -1,8 +1,6 @@
 // Properties of the baseline methods (reference/baselines.cpp): error orderings against the FP64
 // ground truth, lossless cases that must collapse onto the FP16 floor, prefill/decode agreement,
 // cache purity under any append batching, exact storage accounting and input errors.
-#include "reference/baselines.h"
-
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -23,11 +21,17 @@ namespace {
 
 AttentionConfig cfg(const std::string& key) { return parse_attention_config(key); }
 
+// The baselines run through the ref backend's checked entry points, as every caller uses them.
+Backend& be() {
+  static const std::unique_ptr<Backend> backend = make_reference_backend();
+  return *backend;
+}
+
 HostTensor<Half> prefill(const AttentionConfig& c, const QkvInputs& in,
                          AttentionStats* st = nullptr) {
   HostTensor<Half> o(in.q.b, in.q.h, in.q.n, in.q.d);
   for (auto& x : o.storage) x = Half{0x7e00};  // poisoned: every element must be written
-  baseline_prefill(c, in.q.view(), in.k.view(), in.v.view(), o.view(), st);
+  be().attention_prefill(c, in.q.view(), in.k.view(), in.v.view(), o.view(), st);
   return o;
 }
 
@@ -207,11 +211,11 @@ TEST(Baselines, DecodeEqualsPrefillWhereTheyQuantizeAlike) {
     spec.config = c;
     spec.kv_heads = 2;
     spec.head_dim = 64;
-    auto cache = baseline_create_cache(spec);
-    baseline_cache_append(*cache, slice(in.k, 0, cs.row + 1), slice(in.v, 0, cs.row + 1));
+    auto cache = be().create_cache(spec);
+    be().cache_append(*cache, slice(in.k, 0, cs.row + 1), slice(in.v, 0, cs.row + 1));
     HostTensor<Half> dec(1, 4, 1, 64);
     AttentionStats st[4];
-    baseline_decode(c, slice(in.q, cs.row, cs.row + 1), *cache, dec.view(), st);
+    be().attention_decode(c, slice(in.q, cs.row, cs.row + 1), *cache, dec.view(), st);
     for (int h = 0; h < 4; ++h) {
       for (int d = 0; d < 64; ++d)
         ASSERT_EQ(dec.storage[h * 64 + d].bits,
@@ -234,18 +238,18 @@ TEST(Baselines, CacheIsAPureFunctionOfItsRows) {
     spec.config = cfg(key);
     spec.kv_heads = 2;
     spec.head_dim = 64;
-    auto a = baseline_create_cache(spec);
-    auto b = baseline_create_cache(spec);
-    baseline_cache_append(*a, in.k.view(), in.v.view());
+    auto a = be().create_cache(spec);
+    auto b = be().create_cache(spec);
+    be().cache_append(*a, in.k.view(), in.v.view());
     for (int64_t t0 = 0, step = 1; t0 < 150; t0 += step, step = step % 7 + 3)
-      baseline_cache_append(*b, slice(in.k, t0, std::min<int64_t>(150, t0 + step)),
-                            slice(in.v, t0, std::min<int64_t>(150, t0 + step)));
+      be().cache_append(*b, slice(in.k, t0, std::min<int64_t>(150, t0 + step)),
+                        slice(in.v, t0, std::min<int64_t>(150, t0 + step)));
     ASSERT_EQ(a->length(), 150);
     ASSERT_EQ(b->length(), 150);
     EXPECT_EQ(a->bytes().total(), b->bytes().total()) << key;
     HostTensor<Half> oa(1, 2, 3, 64), ob(1, 2, 3, 64);
-    baseline_decode(spec.config, slice(in.q, 147, 150), *a, oa.view(), nullptr);
-    baseline_decode(spec.config, slice(in.q, 147, 150), *b, ob.view(), nullptr);
+    be().attention_decode(spec.config, slice(in.q, 147, 150), *a, oa.view(), nullptr);
+    be().attention_decode(spec.config, slice(in.q, 147, 150), *b, ob.view(), nullptr);
     EXPECT_TRUE(bits_equal(oa, ob)) << key;
   }
 }
@@ -259,8 +263,8 @@ TEST(Baselines, StorageAccountingMatchesTheFormat) {
     spec.config = c;
     spec.kv_heads = static_cast<int>(H);
     spec.head_dim = static_cast<int>(D);
-    auto cache = baseline_create_cache(spec);
-    baseline_cache_append(*cache, in.k.view(), in.v.view());
+    auto cache = be().create_cache(spec);
+    be().cache_append(*cache, in.k.view(), in.v.view());
     const KvBytes b = cache->bytes();
     EXPECT_EQ(b.tokens, H * L);
     return b;
@@ -350,18 +354,18 @@ TEST(Baselines, BadInputIsRejected) {
   expect_error(cfg("method=kivi,residual=0"), "residual > 0");
   expect_error(cfg("method=kivi,scale_storage=fp32"), "needs kivi_impl=legacy");
   EXPECT_NO_THROW(prefill(cfg("method=kivi,kivi_impl=legacy,group_size=48,residual=40"), in));
-  expect_error(cfg("method=flashq"), "baselines: kivi, int8kv, sage, fp8");
+  expect_error(cfg("method=sage,br=0"), "br and bc must be >= 1");
   in.k.storage[100] = Half{0x7c00};
   expect_error(cfg("method=int8kv"), "non-finite value in K");
   KvCacheSpec spec;
   spec.config = cfg("method=int8kv");
   spec.head_bits = {4};
-  EXPECT_THROW(baseline_create_cache(spec), Error);
+  EXPECT_THROW(be().create_cache(spec), Error);
   spec.config = cfg("method=kivi,kv_bits=mixed");
   spec.head_bits = {};
-  EXPECT_THROW(baseline_create_cache(spec), Error);
+  EXPECT_THROW(be().create_cache(spec), Error);
   spec.head_bits = {2};
-  EXPECT_NO_THROW(baseline_create_cache(spec));
+  EXPECT_NO_THROW(be().create_cache(spec));
 }
 
 }  // namespace

@@ -335,12 +335,6 @@ KvTileView head_tile(const QuantHead& kq, const QuantHead& vq, int64_t t0, int64
 
 void flashq_prefill(const AttentionConfig& cfg, const ConstHalfTensor& q, const ConstHalfTensor& k,
                     const ConstHalfTensor& v, const HalfTensor& o, AttentionStats* stats) {
-  check_attention_shapes(q, k, v, o);
-  TURBO_CHECK(q.tokens() == k.tokens(), "prefill needs as many query rows as keys (Q "
-                                            << q.tokens() << ", K " << k.tokens() << ")");
-  check_finite(q, "Q");
-  check_finite(k, "K");
-  check_finite(v, "V");
   const int64_t B = q.batch(), Hq = q.heads(), Hkv = k.heads(), N = q.tokens(), D = q.dim();
   const int64_t group = Hq / Hkv;
   const QuantConfig& qc = cfg.quant;
@@ -481,15 +475,6 @@ void flashq_cache_append(KvCache& cache_base, const ConstHalfTensor& k, const Co
   RefKvCache& cache = as_ref(cache_base);
   const KvCacheSpec& spec = cache.spec_;
   const QuantConfig& qc = spec.config.quant;
-  TURBO_CHECK(k.batch() == spec.batch && k.heads() == spec.kv_heads && k.dim() == spec.head_dim,
-              "K rows have shape [" << k.batch() << ", " << k.heads() << ", " << k.tokens() << ", "
-                                    << k.dim() << "], the cache expects [" << spec.batch << ", "
-                                    << spec.kv_heads << ", t, " << spec.head_dim << "]");
-  TURBO_CHECK(v.batch() == k.batch() && v.heads() == k.heads() && v.tokens() == k.tokens() &&
-                  v.dim() == k.dim(),
-              "V rows must have K's shape");
-  check_finite(k, "K (cache append)");
-  check_finite(v, "V (cache append)");
   const int64_t D = spec.head_dim, T = k.tokens();
   const bool smooth = qc.k_smooth == KSmooth::kMean;
   if (smooth && cache.k_mean_.empty() && T > 0) {
@@ -585,17 +570,6 @@ void flashq_decode(const AttentionConfig& cfg, const ConstHalfTensor& q, const K
   const KvCacheSpec& spec = cache.spec_;
   const QuantConfig& qc = spec.config.quant;
   const int64_t B = q.batch(), Hq = q.heads(), Hkv = spec.kv_heads, QL = q.tokens(), D = q.dim();
-  TURBO_CHECK(B == spec.batch && D == spec.head_dim, "Q shape does not match the cache (batch "
-                                                         << spec.batch << ", head_dim "
-                                                         << spec.head_dim << ")");
-  TURBO_CHECK(Hq % Hkv == 0,
-              "query heads (" << Hq << ") must be a multiple of kv heads (" << Hkv << ")");
-  TURBO_CHECK(o.batch() == B && o.heads() == Hq && o.tokens() == QL && o.dim() == D,
-              "output shape must equal Q's shape");
-  TURBO_CHECK(QL >= 1 && QL <= cache.length_,
-              "q_len " << QL << " must be in [1, cache length " << cache.length_ << "]");
-  TURBO_CHECK(cfg.splits >= 1, "splits must be >= 1");
-  check_finite(q, "Q (decode)");
   const int64_t L = cache.length_, group = Hq / Hkv;
   const SasParams sas = cfg.sas.params();
   const float tau = cfg.tau_for(static_cast<int>(D));

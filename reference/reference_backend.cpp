@@ -32,40 +32,31 @@ class ReferenceBackend final : public Backend {
  public:
   std::string name() const override { return "ref"; }
 
-  Status supports(const AttentionConfig& config) const override { return config.validate(); }
+ private:
+  Status supports_impl(const AttentionConfig&) const override { return Status::Ok(); }
 
-  void quantize_stage1(const Half* x, int64_t n, int d, int64_t group_rows, int8_t* codes,
-                       float* scales) override {
-    TURBO_CHECK(n >= 0 && d > 0 && group_rows >= 1, "quantize_stage1: bad shape");
+  void quantize_stage1_impl(const Half* x, int64_t n, int d, int64_t group_rows, int8_t* codes,
+                            float* scales) override {
     std::vector<float> rows(static_cast<size_t>(n * d));
-    for (int64_t i = 0; i < n * d; ++i) {
-      TURBO_CHECK(is_finite_half(x[i]), "non-finite value in quantize_stage1 input at row "
-                                            << i / d << ", channel " << i % d);
-      rows[static_cast<size_t>(i)] = half_to_float(x[i]);
-    }
+    for (int64_t i = 0; i < n * d; ++i) rows[static_cast<size_t>(i)] = half_to_float(x[i]);
     stage1_rows(rows.data(), n, d, group_rows, codes, scales);
   }
 
-  void compress_block(const int8_t* q, const BlockLayout& layout, uint8_t* block) override {
-    check_block_layout(layout);
+  void compress_block_impl(const int8_t* q, const BlockLayout& layout, uint8_t* block) override {
     compress_block_ref(q, layout, block);
   }
 
-  void decompress_block(const uint8_t* block, const BlockLayout& layout, int8_t* q) override {
-    check_block_layout(layout);
+  void decompress_block_impl(const uint8_t* block, const BlockLayout& layout, int8_t* q) override {
     decompress_block_ref(block, layout, q);
   }
 
-  void quantize_asym(const Half* x, int64_t n_groups, int group_len, int bits, ScaleStorage storage,
-                     uint8_t* codes, float* scales, float* zeros) override {
-    TURBO_CHECK(bits >= 1 && bits <= 8, "quantize_asym: bits must be in [1, 8], got " << bits);
-    TURBO_CHECK(group_len >= 1, "quantize_asym: group_len must be >= 1");
+  void quantize_asym_impl(const Half* x, int64_t n_groups, int group_len, int bits,
+                          ScaleStorage storage, uint8_t* codes, float* scales,
+                          float* zeros) override {
     for (int64_t g = 0; g < n_groups; ++g) {
       const Half* xg = x + g * group_len;
       float mn = INFINITY, mx = -INFINITY;
       for (int i = 0; i < group_len; ++i) {
-        TURBO_CHECK(is_finite_half(xg[i]),
-                    "non-finite value in quantize_asym input, group " << g << ", element " << i);
         const float e = half_to_float(xg[i]);
         mn = minf(mn, e);
         mx = maxf(mx, e);
@@ -78,29 +69,19 @@ class ReferenceBackend final : public Backend {
     }
   }
 
-  void sas(const Half* x, int64_t n, const SasConfig& config, float* out) override {
+  void sas_impl(const Half* x, int64_t n, const SasConfig& config, float* out) override {
     const SasParams p = config.params();
-    TURBO_CHECK(config.n_r >= 1 && config.n_r < kMaxNr,
-                "n_r must be in [1, 15], got " << config.n_r);
-    for (int64_t i = 0; i < n; ++i) {
-      const float v = half_to_float(x[i]);
-      TURBO_CHECK(v >= 0.0f,
-                  "SAS input must be >= 0 (a distance from the row max), got " << v << " at " << i);
-      out[i] = sas_eval(v, p);
-    }
+    for (int64_t i = 0; i < n; ++i) out[i] = sas_eval(half_to_float(x[i]), p);
   }
 
-  void attention_prefill(const AttentionConfig& config, const ConstHalfTensor& q,
-                         const ConstHalfTensor& k, const ConstHalfTensor& v, const HalfTensor& o,
-                         AttentionStats* stats) override {
-    const Status s = config.validate();
-    TURBO_CHECK(s.ok, s.message);
+  void attention_prefill_impl(const AttentionConfig& config, const ConstHalfTensor& q,
+                              const ConstHalfTensor& k, const ConstHalfTensor& v,
+                              const HalfTensor& o, AttentionStats* stats) override {
     switch (config.method) {
       case Method::kFlashQ:
         flashq_prefill(config, q, k, v, o, stats);
         return;
       case Method::kFp16:
-        check_attention_shapes(q, k, v, o);
         attention_fp16_floor(q, k, v, config.causal, config.tau, o);
         count_dense(q, k.tokens(), config.causal, stats);
         return;
@@ -109,7 +90,7 @@ class ReferenceBackend final : public Backend {
     }
   }
 
-  std::unique_ptr<KvCache> create_cache(const KvCacheSpec& spec) override {
+  std::unique_ptr<KvCache> create_cache_impl(const KvCacheSpec& spec) override {
     switch (spec.config.method) {
       case Method::kFlashQ:
         return flashq_create_cache(spec);
@@ -120,19 +101,14 @@ class ReferenceBackend final : public Backend {
     }
   }
 
-  void cache_append(KvCache& cache, const ConstHalfTensor& k, const ConstHalfTensor& v) override {
+  void cache_append_impl(KvCache& cache, const ConstHalfTensor& k,
+                         const ConstHalfTensor& v) override {
     switch (cache.spec().config.method) {
       case Method::kFlashQ:
         flashq_cache_append(cache, k, v);
         return;
       case Method::kFp16: {
         auto& c = dynamic_cast<Fp16Cache&>(cache);
-        TURBO_CHECK(k.batch() == c.spec_.batch && k.heads() == c.spec_.kv_heads &&
-                        k.dim() == c.spec_.head_dim && v.batch() == k.batch() &&
-                        v.heads() == k.heads() && v.tokens() == k.tokens() && v.dim() == k.dim(),
-                    "K/V rows do not match the cache shape");
-        check_finite(k, "K (cache append)");
-        check_finite(v, "V (cache append)");
         for (int64_t i = 0; i < k.batch() * k.heads(); ++i)
           for (int64_t t = 0; t < k.tokens(); ++t) {
             const Half* kr = k.row(i / k.heads(), i % k.heads(), t);
@@ -150,14 +126,9 @@ class ReferenceBackend final : public Backend {
     }
   }
 
-  void attention_decode(const AttentionConfig& config, const ConstHalfTensor& q,
-                        const KvCache& cache, const HalfTensor& o, AttentionStats* stats) override {
-    const Status s = config.validate();
-    TURBO_CHECK(s.ok, s.message);
-    TURBO_CHECK(config.method == cache.spec().config.method,
-                "decode method " << enum_name(config.method)
-                                 << " does not match the cache's method "
-                                 << enum_name(cache.spec().config.method));
+  void attention_decode_impl(const AttentionConfig& config, const ConstHalfTensor& q,
+                             const KvCache& cache, const HalfTensor& o,
+                             AttentionStats* stats) override {
     switch (config.method) {
       case Method::kFlashQ:
         flashq_decode(config, q, cache, o, stats);
@@ -174,8 +145,6 @@ class ReferenceBackend final : public Backend {
         }
         const auto kt = ConstHalfTensor::contiguous(kk.data(), B, H, L, D);
         const auto vt = ConstHalfTensor::contiguous(vv.data(), B, H, L, D);
-        TURBO_CHECK(o.tokens() == q.tokens() && o.heads() == q.heads(),
-                    "output shape must equal Q's shape");
         attention_fp16_floor(q, kt, vt, true, config.tau, o);
         count_dense(q, L, true, stats);
         return;
@@ -185,7 +154,6 @@ class ReferenceBackend final : public Backend {
     }
   }
 
- private:
   // Dense methods zero nothing: rows and scored entries only.
   static void count_dense(const ConstHalfTensor& q, int64_t n_keys, bool causal,
                           AttentionStats* stats) {
