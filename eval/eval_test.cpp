@@ -267,7 +267,8 @@ TEST(Sweep, WritesTidyRowsWithSidecar) {
   EXPECT_NE(side.at("command").as_string().find("sweep"), std::string::npos);
   EXPECT_FALSE(side.at("git_commit").as_string().empty());
   const int rel = t.column("rel_l2"), cos = t.column("cosine"), kv = t.column("kv_bytes_per_token"),
-            phase = t.column("phase"), cr = t.column("compression"), rows = t.column("rows");
+            phase = t.column("phase"), cr = t.column("compression"), rows = t.column("rows"),
+            kvm = t.column("kv_bytes_mean"), crm = t.column("compression_mean");
   for (const auto& r : t.rows) {
     const double e = std::stod(r[static_cast<size_t>(rel)]);
     EXPECT_TRUE(e > 0 && e < 2) << e;
@@ -275,9 +276,15 @@ TEST(Sweep, WritesTidyRowsWithSidecar) {
     if (r[static_cast<size_t>(phase)] == "decode") {
       EXPECT_GT(std::stod(r[static_cast<size_t>(kv)]), 0.0);
       EXPECT_GT(std::stod(r[static_cast<size_t>(cr)]), 0.0);
+      // Bytes read at every decode position: FP16 holds 4 * D = 256 bytes at each of them.
+      const double m = std::stod(r[static_cast<size_t>(kvm)]);
+      EXPECT_GT(m, 0.0);
+      EXPECT_NEAR(m * std::stod(r[static_cast<size_t>(crm)]), 256.0, 1e-6);
+      if (r[0].find("method=fp16") != std::string::npos) EXPECT_EQ(m, 256.0);
       EXPECT_EQ(r[static_cast<size_t>(rows)], "3");
     } else {
       EXPECT_EQ(r[static_cast<size_t>(kv)], "");
+      EXPECT_EQ(r[static_cast<size_t>(kvm)], "");
       EXPECT_EQ(r[static_cast<size_t>(rows)], "96");
     }
   }

@@ -18,11 +18,12 @@ namespace eval {
 
 const std::vector<std::string>& result_columns() {
   static const std::vector<std::string> kColumns = [] {
-    std::vector<std::string> c = {
-        "config",     "phase",  "layer",    "head",         "kv_head",
-        "head_bits",  "tokens", "rows",     "rel_l2",       "nmse",
-        "max_abs",    "cosine", "sparsity", "dropped_mass", "kv_bytes_per_token",
-        "compression"};
+    std::vector<std::string> c = {"config",      "phase",         "layer",
+                                  "head",        "kv_head",       "head_bits",
+                                  "tokens",      "rows",          "rel_l2",
+                                  "nmse",        "max_abs",       "cosine",
+                                  "sparsity",    "dropped_mass",  "kv_bytes_per_token",
+                                  "compression", "kv_bytes_mean", "compression_mean"};
     for (const Knob& k : knobs()) c.push_back(k.name);
     return c;
   }();
@@ -59,6 +60,8 @@ std::string format_row(const ResultRow& r, const AttentionConfig& config) {
     s += "," + num(v);
   s += "," + (r.kv_bytes_per_token < 0 ? std::string() : num(r.kv_bytes_per_token));
   s += "," + (r.compression < 0 ? std::string() : num(r.compression));
+  s += "," + (r.kv_bytes_mean < 0 ? std::string() : num(r.kv_bytes_mean));
+  s += "," + (r.compression_mean < 0 ? std::string() : num(r.compression_mean));
   for (const Knob& k : knobs()) s += "," + k.get(config);
   s += '\n';
   return s;

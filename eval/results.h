@@ -4,9 +4,11 @@
 //
 // CSV columns (eval/README.md documents each): config, phase, layer, head, kv_head, head_bits,
 // tokens, rows, rel_l2, nmse, max_abs, cosine, sparsity, dropped_mass, kv_bytes_per_token,
-// compression, then one column per knob of turbo::knobs() in table order. `config` is the
-// canonical AttentionConfig::to_string() key (double-quoted: it contains commas). Numbers are
-// printed with %.10g, so equal results give equal bytes. Empty cells mean "not applicable".
+// compression (both at the end of the window), kv_bytes_mean, compression_mean (averaged over
+// every decode position of the window, SPEC 8), then one column per knob of turbo::knobs() in table
+// order. `config` is the canonical AttentionConfig::to_string() key (double-quoted: it contains
+// commas). Numbers are printed with %.10g, so equal results give equal bytes. Empty cells mean "not
+// applicable".
 //
 // The rows of one unit (config x phase: all layers and heads) are appended with one write(),
 // then fflush'ed and fsync'ed. On resume a file is scanned: a trailing partial line or a last
@@ -32,7 +34,10 @@ struct ResultRow {
   int64_t tokens = 0, rows = 0;
   double rel_l2 = 0, nmse = 0, max_abs = 0, cosine = 0;
   double sparsity = 0, dropped_mass = 0;
-  double kv_bytes_per_token = -1, compression = -1;  // < 0: not applicable (prefill)
+  // KV bytes per token per kv head (SPEC 8) and the ratio to FP16, at the end of the window and
+  // averaged over the decode positions [decode_start(tokens), tokens). < 0: not applicable.
+  double kv_bytes_per_token = -1, compression = -1;
+  double kv_bytes_mean = -1, compression_mean = -1;
 };
 
 const std::vector<std::string>& result_columns();
