@@ -16,6 +16,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/kv_layout.h"
+#include "core/method.h"
 #include "core/tensor.h"
 
 namespace turbo {
@@ -122,18 +123,17 @@ inline void check_prefill_shapes(const ConstHalfTensor& q, const ConstHalfTensor
                                             << q.tokens() << ", K " << k.tokens() << ")");
 }
 
-// A cache's shape: batch, kv heads, head_dim, and a per-kv-head bit map of 8/4/2 entries, one per
-// kv head (or none).
+// A cache's shape: batch, kv heads, head_dim, and a per-kv-head bit map (one entry per kv head)
+// exactly when the method takes one (the method table).
 inline void check_cache_spec(const KvCacheSpec& spec) {
   TURBO_CHECK(spec.batch > 0 && spec.kv_heads > 0, "cache needs batch > 0 and kv_heads > 0");
   TURBO_CHECK(spec.head_dim > 0 && spec.head_dim % 16 == 0 && spec.head_dim <= 256,
               "head_dim must be a multiple of 16 in [16, 256], got " << spec.head_dim);
-  if (spec.head_bits.empty()) return;
   TURBO_CHECK(
-      static_cast<int>(spec.head_bits.size()) == spec.kv_heads,
+      spec.head_bits.empty() || static_cast<int>(spec.head_bits.size()) == spec.kv_heads,
       "head_bits has " << spec.head_bits.size() << " entries for " << spec.kv_heads << " kv heads");
-  for (int b : spec.head_bits)
-    TURBO_CHECK(b == 8 || b == 4 || b == 2, "head bits must be 8, 4 or 2, got " << b);
+  const Status s = method_supports_bit_map(spec.config, spec.head_bits);
+  TURBO_CHECK(s.ok, s.message);
 }
 
 // Appended rows k, v [B, Hkv, t, D] against the cache's spec.
@@ -157,10 +157,11 @@ class Backend {
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
 
-  // Whether this backend runs `config` (AttentionConfig::validate, then the backend's own
-  // limits); the message says why not.
+  // Whether this backend runs `config` (AttentionConfig::validate, the method table's limits,
+  // then the backend's own); the message says why not.
   Status supports(const AttentionConfig& config) const {
-    const Status s = config.validate();
+    Status s = config.validate();
+    if (s.ok) s = method_supports(config);
     return s.ok ? supports_impl(config) : s;
   }
 
@@ -220,6 +221,8 @@ class Backend {
                          const ConstHalfTensor& k, const ConstHalfTensor& v, const HalfTensor& o,
                          AttentionStats* stats) {
     require(config);
+    const Status s = method_supports(config, Phase::kPrefill);
+    TURBO_CHECK(s.ok, s.message);
     check_prefill_shapes(q, k, v, o);
     check_finite(q, "Q");
     check_finite(k, "K");

@@ -10,18 +10,18 @@
 namespace turbo {
 
 // The bits of each kv head of a FlashQ cache whose spec the Backend front has checked:
-// spec.head_bits, or kv_bits for every head (kv_bits = mixed needs the per-head map that
-// `turboattn calibrate` writes). A token-axis stage 2 needs group_size to divide head_dim.
+// spec.head_bits, or kv_bits for every head. A token-axis stage 2 needs group_size to divide
+// head_dim.
 inline std::vector<int> resolve_head_bits(const KvCacheSpec& spec) {
   const QuantConfig& qc = spec.config.quant;
   for (Stage2Axis ax : {qc.k_axis, qc.v_axis})
     if (ax == Stage2Axis::kToken)
       TURBO_CHECK(spec.head_dim % qc.group_size == 0,
                   "group_size " << qc.group_size << " must divide head_dim " << spec.head_dim);
-  if (!spec.head_bits.empty()) return spec.head_bits;
-  TURBO_CHECK(qc.kv_bits != KvBits::kMixed,
-              "kv_bits=mixed needs a per-head bit map (turboattn calibrate)");
-  return std::vector<int>(static_cast<size_t>(spec.kv_heads), kv_bits_value(qc.kv_bits));
+  std::vector<int> bits(static_cast<size_t>(spec.kv_heads));
+  for (int h = 0; h < spec.kv_heads; ++h)
+    bits[static_cast<size_t>(h)] = method_stored_bits(spec.config, spec.head_bits, h);
+  return bits;
 }
 
 // The block layout of K (is_k) or V for a kv head stored at `bits`.

@@ -288,6 +288,21 @@ TEST(Sweep, WritesTidyRowsWithSidecar) {
       EXPECT_EQ(r[static_cast<size_t>(rows)], "96");
     }
   }
+  // Knob cells: the value where the row's method reads the knob in the row's phase (the method
+  // table), empty where it does not; the config key keeps every knob.
+  const int method = t.column("method"), config = t.column("config");
+  int64_t empty = 0;
+  for (const auto& r : t.rows) {
+    const AttentionConfig c = parse_attention_config(r[static_cast<size_t>(config)]);
+    const Phase p = parse_phase(r[static_cast<size_t>(phase)]);
+    for (const Knob& k : knobs()) {
+      const std::string& cell = r[static_cast<size_t>(t.column(k.name))];
+      EXPECT_EQ(cell, method_reads(c, p, k.name) ? k.get(c) : "") << k.name;
+      empty += cell.empty();
+    }
+    EXPECT_EQ(r[static_cast<size_t>(method)], enum_name(c.method));
+  }
+  EXPECT_GT(empty, 0);
   // A rerun finds everything done and leaves the file byte-identical.
   const std::string before = slurp(out);
   ASSERT_EQ(run(sweep_args(out)), 0);
@@ -433,7 +448,7 @@ TEST(BadInput, IsRejectedWithoutRows) {
       {"--data", data, "--set", "n_r=3..10", "--set", "br=1..200", "--max-configs", "1000"},
       "a sweep takes at most 1000");
   expect_sweep_error({"--data", data, "--set", "method=kivi", "--set", "kv_bits=8"},
-                     "kivi takes kv_bits 4 or 2");
+                     "kivi takes kv_bits 4, 2, mixed, got 8");
   expect_sweep_error({"--data", data, "--set", "kv_bits=mixed"}, "--bits-map");
   expect_sweep_error({"--data", data, "--set", "kv_bits=mixed", "--calib", data},
                      "calibrated on the evaluation file");

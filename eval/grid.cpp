@@ -194,56 +194,11 @@ std::vector<AttentionConfig> expand_grid(const Grid& grid, uint64_t max_configs)
   return out;
 }
 
-namespace {
-
-bool flashq_reads(const AttentionConfig& c, Phase phase, const std::string& k) {
-  const bool decode = phase == Phase::kDecode;
-  const bool sas = c.sas.exp_mode == ExpMode::kSas;
-  const int bits = kv_bits_value(c.quant.kv_bits);  // 0 = mixed
-  if (k == "q_gran" || k == "br" || k == "bc" || k == "k_smooth" || k == "exp_mode" ||
-      k == "p_quant")
-    return true;
-  if (k == "n_r" || k == "poly" || k == "sas_precision") return sas;
-  if (k == "kv_gran" || k == "causal") return !decode;
-  if (k == "block" || k == "kv_bits" || k == "buffer" || k == "splits") return decode;
-  if (k == "kv_scale" || k == "sink" || k == "window") return decode;
-  if (k == "k_axis" || k == "v_axis" || k == "s2_step") return decode && bits != 8;
-  if (k == "group_size")
-    return decode && bits != 8 &&
-           (c.quant.k_axis == Stage2Axis::kToken || c.quant.v_axis == Stage2Axis::kToken);
-  if (k == "f2" || k == "prio_tensors" || k == "prio_metric") return decode && bits == 0;
-  return false;  // scale_storage, residual, kivi_impl: KIVI only
-}
-
-// Whether `method` in `phase` reads knob `k` (method and tau are always read).
-bool reads(const AttentionConfig& c, Phase phase, const std::string& k) {
-  if (k == "method" || k == "tau") return true;
-  switch (c.method) {
-    case Method::kFlashQ:
-      return flashq_reads(c, phase, k);
-    case Method::kFp16:
-    case Method::kInt8Kv:
-      return k == "causal" && phase == Phase::kPrefill;
-    case Method::kKivi:
-      return k == "kv_bits" || k == "group_size" || k == "residual" || k == "scale_storage" ||
-             k == "kivi_impl" || (k == "causal" && phase == Phase::kPrefill);
-    case Method::kSage:
-      return k == "br" || k == "bc" || k == "k_smooth" ||
-             (k == "causal" && phase == Phase::kPrefill);
-    case Method::kFp8:
-      return k == "br" || k == "bc" || k == "p_quant" ||
-             (k == "causal" && phase == Phase::kPrefill);
-  }
-  return true;
-}
-
-}  // namespace
-
 AttentionConfig canonical_config(const AttentionConfig& c, Phase phase) {
   const AttentionConfig defaults;
   AttentionConfig out = c;
   for (const Knob& k : knobs())
-    if (!reads(c, phase, k.name)) k.set(out, k.get(defaults));
+    if (!method_reads(c, phase, k.name)) k.set(out, k.get(defaults));
   return out;
 }
 

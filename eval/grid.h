@@ -18,8 +18,8 @@
 //
 // Redundancy: a knob that a method does not read in a phase (for example kv_bits in FlashQ
 // prefill, which runs K/V at stage 1 as the paper does, or every quantizer knob of the FP16
-// floor) is reset to its default in that phase's config key, and equal keys run once. The rules
-// are in canonical_config() and eval/README.md.
+// floor) is reset to its default in that phase's config key, and equal keys run once. Which knobs
+// a method reads is its row of the method table (core/method.h).
 #pragma once
 
 #include <cstdint>
@@ -27,11 +27,11 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/method.h"
 
 namespace turbo {
 namespace eval {
 
-enum class Phase : int { kPrefill = 0, kDecode = 1 };
 const char* phase_name(Phase p);
 Phase parse_phase(const std::string& s);
 std::vector<Phase> parse_phases(const std::string& list);  // "prefill,decode"

@@ -62,7 +62,8 @@ std::string format_row(const ResultRow& r, const AttentionConfig& config) {
   s += "," + (r.compression < 0 ? std::string() : num(r.compression));
   s += "," + (r.kv_bytes_mean < 0 ? std::string() : num(r.kv_bytes_mean));
   s += "," + (r.compression_mean < 0 ? std::string() : num(r.compression_mean));
-  for (const Knob& k : knobs()) s += "," + k.get(config);
+  for (const Knob& k : knobs())  // a knob the method does not read in this phase: empty
+    s += "," + (method_reads(config, r.phase, k.name) ? k.get(config) : std::string());
   s += '\n';
   return s;
 }

@@ -5,10 +5,11 @@
 // CSV columns (eval/README.md documents each): config, phase, layer, head, kv_head, head_bits,
 // tokens, rows, rel_l2, nmse, max_abs, cosine, sparsity, dropped_mass, kv_bytes_per_token,
 // compression (both at the end of the window), kv_bytes_mean, compression_mean (averaged over
-// every decode position of the window, SPEC 8), then one column per knob of turbo::knobs() in table
-// order. `config` is the canonical AttentionConfig::to_string() key (double-quoted: it contains
-// commas). Numbers are printed with %.10g, so equal results give equal bytes. Empty cells mean "not
-// applicable".
+// every decode position of the window, SPEC 8), then one column per knob of turbo::knobs() in
+// table order. `config` is the canonical AttentionConfig::to_string() key (double-quoted: it
+// contains commas). Numbers are printed with %.10g, so equal results give equal bytes. Empty cells
+// mean "not applicable"; a knob column is empty where the row's method does not read that knob in
+// the row's phase (the method table, core/method.h), while `config` keeps the full key.
 //
 // The rows of one unit (config x phase: all layers and heads) are appended with one write(),
 // then fflush'ed and fsync'ed. On resume a file is scanned: a trailing partial line or a last

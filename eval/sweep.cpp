@@ -172,26 +172,6 @@ Json BitMaps::describe() const {
 
 // ---- one unit -----------------------------------------------------------------------------------
 
-namespace {
-
-int storage_bits(const AttentionConfig& c, const std::vector<int>* head_bits, int kv_head) {
-  switch (c.method) {
-    case Method::kFlashQ:
-    case Method::kKivi:
-      return head_bits ? (*head_bits)[static_cast<size_t>(kv_head)]
-                       : kv_bits_value(c.quant.kv_bits);
-    case Method::kInt8Kv:
-    case Method::kFp8:
-      return 8;
-    case Method::kSage:
-    case Method::kFp16:
-      return 16;
-  }
-  return 0;
-}
-
-}  // namespace
-
 std::vector<ResultRow> run_unit(Backend& backend, const Unit& unit, const SweepData& data,
                                 BitMaps* maps, const std::string& eval_sha256) {
   const int Hq = data.n_heads, Hkv = data.n_kv_heads, D = data.head_dim;
@@ -220,8 +200,7 @@ std::vector<ResultRow> run_unit(Backend& backend, const Unit& unit, const SweepD
       spec.batch = 1;
       spec.kv_heads = Hkv;
       spec.head_dim = D;
-      if (c.quant.kv_bits == KvBits::kMixed &&
-          (c.method == Method::kFlashQ || c.method == Method::kKivi)) {
+      if (c.quant.kv_bits == KvBits::kMixed && method_traits(c.method).bit_map) {
         TURBO_CHECK(maps, "kv_bits=mixed needs --bits-map or --calib");
         head_bits = &maps->get(c, layer_ids, Hkv, eval_sha256).bits.at(l.layer);
         spec.head_bits = *head_bits;
@@ -280,7 +259,9 @@ std::vector<ResultRow> run_unit(Backend& backend, const Unit& unit, const SweepD
       r.layer = l.layer;
       r.head = h;
       r.kv_head = h / g;
-      r.head_bits = unit.phase == Phase::kDecode ? storage_bits(c, head_bits, h / g) : 0;
+      r.head_bits = unit.phase == Phase::kDecode
+                        ? method_stored_bits(c, head_bits ? *head_bits : std::vector<int>(), h / g)
+                        : 0;
       r.tokens = N;
       r.rows = rows_per_head;
       TURBO_CHECK(s.rows == rows_per_head, "backend reported " << s.rows << " rows for head " << h
@@ -398,12 +379,10 @@ SweepSummary run_sweep(const SweepOptions& o) {
   register_builtin_backends();
   std::unique_ptr<Backend> backend = make_backend(o.backend);
   for (const Unit& u : units) {
-    const Status st = backend->supports(u.config);
-    TURBO_CHECK(st.ok, "backend '" << o.backend << "' does not run " << short_key(u.config) << ": "
-                                   << st.message);
-    if (u.config.method == Method::kKivi)
-      TURBO_CHECK(u.config.quant.kv_bits == KvBits::k4 || u.config.quant.kv_bits == KvBits::k2,
-                  "kivi takes kv_bits 4 or 2, the grid asks " << short_key(u.config));
+    Status st = backend->supports(u.config);
+    if (st.ok) st = method_supports(u.config, u.phase);
+    TURBO_CHECK(st.ok, "backend '" << o.backend << "' does not run " << phase_name(u.phase) << " "
+                                   << short_key(u.config) << ": " << st.message);
   }
   const Shard shard = parse_shard(o.shard);
   std::vector<const Unit*> mine;
@@ -437,7 +416,8 @@ SweepSummary run_sweep(const SweepOptions& o) {
   if (!o.bits_map.empty() || !o.calib.empty())
     maps = std::make_unique<BitMaps>(o.bits_map, o.calib, o.seed);
   for (const Unit* u : mine)
-    if (u->phase == Phase::kDecode && u->config.quant.kv_bits == KvBits::kMixed) {
+    if (u->phase == Phase::kDecode && u->config.quant.kv_bits == KvBits::kMixed &&
+        method_traits(u->config.method).bit_map) {
       TURBO_CHECK(maps,
                   "the grid has kv_bits=mixed: pass --bits-map <json> (turboattn calibrate) or "
                   "--calib <h5>");

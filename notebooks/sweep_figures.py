@@ -64,6 +64,14 @@ DEFAULT_KEY = (
 )
 
 
+def knob_is(d, knob, value):
+    """Rows whose knob equals value, or whose method does not read it in the row's phase (an empty
+    cell in the CSV, NaN here)."""
+    col = d[knob]
+    text = col.astype(str).str.replace(r"\.0$", "", regex=True)
+    return col.isna() | (text == value)
+
+
 def per_config(df, phase):
     d = df[df.phase == phase]
     g = d.groupby("config")
@@ -154,8 +162,9 @@ def fig_nr(df, out_dir, notes):
     for phase, style in (("prefill", "-"), ("decode", "--")):
         p = d[(d.phase == phase)]
         if phase == "decode":
-            p = p[p.kv_bits.astype(str) == "8"]
-        p = p[(p.p_quant == "u8") & (p.splits == 1) & (p.k_axis == "channel") & (p.v_axis == "channel") & (p.k_smooth == "none")]
+            p = p[knob_is(p, "kv_bits", "8")]
+        for knob, value in (("p_quant", "u8"), ("splits", "1"), ("k_axis", "channel"), ("v_axis", "channel"), ("k_smooth", "none")):
+            p = p[knob_is(p, knob, value)]
         g = p.groupby("n_r").agg(rel_l2=("rel_l2", "mean"), sparsity=("sparsity", "mean"), dropped=("dropped_mass", "mean"))
         if g.empty:
             continue

@@ -452,13 +452,6 @@ class Fp8Stream final : public Stream {
 
 // ---- stream factory ---------------------------------------------------------
 
-int kivi_bits(int bits) {
-  TURBO_CHECK(bits == 4 || bits == 2,
-              "kivi supports kv_bits 4 or 2 (or per-kv-head 4/2 in a cache's head_bits), got "
-                  << (bits ? std::to_string(bits) : std::string("mixed without head bits")));
-  return bits;
-}
-
 // The shape rules of the KIVI code (it asserts them): V groups of G channels need D % G == 0, and
 // K quantized in chunks of R tokens made of G-token groups needs R % G == 0 (and R > 0). Its
 // scale and zero are FP16 tensors: scale_storage = fp32 belongs to the legacy variant only.
@@ -482,8 +475,8 @@ std::unique_ptr<Stream> make_stream(const AttentionConfig& config, int bits, int
     case Method::kKivi: {
       const QuantConfig& qc = config.quant;
       check_kivi_shape(qc, d);
-      return std::make_unique<KiviStream>(d, kivi_bits(bits), qc.group_size, qc.residual,
-                                          qc.scale_storage, qc.kivi_impl);
+      return std::make_unique<KiviStream>(d, bits, qc.group_size, qc.residual, qc.scale_storage,
+                                          qc.kivi_impl);
     }
     case Method::kInt8Kv:
       return std::make_unique<Int8Stream>(d);
@@ -681,9 +674,8 @@ class BaselineCache final : public KvCache {
   explicit BaselineCache(const KvCacheSpec& spec) : spec_(spec) {
     for (int b = 0; b < spec.batch; ++b)
       for (int h = 0; h < spec.kv_heads; ++h) {
-        const int bits = spec.head_bits.empty() ? kv_bits_value(spec.config.quant.kv_bits)
-                                                : spec.head_bits[static_cast<size_t>(h)];
-        streams_.push_back(make_stream(spec.config, bits, spec.head_dim));
+        streams_.push_back(make_stream(
+            spec.config, method_stored_bits(spec.config, spec.head_bits, h), spec.head_dim));
       }
   }
   const KvCacheSpec& spec() const override { return spec_; }
@@ -757,7 +749,6 @@ bool is_baseline(Method m) {
 void baseline_prefill(const AttentionConfig& config, const ConstHalfTensor& q,
                       const ConstHalfTensor& k, const ConstHalfTensor& v, const HalfTensor& o,
                       AttentionStats* stats) {
-  if (config.method == Method::kKivi) kivi_bits(kv_bits_value(config.quant.kv_bits));
   const int64_t B = q.batch(), Hq = q.heads(), N = q.tokens();
   const int d = static_cast<int>(q.dim());
   const int bits = kv_bits_value(config.quant.kv_bits);
@@ -776,11 +767,6 @@ void baseline_prefill(const AttentionConfig& config, const ConstHalfTensor& q,
 }
 
 std::unique_ptr<KvCache> baseline_create_cache(const KvCacheSpec& spec) {
-  if (!spec.head_bits.empty()) {
-    TURBO_CHECK(spec.config.method == Method::kKivi, "per-kv-head bits apply to kivi only; method '"
-                                                         << enum_name(spec.config.method)
-                                                         << "' has a fixed format");
-  }
   return std::make_unique<BaselineCache>(spec);
 }
 

@@ -347,7 +347,10 @@ TEST(Baselines, BadInputIsRejected) {
       EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
     }
   };
-  expect_error(cfg("method=kivi,kv_bits=8"), "kv_bits 4 or 2");
+  expect_error(cfg("method=kivi,kv_bits=8"), "kivi takes kv_bits 4, 2, mixed, got 8");
+  // The legacy prefill quantizes, so it reads kv_bits; the authors' prefill attends unquantized.
+  expect_error(cfg("method=kivi,kivi_impl=legacy,kv_bits=mixed"), "needs a per-kv-head bit map");
+  EXPECT_NO_THROW(prefill(cfg("method=kivi,kv_bits=mixed"), in));
   // The KIVI code's shape rules (authors variant); the legacy variant takes any shape.
   expect_error(cfg("method=kivi,group_size=48,residual=96"), "head_dim % group_size == 0");
   expect_error(cfg("method=kivi,group_size=32,residual=48"), "residual % group_size == 0");
