@@ -1,6 +1,8 @@
 // Properties of the baseline methods (reference/baselines.cpp): error orderings against the FP64
 // ground truth, lossless cases that must collapse onto the FP16 floor, prefill/decode agreement,
 // cache purity under any append batching, exact storage accounting and input errors.
+#include "reference/baselines.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -126,10 +128,10 @@ TEST(Baselines, KiviAuthorsResidualPolicy) {
     KvCacheSpec spec;
     spec.config = cfg("method=kivi,kv_bits=4,group_size=32,residual=64");
     spec.head_dim = 64;
-    auto cache = baseline_create_cache(spec);
-    baseline_cache_append(*cache, slice(in.k, 0, n0), slice(in.v, 0, n0));
+    auto cache = be().create_cache(spec);
+    be().cache_append(*cache, slice(in.k, 0, n0), slice(in.v, 0, n0));
     for (int64_t L = n0 + 1; L <= 200; ++L) {
-      baseline_cache_append(*cache, slice(in.k, L - 1, L), slice(in.v, L - 1, L));
+      be().cache_append(*cache, slice(in.k, L - 1, L), slice(in.v, L - 1, L));
       const KiviStreamState s = kivi_stream_state(*cache, 0, 0);
       ASSERT_EQ(L - s.k_quant, (L - 1) % R + 1) << "prefill " << n0 << ", L " << L;
       ASSERT_EQ(L - s.v_quant, std::min(L, R + 1)) << "prefill " << n0 << ", L " << L;

@@ -18,6 +18,7 @@
 
 #include "core/backend.h"
 #include "reference/baselines.h"
+#include "reference/reference.h"
 
 namespace {
 
@@ -63,15 +64,15 @@ int main(int argc, char** argv) {
       lengths.push_back(std::atoll(item.c_str()));
     TURBO_CHECK(prefill >= 1 && prefill <= T, "PREFILL must be in [1, " << T << "]");
 
-    auto cache = turbo::ref::baseline_create_cache(spec);
+    const std::unique_ptr<turbo::Backend> be = turbo::ref::make_reference_backend();
+    auto cache = be->create_cache(spec);
     auto rows = [&](const std::vector<turbo::Half>& x, int64_t t0, int64_t t1) {
       return turbo::ConstHalfTensor::contiguous(x.data() + t0 * d, 1, 1, t1 - t0, d);
     };
-    turbo::ref::baseline_cache_append(*cache, rows(k, 0, prefill), rows(v, 0, prefill));
+    be->cache_append(*cache, rows(k, 0, prefill), rows(v, 0, prefill));
     size_t next = 0;
     for (int64_t len = prefill; len <= T; ++len) {
-      if (len > prefill)
-        turbo::ref::baseline_cache_append(*cache, rows(k, len - 1, len), rows(v, len - 1, len));
+      if (len > prefill) be->cache_append(*cache, rows(k, len - 1, len), rows(v, len - 1, len));
       while (next < lengths.size() && lengths[next] == len) {
         const turbo::ref::KiviStreamState s = turbo::ref::kivi_stream_state(*cache, 0, 0);
         std::ofstream f(out_dir + "/state_" + std::to_string(len) + ".bin", std::ios::binary);
