@@ -29,6 +29,13 @@ enum class KSmooth : int { kNone = 0, kMean = 1 };
 enum class BufferMode : int { kFp16 = 0, kInt8 = 1 };
 enum class PrioTensors : int { kK = 0, kKV = 1 };
 enum class PrioMetric : int { kGapStd = 0, kGap, kStd, kKurtosis, kRandom };
+// Stage-2 step (SPEC 2): the integer ceil((hi - lo) / L), or the exact fractional step
+// (hi - lo) / L with the reconstruction rounded back to the INT8 grid (core/quant.h stage2f_*).
+enum class S2Step : int { kInt = 0, kFloat = 1 };
+// Stage-1 scale of a compressed cache block (SPEC 6): one per block, or one per token.
+enum class KvScale : int { kBlock = 0, kToken = 1 };
+// Which KIVI: the rules of its authors' code (jy-yuan/KIVI), or this toolkit's earlier reading.
+enum class KiviImpl : int { kAuthors = 0, kLegacy = 1 };
 // Which attention algorithm a backend runs. flashq is SPEC 5/6; the others are the baselines and
 // the FP16 noise floor (SPEC 9), all behind the same Backend interface.
 enum class Method : int { kFlashQ = 0, kFp16, kKivi, kInt8Kv, kSage, kFp8 };
@@ -52,6 +59,9 @@ TURBO_ENUM_NAMES(KSmooth, "none", "mean")
 TURBO_ENUM_NAMES(BufferMode, "fp16", "int8")
 TURBO_ENUM_NAMES(PrioTensors, "k", "kv")
 TURBO_ENUM_NAMES(PrioMetric, "gap_std", "gap", "std", "kurtosis", "random")
+TURBO_ENUM_NAMES(S2Step, "int", "float")
+TURBO_ENUM_NAMES(KvScale, "block", "token")
+TURBO_ENUM_NAMES(KiviImpl, "authors", "legacy")
 TURBO_ENUM_NAMES(Method, "flashq", "fp16", "kivi", "int8kv", "sage", "fp8")
 TURBO_ENUM_NAMES(KvBits, "8", "4", "2", "mixed")
 TURBO_ENUM_NAMES(ScaleStorage, "fp16", "fp32")
@@ -122,8 +132,13 @@ struct QuantConfig {
   Stage2Axis v_axis = Stage2Axis::kChannel;
   int group_size = 32;  // channels per group for a token-axis stage 2; KIVI group size
   BufferMode buffer = BufferMode::kFp16;
-  ScaleStorage scale_storage = ScaleStorage::kFp16;  // direct quantizer (KIVI)
+  S2Step s2_step = S2Step::kInt;       // stage-2 step of the cache blocks
+  KvScale kv_scale = KvScale::kBlock;  // stage-1 scale granularity of the cache blocks
+  int sink = 0;    // decode cache: the first `sink` tokens kept in FP16, never compressed
+  int window = 0;  // decode cache: the newest `window` tokens (at least) kept in FP16
+  ScaleStorage scale_storage = ScaleStorage::kFp16;  // direct quantizer (KIVI legacy)
   int residual = 32;                                 // KIVI: newest tokens kept in FP16
+  KiviImpl kivi_impl = KiviImpl::kAuthors;
   PrioTensors prio_tensors = PrioTensors::kK;
   PrioMetric prio_metric = PrioMetric::kGapStd;
 };
@@ -231,9 +246,18 @@ inline const std::vector<Knob>& knobs() {
       TURBO_ENUM_KNOB("v_axis", quant.v_axis, Stage2Axis, "stage-2 group axis of V"),
       TURBO_INT_KNOB("group_size", quant.group_size, "channels per token-axis group; KIVI group"),
       TURBO_ENUM_KNOB("buffer", quant.buffer, BufferMode, "residual buffer of the KV cache"),
+      TURBO_ENUM_KNOB(
+          "s2_step", quant.s2_step, S2Step,
+          "stage-2 step: integer ceil, or fractional (reconstruction on the INT8 grid)"),
+      TURBO_ENUM_KNOB("kv_scale", quant.kv_scale, KvScale,
+                      "stage-1 scale of a cache block: one per block or one per token"),
+      TURBO_INT_KNOB("sink", quant.sink, "decode cache: first tokens kept in FP16"),
+      TURBO_INT_KNOB("window", quant.window, "decode cache: newest tokens kept in FP16"),
       TURBO_ENUM_KNOB("scale_storage", quant.scale_storage, ScaleStorage,
                       "direct quantizer scale/zero storage"),
       TURBO_INT_KNOB("residual", quant.residual, "KIVI: newest tokens kept in FP16"),
+      TURBO_ENUM_KNOB("kivi_impl", quant.kivi_impl, KiviImpl,
+                      "KIVI as its authors' code (authors) or the earlier reading (legacy)"),
       TURBO_ENUM_KNOB("prio_tensors", quant.prio_tensors, PrioTensors,
                       "head priority from K or K+V"),
       TURBO_ENUM_KNOB("prio_metric", quant.prio_metric, PrioMetric, "head priority metric"),
@@ -319,6 +343,8 @@ inline Status AttentionConfig::validate() const {
     return fail("group_size must be in [1, " + bound + "]");
   if (quant.residual < 0 || quant.residual > kMaxTileSize)
     return fail("residual must be in [0, " + bound + "]");
+  if (quant.sink < 0) return fail("sink must be >= 0, got " + std::to_string(quant.sink));
+  if (quant.window < 0) return fail("window must be >= 0, got " + std::to_string(quant.window));
   if (quant.f2 < 0.0f || quant.f2 > 1.0f) return fail("f2 must be in [0, 1]");
   if (splits < 1) return fail("splits must be >= 1");
   if (!(tau >= 0.0f) || std::isinf(tau)) return fail("tau must be finite and >= 0");

@@ -37,15 +37,19 @@ inline BlockLayout cache_block_layout(const KvCacheSpec& spec, int bits, bool is
   L.bits = bits;
   L.axis = static_cast<int>(is_k ? qc.k_axis : qc.v_axis);
   L.group_size = qc.group_size;
+  L.frac_step = qc.s2_step == S2Step::kFloat ? 1 : 0;
+  L.token_scales = qc.kv_scale == KvScale::kToken ? 1 : 0;
   return L;
 }
 
 // SPEC 8 for one FlashQ stream (one batch entry, one kv head stored at `bits`) holding `blocks`
-// compressed blocks, `buffer_rows` buffer rows and `length` tokens: codes, stage-2 s2/z and the
-// FP32 stage-1 scale per block, buffer rows (FP16: 2 bytes per element; int8: 1 byte per element +
-// an FP32 scale per row), and the FP32 K mean per channel when k_smooth = mean has fixed one.
+// compressed blocks, `buffer_rows` buffer rows, `sink_rows` FP16 sink rows and `length` tokens:
+// codes, stage-2 s2/z and the FP32 stage-1 scale(s) per block, buffer rows (FP16: 2 bytes per
+// element; int8: 1 byte per element + an FP32 scale per row), the sink rows (2 bytes per element),
+// and the FP32 K mean per channel when k_smooth = mean has fixed one.
 inline KvBytes flashq_stream_bytes(const KvCacheSpec& spec, int bits, int64_t blocks,
-                                   int64_t buffer_rows, bool has_k_mean, int64_t length) {
+                                   int64_t buffer_rows, bool has_k_mean, int64_t length,
+                                   int64_t sink_rows = 0) {
   KvBytes r;
   const int64_t d = spec.head_dim;
   for (bool is_k : {true, false}) {
@@ -58,21 +62,22 @@ inline KvBytes flashq_stream_bytes(const KvCacheSpec& spec, int bits, int64_t bl
     } else {
       r.buffer += buffer_rows * d * 2;
     }
+    r.buffer += sink_rows * d * 2;
   }
   if (has_k_mean) r.metadata += d * 4;
   r.tokens = length;
   return r;
 }
 
-// The same summed over a cache whose batch x kv_heads streams all hold `blocks` blocks and
-// `buffer_rows` buffer rows.
+// The same summed over a cache whose batch x kv_heads streams all hold `blocks` blocks,
+// `buffer_rows` buffer rows and `sink_rows` sink rows.
 inline KvBytes flashq_cache_bytes(const KvCacheSpec& spec, const std::vector<int>& bits,
                                   int64_t blocks, int64_t buffer_rows, bool has_k_mean,
-                                  int64_t length) {
+                                  int64_t length, int64_t sink_rows = 0) {
   KvBytes r;
   for (int64_t i = 0; i < static_cast<int64_t>(spec.batch) * spec.kv_heads; ++i)
     r += flashq_stream_bytes(spec, bits[static_cast<size_t>(i % spec.kv_heads)], blocks,
-                             buffer_rows, has_k_mean, length);
+                             buffer_rows, has_k_mean, length, sink_rows);
   return r;
 }
 

@@ -45,6 +45,7 @@ inline bool token_axis_stage2(const AttentionConfig& c) {
          (c.quant.k_axis == Stage2Axis::kToken || c.quant.v_axis == Stage2Axis::kToken);
 }
 inline bool mixed(const AttentionConfig& c) { return c.quant.kv_bits == KvBits::kMixed; }
+inline bool kivi_legacy(const AttentionConfig& c) { return c.quant.kivi_impl == KiviImpl::kLegacy; }
 }  // namespace method_detail
 
 // In Method enum order (checked by method_traits()).
@@ -60,18 +61,21 @@ inline const std::vector<MethodTraits>& method_table() {
        {{{"q_gran", "br", "bc", "k_smooth", "exp_mode", "p_quant"}},
         {{"n_r", "poly", "sas_precision"}, kBothPhases, sas_exp},
         {{"kv_gran", "causal"}, kPrefillOnly},
-        {{"block", "kv_bits", "buffer", "splits"}, kDecodeOnly},
-        {{"k_axis", "v_axis"}, kDecodeOnly, stage2},
+        {{"block", "kv_bits", "buffer", "splits", "kv_scale", "sink", "window"}, kDecodeOnly},
+        {{"k_axis", "v_axis", "s2_step"}, kDecodeOnly, stage2},
         {{"group_size"}, kDecodeOnly, token_axis_stage2},
         {{"f2", "prio_tensors", "prio_metric"}, kDecodeOnly, mixed}}},
       {Method::kFp16, "FP16 K/V", 16, {}, false, {{{"causal"}, kPrefillOnly}}},
       {Method::kKivi,
-       "K per channel, V per token, asymmetric kv_bits codes (SPEC 3); the newest `residual` "
-       "tokens FP16",
+       "K per channel, V per token, asymmetric kv_bits codes; recent tokens FP16 (authors: the "
+       "last 1..residual K and residual+1 V rows at attention; legacy: SPEC 3, residual..)",
        0,
        {KvBits::k4, KvBits::k2, KvBits::kMixed},
        true,
-       {{{"kv_bits", "group_size", "residual", "scale_storage"}},
+       {{{"kivi_impl"}},
+        // The authors' prefill attends the unquantized K/V: it reads no quantizer knob.
+        {{"kv_bits", "group_size", "residual", "scale_storage"}, kDecodeOnly},
+        {{"kv_bits", "group_size", "residual", "scale_storage"}, kPrefillOnly, kivi_legacy},
         {{"f2", "prio_tensors", "prio_metric"}, kBothPhases, mixed},
         {{"causal"}, kPrefillOnly}}},
       {Method::kInt8Kv,

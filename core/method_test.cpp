@@ -28,14 +28,19 @@ TEST(MethodTable, OneRowPerMethodInEnumOrder) {
 
 TEST(MethodTable, RowsNameRealKnobsOnce) {
   for (const MethodTraits& t : method_table()) {
-    std::set<std::string> seen;
+    // Once per phase: a knob may sit in two entries whose phases do not overlap (kivi's quantizer
+    // knobs: always in decode, in prefill only for the legacy variant).
+    std::set<std::string> seen[2];
     for (const KnobUse& u : t.reads) {
       EXPECT_NE(u.phases & kBothPhases, 0u) << enum_name(t.method);
       for (const std::string& k : u.knobs) {
         EXPECT_NO_THROW(find_knob(k)) << enum_name(t.method) << ": " << k;
         EXPECT_NE(k, "method");
         EXPECT_NE(k, "tau");
-        EXPECT_TRUE(seen.insert(k).second) << enum_name(t.method) << " lists " << k << " twice";
+        for (int p = 0; p < 2; ++p)
+          if (u.phases & (1u << p))
+            EXPECT_TRUE(seen[p].insert(k).second)
+                << enum_name(t.method) << " lists " << k << " twice in one phase";
       }
     }
   }
@@ -85,7 +90,13 @@ TEST(MethodTable, KnobsReadPerPhase) {
   EXPECT_FALSE(reads("method=flashq,kv_bits=4", Phase::kDecode, "group_size"));
   EXPECT_TRUE(reads("method=flashq,kv_bits=4,v_axis=token", Phase::kDecode, "group_size"));
   EXPECT_FALSE(reads("method=flashq,kv_bits=4", Phase::kDecode, "f2"));
-  EXPECT_TRUE(reads("method=kivi", Phase::kPrefill, "kv_bits"));
+  // The authors' KIVI prefill attends unquantized K/V; the legacy prefill quantizes.
+  EXPECT_FALSE(reads("method=kivi", Phase::kPrefill, "kv_bits"));
+  EXPECT_TRUE(reads("method=kivi,kivi_impl=legacy", Phase::kPrefill, "kv_bits"));
+  EXPECT_TRUE(reads("method=kivi", Phase::kPrefill, "kivi_impl"));
+  EXPECT_TRUE(reads("method=flashq", Phase::kDecode, "window"));
+  EXPECT_FALSE(reads("method=flashq", Phase::kPrefill, "sink"));
+  EXPECT_FALSE(reads("method=flashq,kv_bits=8", Phase::kDecode, "s2_step"));
   EXPECT_TRUE(reads("method=kivi", Phase::kDecode, "residual"));
   EXPECT_FALSE(reads("method=kivi", Phase::kDecode, "n_r"));
   EXPECT_TRUE(reads("method=sage", Phase::kDecode, "k_smooth"));
@@ -100,8 +111,10 @@ TEST(MethodTable, LegalKvBitsAndBitMaps) {
   EXPECT_EQ(method_supports(cfg("method=kivi,kv_bits=8")).message,
             "kivi takes kv_bits 4, 2, mixed, got 8");
   EXPECT_TRUE(method_supports(cfg("method=int8kv,kv_bits=8")).ok);  // int8kv does not read it
-  // kivi's prefill reads kv_bits, and mixed comes with a bit map only a cache takes
-  EXPECT_FALSE(method_supports(cfg("method=kivi,kv_bits=mixed"), Phase::kPrefill).ok);
+  // kivi legacy's prefill reads kv_bits, and mixed comes with a bit map only a cache takes
+  EXPECT_FALSE(
+      method_supports(cfg("method=kivi,kivi_impl=legacy,kv_bits=mixed"), Phase::kPrefill).ok);
+  EXPECT_TRUE(method_supports(cfg("method=kivi,kv_bits=mixed"), Phase::kPrefill).ok);
   EXPECT_TRUE(method_supports(cfg("method=kivi,kv_bits=mixed"), Phase::kDecode).ok);
   EXPECT_TRUE(method_supports(cfg("method=flashq,kv_bits=mixed"), Phase::kPrefill).ok);
 

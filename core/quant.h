@@ -7,6 +7,10 @@
 //  - stage 2 (integer, asymmetric, on INT8 codes): s2 = max(1, ceil((hi - lo) / L)), z = lo,
 //    c = min(L, floor((2 (q - z) + s2) / (2 s2)))  (round half up, integers only),
 //    dequant q' = clamp(c s2 + z, -127, 127).
+//  - stage 2 with s2_step = float: the step is the exact fraction r / L (r = hi - lo, stored in
+//    the s2 byte), c = min(L, floor((2 (q - z) L + r) / (2 r))) (0 when r = 0), dequant
+//    q' = z + floor((2 c r + L) / (2 L)): round half up both ways, integers only, and q' stays on
+//    the INT8 grid so that the integer products downstream are unchanged.
 //  - direct asymmetric (KIVI-style baselines): s = (mx - mn) / L, z = mn, both rounded to the
 //    storage precision first; c = clamp(rint((x - z) * (1/s)), 0, L); dequant fma(c, s, z).
 #pragma once
@@ -118,6 +122,30 @@ TURBO_HD int8_t stage2_dequant_fp16(int c, Stage2Params p) {
   return static_cast<int8_t>(float_to_half(v).bits & 0xffu);
 }
 
+// Stage 2 with the fractional step r / L (s2_step = float). Same storage as the integer step:
+// the s2 byte holds the range r = hi - lo (0..254), z = lo. The paper (arXiv 2412.08585, sec. 3)
+// writes the second-stage scale as an integer; the fractional step is this toolkit's variant.
+TURBO_HD Stage2Params stage2f_params(int lo, int hi) {
+  Stage2Params p;
+  p.s2 = static_cast<uint8_t>(hi - lo);
+  p.z = static_cast<int8_t>(lo);
+  return p;
+}
+
+TURBO_HD uint8_t stage2f_code(int q, Stage2Params p, int bits) {
+  const int levels = (1 << bits) - 1;
+  const int r = p.s2;
+  if (r == 0) return 0;
+  const int c = (2 * (q - p.z) * levels + r) / (2 * r);  // q - z in [0, r]: floor = round half up
+  return static_cast<uint8_t>(c < levels ? c : levels);
+}
+
+TURBO_HD int8_t stage2f_dequant(int c, Stage2Params p, int bits) {
+  const int levels = (1 << bits) - 1;
+  const int r = p.s2;
+  return static_cast<int8_t>(clampi(p.z + (2 * c * r + levels) / (2 * levels), -127, 127));
+}
+
 // ---- Direct asymmetric quantizer (baselines) -----------------------------------------------
 
 enum class ScaleStorage : int { kFp16 = 0, kFp32 = 1 };
@@ -152,6 +180,33 @@ TURBO_HD uint8_t asym_code(float x, AsymParams p, int bits) {
 
 TURBO_HD float asym_dequant(int c, AsymParams p) {
   return fmaf_rn(static_cast<float>(c), p.scale, p.zero);
+}
+
+// ---- KIVI as its authors' code computes it -------------------------------------------------
+// jy-yuan/KIVI, quant/new_pack.py, triton_quantize_and_pack_along_last_dim: on FP16 tensors,
+//   scale = (mx - mn) / (2^b - 1);  data = (data - mn) / scale;  data.clamp_(0, L).round_()
+// PyTorch's half arithmetic does each op in FP32 and rounds the result to FP16, so here:
+//   s = fp16(fp16(mx - mn) / L), t = fp16(x - mn), c = rint(clamp(fp16(t / s), 0, L)) (true
+// division, round half to even). s == 0 (all values equal, or a range below FP16's reach) makes
+// t / s NaN (t = 0) or +inf (t > 0); torch's float-to-int cast gives 0 for NaN, the clamp gives L
+// for inf; either dequantizes to mn. Scale and zero (= mn) are FP16 values. The caller rejects a
+// group whose fp16(mx - mn) overflows to inf.
+TURBO_HD AsymParams kivi_params(float mn, float mx, int bits) {
+  const float levels = static_cast<float>((1 << bits) - 1);
+  AsymParams p;
+  p.scale = round_half(round_half(mx - mn) / levels);
+  p.zero = mn;
+  p.inv = 0.0f;  // not used: the authors' code divides
+  return p;
+}
+
+TURBO_HD uint8_t kivi_code(float x, AsymParams p, int bits) {
+  const float levels = static_cast<float>((1 << bits) - 1);
+  const float t = round_half(x - p.zero);
+  if (p.scale == 0.0f) return static_cast<uint8_t>(t > 0.0f ? levels : 0.0f);
+  float v = round_half(t / p.scale);
+  v = minf(maxf(v, 0.0f), levels);
+  return static_cast<uint8_t>(rint_to_int(v));
 }
 
 // ---- Packing: 8 / b codes per byte, the first code in the low bits ---------------------------

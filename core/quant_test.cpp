@@ -10,6 +10,7 @@
 #include <cfenv>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <string>
@@ -228,6 +229,46 @@ struct Stage2Oracle {
 
 // Every (lo, hi) with -127 <= lo <= hi <= 127 and every q in [lo, hi], bits 4 and 2: params,
 // code and dequant equal the oracle; dequant stays in [-127, 127]; |q' - q| <= s2 / 2.
+// s2_step = float, every (lo, hi, q): code and reconstruction are the real (q - lo) L / r and
+// lo + c r / L rounded half up (computed here in double, exact for these small rationals); the
+// reconstruction error is at most r / (2L) + 1/2 and never above the integer step's worst case.
+TEST(Stage2, FractionalStepExhaustive) {
+  for (int bits : {4, 2}) {
+    const int L = (1 << bits) - 1;
+    int64_t checked = 0;
+    double sq_frac = 0, sq_int = 0;
+    for (int lo = -127; lo <= 127; ++lo)
+      for (int hi = lo; hi <= 127; ++hi) {
+        const turbo::Stage2Params p = turbo::stage2f_params(lo, hi);
+        ASSERT_EQ(static_cast<int>(p.s2), hi - lo);
+        ASSERT_EQ(static_cast<int>(p.z), lo);
+        const int r = hi - lo;
+        int worst_f = 0, worst_i = 0;
+        const turbo::Stage2Params pi = turbo::stage2_params(lo, hi, bits);
+        for (int q = lo; q <= hi; ++q) {
+          const int c = turbo::stage2f_code(q, p, bits);
+          const int want =
+              r == 0 ? 0 : static_cast<int>(std::floor((q - lo) * L / double(r) + 0.5));
+          ASSERT_EQ(c, want) << "q=" << q << " lo=" << lo << " hi=" << hi << " b" << bits;
+          const int qd = turbo::stage2f_dequant(c, p, bits);
+          ASSERT_EQ(qd, lo + static_cast<int>(std::floor(c * r / double(L) + 0.5)));
+          ASSERT_LE(std::abs(qd - q), r / (2.0 * L) + 0.5);
+          const int qi = turbo::stage2_dequant(turbo::stage2_code(q, pi, bits), pi);
+          worst_f = std::max(worst_f, std::abs(qd - q));
+          worst_i = std::max(worst_i, std::abs(qi - q));
+          sq_frac += double(qd - q) * (qd - q);
+          sq_int += double(qi - q) * (qi - q);
+          ++checked;
+        }
+        ASSERT_LE(worst_f, worst_i) << "lo=" << lo << " hi=" << hi << " b" << bits;
+      }
+    EXPECT_GT(checked, 2000000);
+    EXPECT_LT(sq_frac, sq_int);
+    std::printf("stage2 b=%d: summed squared error, fractional step %.4g, integer step %.4g\n",
+                bits, sq_frac, sq_int);
+  }
+}
+
 TEST(Stage2, ExhaustiveAgainstOracle) {
   for (int bits : {4, 2}) {
     int64_t checked = 0;

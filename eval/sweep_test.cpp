@@ -40,9 +40,9 @@ TEST(Sweep, WritesTidyRowsWithSidecar) {
   const CsvTable t = read_csv(out);
   const Json side = Json::parse(slurp(sidecar_path(out)), "sidecar");
   const int64_t units = static_cast<int64_t>(side.at("units").items().size());
-  // flashq: prefill n_r 5/6 (kv_bits collapses), decode 3 x 2; kivi 2 x 2; int8kv, sage, fp8, fp16
-  // 2 each.
-  EXPECT_EQ(units, 2 + 6 + 4 + 8);
+  // flashq: prefill n_r 5/6 (kv_bits collapses), decode 3 x 2; kivi: prefill 1 (the authors'
+  // prefill attends unquantized K/V: kv_bits collapses), decode 2; int8kv, sage, fp8, fp16 2 each.
+  EXPECT_EQ(units, 2 + 6 + 3 + 8);
   EXPECT_EQ(static_cast<int64_t>(t.rows.size()), units * 3 * 4);  // 3 layers x 4 heads
   EXPECT_EQ(side.at("status").as_string(), "complete");
   EXPECT_EQ(side.at("dataset").at("sha256").as_string(),
@@ -50,7 +50,8 @@ TEST(Sweep, WritesTidyRowsWithSidecar) {
   EXPECT_NE(side.at("command").as_string().find("sweep"), std::string::npos);
   EXPECT_FALSE(side.at("git_commit").as_string().empty());
   const int rel = t.column("rel_l2"), cos = t.column("cosine"), kv = t.column("kv_bytes_per_token"),
-            phase = t.column("phase"), cr = t.column("compression"), rows = t.column("rows");
+            phase = t.column("phase"), cr = t.column("compression"), rows = t.column("rows"),
+            kvm = t.column("kv_bytes_mean"), crm = t.column("compression_mean");
   for (const auto& r : t.rows) {
     const double e = std::stod(r[static_cast<size_t>(rel)]);
     EXPECT_TRUE(e > 0 && e < 2) << e;
@@ -58,9 +59,15 @@ TEST(Sweep, WritesTidyRowsWithSidecar) {
     if (r[static_cast<size_t>(phase)] == "decode") {
       EXPECT_GT(std::stod(r[static_cast<size_t>(kv)]), 0.0);
       EXPECT_GT(std::stod(r[static_cast<size_t>(cr)]), 0.0);
+      // Bytes read at every decode position: FP16 holds 4 * D = 256 bytes at each of them.
+      const double m = std::stod(r[static_cast<size_t>(kvm)]);
+      EXPECT_GT(m, 0.0);
+      EXPECT_NEAR(m * std::stod(r[static_cast<size_t>(crm)]), 256.0, 1e-6);
+      if (r[0].find("method=fp16") != std::string::npos) EXPECT_EQ(m, 256.0);
       EXPECT_EQ(r[static_cast<size_t>(rows)], "3");
     } else {
       EXPECT_EQ(r[static_cast<size_t>(kv)], "");
+      EXPECT_EQ(r[static_cast<size_t>(kvm)], "");
       EXPECT_EQ(r[static_cast<size_t>(rows)], "96");
     }
   }

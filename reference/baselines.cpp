@@ -10,15 +10,29 @@
 //
 // fp16: the FP16 noise floor (ref::attention_fp16_floor, SPEC 9) over the FP16 rows themselves.
 //
-// kivi (KIVI, Liu et al. 2024). Direct asymmetric quantizer of SPEC 3 (core/quant.h asym_*),
-//   bits b = kv_bits (4 or 2; a cache may give per-kv-head bits 4/2 in KvCacheSpec::head_bits),
-//   scale/zero stored per `scale_storage` (fp16 default, as KIVI).
-//   K: per channel over groups of G = group_size consecutive tokens (groups start at token 0).
-//   V: per token over groups of min(G, D) consecutive channels (a last shorter group if D % G).
-//   The newest R = residual tokens stay FP16; so do K tokens of an incomplete group: of L tokens,
-//   V holds max(0, L - R) quantized tokens and K floor(max(0, L - R) / G) * G.
-//   Attention: dequantize fma(c, s, z), round to FP16, then the FP16 noise floor itself
-//   (ref::attention_fp16_floor) over the dequantized cache.
+// kivi (KIVI, Liu et al. 2024), bits b = kv_bits (4 or 2; a cache may give per-kv-head bits 4/2
+//   in KvCacheSpec::head_bits). K per channel over groups of G = group_size consecutive tokens,
+//   V per token over groups of G channels. Two variants (knob kivi_impl):
+//   authors (default): the rules of the authors' code (jy-yuan/KIVI, models/llama_kivi.py and
+//     quant/new_pack.py). Prefill attends the unquantized K/V (the FP16 floor) and quantizes the
+//     cache afterwards. A decode step appends the token, attends, then quantizes: K when its FP16
+//     rows reach R = residual (all R of them, G-token groups), V's oldest row when it holds R + 1.
+//     At attention time of length L the FP16 K rows are therefore the last (L - 1) % R + 1 (none
+//     kept after a prefill whose length is a multiple of R) and the FP16 V rows the last
+//     min(L, R + 1). A cache here applies a step's post-attention quantization when the next
+//     token is appended, so the cache of length L is what that step attends, in any batching of
+//     appends. Quantizer: core/quant.h kivi_params / kivi_code, the FP16 torch arithmetic of
+//     its code. Shape rules of its code, as errors: head_dim % G == 0, R > 0, R % G == 0; scale
+//     and zero are FP16 (scale_storage = fp32 is refused).
+//   legacy: this toolkit's earlier reading: prefill goes through the cache; the direct quantizer
+//     of SPEC 3 (core/quant.h asym_*), scale/zero per `scale_storage`; the newest R tokens stay
+//     FP16 and so do K tokens of an incomplete group: of L tokens, V holds max(0, L - R)
+//     quantized tokens and K floor(max(0, L - R) / G) * G; V groups of min(G, D) channels (a last
+//     shorter group if D % G).
+//   Attention (both): dequantize fma(c, s, z) in FP32, round to FP16, then the FP16 noise floor
+//   itself (ref::attention_fp16_floor) over the dequantized cache. (The authors' decode kernel
+//   keeps the dequantized value in FP32 inside its dot products; this is the one place where the
+//   authors variant follows the floor's arithmetic instead of theirs.)
 // int8kv: K and V per token symmetric INT8 (SPEC 1 stage1_scale / stage1_code, token groups, FP32
 //   scale per token); dequantized (float)q * s rounded to FP16, then the floor as for kivi.
 // sage (SageAttention, Zhang et al. 2025). The cache stores K/V in FP16 (SageAttention quantizes
@@ -107,29 +121,37 @@ class Stream : public KvStream {
   int64_t len_ = 0;
 };
 
+// Both KIVI variants share this storage; they differ in when rows are quantized and in the
+// quantizer's arithmetic (see the file comment).
 class KiviStream final : public Stream {
  public:
-  KiviStream(int d, int bits, int group, int residual, ScaleStorage storage)
+  KiviStream(int d, int bits, int group, int residual, ScaleStorage storage, KiviImpl impl)
       : Stream(d),
         bits_(bits),
         g_(group),
         r_(residual),
         storage_(storage),
+        impl_(impl),
         vg_(std::min(group, d)),
         n_vg_((d + vg_ - 1) / vg_) {}
 
   void append_token(const Half* k, const Half* v) override {
+    if (impl_ == KiviImpl::kAuthors) {
+      // The authors' decode step quantizes after attending: what the previous token's step
+      // would quantize happens now, before this token joins the FP16 rows.
+      while (len_ - k_quant_ >= r_)
+        for (int c = 0; c < r_ / g_; ++c) quantize_k_group();
+      while (len_ - v_quant_ > r_) quantize_v_row();
+      pend_k_.insert(pend_k_.end(), k, k + d_);
+      pend_v_.insert(pend_v_.end(), v, v + d_);
+      ++len_;
+      return;
+    }
     pend_k_.insert(pend_k_.end(), k, k + d_);
     pend_v_.insert(pend_v_.end(), v, v + d_);
     ++len_;
-    while (len_ - v_quant_ > r_) {
-      quantize_v_row(pend_v_.data());
-      pend_v_.erase(pend_v_.begin(), pend_v_.begin() + d_);
-    }
-    while (len_ - k_quant_ - g_ >= r_) {
-      quantize_k_group(pend_k_.data());
-      pend_k_.erase(pend_k_.begin(), pend_k_.begin() + static_cast<int64_t>(g_) * d_);
-    }
+    while (len_ - v_quant_ > r_) quantize_v_row();
+    while (len_ - k_quant_ - g_ >= r_) quantize_k_group();
   }
 
   PreparedKv prepare(const AttentionConfig&) const override {
@@ -168,18 +190,48 @@ class KiviStream final : public Stream {
     return b;
   }
 
+  KiviStreamState state() const {
+    KiviStreamState st;
+    st.k_quant = k_quant_;
+    st.v_quant = v_quant_;
+    for (int64_t i = 0; i < k_quant_ * d_; ++i)
+      st.k_codes.push_back(unpack_code(k_codes_.data(), i, bits_));
+    for (int64_t i = 0; i < v_quant_ * d_; ++i)
+      st.v_codes.push_back(unpack_code(v_codes_.data(), i, bits_));
+    st.k_scale = k_scale_;
+    st.k_zero = k_zero_;
+    st.v_scale = v_scale_;
+    st.v_zero = v_zero_;
+    st.k_fp16 = pend_k_;
+    st.v_fp16 = pend_v_;
+    return st;
+  }
+
  private:
   static float dequant(int c, float scale, float zero) {
     AsymParams p{scale, zero, 0.0f};
     return round_half(asym_dequant(c, p));
   }
 
+  AsymParams params(float mn, float mx) const {
+    if (impl_ == KiviImpl::kLegacy) return asym_params(mn, mx, bits_, storage_);
+    const AsymParams p = kivi_params(mn, mx, bits_);
+    TURBO_CHECK(std::isfinite(p.scale), "kivi: the FP16 range of a group overflows (max "
+                                            << mx << " - min " << mn
+                                            << "); the authors' FP16 arithmetic cannot hold it");
+    return p;
+  }
+  uint8_t code(float x, const AsymParams& p) const {
+    return impl_ == KiviImpl::kLegacy ? asym_code(x, p, bits_) : kivi_code(x, p, bits_);
+  }
+
   void grow_codes(std::vector<uint8_t>& codes, int64_t n_codes) {
     codes.resize(static_cast<size_t>(packed_bytes(n_codes, bits_)), 0);
   }
 
-  // K rows [k_quant_, k_quant_ + G) from `rows` ([G, d] FP16): one group per channel.
-  void quantize_k_group(const Half* rows) {
+  // The oldest G FP16 K rows: one group per channel over G tokens.
+  void quantize_k_group() {
+    const Half* rows = pend_k_.data();
     grow_codes(k_codes_, (k_quant_ + g_) * d_);
     for (int c = 0; c < d_; ++c) {
       float mn = INFINITY, mx = -INFINITY;
@@ -188,18 +240,20 @@ class KiviStream final : public Stream {
         mn = minf(mn, x);
         mx = maxf(mx, x);
       }
-      const AsymParams p = asym_params(mn, mx, bits_, storage_);
+      const AsymParams p = params(mn, mx);
       k_scale_.push_back(p.scale);
       k_zero_.push_back(p.zero);
       for (int t = 0; t < g_; ++t)
         pack_code(k_codes_.data(), (k_quant_ + t) * d_ + c,
-                  asym_code(half_to_float(rows[t * d_ + c]), p, bits_), bits_);
+                  code(half_to_float(rows[t * d_ + c]), p), bits_);
     }
     k_quant_ += g_;
+    pend_k_.erase(pend_k_.begin(), pend_k_.begin() + static_cast<int64_t>(g_) * d_);
   }
 
-  // V row v_quant_: groups of vg_ channels.
-  void quantize_v_row(const Half* row) {
+  // The oldest FP16 V row: groups of vg_ channels.
+  void quantize_v_row() {
+    const Half* row = pend_v_.data();
     grow_codes(v_codes_, (v_quant_ + 1) * d_);
     for (int g0 = 0; g0 < d_; g0 += vg_) {
       const int g1 = std::min(d_, g0 + vg_);
@@ -208,18 +262,19 @@ class KiviStream final : public Stream {
         mn = minf(mn, half_to_float(row[c]));
         mx = maxf(mx, half_to_float(row[c]));
       }
-      const AsymParams p = asym_params(mn, mx, bits_, storage_);
+      const AsymParams p = params(mn, mx);
       v_scale_.push_back(p.scale);
       v_zero_.push_back(p.zero);
       for (int c = g0; c < g1; ++c)
-        pack_code(v_codes_.data(), v_quant_ * d_ + c, asym_code(half_to_float(row[c]), p, bits_),
-                  bits_);
+        pack_code(v_codes_.data(), v_quant_ * d_ + c, code(half_to_float(row[c]), p), bits_);
     }
     ++v_quant_;
+    pend_v_.erase(pend_v_.begin(), pend_v_.begin() + d_);
   }
 
   int bits_, g_, r_;
   ScaleStorage storage_;
+  KiviImpl impl_;
   int vg_, n_vg_;
   int64_t k_quant_ = 0, v_quant_ = 0;
   std::vector<uint8_t> k_codes_, v_codes_;  // packed, token-major
@@ -386,11 +441,32 @@ class Fp8Stream final : public Stream {
 
 // ---- stream factory ---------------------------------------------------------------------------
 
+// The shape rules of the KIVI code (it asserts them): V groups of G channels need D % G == 0, and
+// K quantized in chunks of R tokens made of G-token groups needs R % G == 0 (and R > 0). Its
+// scale and zero are FP16 tensors: scale_storage = fp32 belongs to the legacy variant only.
+void check_kivi_shape(const QuantConfig& qc, int d) {
+  if (qc.kivi_impl != KiviImpl::kAuthors) return;
+  TURBO_CHECK(d % qc.group_size == 0,
+              "kivi (kivi_impl=authors) needs head_dim % group_size == 0, "
+              "got head_dim "
+                  << d << ", group_size " << qc.group_size);
+  TURBO_CHECK(qc.residual > 0 && qc.residual % qc.group_size == 0,
+              "kivi (kivi_impl=authors) needs residual > 0 and residual % group_size == 0, got "
+              "residual "
+                  << qc.residual << ", group_size " << qc.group_size);
+  TURBO_CHECK(qc.scale_storage == ScaleStorage::kFp16,
+              "kivi (kivi_impl=authors) stores scale and zero in FP16 as its code does; "
+              "scale_storage=fp32 needs kivi_impl=legacy");
+}
+
 std::unique_ptr<Stream> make_stream(const AttentionConfig& config, int bits, int d) {
   switch (config.method) {
-    case Method::kKivi:
-      return std::make_unique<KiviStream>(d, bits, config.quant.group_size, config.quant.residual,
-                                          config.quant.scale_storage);
+    case Method::kKivi: {
+      const QuantConfig& qc = config.quant;
+      check_kivi_shape(qc, d);
+      return std::make_unique<KiviStream>(d, bits, qc.group_size, qc.residual, qc.scale_storage,
+                                          qc.kivi_impl);
+    }
     case Method::kInt8Kv:
       return std::make_unique<Int8Stream>(d);
     case Method::kSage:
@@ -643,12 +719,22 @@ void baseline_prefill(const AttentionConfig& config, const ConstHalfTensor& q,
                       const ConstHalfTensor& k, const ConstHalfTensor& v, const HalfTensor& o,
                       AttentionStats* stats) {
   const int64_t B = q.batch(), Hkv = k.heads();
+  const int d = static_cast<int>(q.dim());
+  if (config.method == Method::kKivi && config.quant.kivi_impl == KiviImpl::kAuthors) {
+    // The authors' prefill attends the unquantized K/V and quantizes the cache afterwards.
+    check_kivi_shape(config.quant, d);
+    attention_fp16_floor(q, k, v, config.causal, config.tau_for(d), o);
+    for (int64_t idx = 0; idx < B * q.heads(); ++idx) {
+      const QueryRows r{nullptr, 0, nullptr, 0, q.tokens(), 0, config.causal};
+      add_stats(stats, idx, r, q.tokens());
+    }
+    return;
+  }
   std::vector<PreparedKv> prepared(static_cast<size_t>(B * Hkv));
 #pragma omp parallel for schedule(dynamic)
   for (int64_t s = 0; s < B * Hkv; ++s) {
     std::unique_ptr<Stream> stream =
-        make_stream(config, method_stored_bits(config, {}, static_cast<int>(s % Hkv)),
-                    static_cast<int>(q.dim()));
+        make_stream(config, method_stored_bits(config, {}, static_cast<int>(s % Hkv)), d);
     stream->append(k, v, s / Hkv, s % Hkv);
     prepared[static_cast<size_t>(s)] = prepare_kv(*stream, config);
   }
@@ -669,6 +755,14 @@ void baseline_decode(const AttentionConfig& config, const ConstHalfTensor& q, co
     prepared[static_cast<size_t>(s)] =
         prepare_kv(c.stream<Stream>(s / Hkv, s % Hkv), c.spec().config);
   attend_streams(config, prepared, q, Hkv, L - q.tokens(), L, true, o, stats);
+}
+
+KiviStreamState kivi_stream_state(const KvCache& cache, int b, int h) {
+  const RefKvCache& c = as_ref_cache(cache);
+  TURBO_CHECK(c.spec().config.method == Method::kKivi, "kivi_stream_state needs a kivi cache");
+  TURBO_CHECK(b >= 0 && b < c.spec().batch && h >= 0 && h < c.spec().kv_heads,
+              "kivi_stream_state: no stream (" << b << ", " << h << ")");
+  return c.stream<KiviStream>(b, h).state();
 }
 
 }  // namespace ref

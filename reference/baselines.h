@@ -1,6 +1,8 @@
 // Baseline attention methods of the "ref" backend (issue 4), selected by AttentionConfig::method:
-//   kivi   KIVI-style: K per-channel / V per-token direct asymmetric quantization (SPEC 3) in
-//          groups of group_size, 2/4 bits, the newest `residual` tokens kept in FP16.
+//   kivi   KIVI: K per-channel / V per-token asymmetric quantization in groups of group_size,
+//          2/4 bits, recent tokens in FP16; kivi_impl=authors follows its authors' code (prefill
+//          unquantized, quantize after attending, FP16 scale arithmetic), legacy the earlier
+//          reading (SPEC 3 quantizer, prefill through the cache).
 //   int8kv INT8 per-token symmetric K/V (SPEC 1 with token groups), FP32 attention.
 //   sage   SageAttention-style: K mean smoothing, INT8 Q/K per block, FP32 softmax, FP16 P and V.
 //   fp8    FP8 E4M3 Q/K/V/P with per-block scales, emulated exactly on the CPU.
@@ -10,6 +12,7 @@
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include "core/backend.h"
 #include "reference/kv_cache.h"
@@ -26,6 +29,18 @@ std::unique_ptr<KvStream> baseline_make_stream(const KvCacheSpec& spec, int bits
 // Decode over a reference cache made with baseline_make_stream.
 void baseline_decode(const AttentionConfig& config, const ConstHalfTensor& q, const KvCache& cache,
                      const HalfTensor& o, AttentionStats* stats);
+
+// What one (batch b, kv head h) stream of a kivi cache holds now, for tests that compare it with an
+// independent implementation: k_quant / v_quant quantized tokens (the oldest), their codes
+// unpacked [n, D] token-major, scales and zeros as stored (K [k_quant / G, D], V [v_quant, D / G]),
+// and the FP16 rows of the newer tokens ([length - k_quant, D] and [length - v_quant, D]).
+struct KiviStreamState {
+  int64_t k_quant = 0, v_quant = 0;
+  std::vector<uint8_t> k_codes, v_codes;
+  std::vector<float> k_scale, k_zero, v_scale, v_zero;
+  std::vector<Half> k_fp16, v_fp16;
+};
+KiviStreamState kivi_stream_state(const KvCache& cache, int b, int h);
 
 }  // namespace ref
 }  // namespace turbo

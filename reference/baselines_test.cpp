@@ -1,6 +1,8 @@
 // Properties of the baseline methods (reference/baselines.cpp): error orderings against the FP64
 // ground truth, lossless cases that must collapse onto the FP16 floor, prefill/decode agreement,
 // cache purity under any append batching, exact storage accounting and input errors.
+#include "reference/baselines.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -77,10 +79,11 @@ TEST(Baselines, KiviErrorOrdersByBits) {
   attention_fp16_floor(in.q.view(), in.k.view(), in.v.view(), true, 0.0f, floor.view());
   const double e_floor = rel_l2(floor, gt);
   const double e_int8 = rel_l2(prefill(cfg("method=int8kv"), in), gt);
-  const double e4 = rel_l2(prefill(cfg("method=kivi,kv_bits=4,group_size=32,residual=32"), in), gt);
-  const double e2 = rel_l2(prefill(cfg("method=kivi,kv_bits=2,group_size=32,residual=32"), in), gt);
-  const double e4_g128 =
-      rel_l2(prefill(cfg("method=kivi,kv_bits=4,group_size=128,residual=32"), in), gt);
+  // The legacy variant quantizes in prefill (the authors' code attends unquantized K/V there).
+  const std::string k = "method=kivi,kivi_impl=legacy,residual=32,";
+  const double e4 = rel_l2(prefill(cfg(k + "kv_bits=4,group_size=32"), in), gt);
+  const double e2 = rel_l2(prefill(cfg(k + "kv_bits=2,group_size=32"), in), gt);
+  const double e4_g128 = rel_l2(prefill(cfg(k + "kv_bits=4,group_size=128"), in), gt);
   EXPECT_LT(e_floor, e_int8);
   EXPECT_LT(e_int8, e4);
   EXPECT_LT(e4, e2);
@@ -104,6 +107,44 @@ TEST(Baselines, LosslessKiviAndInt8EqualTheFloor) {
   HostTensor<Half> floor2(in.q.b, in.q.h, in.q.n, in.q.d);
   attention_fp16_floor(grid.q.view(), grid.k.view(), grid.v.view(), true, 0.0f, floor2.view());
   EXPECT_TRUE(bits_equal(prefill(cfg("method=int8kv"), grid), floor2));
+}
+
+TEST(Baselines, KiviAuthorsPrefillAttendsUnquantized) {
+  const QkvInputs in = make_inputs(kGqa, InputKind::kOutlierChannel, 13);
+  HostTensor<Half> floor(in.q.b, in.q.h, in.q.n, in.q.d);
+  attention_fp16_floor(in.q.view(), in.k.view(), in.v.view(), true, 0.0f, floor.view());
+  EXPECT_TRUE(bits_equal(prefill(cfg("method=kivi,kv_bits=2"), in), floor));
+  EXPECT_FALSE(bits_equal(prefill(cfg("method=kivi,kivi_impl=legacy,kv_bits=2"), in), floor));
+}
+
+// The authors' decode step attends, then quantizes: at attention time of length L the FP16 K rows
+// are the last 1..R ((L - 1) % R + 1), the FP16 V rows the last min(L, R + 1), whatever the
+// prefill length, and decode attends exactly those (dequantized) contents.
+TEST(Baselines, KiviAuthorsResidualPolicy) {
+  const InputShape shape{1, 2, 1, 200, 64};
+  const QkvInputs in = make_inputs(shape, InputKind::kGaussian, 17);
+  const int64_t R = 64;
+  for (int64_t n0 : {1, 40, 64, 128, 150}) {
+    KvCacheSpec spec;
+    spec.config = cfg("method=kivi,kv_bits=4,group_size=32,residual=64");
+    spec.head_dim = 64;
+    auto cache = be().create_cache(spec);
+    be().cache_append(*cache, slice(in.k, 0, n0), slice(in.v, 0, n0));
+    for (int64_t L = n0 + 1; L <= 200; ++L) {
+      be().cache_append(*cache, slice(in.k, L - 1, L), slice(in.v, L - 1, L));
+      const KiviStreamState s = kivi_stream_state(*cache, 0, 0);
+      ASSERT_EQ(L - s.k_quant, (L - 1) % R + 1) << "prefill " << n0 << ", L " << L;
+      ASSERT_EQ(L - s.v_quant, std::min(L, R + 1)) << "prefill " << n0 << ", L " << L;
+      ASSERT_EQ(static_cast<int64_t>(s.k_fp16.size()), (L - s.k_quant) * 64);
+      // the newest token is always FP16 and bit-identical to its input row
+      for (int c = 0; c < 64; ++c) {
+        ASSERT_EQ(s.k_fp16[static_cast<size_t>((L - 1 - s.k_quant) * 64 + c)].bits,
+                  in.k.storage[static_cast<size_t>((L - 1) * 64 + c)].bits);
+        ASSERT_EQ(s.v_fp16[static_cast<size_t>((L - 1 - s.v_quant) * 64 + c)].bits,
+                  in.v.storage[static_cast<size_t>((L - 1) * 64 + c)].bits);
+      }
+    }
+  }
 }
 
 TEST(Baselines, LosslessFp8IsNearTheFloor) {
@@ -150,9 +191,9 @@ TEST(Baselines, DecodeEqualsPrefillWhereTheyQuantizeAlike) {
     int64_t row;
   };
   for (const Case& cs :
-       {Case{"method=kivi,kv_bits=2,group_size=32,residual=32", 127}, Case{"method=int8kv", 127},
-        Case{"method=fp8,br=1,bc=32", 63}, Case{"method=fp8,br=1,bc=32,p_quant=u8_row", 95},
-        Case{"method=sage,br=1,bc=32", 31}}) {
+       {Case{"method=kivi,kivi_impl=legacy,kv_bits=2,group_size=32,residual=32", 127},
+        Case{"method=int8kv", 127}, Case{"method=fp8,br=1,bc=32", 63},
+        Case{"method=fp8,br=1,bc=32,p_quant=u8_row", 95}, Case{"method=sage,br=1,bc=32", 31}}) {
     const AttentionConfig c = cfg(cs.key);
     HostTensor<Half> full(1, 4, 128, 64);
     // prefill over the first row + 1 tokens, so that fp8/sage tiles match the cache's
@@ -192,7 +233,8 @@ TEST(Baselines, DecodeEqualsPrefillWhereTheyQuantizeAlike) {
 TEST(Baselines, CacheIsAPureFunctionOfItsRows) {
   const InputShape shape{1, 2, 2, 150, 64};
   const QkvInputs in = make_inputs(shape, InputKind::kGaussian, 2);
-  for (const char* key : {"method=kivi,kv_bits=4,group_size=32,residual=16", "method=int8kv",
+  for (const char* key : {"method=kivi,kivi_impl=legacy,kv_bits=4,group_size=32,residual=16",
+                          "method=kivi,kv_bits=2,group_size=16,residual=32", "method=int8kv",
                           "method=sage,k_smooth=mean", "method=fp8,bc=64"}) {
     KvCacheSpec spec;
     spec.config = cfg(key);
@@ -235,15 +277,23 @@ TEST(Baselines, StorageAccountingMatchesTheFormat) {
     EXPECT_EQ(b.metadata, H * 2 * L * 4);
     EXPECT_EQ(b.buffer, 0);
   }
-  {  // kivi 2-bit, G = 32, R = 16: V quantizes L - R tokens, K floor((L - R) / G) * G
+  {  // kivi legacy 2-bit, G = 32, R = 16: V quantizes L - R tokens, K floor((L - R) / G) * G
     const int64_t R = 16, G = 32, vq = L - R, kq = (L - R) / G * G;
-    const KvBytes b = bytes_of(cfg("method=kivi,kv_bits=2,group_size=32,residual=16"));
+    const std::string k = "method=kivi,kivi_impl=legacy,kv_bits=2,group_size=32,residual=16";
+    const KvBytes b = bytes_of(cfg(k));
     EXPECT_EQ(b.codes, H * (kq + vq) * D / 4);
     EXPECT_EQ(b.metadata, H * 2 * 2 * (kq / G * D + vq * (D / G)));  // FP16 scale + zero
     EXPECT_EQ(b.buffer, H * 2 * ((L - kq) + (L - vq)) * D);
-    const KvBytes b32 =
-        bytes_of(cfg("method=kivi,kv_bits=2,group_size=32,residual=16,scale_storage=fp32"));
+    const KvBytes b32 = bytes_of(cfg(k + ",scale_storage=fp32"));
     EXPECT_EQ(b32.metadata, 2 * b.metadata);
+  }
+  {  // kivi authors 4-bit, G = 32, R = 64, at attention time of length L: K quantized in whole
+     // R-token chunks of the first L - 1 tokens, V all but the newest R + 1
+    const int64_t R = 64, G = 32, kq = (L - 1) / R * R, vq = L - 1 - R;
+    const KvBytes b = bytes_of(cfg("method=kivi,kv_bits=4,group_size=32,residual=64"));
+    EXPECT_EQ(b.codes, H * (kq + vq) * D / 2);
+    EXPECT_EQ(b.metadata, H * 2 * 2 * (kq / G * D + vq * (D / G)));
+    EXPECT_EQ(b.buffer, H * 2 * ((L - kq) + (L - vq)) * D);
   }
   {  // fp8, Bc = 64: complete tiles as E4M3 + FP32 scale, the rest FP16
     const KvBytes b = bytes_of(cfg("method=fp8,bc=64"));
@@ -300,8 +350,16 @@ TEST(Baselines, BadInputIsRejected) {
     }
   };
   expect_error(cfg("method=kivi,kv_bits=8"), "kivi takes kv_bits 4, 2, mixed, got 8");
-  expect_error(cfg("method=kivi,kv_bits=mixed"), "needs a per-kv-head bit map");
-  expect_error(cfg("method=sage,br=0"), "br and bc must be >= 1");
+  // The legacy prefill quantizes, so it reads kv_bits; the authors' prefill attends unquantized.
+  expect_error(cfg("method=kivi,kivi_impl=legacy,kv_bits=mixed"), "needs a per-kv-head bit map");
+  EXPECT_NO_THROW(prefill(cfg("method=kivi,kv_bits=mixed"), in));
+  // The KIVI code's shape rules (authors variant); the legacy variant takes any shape.
+  expect_error(cfg("method=kivi,group_size=48,residual=96"), "head_dim % group_size == 0");
+  expect_error(cfg("method=kivi,group_size=32,residual=48"), "residual % group_size == 0");
+  expect_error(cfg("method=kivi,residual=0"), "residual > 0");
+  expect_error(cfg("method=kivi,scale_storage=fp32"), "needs kivi_impl=legacy");
+  EXPECT_NO_THROW(prefill(cfg("method=kivi,kivi_impl=legacy,group_size=48,residual=40"), in));
+  expect_error(cfg("method=sage,br=0"), "br and bc must be in [1, ");
   in.k.storage[100] = Half{0x7c00};
   expect_error(cfg("method=int8kv"), "non-finite value in K");
   KvCacheSpec spec;

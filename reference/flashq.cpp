@@ -15,6 +15,15 @@
 //  - k_smooth = mean in decode: the mean is fixed by the first cache_append (the prompt).
 //  - buffer = int8: a full buffer is compressed by re-running stage 1 per block on the
 //    dequantized per-token values (the FP16 rows are not kept).
+// Design-space knobs of the decode cache (the paper is silent on each; prefill ignores them):
+//  - s2_step = float: stage 2 with the fractional step (core/quant.h stage2f_*).
+//  - kv_scale = token: a block carries one stage-1 scale per token (K and V), and the buffer tile
+//    is quantized per token too.
+//  - sink = N: the first N tokens are kept in FP16 and never compressed; at attention they form
+//    the first tile, quantized per token at stage 1. Blocks then start at token N.
+//  - window = W: a block is compressed only when W newer tokens follow it, so the FP16 buffer holds
+//    W .. W + n_b - 1 tokens (all of them while the cache is shorter); with W > 0 the buffer tile
+//    is quantized per token at attention.
 #include "reference/flashq.h"
 
 #include <algorithm>
@@ -80,7 +89,7 @@ void compress_block_ref(const int8_t* q, const BlockLayout& L, uint8_t* block) {
   uint8_t* s2 = block + L.s2_offset();
   int8_t* z = reinterpret_cast<int8_t*>(block + L.z_offset());
   for (int64_t g = 0; g < groups; ++g) {
-    const Stage2Params p = stage2_params(lo[g], hi[g], L.bits);
+    const Stage2Params p = L.params(lo[g], hi[g]);
     s2[g] = p.s2;
     z[g] = p.z;
   }
@@ -89,7 +98,7 @@ void compress_block_ref(const int8_t* q, const BlockLayout& L, uint8_t* block) {
     for (int c = 0; c < L.d; ++c) {
       const int64_t g = L.group_of(t, c);
       const int64_t i = static_cast<int64_t>(t) * L.d + c;
-      pack_code(block, i, stage2_code(q[i], Stage2Params{s2[g], z[g]}, L.bits), L.bits);
+      pack_code(block, i, L.code(q[i], Stage2Params{s2[g], z[g]}), L.bits);
     }
 }
 
@@ -104,7 +113,7 @@ void decompress_block_ref(const uint8_t* block, const BlockLayout& L, int8_t* q)
     for (int c = 0; c < L.d; ++c) {
       const int64_t g = L.group_of(t, c);
       const int64_t i = static_cast<int64_t>(t) * L.d + c;
-      q[i] = stage2_dequant(unpack_code(block, i, L.bits), Stage2Params{s2[g], z[g]});
+      q[i] = L.dequant(unpack_code(block, i, L.bits), Stage2Params{s2[g], z[g]});
     }
 }
 
@@ -356,18 +365,20 @@ void flashq_prefill(const AttentionConfig& cfg, const ConstHalfTensor& q, const 
 
 namespace {
 
-// Stage 1 over the FP32 rows of a full buffer, then stage 2: one compressed block.
+// Stage 1 over the FP32 rows of a full buffer (one scale per block, or per token with
+// kv_scale = token), then stage 2: one compressed block.
 std::vector<uint8_t> build_block(const std::vector<float>& rows, const BlockLayout& L) {
   std::vector<int8_t> codes(static_cast<size_t>(L.elements()));
-  float scale = 0.0f;
-  stage1_rows(rows.data(), L.n_b, L.d, L.n_b, codes.data(), &scale);
+  std::vector<float> scales(static_cast<size_t>(L.scale_bytes() / 4));
+  stage1_rows(rows.data(), L.n_b, L.d, L.token_scales ? 1 : L.n_b, codes.data(), scales.data());
   std::vector<uint8_t> block(static_cast<size_t>(L.bytes()), 0);
   compress_block_ref(codes.data(), L, block.data());
-  std::memcpy(block.data() + L.scale_offset(), &scale, 4);
+  std::memcpy(block.data() + L.scale_offset(), scales.data(), static_cast<size_t>(L.scale_bytes()));
   return block;
 }
 
-// One kv head of a FlashQ cache: compressed blocks, the residual buffer, the K mean.
+// One kv head of a FlashQ cache: the FP16 sink rows, compressed blocks, the residual buffer (with
+// the FP16 window: blocks compress once `window` newer rows follow them), the K mean.
 class FlashqStream final : public KvStream {
  public:
   FlashqStream(const KvCacheSpec& spec, int bits) : spec_(spec), bits_(bits) {}
@@ -375,7 +386,7 @@ class FlashqStream final : public KvStream {
   void append(const ConstHalfTensor& k, const ConstHalfTensor& v, int64_t b, int64_t h) override;
   KvBytes bytes() const override {
     return flashq_stream_bytes(spec_, bits_, static_cast<int64_t>(k_blocks.size()), n_buf,
-                               !k_mean.empty(), length);
+                               !k_mean.empty(), length, n_sink);
   }
 
   std::vector<std::vector<uint8_t>> k_blocks, v_blocks;
@@ -383,11 +394,13 @@ class FlashqStream final : public KvStream {
   // compressed so that decode does not re-expand the whole cache on every call. A derived view,
   // not storage: bytes() does not count it.
   std::vector<std::vector<int8_t>> k_expanded, v_expanded;
-  std::vector<float> k_block_scale, v_block_scale;
+  std::vector<std::vector<float>> k_block_scale, v_block_scale;  // [1] or [n_b] per block
+  std::vector<Half> k_sink, v_sink;     // sink: the first `sink` rows, FP16 [n_sink, D]
   std::vector<Half> k_buf, v_buf;       // buffer = fp16: raw rows [n_buf, D]
   std::vector<int8_t> k_buf8, v_buf8;   // buffer = int8: per-token codes
   std::vector<float> k_buf_s, v_buf_s;  // ... and their scales
   std::vector<float> k_mean;            // [D] once k_smooth = mean has fixed it
+  int64_t n_sink = 0;
   int64_t n_buf = 0;
   int64_t length = 0;
 
@@ -411,6 +424,13 @@ void FlashqStream::append(const ConstHalfTensor& k, const ConstHalfTensor& v, in
   for (int64_t t = 0; t < T; ++t) {
     const Half* kr = k.row(b, h, t);
     const Half* vr = v.row(b, h, t);
+    ++length;
+    if (n_sink < qc.sink) {  // the first `sink` tokens stay FP16 for good
+      k_sink.insert(k_sink.end(), kr, kr + D);
+      v_sink.insert(v_sink.end(), vr, vr + D);
+      ++n_sink;
+      continue;
+    }
     if (int8_buf) {
       for (int is_k = 1; is_k >= 0; --is_k) {
         const Half* src = is_k ? kr : vr;
@@ -430,8 +450,8 @@ void FlashqStream::append(const ConstHalfTensor& k, const ConstHalfTensor& v, in
       v_buf.insert(v_buf.end(), vr, vr + D);
     }
     ++n_buf;
-    ++length;
-    if (n_buf < qc.block) continue;
+    // The oldest n_b buffer rows become a block once `window` newer rows follow them.
+    if (n_buf < qc.block + qc.window) continue;
     for (int is_k = 1; is_k >= 0; --is_k) {
       std::vector<float> rows(static_cast<size_t>(qc.block * D));
       for (int64_t r = 0; r < qc.block; ++r)
@@ -452,19 +472,25 @@ void FlashqStream::append(const ConstHalfTensor& k, const ConstHalfTensor& v, in
       std::vector<uint8_t> blk = build_block(rows, Lb);
       std::vector<int8_t> expanded(static_cast<size_t>(Lb.elements()));
       decompress_block_ref(blk.data(), Lb, expanded.data());
-      float scale;
-      std::memcpy(&scale, blk.data() + Lb.scale_offset(), 4);
+      std::vector<float> scales(static_cast<size_t>(Lb.scale_bytes() / 4));
+      std::memcpy(scales.data(), blk.data() + Lb.scale_offset(),
+                  static_cast<size_t>(Lb.scale_bytes()));
       (is_k ? k_expanded : v_expanded).push_back(std::move(expanded));
-      (is_k ? k_block_scale : v_block_scale).push_back(scale);
+      (is_k ? k_block_scale : v_block_scale).push_back(std::move(scales));
       (is_k ? k_blocks : v_blocks).push_back(std::move(blk));
     }
-    k_buf.clear();
-    v_buf.clear();
-    k_buf8.clear();
-    v_buf8.clear();
-    k_buf_s.clear();
-    v_buf_s.clear();
-    n_buf = 0;
+    const size_t nb = static_cast<size_t>(qc.block);
+    const size_t ne = static_cast<size_t>(qc.block * D);
+    auto drop = [](auto& vec, size_t n) {
+      vec.erase(vec.begin(), vec.begin() + std::min(n, vec.size()));
+    };
+    drop(k_buf, ne);
+    drop(v_buf, ne);
+    drop(k_buf8, ne);
+    drop(v_buf8, ne);
+    drop(k_buf_s, nb);
+    drop(v_buf_s, nb);
+    n_buf -= qc.block;
   }
 }
 
@@ -485,63 +511,81 @@ void flashq_decode(const AttentionConfig& cfg, const ConstHalfTensor& q, const K
   const SasParams sas = cfg.sas.params();
   const float tau = cfg.tau_for(static_cast<int>(D));
 
-  // Tiles of every stream: the expanded blocks as they are, then the buffer tile quantized now.
-  struct BufferTile {
+  // Tiles of every stream: the FP16 sink tile (stage 1 per token, now), the expanded blocks as
+  // they are, then the buffer tile quantized now: one stage-1 scale for the tile by default, one
+  // per token with kv_scale = token or an FP16 window (window > 0), or the int8 buffer's own.
+  struct OnTheFlyTile {
     std::vector<int8_t> k, v;
     std::vector<float> ks, vs;
   };
-  std::vector<BufferTile> buffers(static_cast<size_t>(B * Hkv));
+  std::vector<OnTheFlyTile> buffers(static_cast<size_t>(B * Hkv)), sinks(buffers.size());
   std::vector<std::vector<KvTileView>> tiles(static_cast<size_t>(B * Hkv));
+  const bool buffer_per_token = qc.kv_scale == KvScale::kToken || qc.window > 0;
 #pragma omp parallel for schedule(static) if (B * Hkv > 1)
   for (int64_t i = 0; i < B * Hkv; ++i) {
     const FlashqStream& s = cache.stream<FlashqStream>(i / Hkv, i % Hkv);
-    BufferTile& bt = buffers[static_cast<size_t>(i)];
     std::vector<KvTileView>& views = tiles[static_cast<size_t>(i)];
-    const size_t nb = s.k_blocks.size();
-    for (size_t t = 0; t < nb; ++t) {
-      KvTileView vw;
-      vw.k = s.k_expanded[t].data();
-      vw.v = s.v_expanded[t].data();
-      vw.k_scale = &s.k_block_scale[t];
-      vw.v_scale = &s.v_block_scale[t];
-      vw.pos0 = static_cast<int64_t>(t) * qc.block;
-      vw.n = qc.block;
-      views.push_back(vw);
-    }
-    if (s.n_buf == 0) continue;
-    if (qc.buffer == BufferMode::kInt8) {
-      bt.k = s.k_buf8;
-      bt.v = s.v_buf8;
-      bt.ks = s.k_buf_s;
-      bt.vs = s.v_buf_s;
-    } else {
-      const float* mean = s.k_mean.empty() ? nullptr : s.k_mean.data();
+    const float* mean = s.k_mean.empty() ? nullptr : s.k_mean.data();
+    // Stage 1 of n FP16 rows (K after the mean, if any) into an on-the-fly tile.
+    auto quantize_rows = [&](const std::vector<Half>& kb, const std::vector<Half>& vb, int64_t n,
+                             bool per_token, OnTheFlyTile& out) {
       for (int is_k = 1; is_k >= 0; --is_k) {
-        std::vector<float> rows(static_cast<size_t>(s.n_buf * D));
-        const auto& buf = is_k ? s.k_buf : s.v_buf;
-        for (int64_t r = 0; r < s.n_buf; ++r)
+        std::vector<float> rows(static_cast<size_t>(n * D));
+        const auto& buf = is_k ? kb : vb;
+        for (int64_t r = 0; r < n; ++r)
           for (int64_t c = 0; c < D; ++c) {
             float x = half_to_float(buf[static_cast<size_t>(r * D + c)]);
             if (is_k && mean) x -= mean[c];
             rows[static_cast<size_t>(r * D + c)] = x;
           }
-        auto& codes = is_k ? bt.k : bt.v;
-        auto& sc = is_k ? bt.ks : bt.vs;
+        auto& codes = is_k ? out.k : out.v;
+        auto& sc = is_k ? out.ks : out.vs;
         codes.resize(rows.size());
-        sc.resize(1);
-        stage1_rows(rows.data(), s.n_buf, static_cast<int>(D), s.n_buf, codes.data(), sc.data());
+        sc.resize(static_cast<size_t>(per_token ? n : 1));
+        stage1_rows(rows.data(), n, static_cast<int>(D), per_token ? 1 : n, codes.data(),
+                    sc.data());
       }
+    };
+    auto add_view = [&](const OnTheFlyTile& t, int64_t pos0, int64_t n, bool per_token) {
+      KvTileView vw;
+      vw.k = t.k.data();
+      vw.v = t.v.data();
+      vw.k_scale = t.ks.data();
+      vw.v_scale = t.vs.data();
+      vw.k_per_token = vw.v_per_token = per_token && n > 1;  // as prefill's head_tile
+      vw.pos0 = pos0;
+      vw.n = static_cast<int>(n);
+      views.push_back(vw);
+    };
+    if (s.n_sink > 0) {
+      quantize_rows(s.k_sink, s.v_sink, s.n_sink, true, sinks[static_cast<size_t>(i)]);
+      add_view(sinks[static_cast<size_t>(i)], 0, s.n_sink, true);
     }
-    KvTileView vw;
-    vw.k = bt.k.data();
-    vw.v = bt.v.data();
-    vw.k_scale = bt.ks.data();
-    vw.v_scale = bt.vs.data();
-    vw.k_per_token = bt.ks.size() > 1;
-    vw.v_per_token = bt.vs.size() > 1;
-    vw.pos0 = static_cast<int64_t>(nb) * qc.block;
-    vw.n = static_cast<int>(s.n_buf);
-    views.push_back(vw);
+    const size_t nb = s.k_blocks.size();
+    for (size_t t = 0; t < nb; ++t) {
+      KvTileView vw;
+      vw.k = s.k_expanded[t].data();
+      vw.v = s.v_expanded[t].data();
+      vw.k_scale = s.k_block_scale[t].data();
+      vw.v_scale = s.v_block_scale[t].data();
+      vw.k_per_token = vw.v_per_token = qc.kv_scale == KvScale::kToken && qc.block > 1;
+      vw.pos0 = s.n_sink + static_cast<int64_t>(t) * qc.block;
+      vw.n = qc.block;
+      views.push_back(vw);
+    }
+    if (s.n_buf == 0) continue;
+    OnTheFlyTile& bt = buffers[static_cast<size_t>(i)];
+    bool per_token = buffer_per_token;
+    if (qc.buffer == BufferMode::kInt8) {
+      bt.k = s.k_buf8;
+      bt.v = s.v_buf8;
+      bt.ks = s.k_buf_s;
+      bt.vs = s.v_buf_s;
+      per_token = bt.ks.size() > 1;  // a one-row int8 buffer takes the per-tile path
+    } else {
+      quantize_rows(s.k_buf, s.v_buf, s.n_buf, buffer_per_token, bt);
+    }
+    add_view(bt, s.n_sink + static_cast<int64_t>(nb) * qc.block, s.n_buf, per_token);
   }
 
   // Q rows of this call, stage 1 with q_gran groups starting at the call's first row.

@@ -478,34 +478,144 @@ TEST(ReferenceCache, ByteAccountingMatchesHandCount) {
   }
 }
 
+// kv_scale = token (per-token stage-1 scales in the blocks and the buffer tile) and sink = n_b
+// (the first block kept FP16, quantized per token at attention) leave the tiles where prefill has
+// them, with the same per-token codes: at 8 bits decode equals prefill with kv_gran = token at any
+// length, not only at block boundaries.
+TEST(ReferenceDecode, PerTokenScalesAndSinkMatchTokenPrefill) {
+  auto be = make_reference_backend();
+  const QkvInputs in = make_inputs({1, 4, 2, 230, 64}, InputKind::kSink, 31);
+  for (const char* extra : {"", ",sink=64", ",k_smooth=mean"}) {
+    const std::string knobs = std::string("q_gran=token,kv_bits=8") + extra;
+    AttentionConfig pc = parse_attention_config(knobs + ",kv_gran=token");
+    AttentionConfig dc = parse_attention_config(knobs + ",kv_scale=token");
+    for (int64_t len : {65, 100, 129, 230}) {
+      const QkvInputs pre{slice_tokens(in.q, 0, len), slice_tokens(in.k, 0, len),
+                          slice_tokens(in.v, 0, len)};
+      const HostTensor<Half> po = run_prefill(*be, pc, pre);
+      auto cache = be->create_cache({dc, 1, 2, 64, {}});
+      be->cache_append(*cache, pre.k.view(), pre.v.view());
+      const HostTensor<Half> q = slice_tokens(pre.q, len - 1, len);
+      HostTensor<Half> o = poisoned_like(q);
+      be->attention_decode(dc, q.view(), *cache, o.view(), nullptr);
+      for (int64_t h = 0; h < 4; ++h)
+        ASSERT_EQ(
+            0, std::memcmp(o.view().row(0, h, 0), po.view().row(0, h, len - 1), 64 * sizeof(Half)))
+            << knobs << " len " << len << " head " << h;
+    }
+  }
+}
+
+// sink and window: which rows stay FP16 (bytes by hand), purity under any append batching, and
+// that keeping FP16 rows only lowers the error on real-shaped (attention-sink) inputs.
+TEST(ReferenceDecode, SinkAndWindowKeepFp16Rows) {
+  auto be = make_reference_backend();
+  const int64_t L = 300, D = 64;
+  const QkvInputs in = make_inputs({1, 4, 2, L, D}, InputKind::kSink, 32);
+  struct Case {
+    const char* knobs;
+    int64_t sink, window;
+  };
+  // 4-bit channel-axis block: 2048 codes + 128 s2/z + 4 scale = 2180 bytes; FP16 row 128 bytes.
+  for (const Case& cs :
+       {Case{"kv_bits=4,sink=1", 1, 0}, Case{"kv_bits=4,window=32", 0, 32},
+        Case{"kv_bits=4,sink=4,window=100", 4, 100}, Case{"kv_bits=4,window=400", 0, 400}}) {
+    const AttentionConfig c = parse_attention_config(cs.knobs);
+    auto one = be->create_cache({c, 1, 2, D, {}});
+    auto many = be->create_cache({c, 1, 2, D, {}});
+    be->cache_append(*one, in.k.view(), in.v.view());
+    for (int64_t t = 0; t < L; t += 13) {
+      const int64_t t1 = std::min<int64_t>(L, t + 13);
+      be->cache_append(*many, slice_tokens(in.k, t, t1).view(), slice_tokens(in.v, t, t1).view());
+    }
+    const int64_t rest = L - cs.sink;
+    const int64_t blocks = rest >= cs.window ? (rest - cs.window) / 64 : 0;
+    const int64_t fp16_rows = L - blocks * 64;
+    EXPECT_EQ(one->bytes().total(), 2 * 2 * (blocks * 2180 + fp16_rows * 128)) << cs.knobs;
+    EXPECT_EQ(one->bytes().total(), many->bytes().total()) << cs.knobs;
+    const HostTensor<Half> q = slice_tokens(in.q, L - 1, L);
+    HostTensor<Half> a = poisoned_like(q), b = poisoned_like(q);
+    be->attention_decode(c, q.view(), *one, a.view(), nullptr);
+    be->attention_decode(c, q.view(), *many, b.view(), nullptr);
+    EXPECT_TRUE(same_bytes(a, b)) << cs.knobs;
+  }
+}
+
+TEST(ReferenceDecode, FractionalStepAndTokenScalesLowerTheError) {
+  auto be = make_reference_backend();
+  const int64_t L = 256, D = 64;
+  const QkvInputs in = make_inputs({1, 4, 2, L, D}, InputKind::kOutlierChannel, 33);
+  auto error_of = [&](const std::string& knobs) {
+    const AttentionConfig c = parse_attention_config(knobs);
+    double num = 0, den = 0;
+    for (int64_t len = L - 31; len <= L; ++len) {
+      auto cache = be->create_cache({c, 1, 2, D, {}});
+      be->cache_append(*cache, slice_tokens(in.k, 0, len).view(),
+                       slice_tokens(in.v, 0, len).view());
+      const HostTensor<Half> q = slice_tokens(in.q, len - 1, len);
+      HostTensor<Half> o = poisoned_like(q);
+      be->attention_decode(c, q.view(), *cache, o.view(), nullptr);
+      std::vector<double> gt(static_cast<size_t>(4 * D));
+      attention_fp64_decode(q.view(), slice_tokens(in.k, 0, len).view(),
+                            slice_tokens(in.v, 0, len).view(), 0.0f, gt.data());
+      for (size_t i = 0; i < gt.size(); ++i) {
+        const double e = half_to_float(o.storage[i]) - gt[i];
+        num += e * e;
+        den += gt[i] * gt[i];
+      }
+    }
+    return std::sqrt(num / den);
+  };
+  for (const char* bits : {"kv_bits=4,exp_mode=exact", "kv_bits=2,exp_mode=exact"}) {
+    const std::string b = bits;
+    const double base = error_of(b);
+    EXPECT_LT(error_of(b + ",s2_step=float"), base) << bits;
+    EXPECT_LT(error_of(b + ",kv_scale=token"), base) << bits;
+    EXPECT_LT(error_of(b + ",window=64"), base) << bits;
+  }
+}
+
 TEST(ReferenceOps, CompressDecompressFollowStage2) {
   auto be = make_reference_backend();
   std::vector<int8_t> q(64 * 48);
   for (size_t i = 0; i < q.size(); ++i)
     q[i] = static_cast<int8_t>(static_cast<int>((i * 37 + 11) % 255) - 127);
-  for (int bits : {4, 2})
-    for (int axis : {0, 1}) {
-      const BlockLayout L{64, 48, bits, axis, 16};
-      std::vector<uint8_t> block(static_cast<size_t>(L.bytes()), 0xAB);
-      be->compress_block(q.data(), L, block.data());
-      std::vector<int8_t> back(q.size(), 0);
-      be->decompress_block(block.data(), L, back.data());
-      for (int t = 0; t < 64; ++t)
-        for (int c = 0; c < 48; ++c) {
-          // recompute the group's range independently
-          int lo = 127, hi = -127;
-          for (int t2 = 0; t2 < 64; ++t2)
-            for (int c2 = 0; c2 < 48; ++c2)
-              if (L.group_of(t2, c2) == L.group_of(t, c)) {
-                lo = std::min<int>(lo, q[t2 * 48 + c2]);
-                hi = std::max<int>(hi, q[t2 * 48 + c2]);
-              }
-          const Stage2Params p = stage2_params(lo, hi, bits);
-          const int8_t expect = stage2_dequant(stage2_code(q[t * 48 + c], p, bits), p);
-          ASSERT_EQ(back[t * 48 + c], expect) << "bits " << bits << " axis " << axis;
-          ASSERT_LE(std::abs(back[t * 48 + c] - q[t * 48 + c]), p.s2) << "bits " << bits;
-        }
-    }
+  for (int frac : {0, 1})
+    for (int bits : {4, 2})
+      for (int axis : {0, 1}) {
+        BlockLayout L{64, 48, bits, axis, 16};
+        L.frac_step = frac;
+        std::vector<uint8_t> block(static_cast<size_t>(L.bytes()), 0xAB);
+        be->compress_block(q.data(), L, block.data());
+        std::vector<int8_t> back(q.size(), 0);
+        be->decompress_block(block.data(), L, back.data());
+        for (int t = 0; t < 64; ++t)
+          for (int c = 0; c < 48; ++c) {
+            // recompute the group's range independently
+            int lo = 127, hi = -127;
+            for (int t2 = 0; t2 < 64; ++t2)
+              for (int c2 = 0; c2 < 48; ++c2)
+                if (L.group_of(t2, c2) == L.group_of(t, c)) {
+                  lo = std::min<int>(lo, q[t2 * 48 + c2]);
+                  hi = std::max<int>(hi, q[t2 * 48 + c2]);
+                }
+            const int levels = (1 << bits) - 1;
+            if (frac) {  // round half up of the real (q - lo) L / r, then of lo + c r / L
+              const int r = hi - lo, qv = q[t * 48 + c];
+              const int code =
+                  r == 0 ? 0 : static_cast<int>(std::floor((qv - lo) * levels / double(r) + 0.5));
+              const int expect = lo + static_cast<int>(std::floor(code * r / double(levels) + 0.5));
+              ASSERT_EQ(back[t * 48 + c], expect) << "frac bits " << bits << " axis " << axis;
+              ASSERT_LE(std::abs(back[t * 48 + c] - qv), r / (2.0 * levels) + 0.5);
+              continue;
+            }
+            const Stage2Params p = stage2_params(lo, hi, bits);
+            const int8_t expect = stage2_dequant(stage2_code(q[t * 48 + c], p, bits), p);
+            ASSERT_EQ(back[t * 48 + c], expect) << "bits " << bits << " axis " << axis;
+            ASSERT_LE(std::abs(back[t * 48 + c] - q[t * 48 + c]), p.s2) << "bits " << bits;
+            (void)levels;
+          }
+      }
 }
 
 TEST(ReferenceCalibration, PriorityAndBits) {
