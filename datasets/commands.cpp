@@ -86,11 +86,11 @@ class RecordingHook : public AttentionHook {
  public:
   RecordingHook(AttentionHook& inner, ActivationWriter& writer, const std::vector<int>& layers)
       : inner_(inner), writer_(writer), layers_(layers) {}
-  void attend(int layer, int64_t pos0, const HostTensor<Half>& q, const HostTensor<Half>& k,
-              const HostTensor<Half>& v, float* o) override {
+  void attend(int layer, int64_t pos0, int64_t window, const HostTensor<Half>& q,
+              const HostTensor<Half>& k, const HostTensor<Half>& v, float* o) override {
     if (std::find(layers_.begin(), layers_.end(), layer) != layers_.end())
       writer_.write_layer(layer, q, k, v);
-    inner_.attend(layer, pos0, q, k, v, o);
+    inner_.attend(layer, pos0, window, q, k, v, o);
   }
 
  private:

@@ -70,7 +70,7 @@ TEST(ExactAttention, ChunkedHookMatchesDecodeGroundTruth) {
                            k = r.read(layer, 'k', pos, pos + len),
                            v = r.read(layer, 'v', pos, pos + len);
     std::vector<float> o(static_cast<size_t>(q.numel()));
-    hook.attend(layer, pos, q, k, v, o.data());
+    hook.attend(layer, pos, 0, q, k, v, o.data());
     const HostTensor<Half> kall = r.read(layer, 'k', 0, pos + len),
                            vall = r.read(layer, 'v', 0, pos + len);
     std::vector<double> truth(o.size());
@@ -84,7 +84,7 @@ TEST(ExactAttention, ChunkedHookMatchesDecodeGroundTruth) {
     expect_within_one_float_ulp(o_hnd, truth);
     pos += len;
   }
-  EXPECT_THROW(hook.attend(layer, pos + 1, r.read(layer, 'q', 0, 1), r.read(layer, 'k', 0, 1),
+  EXPECT_THROW(hook.attend(layer, pos + 1, 0, r.read(layer, 'q', 0, 1), r.read(layer, 'k', 0, 1),
                            r.read(layer, 'v', 0, 1), std::vector<float>(576).data()),
                Error);  // a gap in the positions
 }
@@ -102,7 +102,7 @@ TEST(AttentionHooks, RejectNonFiniteNamingLayerAndHead) {
   BackendDecodeHook decode(*backend, cfg, 30, 9, 3, 64);
   for (AttentionHook* h : std::vector<AttentionHook*>{&exact, &prefill, &decode}) {
     try {
-      h->attend(4, 0, q, k, v, o.data());
+      h->attend(4, 0, 0, q, k, v, o.data());
       FAIL() << "expected an error";
     } catch (const Error& e) {
       const std::string m = e.what();
@@ -142,8 +142,8 @@ TEST_F(ModelTest, ForwardReproducesEmbeddedActivations) {
     ExactAttentionHook exact{30};
     int64_t checked = 0;
     explicit Check(const ActivationReader& rr) : r(rr) {}
-    void attend(int layer, int64_t pos0, const HostTensor<Half>& q, const HostTensor<Half>& k,
-                const HostTensor<Half>& v, float* o) override {
+    void attend(int layer, int64_t pos0, int64_t window, const HostTensor<Half>& q,
+                const HostTensor<Half>& k, const HostTensor<Half>& v, float* o) override {
       const HostTensor<Half>* mine[3] = {&q, &k, &v};
       const char names[3] = {'q', 'k', 'v'};
       for (int i = 0; i < 3; ++i) {
@@ -153,7 +153,7 @@ TEST_F(ModelTest, ForwardReproducesEmbeddedActivations) {
               << names[i] << " layer " << layer << " element " << e;
         checked += static_cast<int64_t>(stored.storage.size());
       }
-      exact.attend(layer, pos0, q, k, v, o);
+      exact.attend(layer, pos0, window, q, k, v, o);
     }
   } check(r);
   model_->forward(tokens.data(), static_cast<int64_t>(tokens.size()), 0, check, nullptr);
