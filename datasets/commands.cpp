@@ -185,7 +185,7 @@ CaptureReport run_capture(const CaptureOptions& options) {
   const auto t0 = Clock::now();
   CaptureOptions o = options;
   if (o.command.empty()) o.command = capture_command_line(o);
-  if (o.model.empty()) o.model = default_model_path();
+  o.model = resolve_model_path(o.model);
   TURBO_CHECK(!o.out.empty(), "capture needs --out");
   TURBO_CHECK(!o.text.empty(), "capture needs --text");
   if (!o.force) {
@@ -197,6 +197,16 @@ CaptureReport run_capture(const CaptureOptions& options) {
   const std::vector<int> layers = parse_layer_list(o.layers, cfg.n_layers);
   const Window w = token_window(model, o.text, o.max_tokens, o.skip_tokens);
   const int64_t n = static_cast<int64_t>(w.tokens.size());
+  for (int l : layers)
+    if (cfg.layer_window[static_cast<size_t>(l)] > 0 &&
+        n > cfg.layer_window[static_cast<size_t>(l)]) {
+      std::cerr << "warning: " << n << " tokens exceed the "
+                << cfg.layer_window[static_cast<size_t>(l)] << "-token sliding window of layer "
+                << l
+                << " (and others); the file records no window, so full causal attention over "
+                   "its Q/K/V is not the model's attention in those layers\n";
+      break;
+    }
 
   ActivationMeta meta;
   meta.model = basename_of(o.model);
@@ -338,7 +348,7 @@ RowStats row_stats(const float* logits, int64_t vocab, int32_t target, std::vect
 
 PplResult run_ppl(const PplOptions& options) {
   PplOptions o = options;
-  if (o.model.empty()) o.model = default_model_path();
+  o.model = resolve_model_path(o.model);
   TURBO_CHECK(o.phase == "prefill" || o.phase == "decode",
               "--phase must be prefill or decode, got '" << o.phase << "'");
   TURBO_CHECK(o.chunk >= 1, "--chunk must be >= 1");
@@ -523,7 +533,9 @@ void add_capture_command(CLI::App& app) {
   auto o = std::make_shared<CaptureOptions>();
   CLI::App* sub =
       app.add_subcommand("capture", "Capture post-RoPE Q, K, V of a real model to HDF5");
-  sub->add_option("--model", o->model, "GGUF model (default: the fetch_models.sh cache)");
+  sub->add_option("--model", o->model,
+                  "GGUF model file, or smollm2-135m / gemma3-270m for the fetch_models.sh cache "
+                  "(default: smollm2-135m)");
   sub->add_option("--text", o->text, "UTF-8 text file")->required();
   sub->add_option("--max-tokens", o->max_tokens, "tokens in the window")->capture_default_str();
   sub->add_option("--skip-tokens", o->skip_tokens, "tokens skipped before the window")
@@ -550,7 +562,9 @@ void add_ppl_command(CLI::App& app) {
   CLI::App* sub = app.add_subcommand("ppl",
                                      "Perplexity, KL(p_ref || p_method) and top-1 agreement of a "
                                      "method against ground-truth attention");
-  sub->add_option("--model", o->model, "GGUF model (default: the fetch_models.sh cache)");
+  sub->add_option("--model", o->model,
+                  "GGUF model file, or smollm2-135m / gemma3-270m for the fetch_models.sh cache "
+                  "(default: smollm2-135m)");
   sub->add_option("--text", o->text, "UTF-8 text file")->required();
   sub->add_option("--method", o->method, "flashq, fp16, kivi, int8kv, sage, fp8, or reference")
       ->capture_default_str();

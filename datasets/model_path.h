@@ -32,5 +32,15 @@ inline std::string default_model_path() {
 // ${TURBO_CACHE:-$HOME/.cache/turboattn}/gemma-3-270m-q4_k_m.gguf.
 inline std::string gemma_model_path() { return model_cache_dir() + "/" + kGemmaModelFile; }
 
+// The --model argument of capture / ppl: the names of the models fetch_models.sh fetches
+// ("smollm2-135m", "gemma3-270m") stand for their files in the cache folder (so a recorded
+// command does not depend on the machine); anything else is a path; empty: the default model.
+inline std::string resolve_model_path(const std::string& arg) {
+  if (arg.empty()) return default_model_path();
+  if (arg == "smollm2-135m") return model_cache_dir() + "/" + kDefaultModelFile;
+  if (arg == "gemma3-270m") return gemma_model_path();
+  return arg;
+}
+
 }  // namespace data
 }  // namespace turbo
