@@ -7,7 +7,8 @@ Written for Gemma 3 270M (the default model here), whose transformers implementa
 independent of ours: sliding-window masks, local/global RoPE bases, QK norms, GeGLU, embedding
 scale. Over more than 512 tokens the sliding-window layers' window binds, so it is checked too.
 transformers keeps Q, K, V in FP32 where we round them to FP16 (SPEC), so the two are close, not
-equal. Pass: mean KL(p_hf || p_ours) <= 0.01 nats and top-1 agreement >= 97%.
+equal. Pass: mean KL(p_hf || p_ours) <= 1e-4 nats and top-1 agreement >= 99% (measured: 8.5e-7,
+100% over 768 tokens, datasets/README.md).
 
 Needs torch and transformers (not installed by fetch_models.sh: they are large); hf_oracle.sh
 installs pinned ones into a venv in the model cache (ctest -L optin: datasets_hf_gemma_oracle).
@@ -75,8 +76,8 @@ def main():
     if a.json:
         with open(a.json, "w") as f:
             json.dump(res, f, indent=2)
-    ok = top1 >= 0.97 and kl.mean() <= 0.01
-    print("ok" if ok else "FAIL: outside mean KL <= 0.01 nats, top-1 >= 0.97")
+    ok = top1 >= 0.99 and kl.mean() <= 1e-4
+    print("ok" if ok else "FAIL: outside mean KL <= 1e-4 nats, top-1 >= 0.99")
     return 0 if ok else 1
 
 
