@@ -45,11 +45,11 @@ class RecordingHook : public AttentionHook {
   RecordingHook(AttentionHook& inner, ActivationWriter& writer, const std::vector<int>& layers,
                 Progress& progress)
       : inner_(inner), writer_(writer), layers_(layers), progress_(progress) {}
-  void attend(int layer, int64_t pos0, const HostTensor<Half>& q, const HostTensor<Half>& k,
-              const HostTensor<Half>& v, float* o) override {
+  void attend(int layer, int64_t pos0, int64_t window, const HostTensor<Half>& q,
+              const HostTensor<Half>& k, const HostTensor<Half>& v, float* o) override {
     if (std::find(layers_.begin(), layers_.end(), layer) != layers_.end())
       writer_.write_layer(layer, q, k, v);
-    inner_.attend(layer, pos0, q, k, v, o);
+    inner_.attend(layer, pos0, window, q, k, v, o);
     progress_.update(layer + 1, "layer " + std::to_string(layer));
   }
 
@@ -151,7 +151,7 @@ CaptureReport run_capture(const CaptureOptions& options) {
   const auto t0 = Clock::now();
   CaptureOptions o = options;
   if (o.command.empty()) o.command = capture_command_line(o);
-  if (o.model.empty()) o.model = default_model_path();
+  o.model = resolve_model_path(o.model);
   TURBO_CHECK(!o.out.empty(), "capture needs --out");
   TURBO_CHECK(!o.text.empty(), "capture needs --text");
   check_output_is_not_input(o.out, "--out", {{o.text, "--text"}, {o.model, "--model"}});
@@ -164,6 +164,16 @@ CaptureReport run_capture(const CaptureOptions& options) {
   const std::vector<int> layers = parse_layer_list(o.layers, cfg.n_layers);
   const TokenWindow w = token_window(model, o.text, o.max_tokens, o.skip_tokens, true);
   const int64_t n = static_cast<int64_t>(w.tokens.size());
+  for (int l : layers)
+    if (cfg.layer_window[static_cast<size_t>(l)] > 0 &&
+        n > cfg.layer_window[static_cast<size_t>(l)]) {
+      std::cerr << "warning: " << n << " tokens exceed the "
+                << cfg.layer_window[static_cast<size_t>(l)] << "-token sliding window of layer "
+                << l
+                << " (and others); the file records no window, so full causal attention over "
+                   "its Q/K/V is not the model's attention in those layers\n";
+      break;
+    }
 
   ActivationMeta meta;
   meta.model = basename_of(o.model);
@@ -222,7 +232,9 @@ void add_capture_command(CLI::App& app, std::function<int()> verbosity) {
   auto o = std::make_shared<CaptureOptions>();
   CLI::App* sub =
       app.add_subcommand("capture", "Capture post-RoPE Q, K, V of a real model to HDF5");
-  sub->add_option("--model", o->model, "GGUF model (default: the fetch_models.sh cache)");
+  sub->add_option("--model", o->model,
+                  "GGUF model file, or smollm2-135m / gemma3-270m for the fetch_models.sh cache "
+                  "(default: smollm2-135m)");
   sub->add_option("--text", o->text, "UTF-8 text file")->required();
   sub->add_option("--max-tokens", o->max_tokens, "tokens in the window")->capture_default_str();
   sub->add_option("--skip-tokens", o->skip_tokens, "tokens skipped before the window")

@@ -40,7 +40,8 @@ TEST(LayerList, Parses) {
 
 // The embedded files are what their recorded command produces, byte for byte.
 TEST(EmbeddedData, ReproducibleFromRecordedCommand) {
-  for (const char* name : {"smollm2_eval.h5", "smollm2_calib.h5"}) {
+  for (const char* name :
+       {"smollm2_eval.h5", "smollm2_calib.h5", "gemma3_eval.h5", "gemma3_calib.h5"}) {
     SCOPED_TRACE(name);
     const ActivationReader r(kData + name);
     // "turboattn capture --text T --max-tokens N --skip-tokens S --layers L --out O"
@@ -104,6 +105,39 @@ TEST(EmbeddedData, SchemaTextsAndSize) {
     for (char c : {'q', 'k', 'v'}) EXPECT_NO_THROW(eval.read(l, c));
   const uint64_t total =
       bytes_of(kData + "smollm2_eval.h5").size() + bytes_of(kData + "smollm2_calib.h5").size();
+  EXPECT_LE(total, 32000000u);
+}
+
+// Gemma 3 270M's files: the same checks, and their own 32 MB budget.
+TEST(EmbeddedData, Gemma3SchemaTextsAndSize) {
+  const ActivationReader eval(kData + "gemma3_eval.h5"), calib(kData + "gemma3_calib.h5");
+  for (const ActivationReader* r : {&eval, &calib}) {
+    EXPECT_EQ(r->meta().model_sha256, kGemmaModelSha256);
+    EXPECT_EQ(r->meta().n_layers, 18);
+    EXPECT_EQ(static_cast<int>(r->meta().layers.size()), 18);
+    EXPECT_EQ(r->meta().n_heads, 4);
+    EXPECT_EQ(r->meta().n_kv_heads, 1);
+    EXPECT_EQ(r->meta().head_dim, 256);
+    EXPECT_EQ(r->meta().rope_theta, 1000000.0);  // the full-attention layers' base
+    // At most the 512-token sliding window: full causal attention over the file's Q/K/V is the
+    // model's attention in every layer.
+    EXPECT_LE(r->meta().n_tokens, 512);
+  }
+  EXPECT_EQ(eval.meta().n_tokens, 512);
+  EXPECT_EQ(eval.meta().text_source.rfind("GPL-3:", 0), 0u) << eval.meta().text_source;
+  EXPECT_EQ(calib.meta().text_source.rfind("Apache-2.0:", 0), 0u) << calib.meta().text_source;
+  const GgufFile g(gemma_model_path());
+  const Tokenizer tok(g);
+  std::ifstream f(kGpl, std::ios::binary);
+  const std::string text(std::istreambuf_iterator<char>(f), {});
+  std::vector<int32_t> ids = tok.encode_for_model(text);
+  ASSERT_EQ(ids[0], tok.bos_id());  // Gemma's metadata asks for BOS
+  ids.resize(static_cast<size_t>(eval.meta().n_tokens));
+  EXPECT_EQ(eval.tokens(), ids);
+  for (int l : eval.meta().layers)
+    for (char c : {'q', 'k', 'v'}) EXPECT_NO_THROW(eval.read(l, c));
+  const uint64_t total =
+      bytes_of(kData + "gemma3_eval.h5").size() + bytes_of(kData + "gemma3_calib.h5").size();
   EXPECT_LE(total, 32000000u);
 }
 

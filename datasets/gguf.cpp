@@ -52,6 +52,56 @@ struct BlockQ8_0 {
 };
 static_assert(sizeof(BlockQ8_0) == 34, "block_q8_0 size");
 
+// K-quants: super-blocks of 256 values in 16 sub-blocks of 16 (Q2_K, Q3_K) or 8 of 32 (Q4_K,
+// Q5_K), each with its own 4- or 6-bit scale (and min) under FP16 super-block scales.
+constexpr int kKScaleSize = 12;  // Q4_K / Q5_K: 8 six-bit scales and 8 six-bit mins
+
+struct BlockQ2_K {
+  uint8_t scales[kQK_K / 16];  // low nibble: scale, high nibble: min, per sub-block of 16
+  uint8_t qs[kQK_K / 4];       // 2-bit codes
+  uint16_t d;                  // FP16 super-block scale of the scales
+  uint16_t dmin;               // FP16 super-block scale of the mins
+};
+static_assert(sizeof(BlockQ2_K) == 84, "block_q2_K size");
+
+struct BlockQ3_K {
+  uint8_t hmask[kQK_K / 8];  // third bit of each code (set: no -4 offset)
+  uint8_t qs[kQK_K / 4];     // low 2 bits
+  uint8_t scales[12];        // 16 six-bit scales, offset by 32
+  uint16_t d;
+};
+static_assert(sizeof(BlockQ3_K) == 110, "block_q3_K size");
+
+struct BlockQ4_K {
+  uint16_t d;
+  uint16_t dmin;
+  uint8_t scales[kKScaleSize];
+  uint8_t qs[kQK_K / 2];
+};
+static_assert(sizeof(BlockQ4_K) == 144, "block_q4_K size");
+
+struct BlockQ5_K {
+  uint16_t d;
+  uint16_t dmin;
+  uint8_t scales[kKScaleSize];
+  uint8_t qh[kQK_K / 8];  // fifth bit of each code
+  uint8_t qs[kQK_K / 2];
+};
+static_assert(sizeof(BlockQ5_K) == 176, "block_q5_K size");
+
+// The 6-bit scale and min of sub-block j < 8 of a Q4_K / Q5_K block (ggml get_scale_min_k4):
+// bytes 0-3 hold scales 0-3 (low 6 bits), 4-7 mins 0-3, 8-11 the low nibbles of scales / mins
+// 4-7, whose top 2 bits are the top bits of bytes 0-3 / 4-7.
+inline void k4_scale_min(const uint8_t* q, int j, int& sc, int& m) {
+  if (j < 4) {
+    sc = q[j] & 0x3F;
+    m = q[j + 4] & 0x3F;
+  } else {
+    sc = (q[j + 4] & 0x0F) | ((q[j - 4] >> 2) & 0x30);
+    m = (q[j + 4] >> 4) | ((q[j] >> 2) & 0x30);
+  }
+}
+
 struct BlockQ6_K {
   uint8_t ql[kQK_K / 2];  // low 4 bits
   uint8_t qh[kQK_K / 4];  // high 2 bits
@@ -73,8 +123,8 @@ constexpr TypeTraits kTypes[] = {
     {2, "Q4_0", 32, 18, true},       {3, "Q4_1", 32, 20, true},
     {6, "Q5_0", 32, 22, true},       {7, "Q5_1", 32, 24, true},
     {8, "Q8_0", 32, 34, true},       {9, "Q8_1", 32, 40, false},
-    {10, "Q2_K", 256, 84, false},    {11, "Q3_K", 256, 110, false},
-    {12, "Q4_K", 256, 144, false},   {13, "Q5_K", 256, 176, false},
+    {10, "Q2_K", 256, 84, true},     {11, "Q3_K", 256, 110, true},
+    {12, "Q4_K", 256, 144, true},    {13, "Q5_K", 256, 176, true},
     {14, "Q6_K", 256, 210, true},    {15, "Q8_K", 256, 292, false},
     {16, "IQ2_XXS", 256, 66, false}, {17, "IQ2_XS", 256, 74, false},
     {18, "IQ3_XXS", 256, 98, false}, {19, "IQ1_S", 256, 50, false},
@@ -370,6 +420,74 @@ void dequantize_row(uint32_t type, const uint8_t* src, float* dst, int64_t n) {
         const float d = fp16_to_f32(x.d);
         float* y = dst + b * kQK8_0;
         for (int j = 0; j < kQK8_0; ++j) y[j] = static_cast<float>(x.qs[j]) * d;
+      }
+      break;
+    case GgmlType::kQ2_K:
+      // Value p = 128 h + 32 s + l: code (qs[32 h + l] >> 2 s) & 3 of sub-block p / 16;
+      // (d * scale) * q - (dmin * min).
+      for (int64_t b = 0; b < nb; ++b) {
+        const BlockQ2_K x = load_block<BlockQ2_K>(src + b * sizeof(BlockQ2_K));
+        const float d = fp16_to_f32(x.d), dmin = fp16_to_f32(x.dmin);
+        float* y = dst + b * kQK_K;
+        for (int p = 0; p < kQK_K; ++p) {
+          const int h = p / 128, s = (p % 128) / 32, l = p % 32;
+          const uint8_t sc = x.scales[p / 16];
+          const float dl = d * static_cast<float>(sc & 0x0F);
+          const float ml = dmin * static_cast<float>(sc >> 4);
+          y[p] = dl * static_cast<float>((x.qs[32 * h + l] >> (2 * s)) & 3) - ml;
+        }
+      }
+      break;
+    case GgmlType::kQ3_K:
+      // Scale i (of 16): low nibble (scales[i % 8] >> 4 (i / 8)) & 15, top bits
+      // (scales[8 + i % 4] >> 2 (i / 4)) & 3, minus 32. Value p = 128 h + 32 s + l: low bits
+      // (qs[32 h + l] >> 2 s) & 3, minus 4 unless bit p / 32 of hmask[l] is set; (d * scale) * q.
+      for (int64_t b = 0; b < nb; ++b) {
+        const BlockQ3_K x = load_block<BlockQ3_K>(src + b * sizeof(BlockQ3_K));
+        const float d = fp16_to_f32(x.d);
+        float* y = dst + b * kQK_K;
+        for (int p = 0; p < kQK_K; ++p) {
+          const int i = p / 16;
+          const int lo = (x.scales[i % 8] >> (4 * (i / 8))) & 0x0F;
+          const int hi = (x.scales[8 + i % 4] >> (2 * (i / 4))) & 0x03;
+          const float dl = d * static_cast<float>((lo | (hi << 4)) - 32);
+          const int h = p / 128, s = (p % 128) / 32, l = p % 32;
+          const int ql = (x.qs[32 * h + l] >> (2 * s)) & 3;
+          const int qh = (x.hmask[l] >> (p / 32)) & 1;
+          y[p] = dl * static_cast<float>(ql - (qh ? 0 : 4));
+        }
+      }
+      break;
+    case GgmlType::kQ4_K:
+    case GgmlType::kQ5_K:
+      // Value p = 64 c + 32 s + l: low nibble (qs[32 c + l] >> 4 s) & 15 (Q5_K: plus bit p / 32
+      // of qh[l] as the fifth bit) of sub-block p / 32; (d * scale) * q - (dmin * min).
+      for (int64_t b = 0; b < nb; ++b) {
+        const bool q5 = static_cast<GgmlType>(type) == GgmlType::kQ5_K;
+        const uint8_t* blk = src + b * tt->bytes;
+        BlockQ5_K x{};  // Q4_K is Q5_K without qh
+        if (q5) {
+          x = load_block<BlockQ5_K>(blk);
+        } else {
+          const BlockQ4_K x4 = load_block<BlockQ4_K>(blk);
+          x.d = x4.d;
+          x.dmin = x4.dmin;
+          std::memcpy(x.scales, x4.scales, sizeof(x.scales));
+          std::memcpy(x.qs, x4.qs, sizeof(x.qs));
+        }
+        const float d = fp16_to_f32(x.d), dmin = fp16_to_f32(x.dmin);
+        float* y = dst + b * kQK_K;
+        for (int j = 0; j < kQK_K / 32; ++j) {
+          int sc, m;
+          k4_scale_min(x.scales, j, sc, m);
+          const float dl = d * static_cast<float>(sc), ml = dmin * static_cast<float>(m);
+          for (int l = 0; l < 32; ++l) {
+            const int p = 32 * j + l;
+            int q = (x.qs[32 * (j / 2) + l] >> (4 * (j % 2))) & 0x0F;
+            if (q5) q |= ((x.qh[l] >> j) & 1) << 4;
+            y[p] = dl * static_cast<float>(q) - ml;
+          }
+        }
       }
       break;
     case GgmlType::kQ6_K:

@@ -4,7 +4,9 @@
 1. Every tensor of the real model (Q4_1, Q8_0, F32 in SmolLM2-135M): the SHA-256 of the FP32
    dequantization from `datasets_oracle_tool tensors` equals that of gguf.quants.dequantize.
 2. A synthetic GGUF written with gguf.GGUFWriter holding random raw blocks of every type the C++
-   reader supports (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q6_K), with finite FP16 scales.
+   reader supports (F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K),
+   with finite FP16 scales.
+3. Every tensor of Gemma 3 270M (Q4_K_M: F32, Q5_0, Q8_0, Q4_K, Q6_K), when --gemma names it.
 
 usage: gguf_oracle.py --tool <datasets_oracle_tool> [--model <gguf>] --workdir <dir>
 """
@@ -19,7 +21,7 @@ import gguf
 from gguf import GGMLQuantizationType as T
 from gguf.quants import GGML_QUANT_SIZES, dequantize
 
-from oracle_common import model_missing, oracle_args
+from oracle_common import gemma_model, model_missing, oracle_args
 
 
 def tool_hashes(tool, path):
@@ -67,8 +69,14 @@ def random_blocks(rng, qtype, n_blocks):
     elif qtype in (T.Q4_1, T.Q5_1):
         f16(0)
         f16(2)
-    elif qtype == T.Q6_K:
+    elif qtype in (T.Q6_K, T.Q3_K):  # d last
         f16(size - 2)
+    elif qtype == T.Q2_K:  # d, dmin last
+        f16(size - 4)
+        f16(size - 2)
+    elif qtype in (T.Q4_K, T.Q5_K):  # d, dmin first
+        f16(0)
+        f16(2)
     return raw
 
 
@@ -80,7 +88,7 @@ def synthetic(path, rng):
     bf = rng.integers(0, 65536, size=(8, 64), dtype=np.uint16)
     bf[(bf & 0x7F80) == 0x7F80] &= 0xBFFF  # keep BF16 finite: NaN payloads are not compared
     w.add_tensor("bf16", bf.view(np.uint8).reshape(8, 128), raw_dtype=T.BF16)
-    for qtype in (T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0, T.Q6_K):
+    for qtype in (T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0, T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K):
         block, size = GGML_QUANT_SIZES[qtype]
         raw = random_blocks(rng, qtype, n_blocks)
         # raw tensors are given in bytes: 4 rows of n_blocks / 4 blocks
@@ -92,14 +100,18 @@ def synthetic(path, rng):
 
 
 def main():
-    a = oracle_args().parse_args()
-    if model_missing(a.model):
+    ap = oracle_args()
+    ap.add_argument("--gemma", nargs="?", const=gemma_model(), help="also compare every tensor of this GGUF (Gemma 3 270M) (default: the cache folder\'s)")
+    a = ap.parse_args()
+    if model_missing(a.model) or (a.gemma and model_missing(a.gemma)):
         return 1
     os.makedirs(a.workdir, exist_ok=True)
     syn = os.path.join(a.workdir, "synthetic_types.gguf")
     synthetic(syn, np.random.default_rng(20241211))
     ok = compare(a.tool, syn, "synthetic, every supported type")
     ok = compare(a.tool, a.model, os.path.basename(a.model)) and ok
+    if a.gemma:
+        ok = compare(a.tool, a.gemma, os.path.basename(a.gemma)) and ok
     print(f"gguf {importlib.metadata.version('gguf')}, numpy {np.__version__}")
     return 0 if ok else 1
 

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/fp16.h"
+#include "datasets/llama_model.h"
 #include "datasets/model_path.h"
 #include "datasets/sha256.h"
 
@@ -188,8 +189,8 @@ TEST(Gguf, BadOffsetsAndCounts) {
 TEST(Gguf, UnsupportedAndUnknownTypes) {
   GgufBuilder g;
   g.in_infos_ = true;
-  g.tensor("k", {256}, 12, std::vector<uint8_t>(144, 0));  // Q4_K: known, not dequantized here
-  expect_error(g.build(), "Q4_K");
+  g.tensor("k", {256}, 16, std::vector<uint8_t>(66, 0));  // IQ2_XXS: known, not dequantized here
+  expect_error(g.build(), "IQ2_XXS");
   GgufBuilder h;
   h.in_infos_ = true;
   h.tensor("u", {4}, 77, std::vector<uint8_t>(16, 0));
@@ -263,6 +264,92 @@ TEST(Gguf, DirectoryOrFifoAsModelIsNamed) {
   }
 }
 
+// LlamaModel on a GGUF image written to a temporary file: the error names `fragment`.
+void expect_model_error(const GgufBuilder& g, const std::string& fragment) {
+  const std::string path = ::testing::TempDir() + "/model_error.gguf";
+  const std::vector<uint8_t> bytes = g.build();
+  FILE* f = std::fopen(path.c_str(), "wb");
+  ASSERT_NE(f, nullptr);
+  std::fwrite(bytes.data(), 1, bytes.size(), f);
+  std::fclose(f);
+  try {
+    LlamaModel m(path);
+    FAIL() << "expected an error naming '" << fragment << "'";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+  }
+}
+
+// The metadata of a one-head model with head_dim 512 (rope_freqs would hold 256 values).
+GgufBuilder llama_header(const std::string& arch) {
+  GgufBuilder g;
+  g.kv_string("general.architecture", arch);
+  for (const char* k : {"block_count", "attention.head_count", "attention.head_count_kv"})
+    g.kv_u32(arch + "." + k, 1);
+  for (const char* k : {"embedding_length", "feed_forward_length", "context_length"})
+    g.kv_u32(arch + "." + k, 512);
+  g.kv_u32(arch + ".attention.layer_norm_rms_epsilon", 0);
+  return g;
+}
+
+TEST(ModelErrors, NameTheUnsupportedArchitecture) {
+  expect_model_error(llama_header("qwen2"), "architecture 'qwen2'");
+  expect_model_error(llama_header("qwen2"), "supported: llama, gemma3");
+}
+
+TEST(ModelErrors, NameTheUnsupportedRopeScaling) {
+  GgufBuilder g = llama_header("llama");
+  g.kv_string("llama.rope.scaling.type", "yarn");
+  expect_model_error(g, "RoPE scaling type 'yarn' is not supported");
+}
+
+TEST(ModelErrors, NameTheTensorAndItsUnsupportedType) {
+  GgufBuilder g = llama_header("llama");
+  g.in_infos_ = true;
+  g.tensor("rope_freqs.weight", {256}, 16, std::vector<uint8_t>(66, 0));  // IQ2_XXS
+  expect_model_error(g, "tensor 'rope_freqs.weight' has type IQ2_XXS");
+}
+
+// Llama-3 RoPE scaling as a GGUF carries it (rope_freqs.weight: llama.cpp's converter turns
+// rope_scaling {factor, low_freq_factor, high_freq_factor, original_max_position_embeddings}
+// into one divisor per frequency) gives the inverse frequencies of Hugging Face's
+// _compute_llama3_parameters, here for Llama 3.2's values.
+TEST(RopeScaling, Llama3DivisorsGiveHuggingFaceFrequencies) {
+  const double theta = 500000, factor = 32, low = 1, high = 4, old_ctx = 8192, pi = std::acos(-1.0);
+  const int D = 64;
+  std::vector<float> divisors;
+  std::vector<double> hf;
+  for (int j = 0; j < D / 2; ++j) {
+    const double f = std::pow(theta, -2.0 * j / D), wavelen = 2 * pi / f;
+    // The converter (convert_hf_to_gguf.py, LlamaModel.generate_extra_tensors).
+    double div;
+    if (wavelen < old_ctx / high) {
+      div = 1;
+    } else if (wavelen > old_ctx / low) {
+      div = factor;
+    } else {
+      const double smooth = (old_ctx / wavelen - low) / (high - low);
+      div = 1 / ((1 - smooth) / factor + smooth);
+    }
+    divisors.push_back(static_cast<float>(div));
+    // transformers' modeling_rope_utils._compute_llama3_parameters.
+    const double scaled = wavelen > old_ctx / low ? f / factor : f;
+    const double smooth = (old_ctx / wavelen - low) / (high - low);
+    const bool medium = !(wavelen < old_ctx / high) && !(wavelen > old_ctx / low);
+    hf.push_back(medium ? (1 - smooth) * scaled / factor + smooth * scaled : scaled);
+  }
+  const std::vector<double> ours = rope_inv_freq(theta, D, divisors, 1.0);
+  ASSERT_EQ(ours.size(), hf.size());
+  int changed = 0;
+  for (size_t j = 0; j < hf.size(); ++j) {
+    EXPECT_NEAR(ours[j] / hf[j], 1.0, 1e-7) << "frequency " << j;  // divisors are FP32
+    changed += std::fabs(hf[j] / std::pow(theta, -2.0 * j / D) - 1) > 1e-3;
+  }
+  EXPECT_GT(changed, 8);  // the scaling changes many frequencies: not a vacuous pass
+  EXPECT_THROW(rope_inv_freq(theta, D, std::vector<float>(D / 2, -1.0f), 1.0), Error);
+  EXPECT_THROW(rope_inv_freq(theta, D, std::vector<float>(3, 1.0f), 1.0), Error);
+}
+
 // The real model fetched by datasets/fetch_models.sh (CI runs it before the tests).
 TEST(GgufModel, SmolLM2Metadata) {
   const std::string path = default_model_path();
@@ -286,6 +373,22 @@ TEST(GgufModel, SmolLM2Metadata) {
     }
     EXPECT_GT(norm, 0.0) << t.name;
   }
+}
+
+TEST(GgufModel, Gemma3Metadata) {
+  const std::string path = gemma_model_path();
+  ASSERT_EQ(sha256_file(path), kGemmaModelSha256) << "run datasets/fetch_models.sh";
+  const GgufFile f(path);
+  EXPECT_EQ(f.get_string("general.architecture"), "gemma3");
+  EXPECT_EQ(f.get_int("gemma3.block_count"), 18);
+  EXPECT_EQ(f.get_int("gemma3.attention.head_count"), 4);
+  EXPECT_EQ(f.get_int("gemma3.attention.head_count_kv"), 1);
+  EXPECT_EQ(f.get_int("gemma3.attention.key_length"), 256);
+  EXPECT_EQ(f.get_int("gemma3.attention.sliding_window"), 512);
+  EXPECT_EQ(f.tensors().size(), 236u);
+  EXPECT_EQ(ggml_type_name(f.tensor("blk.0.attn_output.weight").type), "Q4_K");
+  EXPECT_EQ(ggml_type_name(f.tensor("blk.0.ffn_down.weight").type), "Q6_K");
+  for (const GgufTensorInfo& t : f.tensors()) ASSERT_TRUE(ggml_type_supported(t.type)) << t.name;
 }
 
 }  // namespace

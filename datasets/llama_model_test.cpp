@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <string>
@@ -70,7 +71,7 @@ TEST(ExactAttention, ChunkedHookMatchesDecodeGroundTruth) {
                            k = r.read(layer, 'k', pos, pos + len),
                            v = r.read(layer, 'v', pos, pos + len);
     std::vector<float> o(static_cast<size_t>(q.numel()));
-    hook.attend(layer, pos, q, k, v, o.data());
+    hook.attend(layer, pos, 0, q, k, v, o.data());
     const HostTensor<Half> kall = r.read(layer, 'k', 0, pos + len),
                            vall = r.read(layer, 'v', 0, pos + len);
     std::vector<double> truth(o.size());
@@ -84,9 +85,69 @@ TEST(ExactAttention, ChunkedHookMatchesDecodeGroundTruth) {
     expect_within_one_float_ulp(o_hnd, truth);
     pos += len;
   }
-  EXPECT_THROW(hook.attend(layer, pos + 1, r.read(layer, 'q', 0, 1), r.read(layer, 'k', 0, 1),
+  EXPECT_THROW(hook.attend(layer, pos + 1, 0, r.read(layer, 'q', 0, 1), r.read(layer, 'k', 0, 1),
                            r.read(layer, 'v', 0, 1), std::vector<float>(576).data()),
                Error);  // a gap in the positions
+}
+
+// A sliding window (Gemma 3): the query at p sees keys (p - W, p] only. Checked per query against
+// the decode ground truth of reference/ on exactly those keys, in one call and in chunks.
+TEST(ExactAttention, SlidingWindowSeesOnlyTheLastWindowKeys) {
+  const ActivationReader r(kEval);
+  const int layer = 3;
+  const int64_t n = 96, window = 32;
+  const HostTensor<Half> q = r.read(layer, 'q', 0, n), k = r.read(layer, 'k', 0, n),
+                         v = r.read(layer, 'v', 0, n);
+  const int64_t H = q.h, D = q.d;
+  std::vector<float> whole(static_cast<size_t>(q.numel())), chunked(whole.size());
+  ExactAttentionHook a(30), b(30);
+  a.attend(layer, 0, window, q, k, v, whole.data());
+  for (int64_t p0 = 0; p0 < n; p0 += 24)  // chunks that straddle the window's edge
+    b.attend(layer, p0, window, r.read(layer, 'q', p0, p0 + 24), r.read(layer, 'k', p0, p0 + 24),
+             r.read(layer, 'v', p0, p0 + 24), chunked.data() + p0 * H * D);
+  EXPECT_EQ(whole, chunked);
+  for (int64_t p : {0L, 17L, 31L, 32L, 50L, 95L}) {
+    const int64_t k0 = std::max<int64_t>(0, p - window + 1);
+    const HostTensor<Half> qp = r.read(layer, 'q', p, p + 1), kw = r.read(layer, 'k', k0, p + 1),
+                           vw = r.read(layer, 'v', k0, p + 1);
+    std::vector<double> truth(static_cast<size_t>(H * D));
+    ref::attention_fp64_decode(qp.view(), kw.view(), vw.view(), 0.0f, truth.data());
+    SCOPED_TRACE("query " + std::to_string(p));
+    expect_within_one_float_ulp(
+        std::vector<float>(whole.begin() + p * H * D, whole.begin() + (p + 1) * H * D), truth);
+  }
+  // The window binds from query 32 on: the result is not full causal attention.
+  std::vector<float> full(whole.size());
+  ExactAttentionHook c(30);
+  c.attend(layer, 0, 0, q, k, v, full.data());
+  EXPECT_TRUE(std::equal(full.begin(), full.begin() + window * H * D, whole.begin()));
+  EXPECT_FALSE(
+      std::equal(full.begin() + window * H * D, full.end(), whole.begin() + window * H * D));
+}
+
+// The backend hooks cannot drop keys: a window that binds is an error naming layer and window; one
+// that does not bind (context <= window) runs as full causal attention.
+TEST(AttentionHooks, BackendsRefuseABindingWindow) {
+  const ActivationReader r(kEval);
+  const HostTensor<Half> q = r.read(2, 'q', 0, 40), k = r.read(2, 'k', 0, 40),
+                         v = r.read(2, 'v', 0, 40);
+  std::vector<float> o(static_cast<size_t>(q.numel()));
+  ref::register_reference_backend();
+  std::unique_ptr<Backend> backend = make_backend("ref");
+  AttentionConfig cfg;
+  BackendPrefillHook prefill(*backend, cfg, 30, 9);
+  BackendDecodeHook decode(*backend, cfg, 30, 9, 3, 64);
+  for (AttentionHook* h : std::vector<AttentionHook*>{&prefill, &decode}) {
+    try {
+      h->attend(2, 0, 32, q, k, v, o.data());
+      FAIL() << "expected an error";
+    } catch (const Error& e) {
+      const std::string m = e.what();
+      EXPECT_NE(m.find("layer 2 attends over a sliding window of 32 keys"), std::string::npos) << m;
+    }
+  }
+  BackendPrefillHook fits(*backend, cfg, 30, 9);
+  EXPECT_NO_THROW(fits.attend(2, 0, 40, q, k, v, o.data()));
 }
 
 TEST(AttentionHooks, RejectNonFiniteNamingLayerAndHead) {
@@ -102,7 +163,7 @@ TEST(AttentionHooks, RejectNonFiniteNamingLayerAndHead) {
   BackendDecodeHook decode(*backend, cfg, 30, 9, 3, 64);
   for (AttentionHook* h : std::vector<AttentionHook*>{&exact, &prefill, &decode}) {
     try {
-      h->attend(4, 0, q, k, v, o.data());
+      h->attend(4, 0, 0, q, k, v, o.data());
       FAIL() << "expected an error";
     } catch (const Error& e) {
       const std::string m = e.what();
@@ -142,8 +203,8 @@ TEST_F(ModelTest, ForwardReproducesEmbeddedActivations) {
     ExactAttentionHook exact{30};
     int64_t checked = 0;
     explicit Check(const ActivationReader& rr) : r(rr) {}
-    void attend(int layer, int64_t pos0, const HostTensor<Half>& q, const HostTensor<Half>& k,
-                const HostTensor<Half>& v, float* o) override {
+    void attend(int layer, int64_t pos0, int64_t window, const HostTensor<Half>& q,
+                const HostTensor<Half>& k, const HostTensor<Half>& v, float* o) override {
       const HostTensor<Half>* mine[3] = {&q, &k, &v};
       const char names[3] = {'q', 'k', 'v'};
       for (int i = 0; i < 3; ++i) {
@@ -153,7 +214,7 @@ TEST_F(ModelTest, ForwardReproducesEmbeddedActivations) {
               << names[i] << " layer " << layer << " element " << e;
         checked += static_cast<int64_t>(stored.storage.size());
       }
-      exact.attend(layer, pos0, q, k, v, o);
+      exact.attend(layer, pos0, window, q, k, v, o);
     }
   } check(r);
   model_->forward(tokens.data(), static_cast<int64_t>(tokens.size()), 0, check, nullptr);

@@ -11,8 +11,12 @@ about 97% top-1; on the flat next-token distributions of license text we measure
 datasets/README.md), with every disagreement a near-tie, while a real bug (wrong RoPE pairing,
 wrong norm, wrong tie) gives KL in whole nats.
 
+With --bos (Gemma 3, whose metadata asks for BOS) both sides get the ids with BOS first. Over
+more than 512 tokens, Gemma 3's sliding-window layers are checked too: llama.cpp applies its
+512-key window, our ground-truth attention its own.
+
 usage: llamacpp_oracle.py --tool <datasets_oracle_tool> [--model <gguf>] [--text <file>]
-                          [--tokens N] --workdir <dir>
+                          [--tokens N] [--bos] [--gemma] [--json out.json] --workdir <dir>
 """
 import datetime
 import importlib.metadata
@@ -22,23 +26,29 @@ import sys
 
 import numpy as np
 
-from oracle_common import log_softmax, oracle_args, our_logits
+from oracle_common import gemma_model, log_softmax, oracle_args, our_logits
 
 
 def main():
     ap = oracle_args(text=True, tokens=1024)
     ap.add_argument("--json", help="write the figures here")
+    ap.add_argument("--bos", action="store_true", help="BOS first, as the model's metadata asks")
+    ap.add_argument("--gemma", action="store_true",
+                    help="Gemma 3 270M from the cache folder, with --bos")
     a = ap.parse_args()
+    if a.gemma:
+        a.model, a.bos = gemma_model(), True
     import llama_cpp  # noqa: E402  (installed by llamacpp_oracle.sh)
 
-    ids, ours = our_logits(a.tool, a.model, a.text, a.tokens, a.workdir, "llamacpp")
+    prefix = os.path.splitext(os.path.basename(a.model))[0]
+    ids, ours = our_logits(a.tool, a.model, a.text, a.tokens, a.workdir, prefix, for_model=a.bos)
     n = len(ids)
 
     llm = llama_cpp.Llama(model_path=a.model, n_ctx=n, n_batch=n, n_ubatch=n, logits_all=True,
                           n_threads=os.cpu_count(), verbose=False, seed=0)
     with open(a.text, "rb") as f:
         text = f.read()
-    their_ids = llm.tokenize(text, add_bos=False, special=False)[:n]
+    their_ids = llm.tokenize(text, add_bos=a.bos, special=False)[:n]
     llm.eval(ids)
     theirs = np.array(llm.scores[:n], dtype=np.float32)
     if ours.shape != theirs.shape:

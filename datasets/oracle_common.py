@@ -14,6 +14,12 @@ def default_model():
     return os.path.join(cache, "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
+def gemma_model():
+    """Gemma 3 270M as fetch_models.sh verified it, in the cache folder."""
+    cache = os.environ.get("TURBO_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "turboattn"))
+    return os.path.join(cache, "gemma-3-270m-q4_k_m.gguf")
+
+
 def oracle_args(text=False, tokens=None):
     """The common flags --tool, --model, --workdir (and --text, --tokens N when asked for)."""
     ap = argparse.ArgumentParser()
@@ -41,11 +47,13 @@ def log_softmax(x):
     return x - m - np.log(np.exp(x - m).sum(axis=-1, keepdims=True))
 
 
-def our_logits(tool, model, text, tokens, workdir, prefix):
-    """Token ids of the first `tokens` tokens of `text` (our tokenizer) and our forward's logits
-    for them, [n, vocab] FP32, through datasets_oracle_tool."""
+def our_logits(tool, model, text, tokens, workdir, prefix, for_model=False):
+    """Token ids of the first `tokens` tokens of `text` (our tokenizer; with `for_model`, BOS as
+    the model's metadata asks) and our forward's logits for them, [n, vocab] FP32, through
+    datasets_oracle_tool."""
     os.makedirs(workdir, exist_ok=True)
-    out = subprocess.run([tool, "tokenize", model, text], check=True, capture_output=True, text=True)
+    cmd = [tool, "tokenize", model, text] + (["--for-model"] if for_model else [])
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
     ids = [int(x) for x in out.stdout.split()][:tokens]
     ids_path = os.path.join(workdir, f"{prefix}_ids.txt")
     with open(ids_path, "w") as f:

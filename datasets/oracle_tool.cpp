@@ -3,7 +3,10 @@
 //
 //   datasets_oracle_tool tensors <gguf>            name, type, SHA-256 of the FP32 dequantization
 //   datasets_oracle_tool dump <gguf> <name> <out>  the FP32 dequantization as raw little-endian
-//   datasets_oracle_tool tokenize <gguf> <text>    token ids, one per line (no BOS/EOS)
+//   datasets_oracle_tool tokenize <gguf> <text> [--for-model]
+//                                                  token ids, one per line (no BOS/EOS; with
+//                                                  --for-model, BOS/EOS as the model's metadata
+//                                                  asks)
 //   datasets_oracle_tool logits <gguf> <ids> <out> [--emulate-q8]
 //                                                  FP32 logits [n, vocab] of the ids (one per
 //                                                  line) with ground-truth attention; optionally
@@ -26,7 +29,7 @@ namespace {
 int usage() {
   std::cerr << "usage: datasets_oracle_tool tensors <gguf>\n"
                "       datasets_oracle_tool dump <gguf> <tensor> <out.f32>\n"
-               "       datasets_oracle_tool tokenize <gguf> <text file>\n"
+               "       datasets_oracle_tool tokenize <gguf> <text file> [--for-model]\n"
                "       datasets_oracle_tool logits <gguf> <ids file> <out.f32> [--emulate-q8]\n";
   return 2;
 }
@@ -74,9 +77,12 @@ int main(int argc, char** argv) {
       out.write(reinterpret_cast<const char*>(v.data()),
                 static_cast<std::streamsize>(v.size() * 4));
       if (!out) throw turbo::Error(std::string("cannot write '") + argv[4] + "'");
-    } else if (cmd == "tokenize" && argc == 4) {
+    } else if (cmd == "tokenize" &&
+               (argc == 4 || (argc == 5 && std::string(argv[4]) == "--for-model"))) {
       const Tokenizer tok(g);
-      for (int32_t id : tok.encode(read_text(argv[3]))) std::cout << id << '\n';
+      const std::string text = read_text(argv[3]);
+      for (int32_t id : argc == 5 ? tok.encode_for_model(text) : tok.encode(text))
+        std::cout << id << '\n';
     } else {
       return usage();
     }

@@ -1,6 +1,8 @@
 #include "datasets/tokenizer.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <limits>
 #include <queue>
 
@@ -154,14 +156,18 @@ void gpt2_split(const std::vector<CodePoint>& cps, size_t lo, size_t hi,
 Tokenizer::Tokenizer(const GgufFile& g) {
   const std::string model =
       g.has("tokenizer.ggml.model") ? g.get_string("tokenizer.ggml.model") : "";
-  TURBO_CHECK(model == "gpt2", "GGUF '" << g.path() << "' has tokenizer model '" << model
-                                        << "'; only byte-level BPE ('gpt2') is supported");
+  TURBO_CHECK(model == "gpt2" || model == "llama",
+              "GGUF '" << g.path() << "' has tokenizer model '" << model
+                       << "'; supported: byte-level BPE ('gpt2'), SentencePiece BPE ('llama')");
+  spm_ = model == "llama";
   pre_ = g.has("tokenizer.ggml.pre") ? g.get_string("tokenizer.ggml.pre") : "default";
   // llama.cpp groups these pre-tokenizer names under one rule set: digits alone, then GPT-2.
   static const std::vector<std::string> kDigitSplit = {
       "smollm", "starcoder", "refact", "command-r", "codeshell", "exaone", "minerva"};
   static const std::vector<std::string> kPlain = {"gpt-2", "default"};
-  if (std::find(kDigitSplit.begin(), kDigitSplit.end(), pre_) != kDigitSplit.end()) {
+  if (spm_) {
+    // SentencePiece models have no pre-tokenizer; llama.cpp writes "default".
+  } else if (std::find(kDigitSplit.begin(), kDigitSplit.end(), pre_) != kDigitSplit.end()) {
     split_digits_ = true;
   } else if (std::find(kPlain.begin(), kPlain.end(), pre_) == kPlain.end()) {
     throw Error("GGUF '" + g.path() + "': unsupported pre-tokenizer '" + pre_ +
@@ -173,7 +179,29 @@ Tokenizer::Tokenizer(const GgufFile& g) {
               "vocabulary too large");
   for (size_t i = 0; i < tokens_.size(); ++i)
     token_ids_.emplace(tokens_[i], static_cast<int32_t>(i));
-  const std::vector<std::string>& merges = g.get_string_array("tokenizer.ggml.merges");
+  if (spm_) {
+    const GgufValue& sc = g.value("tokenizer.ggml.scores");
+    TURBO_CHECK(sc.type == GgufValueType::kArray && sc.elem_type == GgufValueType::kF32 &&
+                    sc.floats.size() == tokens_.size(),
+                "GGUF '" << g.path() << "': tokenizer.ggml.scores must be " << tokens_.size()
+                         << " f32 values, one per token");
+    for (double v : sc.floats) {
+      TURBO_CHECK(std::isfinite(v), "GGUF '" << g.path() << "': a tokenizer score is not finite");
+      scores_.push_back(static_cast<float>(v));
+    }
+    add_space_prefix_ =
+        g.has("tokenizer.ggml.add_space_prefix") && g.get_bool("tokenizer.ggml.add_space_prefix");
+    byte_tokens_.assign(256, -1);
+    for (int b = 0; b < 256; ++b) {
+      char name[8];
+      std::snprintf(name, sizeof(name), "<0x%02X>", b);
+      auto it = token_ids_.find(name);
+      if (it != token_ids_.end()) byte_tokens_[static_cast<size_t>(b)] = it->second;
+    }
+  }
+  static const std::vector<std::string> kNoMerges;
+  const std::vector<std::string>& merges =
+      spm_ ? kNoMerges : g.get_string_array("tokenizer.ggml.merges");
   for (size_t i = 0; i < merges.size(); ++i) {
     TURBO_CHECK(
         merges[i].find(' ') != std::string::npos && merges[i].find(' ') == merges[i].rfind(' '),
@@ -336,15 +364,95 @@ std::vector<int32_t> Tokenizer::encode(const std::string& text, size_t max_token
       ++i;
       continue;
     }
-    if (i > start) encode_plain(text.substr(start, i - start), out, max_tokens);
+    if (i > start) {
+      if (spm_)
+        spm_encode(text.substr(start, i - start), start == 0, out);
+      else
+        encode_plain(text.substr(start, i - start), out, max_tokens);
+    }
     if (out.size() > max_tokens) break;
     out.push_back(token_ids_.at(*match));
     i += match->size();
     start = i;
   }
-  if (start < text.size() && out.size() <= max_tokens)
-    encode_plain(text.substr(start), out, max_tokens);
+  if (start < text.size() && out.size() <= max_tokens) {
+    if (spm_)
+      spm_encode(text.substr(start), start == 0, out);
+    else
+      encode_plain(text.substr(start), out, max_tokens);
+  }
   return out;
+}
+
+void Tokenizer::spm_encode(const std::string& text, bool at_start,
+                           std::vector<int32_t>& out) const {
+  static const std::string kSpace = "\xE2\x96\x81";  // U+2581
+  std::string s = add_space_prefix_ && at_start ? kSpace : "";
+  for (char c : text) {
+    if (c == ' ')
+      s += kSpace;
+    else
+      s += c;
+  }
+  // Symbols: a doubly linked list of byte ranges, one UTF-8 character each to begin with.
+  struct Symbol {
+    size_t begin, len;
+    int prev, next;
+  };
+  std::vector<Symbol> sym;
+  for (const CodePoint& c : decode_utf8(s, 0))
+    sym.push_back({c.begin, c.end - c.begin, static_cast<int>(sym.size()) - 1,
+                   static_cast<int>(sym.size()) + 1});
+  if (sym.empty()) return;
+  sym.back().next = -1;
+  // Candidate merges: highest score of the merged token first, then the leftmost.
+  struct Bigram {
+    float score;
+    int left, right;
+    size_t len;  // bytes of the merged text: stale when a side has changed since
+  };
+  auto worse = [](const Bigram& a, const Bigram& b) {
+    return a.score < b.score || (a.score == b.score && a.left > b.left);
+  };
+  std::priority_queue<Bigram, std::vector<Bigram>, decltype(worse)> queue(worse);
+  auto try_add = [&](int left, int right) {
+    if (left < 0 || right < 0) return;
+    const size_t len = sym[left].len + sym[right].len;
+    auto it = token_ids_.find(s.substr(sym[left].begin, len));
+    if (it == token_ids_.end()) return;
+    queue.push({scores_[static_cast<size_t>(it->second)], left, right, len});
+  };
+  for (size_t i = 1; i < sym.size(); ++i) try_add(static_cast<int>(i) - 1, static_cast<int>(i));
+  while (!queue.empty()) {
+    const Bigram b = queue.top();
+    queue.pop();
+    Symbol& l = sym[static_cast<size_t>(b.left)];
+    Symbol& r = sym[static_cast<size_t>(b.right)];
+    if (l.len == 0 || r.len == 0 || l.len + r.len != b.len || l.next != b.right) continue;
+    l.len += r.len;
+    r.len = 0;
+    l.next = r.next;
+    if (r.next >= 0) sym[static_cast<size_t>(r.next)].prev = b.left;
+    try_add(l.prev, b.left);
+    try_add(b.left, l.next);
+  }
+  for (int i = 0; i >= 0; i = sym[static_cast<size_t>(i)].next) {
+    const std::string piece =
+        s.substr(sym[static_cast<size_t>(i)].begin, sym[static_cast<size_t>(i)].len);
+    auto it = token_ids_.find(piece);
+    if (it != token_ids_.end()) {
+      out.push_back(it->second);
+      continue;
+    }
+    for (unsigned char c : piece) {
+      const int32_t id = byte_tokens_[c];
+      TURBO_CHECK(id >= 0, "character '" << piece
+                                         << "' is neither a token nor byte-encodable "
+                                            "(the vocabulary has no <0x"
+                                         << std::hex << int(c) << "> token)");
+      out.push_back(id);
+    }
+  }
 }
 
 std::vector<int32_t> Tokenizer::encode_for_model(const std::string& text, size_t max_tokens) const {
@@ -363,6 +471,22 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
     const std::string& t = token(id);
     if (std::find(specials_.begin(), specials_.end(), t) != specials_.end()) {
       out += t;
+      continue;
+    }
+    if (spm_) {
+      const auto byte = std::find(byte_tokens_.begin(), byte_tokens_.end(), id);
+      if (byte != byte_tokens_.end()) {
+        out += static_cast<char>(byte - byte_tokens_.begin());
+        continue;
+      }
+      for (size_t k = 0; k < t.size(); ++k) {
+        if (t.compare(k, 3, "\xE2\x96\x81") == 0) {
+          out += ' ';
+          k += 2;
+        } else {
+          out += t[k];
+        }
+      }
       continue;
     }
     for (const CodePoint& c : decode_utf8(t, 0)) {

@@ -1,6 +1,7 @@
-// GPT-2 style byte-level BPE tokenizer built from GGUF metadata (tokenizer.ggml.model = "gpt2").
+// Tokenizers built from GGUF metadata: GPT-2 style byte-level BPE (tokenizer.ggml.model = "gpt2",
+// SmolLM2, Llama 3) and SentencePiece-style BPE ("llama": Gemma 3, Llama 2).
 //
-// Encoding, as the Hugging Face `tokenizers` pipeline of such a model does it:
+// "gpt2": encoding as the Hugging Face `tokenizers` pipeline of such a model does it:
 //  1. control / user-defined tokens (token_type 3 / 4, e.g. "<|im_start|>") found verbatim in the
 //     text are emitted as themselves (longest match first);
 //  2. pre-tokenization of the pieces between them: for `tokenizer.ggml.pre` = "smollm" (and the
@@ -11,6 +12,13 @@
 //  3. each word's UTF-8 bytes are mapped to GPT-2's printable byte alphabet and merged with the
 //     BPE merges, lowest rank first (leftmost on ties).
 // \p{L}, \p{N} come from unicode_tables.h; \s is the Unicode White_Space property.
+//
+// "llama" (SentencePiece BPE, as llama.cpp's SPM tokenizer): step 1 as above, then on each piece
+// between special tokens, with no pre-tokenizer: every ' ' becomes U+2581 ('▁'; one is prepended
+// to the text when tokenizer.ggml.add_space_prefix is true), the piece is cut into UTF-8
+// characters, and adjacent symbols are merged while some merge exists, always the pair whose
+// concatenation is the vocabulary token of highest tokenizer.ggml.scores value (leftmost on
+// ties); a final symbol that is not a token becomes its bytes' <0xXX> tokens (byte fallback).
 #pragma once
 
 #include <cstdint>
@@ -25,7 +33,8 @@ namespace data {
 
 class Tokenizer {
  public:
-  // Throws turbo::Error when the GGUF has no gpt2 tokenizer or an unsupported pre-tokenizer.
+  // Throws turbo::Error when the GGUF has no gpt2 or llama tokenizer or an unsupported
+  // pre-tokenizer.
   explicit Tokenizer(const GgufFile& gguf);
 
   // Token ids of `text` (valid UTF-8, else an error naming the byte offset); no BOS/EOS. With a
@@ -54,9 +63,16 @@ class Tokenizer {
 
  private:
   void bpe_word(const std::string& word, std::vector<int32_t>& out) const;
+  // SentencePiece BPE of one piece between special tokens; `at_start`: the text's beginning. The
+  // piece is encoded whole (the caller checks the limit between pieces).
+  void spm_encode(const std::string& text, bool at_start, std::vector<int32_t>& out) const;
   void encode_plain(const std::string& text, std::vector<int32_t>& out, size_t max_tokens) const;
   static std::string join(const std::vector<std::string>& v);
 
+  bool spm_ = false;  // tokenizer.ggml.model "llama" (else "gpt2")
+  bool add_space_prefix_ = false;
+  std::vector<float> scores_;         // spm: tokenizer.ggml.scores
+  std::vector<int32_t> byte_tokens_;  // spm: id of <0xXX> per byte
   std::vector<std::string> tokens_;
   std::unordered_map<std::string, int32_t> token_ids_;
   std::unordered_map<std::string, int32_t> merge_rank_;  // "left right" -> rank

@@ -149,6 +149,32 @@ TEST_F(TokenizerTest, LimitedEncodingIsAPrefix) {
   EXPECT_TRUE(std::equal(m.begin(), m.end(), mf.begin()));
 }
 
+// The same for SentencePiece BPE (Gemma 3): the limit is checked between the pieces that special
+// tokens delimit, so the result is still a prefix and stops within a piece of the limit.
+TEST(SpmTokenizer, LimitedEncodingIsAPrefix) {
+  const GgufFile g(gemma_model_path());
+  const Tokenizer tok(g);
+  std::string text;
+  for (int i = 0; i < 200; ++i)
+    text += "Word " + std::to_string(i) + " of a sentence, with <start_of_turn>special tokens. ";
+  const std::vector<int32_t> full = tok.encode(text);
+  for (size_t limit : {size_t{0}, size_t{1}, size_t{16}, size_t{100}, full.size() - 1, full.size(),
+                       full.size() + 5}) {
+    const std::vector<int32_t> part = tok.encode(text, limit);
+    ASSERT_LE(part.size(), full.size());
+    EXPECT_TRUE(std::equal(part.begin(), part.end(), full.begin())) << limit;
+    EXPECT_EQ(part.size() > limit, full.size() > limit) << limit;
+    if (full.size() > limit) {
+      EXPECT_LT(part.size(), limit + 64) << limit;
+    }
+  }
+  const std::vector<int32_t> m = tok.encode_for_model(text, 16);
+  const std::vector<int32_t> mf = tok.encode_for_model(text);
+  ASSERT_EQ(mf[0], tok.bos_id());
+  EXPECT_GT(m.size(), 16u);
+  EXPECT_TRUE(std::equal(m.begin(), m.end(), mf.begin()));
+}
+
 }  // namespace
 }  // namespace data
 }  // namespace turbo

@@ -42,9 +42,9 @@ class ProgressHook : public data::AttentionHook {
  public:
   ProgressHook(data::AttentionHook& inner, Progress& progress, int64_t& done, std::string label)
       : inner_(inner), progress_(progress), done_(done), label_(std::move(label)) {}
-  void attend(int layer, int64_t pos0, const HostTensor<Half>& q, const HostTensor<Half>& k,
-              const HostTensor<Half>& v, float* o) override {
-    inner_.attend(layer, pos0, q, k, v, o);
+  void attend(int layer, int64_t pos0, int64_t window, const HostTensor<Half>& q,
+              const HostTensor<Half>& k, const HostTensor<Half>& v, float* o) override {
+    inner_.attend(layer, pos0, window, q, k, v, o);
     progress_.update(++done_, label_ + ", position " + std::to_string(pos0) + ", layer " +
                                   std::to_string(layer));
   }
@@ -231,7 +231,7 @@ std::vector<std::vector<int>> read_bits_map(const std::string& path, int n_layer
 
 std::vector<PplResult> run_ppl(const PplOptions& options) {
   PplOptions o = options;
-  if (o.model.empty()) o.model = data::default_model_path();
+  o.model = data::resolve_model_path(o.model);
   TURBO_CHECK(o.phase == "prefill" || o.phase == "decode",
               "--phase must be prefill or decode, got '" << o.phase << "'");
   TURBO_CHECK(o.chunk >= 1 && o.chunk <= kMaxTileSize,
@@ -516,7 +516,9 @@ void add_ppl_command(CLI::App& app, CommonOptions& common) {
   CLI::App* sub = app.add_subcommand("ppl",
                                      "Perplexity, KL(p_ref || p_method) and top-1 agreement of "
                                      "methods against ground-truth attention");
-  sub->add_option("--model", o->model, "GGUF model (default: the fetch_models.sh cache)");
+  sub->add_option("--model", o->model,
+                  "GGUF model file, or smollm2-135m / gemma3-270m for the fetch_models.sh cache "
+                  "(default: smollm2-135m)");
   sub->add_option("--text", o->text, "UTF-8 text file")->required();
   sub->add_option("--method", *methods,
                   "flashq, fp16, kivi, int8kv, sage, fp8 or reference; a comma list or "
@@ -542,7 +544,7 @@ void add_ppl_command(CLI::App& app, CommonOptions& common) {
   sub->callback([o, methods, &common] {
     PplOptions opts = *o;
     if (!methods->empty()) opts.methods = *methods;
-    if (opts.model.empty()) opts.model = data::default_model_path();
+    opts.model = data::resolve_model_path(opts.model);
     opts.seed = common.seed;
     opts.verbosity = common.verbosity();
     opts.command = common.command;

@@ -84,6 +84,21 @@ TEST(Ppl, Fp16FloorPrefillAndDecodeStayClose) {
   }
 }
 
+// `--model gemma3-270m` names the cached Gemma 3 270M (issue 11), whose ppl runs through the same
+// path (BOS first, MQA, windowed layers: 32 tokens, so the 512-key window does not bind).
+TEST(Ppl, Gemma3ByItsModelName) {
+  PplOptions o = base("fp16", 32);
+  o.model = "gemma3-270m";
+  o.phase = "decode";
+  o.chunk = 16;
+  const PplResult r = run_ppl(o).at(0);
+  EXPECT_EQ(r.scored, 15);
+  EXPECT_LT(r.kl_mean, 1e-3);
+  EXPECT_GE(r.top1_agreement, 0.9);
+  EXPECT_GT(r.ppl_reference, 1.0);
+  EXPECT_LT(std::fabs(std::log(r.ppl_method / r.ppl_reference)), 0.05);
+}
+
 // Several methods in one run share one reference; the second run reads it from the cache and
 // gives the same numbers bit for bit.
 TEST(Ppl, SeveralMethodsAndTheReferenceCache) {

@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Model-level effect of each attention method on SmolLM2-135M-Instruct: perplexity, mean
-# KL(p_ref || p_method) and top-1 agreement of the next-token distributions against the same model
-# with exact (FP64) attention, with the method substituted into all 30 attention layers.
+# Model-level effect of each attention method on SmolLM2-135M-Instruct and Gemma 3 270M:
+# perplexity, mean KL(p_ref || p_method) and top-1 agreement of the next-token distributions
+# against the same model with exact (FP64) attention, with the method substituted into every
+# attention layer.
 #
 #   bash experiments/model_ppl/run.sh          # writes experiments/model_ppl/out/{*.json,results.md}
+#                                              # (SmolLM2) and out/gemma3-270m/ (Gemma 3)
+#   MODELS=gemma3-270m bash ...                # one model only
+#
+# Gemma 3's window is GEMMA_WINDOW (default 512) tokens: its sliding-window layers attend over 512
+# keys, and a method runs on them only while that window does not bind (datasets/README.md).
 #
 # Text: the GPL-3 text that ships with Debian, a window of WINDOW tokens (default 1024) whose second
 # half is scored. Decode rows build each method's KV cache teacher-forced in chunks of 16 tokens
@@ -25,8 +31,6 @@ cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DTURBO_ENABLE_CUDA=OFF -D
 cmake --build "$BUILD_DIR" --target turboattn -j"$(nproc)"
 TA="$ROOT/$BUILD_DIR/eval/turboattn"
 mkdir -p "$OUT"
-
-"$TA" -q calibrate --data datasets/data/smollm2_calib.h5 -o "$OUT/bits_map.json"
 
 # name | method | phase | knobs
 RUNS=(
@@ -50,13 +54,27 @@ RUNS=(
   "fp8-prefill|fp8|prefill|"
 )
 start=$(date +%s)
-for r in "${RUNS[@]}"; do
-  IFS='|' read -r name method phase knobs <<<"$r"
-  args=(ppl --text "$TEXT" --max-tokens "$WINDOW" --method "$method" --phase "$phase" --json "$OUT/$name.json")
-  [ -n "$knobs" ] && args+=(--config "$knobs")
-  [[ "$knobs" == *mixed* ]] && args+=(--bits-map "$OUT/bits_map.json")
-  echo "[$name] turboattn ${args[*]}"
-  "$TA" -q "${args[@]}" >"$OUT/$name.txt"
+# model | window | calibration split | output folder
+ALL_MODELS=(
+  "smollm2-135m|$WINDOW|datasets/data/smollm2_calib.h5|$OUT"
+  "gemma3-270m|${GEMMA_WINDOW:-512}|datasets/data/gemma3_calib.h5|$OUT/gemma3-270m"
+)
+: >"$OUT/results.md.tmp"
+for m in "${ALL_MODELS[@]}"; do
+  IFS='|' read -r model window calib mout <<<"$m"
+  [[ " ${MODELS:-smollm2-135m gemma3-270m} " == *" $model "* ]] || continue
+  mkdir -p "$mout"
+  "$TA" -q calibrate --data "$calib" -o "$mout/bits_map.json"
+  for r in "${RUNS[@]}"; do
+    IFS='|' read -r name method phase knobs <<<"$r"
+    args=(ppl --model "$model" --text "$TEXT" --max-tokens "$window" --method "$method" --phase "$phase"
+      --json "$mout/$name.json")
+    [ -n "$knobs" ] && args+=(--config "$knobs")
+    [[ "$knobs" == *mixed* ]] && args+=(--bits-map "$mout/bits_map.json")
+    echo "[$model $name] turboattn ${args[*]}"
+    "$TA" -q "${args[@]}" >"$mout/$name.txt"
+  done
+  { echo "## $model"; echo; python3 "$HERE/table.py" "$mout"; } >>"$OUT/results.md.tmp"
 done
-python3 "$HERE/table.py" "$OUT" >"$OUT/results.md"
+mv "$OUT/results.md.tmp" "$OUT/results.md"
 echo "model_ppl: $(( $(date +%s) - start )) s; table: $ROOT/$OUT/results.md"
