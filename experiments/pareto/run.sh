@@ -8,7 +8,6 @@
 # WINDOW (ppl tokens, default 512), SKIP_PPL=1 to skip the model level.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-ROOT=$(pwd)
 HERE=experiments/pareto
 OUT=$HERE/results
 BUILD_DIR=${BUILD_DIR:-build-sweep}
@@ -17,12 +16,7 @@ POSITIONS=${POSITIONS:-24}
 WINDOW=${WINDOW:-512}
 TEXT=${TEXT:-/usr/share/common-licenses/GPL-3}
 
-if [ -z "${TA:-}" ]; then  # TA=/path/to/turboattn uses a binary built elsewhere
-  cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DTURBO_ENABLE_CUDA=OFF \
-    -DTURBO_BUILD_TESTS=OFF -DTURBO_BUILD_BENCHMARKS=OFF >/dev/null
-  cmake --build "$BUILD_DIR" --target turboattn -j"$(nproc)" >/dev/null
-  TA="$ROOT/$BUILD_DIR/eval/turboattn"
-fi
+TA=${TA:-$(BUILD_DIR="$BUILD_DIR" bash experiments/build_turboattn.sh)}  # TA=/path/to/turboattn: a binary built elsewhere
 mkdir -p "$OUT/ppl"
 
 "$TA" -q calibrate --data datasets/data/smollm2_calib.h5 -o "$OUT/bits_map.json"

@@ -4,14 +4,7 @@
 # TA, BUILD_DIR, LAYERS (default 0-29:10), POSITIONS (default 24).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-ROOT=$(pwd)
-BUILD_DIR=${BUILD_DIR:-build-sweep}
-if [ -z "${TA:-}" ]; then  # TA=/path/to/turboattn uses a binary built elsewhere
-  cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DTURBO_ENABLE_CUDA=OFF \
-    -DTURBO_BUILD_TESTS=OFF -DTURBO_BUILD_BENCHMARKS=OFF >/dev/null
-  cmake --build "$BUILD_DIR" --target turboattn -j"$(nproc)" >/dev/null
-  TA="$ROOT/$BUILD_DIR/eval/turboattn"
-fi
+TA=${TA:-$(bash experiments/build_turboattn.sh)}  # TA=/path/to/turboattn: a binary built elsewhere
 HERE=experiments/sas
 OUT=$HERE/results
 mkdir -p "$OUT"
