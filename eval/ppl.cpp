@@ -467,6 +467,12 @@ std::string ppl_json(const std::vector<PplResult>& results, const PplOptions& o)
   j.set("seed", o.seed);
   Json runs = Json::array();
   for (const PplResult& r : results) {
+    auto ci95 = [](const Interval& ci) {  // [lo, hi]
+      Json a = Json::array();
+      a.push(ci.lo);
+      a.push(ci.hi);
+      return a;
+    };
     Json x = Json::object();
     x.set("method", r.method_key);
     x.set("phase", r.phase);
@@ -475,27 +481,12 @@ std::string ppl_json(const std::vector<PplResult>& results, const PplOptions& o)
     x.set("ppl_reference", r.ppl_reference);
     x.set("ppl_method", r.ppl_method);
     x.set("ppl_diff", r.ppl_diff);
-    x.set("ppl_diff_ci95", [&] {
-      Json a = Json::array();
-      a.push(r.ppl_diff_ci.lo);
-      a.push(r.ppl_diff_ci.hi);
-      return a;
-    }());
+    x.set("ppl_diff_ci95", ci95(r.ppl_diff_ci));
     x.set("kl_mean", r.kl_mean);
-    x.set("kl_mean_ci95", [&] {
-      Json a = Json::array();
-      a.push(r.kl_ci.lo);
-      a.push(r.kl_ci.hi);
-      return a;
-    }());
+    x.set("kl_mean_ci95", ci95(r.kl_ci));
     x.set("kl_max", r.kl_max);
     x.set("top1_agreement", r.top1_agreement);
-    x.set("top1_agreement_ci95", [&] {
-      Json a = Json::array();
-      a.push(r.top1_ci.lo);
-      a.push(r.top1_ci.hi);
-      return a;
-    }());
+    x.set("top1_agreement_ci95", ci95(r.top1_ci));
     x.set("sparsity", r.sparsity);
     x.set("dropped_mass", r.dropped_mass);
     x.set("kv_bytes_per_token", r.kv_bytes_per_token);
