@@ -189,9 +189,16 @@ def main():
             out["copy_gbps"] = round(nbytes / ms / 1e6, 1)
         elif r["op"] == "read":
             out["read_gbps"] = round(nbytes / ms / 1e6, 1)
-        elif r["op"] == "quantize":
-            out["kernels"].append({"op": "quantize_stage1", "shape": [32, int(r["N"]), int(r["D"])],
+        elif r["op"] in ("quantize", "compress", "append"):
+            # quantize_stage1 [heads, N, D]; compress_stage2 [heads, N, D] of INT8 codes;
+            # append_cache [B, Hkv, tokens per call, D] with kv_bits
+            shape = ([int(r["Hq"]), int(r["N"]), int(r["D"])] if r["op"] != "append" else
+                     [int(r["B"]), int(r["Hkv"]), int(r["N"]), int(r["D"])])
+            out["kernels"].append({"op": f"{r['op']}_{r['kernel']}", "shape": shape,
+                                   "kv_bits": r["kv_bits"] if r["kv_bits"] != "-" else None,
                                    "ms": ms, "bytes": nbytes, "gbps": round(nbytes / ms / 1e6, 1)})
+    for k in out["kernels"]:
+        k["copy_fraction"] = round(k["gbps"] / out["copy_gbps"], 3) if out["copy_gbps"] else None
     for r in rows:
         if r["op"] not in ("prefill", "decode"):
             continue
@@ -263,7 +270,8 @@ def markdown(res):
             f"{fmt(gbest, 4)} | {bw} | {r['check'] or '-'} |")
     for k in res["kernels"]:
         lines.append("")
-        lines.append(f"{k['op']} {k['shape']}: {k['ms']:.4f} ms, {k['gbps']} GB/s "
+        bits = f" {k['kv_bits']}-bit" if k.get("kv_bits") else ""
+        lines.append(f"{k['op']}{bits} {k['shape']}: {k['ms']:.4f} ms, {k['gbps']} GB/s "
                      f"({k['gbps'] / res['copy_gbps'] * 100:.0f}% of copy)")
     cv, cb = res.get("cli_validate"), res.get("cli_bench")
     if cv:

@@ -9,6 +9,8 @@
 // B = 1 the decode is also timed as a CUDA graph replay of one call per copy (launch gaps out).
 // Ceilings measured in the same run: `read` (a streaming 16-byte read kernel over 2 GiB) and
 // `copy` (cudaMemcpy device to device of 2 GiB, bytes read + written).
+// Rates against the copy ceiling: stage 1 (quantize), stage 2 into the cache's block layout
+// (compress) and the cache append from device rows (append), each as GB/s of bytes read + written.
 // --check compares the decode output of the B = 1, L <= 32k rows with the ref backend, bit for
 // bit (the full case list is cuda_validate's job).
 #include <cuda_runtime.h>
@@ -144,6 +146,70 @@ void bench_quantize(Csv& csv) {
   const double bytes = elems * 3.0 + heads * n * 4.0;
   std::printf("quantize stage1 [32, 16384, 128]: %.4f ms, %.0f GB/s\n", ms, bytes / ms / 1e6);
   csv.row("quantize", 1, 32, 32, n, n, 128, 0, "-", 0, "stage1", ms, 0, bytes, "");
+}
+
+// Stage 2 (SPEC 2) of INT8 blocks into the cache's block layout (4-bit, channel axis, 64 x 128),
+// the cache compression step: reads 1 byte per element, writes the compressed block.
+void bench_compress(Csv& csv) {
+  const BlockLayout layout{64, 128, 4, 0, 128};
+  const int64_t n_blocks = 32 * 16384 / 64;  // the [32, 16384, 128] tensor of bench_quantize
+  const int64_t stride = (layout.bytes() + 15) / 16 * 16;
+  const int64_t in_bytes = n_blocks * layout.elements();
+  cuda::DeviceBuffer q(in_bytes * 2), blocks(n_blocks * stride);
+  {  // two copies of INT8 codes: stage 1 of Gaussian-like rows, one scale per 64-token block
+    cuda::DeviceBuffer x(in_bytes * 2), scales(in_bytes / 64 * 4);
+    for (int c = 0; c < 2; ++c) {
+      fill(x.as<Half>(), in_bytes, 9 + c);
+      cuda::launch_stage1(x.as<Half>(), nullptr, 32, 16384, 128, 64, q.as<int8_t>() + c * in_bytes,
+                          128, nullptr, scales.as<float>(), nullptr);
+    }
+    TURBO_CUDA_CHECK(cudaDeviceSynchronize());
+  }
+  const double ms = median_ms(
+      [&](int i) {
+        cuda::launch_compress_blocks(q.as<int8_t>() + (i % 2) * in_bytes, layout, n_blocks,
+                                     blocks.as<uint8_t>(), stride, nullptr);
+      },
+      3, 30);
+  const double bytes = static_cast<double>(in_bytes) + n_blocks * layout.bytes();
+  std::printf("compress stage2 4-bit [%lld blocks of 64 x 128]: %.4f ms, %.0f GB/s\n",
+              static_cast<long long>(n_blocks), ms, bytes / ms / 1e6);
+  csv.row("compress", 1, 32, 32, 16384, 16384, 128, 0, "4", 0, "stage2", ms, 0, bytes, "");
+}
+
+// Cache append (SPEC 7-8) from device FP16 rows, B = 16, 8 kv heads, D = 128, 4-bit: chunks of
+// 1024 tokens per call (16 full blocks per stream: stage 1 + stage 2 into the cache). Bytes: the
+// FP16 K and V read plus the cache bytes each call adds (median call; the cache's occasional
+// doubling lands in the tail).
+void bench_append(Csv& csv, const char* bits) {
+  auto dev = cuda::make_cuda_backend();
+  const int B = 16, Hkv = 8, D = 128;
+  const int64_t chunk = 1024;
+  const int calls = 24;
+  AttentionConfig cfg;
+  cfg.quant.kv_bits = !std::strcmp(bits, "8") ? KvBits::k8 : KvBits::k4;
+  KvCacheSpec spec;
+  spec.batch = B;
+  spec.kv_heads = Hkv;
+  spec.head_dim = D;
+  spec.config = cfg;
+  const int64_t elems = static_cast<int64_t>(B) * Hkv * chunk * D;
+  cuda::DeviceBuffer kv(elems * 2 * 2 * 2);
+  fill(kv.as<Half>(), elems * 2 * 2, 31);
+  auto cache = dev->create_cache(spec);
+  const double before = static_cast<double>(cache->bytes().total());
+  const double ms = median_ms(
+      [&](int i) {
+        const Half* base = kv.as<Half>() + (i % 2) * elems * 2;
+        cuda::flashq_cache_append_device(*cache, base, base + elems, chunk, nullptr);
+      },
+      2, calls);
+  TURBO_CUDA_CHECK(cudaDeviceSynchronize());
+  const double added = (static_cast<double>(cache->bytes().total()) - before) / (calls + 2);
+  const double bytes = elems * 2.0 * 2 + added;
+  std::printf("append %s-bit B=%d Hkv=%d D=%d, %lld tokens per call: %.4f ms, %.0f GB/s\n", bits, B,
+              Hkv, D, static_cast<long long>(chunk), ms, bytes / ms / 1e6);
+  csv.row("append", B, Hkv, Hkv, chunk, chunk, D, 0, bits, 0, "cache", ms, 0, bytes, "");
 }
 
 void bench_prefill(Csv& csv, bool quick) {
@@ -309,6 +375,7 @@ void bench_decode(Csv& csv, bool quick, bool check) {
 int main(int argc, char** argv) {
   const char* path = nullptr;
   bool quick = false, check = false;
+  std::string only;  // prefill | decode | rates: one part only (tuning runs)
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--csv") && i + 1 < argc)
       path = argv[++i];
@@ -316,8 +383,12 @@ int main(int argc, char** argv) {
       quick = true;
     else if (!std::strcmp(argv[i], "--check"))
       check = true;
+    else if (!std::strcmp(argv[i], "--only") && i + 1 < argc)
+      only = argv[++i];
     else {
-      std::fprintf(stderr, "usage: cuda_flashq_bench --csv out.csv [--quick] [--check]\n");
+      std::fprintf(stderr,
+                   "usage: cuda_flashq_bench --csv out.csv [--quick] [--check] "
+                   "[--only prefill|decode|rates]\n");
       return 2;
     }
   }
@@ -337,9 +408,13 @@ int main(int argc, char** argv) {
   std::fprintf(csv.f, "op,B,Hq,Hkv,N,L,D,causal,kv_bits,splits,kernel,ms,graph_ms,bytes,check\n");
   try {
     bench_ceilings(csv);
-    bench_quantize(csv);
-    bench_decode(csv, quick, check);
-    bench_prefill(csv, quick);
+    if (only.empty() || only == "rates") {
+      bench_quantize(csv);
+      bench_compress(csv);
+      for (const char* bits : {"4", "8"}) bench_append(csv, bits);
+    }
+    if (only.empty() || only == "decode") bench_decode(csv, quick, check);
+    if (only.empty() || only == "prefill") bench_prefill(csv, quick);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "cuda_flashq_bench: %s\n", e.what());
     return 1;

@@ -7,7 +7,8 @@
 #
 #   OUT=/some/dir cuda/run_gpu.sh
 # Knobs (environment): ARCH (default 90), QUICK=1 (one decode / one prefill shape), SKIP_CHECKS=1
-# (no tests / validation / sanitizers), SKIP_SANITIZER=1, PROFILE=1 (ncu of the decode kernel),
+# (no tests / validation / sanitizers), SKIP_SANITIZER=1, PROFILE=1 (ncu of the decode and prefill
+# kernels), TUNE=1 (leave-one-stage-out prefill variants, decode variants),
 # CLI=0|1 (the turboattn CLI stage; default on when .gpudebs/ exists: carry it, see cli_gpu.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +27,8 @@ COMMIT=$(cat .commit 2>/dev/null || git rev-parse --short HEAD 2>/dev/null || ec
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$ARCH" \
   -DTURBO_ENABLE_CUDA=ON -DTURBO_BUILD_EVAL=OFF -DTURBO_BUILD_BENCHMARKS=OFF -DTURBO_BUILD_TESTS=ON \
   >"$LOG/cmake.log" 2>&1 || { tail -30 "$LOG/cmake.log"; exit 1; }
-cmake --build build-gpu --target cuda_validate cuda_backend_test cuda_oracle_test cuda_flashq_bench \
+cmake --build build-gpu --target cuda_validate cuda_backend_test cuda_packed_steps_test \
+  cuda_oracle_test cuda_flashq_bench \
   -j"$(nproc)" >"$LOG/build.log" 2>&1 || { grep -E "error|Error" "$LOG/build.log" | head -30; exit 1; }
 stamp built
 B=./build-gpu/cuda
@@ -34,7 +36,10 @@ gt=skipped va=skipped orc=skipped mc=skipped rc=skipped
 if [ "${SKIP_CHECKS:-0}" != 1 ]; then
   $B/cuda_backend_test >"$LOG/gtest.log" 2>&1; gt=$?
   grep -E "^\[  (PASSED|FAILED|SKIPPED) |Failure" "$LOG/gtest.log" | head -10
-  stamp "gtest rc=$gt"
+  $B/cuda_packed_steps_test >"$LOG/packed_test.log" 2>&1; pk=$?
+  grep -E "^\[  (PASSED|FAILED|SKIPPED) |Failure|^\[       OK" "$LOG/packed_test.log" | head -10
+  [ $gt = 0 ] && gt=$pk
+  stamp "gtest rc=$gt (cuda_backend_test, cuda_packed_steps_test)"
   $B/cuda_validate >"$LOG/validate.log" 2>&1; va=$?
   grep -E "^FAIL" "$LOG/validate.log" | cut -c1-300 | head -20
   grep -E "^\||^validation" "$LOG/validate.log"
@@ -79,7 +84,11 @@ PYTHONUNBUFFERED=1 python3 cuda/bench_sdpa.py --ours "$LOG/ours.csv" --validate 
   --oracle "rc=$orc ${ORACLE}" --sanitizer "memcheck=$mc" --sanitizer "racecheck=$rc" \
   "${cli_args[@]}" >"$LOG/sdpa.log" 2>&1 || tail -20 "$LOG/sdpa.log"
 stamp sdpa
-if [ "${TUNE:-0}" = 1 ]; then  # decode variants on the quick shapes (cuda/TUNING.md)
+if [ "${TUNE:-0}" = 1 ]; then  # prefill and decode variants on the quick shapes (cuda/TUNING.md)
+  for v in full no_qk no_softmax no_pv quant_only; do  # leave one stage out (wrong results)
+    TURBO_MMA_VARIANT=$v $B/cuda_flashq_bench --csv /tmp/tune.csv --quick --only prefill 2>&1 \
+      | grep -E "^prefill" | sed "s/^/TURBO_MMA_VARIANT=$v: /"
+  done
   for v in "TURBO_DECODE_KERNEL=rows" "TURBO_DECODE_CTAS=3" "TURBO_DECODE_CTAS=2"; do
     env $v $B/cuda_flashq_bench --csv /tmp/tune.csv --quick 2>&1 | grep -E "^ *decode" | sed "s/^/$v: /"
   done
@@ -91,9 +100,16 @@ if [ "${PROFILE:-0}" = 1 ]; then
     --section WarpStateStats -k regex:DecodeKernel --launch-skip 40 --launch-count 2 \
     $B/cuda_flashq_bench --csv /tmp/prof.csv --quick >"$LOG/ncu.txt" 2>&1
   grep -E "DecodeKernel|Duration|Throughput|Registers|Occupancy|Stall" "$LOG/ncu.txt" | head -60
+  ncu --clock-control none --section SpeedOfLight --section ComputeWorkloadAnalysis \
+    --section InstructionStats --section Occupancy --section WarpStateStats \
+    -k regex:MmaPrefillKernel --launch-skip 3 --launch-count 1 \
+    $B/cuda_flashq_bench --csv /tmp/prof.csv --quick --only prefill >"$LOG/ncu_prefill.txt" 2>&1
+  grep -E "MmaPrefill|Duration|Throughput|Registers|Occupancy|Stall|Executed Ipc|Issue Slots|Pipe" \
+    "$LOG/ncu_prefill.txt" | head -60
 fi
 cat "$OUT/$NAME.md" 2>/dev/null | cut -c1-400
 for f in validate.log bench.log cli_gpu.log; do [ -f "$LOG/$f" ] && cp "$LOG/$f" "$OUT/"; done
 [ -f "$LOG/sanitizer_racecheck.log" ] && head -300 "$LOG/sanitizer_racecheck.log" >"$OUT/racecheck_head.log"
 [ -f "$LOG/ncu.txt" ] && cp "$LOG/ncu.txt" "$OUT/"
+[ -f "$LOG/ncu_prefill.txt" ] && cp "$LOG/ncu_prefill.txt" "$OUT/"
 echo "gtest rc=$gt validate rc=$va oracle rc=$orc memcheck $mc racecheck $rc cli rc=$cli"
