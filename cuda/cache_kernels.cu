@@ -4,15 +4,11 @@
 #include "core/quant.h"
 #include "cuda/cuda_common.cuh"
 #include "cuda/stage2.cuh"
+#include "cuda/warp.cuh"
 
 namespace turbo {
 namespace cuda {
 namespace {
-
-__device__ __forceinline__ float warp_max(float v) {
-  for (int o = 16; o > 0; o >>= 1) v = maxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
 
 // grid (streams, rows), block 64: warp 0 takes the K row, warp 1 the V row.
 __global__ void AppendKernel(CacheAppendParams P) {

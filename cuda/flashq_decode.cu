@@ -29,6 +29,7 @@
 #include "cuda/cuda_common.cuh"
 #include "cuda/ptx.cuh"
 #include "cuda/sas_table.cuh"
+#include "cuda/warp.cuh"
 
 namespace turbo {
 namespace cuda {
@@ -73,14 +74,6 @@ struct Smem {
   int last;
 };
 
-__device__ __forceinline__ float warp_max(float v) {
-  for (int o = 16; o > 0; o >>= 1) v = maxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
-__device__ __forceinline__ int warp_sum(int v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
 __device__ __forceinline__ float read_f32(const uint8_t* p) {
   uint32_t u = static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) |
                (static_cast<uint32_t>(p[2]) << 16) | (static_cast<uint32_t>(p[3]) << 24);

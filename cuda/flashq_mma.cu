@@ -52,7 +52,15 @@ constexpr int kPTableBytes = 0x4B80 + 16;
 // Leave-one-stage-out variants for the tuning notes (TURBO_MMA_VARIANT; wrong results, timing
 // only): no_qk skips the Q.K^T products, no_softmax builds P from the raw scores, no_pv skips the
 // P.V products and the O update, quant_only stops after the quantization and the V^T transpose.
-enum Variant : int { kFull = 0, kNoQk = 1, kNoSoftmax = 2, kNoPv = 3, kQuantOnly = 4 };
+// cast_convert is exact (int -> float by the conversion instruction instead of the magic number).
+enum Variant : int {
+  kFull = 0,
+  kNoQk = 1,
+  kNoSoftmax = 2,
+  kNoPv = 3,
+  kQuantOnly = 4,
+  kCastConvert = 5
+};
 
 template <int DP>
 struct MmaTraits {
@@ -175,6 +183,8 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks<DP>)
   cp_async_commit();
   __syncthreads();  // sas is visible
 
+  float k_scale_next = last > 0 ? P.k_scale[bkv * N] : 0.0f;
+  float v_scale_next = last > 0 ? P.v_scale[bkv * N] : 0.0f;
   const uint16_t* __restrict__ table = P.sas_table;
   const __half2 nr2 = __half2half2(__ushort_as_half(static_cast<unsigned short>(count)));
   const PScale ps_fixed = p_scale(P.p_quant, 0.0f);  // kTable: u8 / s8, row-independent
@@ -187,8 +197,12 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks<DP>)
     const uint8_t* vd = v_s + (t & 1) * T::kVBytes;
     const int64_t t0 = static_cast<int64_t>(t) * bc;
     const int n = static_cast<int>(min(static_cast<int64_t>(bc), N - t0));
-    const float k_scale = P.k_scale[bkv * N + t0];
-    const float v_scale = P.v_scale[bkv * N + t0];
+    // This tile's K and V scales were loaded one tile ahead (their latency off the score path).
+    const float k_scale = k_scale_next, v_scale = v_scale_next;
+    if (t + 1 < last) {
+      k_scale_next = P.k_scale[bkv * N + t0 + bc];
+      v_scale_next = P.v_scale[bkv * N + t0 + bc];
+    }
 
     // 1. S = Q8 . K8^T (exact int32)
     int sacc[T::kSTiles][4];
@@ -235,7 +249,11 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks<DP>)
         __half2 mx = __float2half2_rn(-INFINITY);
 #pragma unroll
         for (int nt = 0; nt < T::kSTiles; ++nt) {
-          __half2 v = score_fp16x2(sacc[nt][2 * hr], sacc[nt][2 * hr + 1], c);
+          __half2 v =
+              kVariant == kCastConvert
+                  ? __floats2half2_rn(score_clamped(static_cast<float>(sacc[nt][2 * hr]), c),
+                                      score_clamped(static_cast<float>(sacc[nt][2 * hr + 1]), c))
+                  : score_fp16x2(sacc[nt][2 * hr], sacc[nt][2 * hr + 1], c);
           if (kMasked) {
             const int j = nt * 8 + t4 * 2;
             const __half ninf = __ushort_as_half(0xfc00);
@@ -322,7 +340,10 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks<DP>)
         for (int e = 0; e < 4; ++e) {
           const int hr = e >> 1;
           if (active[hr])
-            o[i][e] = update_output_f(o[i][e], alpha[hr], small_int_to_float(acc[e]), s_pv[hr]);
+            o[i][e] =
+                kVariant == kCastConvert
+                    ? update_output(o[i][e], alpha[hr], acc[e], s_pv[hr])
+                    : update_output_f(o[i][e], alpha[hr], small_int_to_float(acc[e]), s_pv[hr]);
         }
       }
     }
@@ -391,7 +412,7 @@ void launch_kernel(const MmaParams& p, const int8_t* vt, int n_tiles, const uint
   TURBO_CUDA_LAUNCH_CHECK();
 }
 
-// TURBO_MMA_VARIANT=no_qk | no_softmax | no_pv | quant_only (timing only, see Variant).
+// TURBO_MMA_VARIANT=no_qk | no_softmax | no_pv | quant_only | cast_convert (see Variant).
 int variant() {
   static const int v = [] {
     const char* e = std::getenv("TURBO_MMA_VARIANT");
@@ -400,8 +421,9 @@ int variant() {
     if (!std::strcmp(e, "no_softmax")) return static_cast<int>(kNoSoftmax);
     if (!std::strcmp(e, "no_pv")) return static_cast<int>(kNoPv);
     if (!std::strcmp(e, "quant_only")) return static_cast<int>(kQuantOnly);
+    if (!std::strcmp(e, "cast_convert")) return static_cast<int>(kCastConvert);
     TURBO_CHECK(false, std::string("TURBO_MMA_VARIANT: unknown value ") + e +
-                           " (full, no_qk, no_softmax, no_pv, quant_only)");
+                           " (full, no_qk, no_softmax, no_pv, quant_only, cast_convert)");
     return 0;
   }();
   return v;
@@ -419,6 +441,8 @@ void launch_dp(const MmaParams& p, const int8_t* vt, int n_tiles, const uint8_t*
       return launch_kernel<128, true, kNoSoftmax>(p, vt, n_tiles, p_table, stream);
     case kNoPv:
       return launch_kernel<128, true, kNoPv>(p, vt, n_tiles, p_table, stream);
+    case kCastConvert:
+      return launch_kernel<128, true, kCastConvert>(p, vt, n_tiles, p_table, stream);
     default:
       return launch_kernel<DP, true, kFull>(p, vt, n_tiles, p_table, stream);
   }

@@ -17,6 +17,7 @@
 #include "core/sas_stats.h"
 #include "cuda/cuda_common.cuh"
 #include "cuda/sas_table.cuh"
+#include "cuda/warp.cuh"
 
 namespace turbo {
 namespace cuda {
@@ -27,15 +28,6 @@ constexpr int kThreads = kWarps * 32;
 // Dynamic shared memory cap of the rows kernel: below the 227 KiB opt-in limit of sm_80/sm_90,
 // leaving room for the static SasParams copy.
 constexpr int kMaxDynamicSmem = 200 * 1024;
-
-__device__ __forceinline__ float warp_max(float v) {
-  for (int o = 16; o > 0; o >>= 1) v = maxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
-__device__ __forceinline__ int warp_sum(int v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
 
 // sum_k a.u8[k] * b.s8[k] + c (PTX dp4a with an unsigned first operand).
 __device__ __forceinline__ int dp4a_u8s8(uint32_t a, uint32_t b, int c) {

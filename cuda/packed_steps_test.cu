@@ -94,7 +94,9 @@ TEST(PackedSteps, ScoreIsScoreFp16OnTheWholeAccRange) {
   if (!have_device()) GTEST_SKIP() << "no CUDA device visible";
   EXPECT_EQ(run([] { ScoreKernel<<<4096, 256>>>(1.0f / 4096.0f); }), 0u);
   EXPECT_EQ(run([] { ScoreKernel<<<4096, 256>>>(0.0123456f); }), 0u);
-  EXPECT_EQ(run([] { ScoreKernel<<<4096, 256>>>(0.5f); }), 0u);  // saturates at +-65504
+  EXPECT_EQ(run([] { ScoreKernel<<<4096, 256>>>(0.5f); }), 0u);       // saturates at +-65504
+  EXPECT_EQ(run([] { ScoreKernel<<<4096, 256>>>(0.015625f); }), 0u);  // rounds to 65504 or inf
+  EXPECT_EQ(run([] { ScoreKernel<<<4096, 256>>>(1e38f); }), 0u);      // FP32 overflow to inf
 }
 
 TEST(PackedSteps, SubMaxAndIndexAreTheScalarStepsOnEveryPair) {

@@ -16,6 +16,7 @@
 #include "cuda/cuda_common.cuh"
 #include "cuda/sas_table.cuh"
 #include "cuda/stage2.cuh"
+#include "cuda/warp.cuh"
 
 namespace turbo {
 namespace cuda {
@@ -23,15 +24,15 @@ namespace {
 
 constexpr int kThreads = 256;
 
-__device__ __forceinline__ float block_max(float v, float* red) {
-  for (int o = 16; o > 0; o >>= 1) v = maxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  __syncthreads();
-  if (lane == 0) red[warp] = v;
-  __syncthreads();
-  float r = red[0];
-  for (int w = 1; w < static_cast<int>(blockDim.x >> 5); ++w) r = maxf(r, red[w]);
-  return r;
+// The stage-1 scale of group gi (rows [g0, g1) of `head`) from every thread's partial amax;
+// written once per group (group_scales) and once per row (row_scales), where asked.
+__device__ __forceinline__ Stage1Scale group_stage1_scale(float amax, float* red, int64_t head,
+                                                          int64_t n, int64_t group_rows, int64_t gi,
+                                                          int64_t g0, int64_t g1,
+                                                          float* group_scales, float* row_scales) {
+  const Stage1Scale s =
+      group_stage1_scale(amax, red, head, n, group_rows, gi, g0, g1, group_scales, row_scales);
+  return s;
 }
 
 __device__ __forceinline__ float load_x(const Half* x, const float* mean, int64_t row, int c,
@@ -56,12 +57,8 @@ __global__ void Stage1Kernel(const Half* x, const float* mean, int64_t n, int d,
     const int64_t r = g0 + e / d;
     amax = maxf(amax, absf(load_x(xh, mh, r, static_cast<int>(e % d), d)));
   }
-  amax = block_max(amax, red);
-  const Stage1Scale s = stage1_scale(amax);
-  if (threadIdx.x == 0 && group_scales)
-    group_scales[head * ((n + group_rows - 1) / group_rows) + gi] = s.scale;
-  if (row_scales)
-    for (int64_t r = g0 + threadIdx.x; r < g1; r += blockDim.x) row_scales[head * n + r] = s.scale;
+  const Stage1Scale s =
+      group_stage1_scale(amax, red, head, n, group_rows, gi, g0, g1, group_scales, row_scales);
   const int64_t padded = (g1 - g0) * code_stride;
   for (int64_t e = threadIdx.x; e < padded; e += blockDim.x) {
     const int64_t r = g0 + e / code_stride;
@@ -127,12 +124,8 @@ __global__ void Stage1Vec8Kernel(const Half* x, const float* mean, int64_t n, in
       for (int k = 0; k < 8; ++k) amax = maxf(amax, absf(v[k]));
     }
   }
-  amax = block_max(amax, red);
-  const Stage1Scale s = stage1_scale(amax);
-  if (threadIdx.x == 0 && group_scales)
-    group_scales[head * ((n + group_rows - 1) / group_rows) + gi] = s.scale;
-  if (row_scales)
-    for (int64_t r = g0 + threadIdx.x; r < g1; r += blockDim.x) row_scales[head * n + r] = s.scale;
+  const Stage1Scale s =
+      group_stage1_scale(amax, red, head, n, group_rows, gi, g0, g1, group_scales, row_scales);
   auto codes8 = [&](const uint4& chunk, int c8) {
     float v[8];
     to_float8(chunk, c8, v);
