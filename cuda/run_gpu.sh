@@ -85,13 +85,17 @@ PYTHONUNBUFFERED=1 python3 cuda/bench_sdpa.py --ours "$LOG/ours.csv" --validate 
   "${cli_args[@]}" >"$LOG/sdpa.log" 2>&1 || tail -20 "$LOG/sdpa.log"
 stamp sdpa
 if [ "${TUNE:-0}" = 1 ]; then  # prefill and decode variants on the quick shapes (cuda/TUNING.md)
-  for v in full no_qk no_softmax no_pv quant_only; do  # leave one stage out (wrong results)
+  for v in full cast_convert no_qk no_softmax no_pv quant_only; do  # no_*: one stage left out
     TURBO_MMA_VARIANT=$v $B/cuda_flashq_bench --csv /tmp/tune.csv --quick --only prefill 2>&1 \
       | grep -E "^prefill" | sed "s/^/TURBO_MMA_VARIANT=$v: /"
   done
   for v in "TURBO_DECODE_KERNEL=rows" "TURBO_DECODE_CTAS=3" "TURBO_DECODE_CTAS=2"; do
     env $v $B/cuda_flashq_bench --csv /tmp/tune.csv --quick 2>&1 | grep -E "^ *decode" | sed "s/^/$v: /"
   done
+  cuobjdump -sass build-gpu/cuda/CMakeFiles/turbo_cuda.dir/flashq_mma.cu.o >"$LOG/mma.sass" 2>&1
+  for op in I2F I2FP F2FP HMNMX2 HADD2 LDS.U8 LDSM IMMA FMUL FFMA FADD IADD3 LOP3 PRMT SHF; do
+    printf "%s " "$op=$(grep -cE "[[:space:]]$op[[:space:].]" "$LOG/mma.sass")"
+  done; echo " (mma SASS, all instances)"
   cuobjdump -sass build-gpu/cuda/CMakeFiles/turbo_cuda.dir/flashq_decode.cu.o >"$LOG/decode.sass" 2>&1
   echo "decode SASS: $(grep -c STL "$LOG/decode.sass") STL, $(grep -c LDL "$LOG/decode.sass") LDL, $(grep -c HMMA "$LOG/decode.sass") HMMA, $(grep -c IMMA "$LOG/decode.sass") IMMA"
 fi
@@ -102,14 +106,17 @@ if [ "${PROFILE:-0}" = 1 ]; then
   grep -E "DecodeKernel|Duration|Throughput|Registers|Occupancy|Stall" "$LOG/ncu.txt" | head -60
   ncu --clock-control none --section SpeedOfLight --section ComputeWorkloadAnalysis \
     --section InstructionStats --section Occupancy --section WarpStateStats \
+    --metrics "regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio" \
+    --metrics "regex:sm__inst_executed_pipe_.*\.avg\.pct_of_peak_sustained_active" \
     -k regex:MmaPrefillKernel --launch-skip 3 --launch-count 1 \
     $B/cuda_flashq_bench --csv /tmp/prof.csv --quick --only prefill >"$LOG/ncu_prefill.txt" 2>&1
-  grep -E "MmaPrefill|Duration|Throughput|Registers|Occupancy|Stall|Executed Ipc|Issue Slots|Pipe" \
-    "$LOG/ncu_prefill.txt" | head -60
+  grep -E "MmaPrefill|Duration|Throughput|Registers|Occupancy|Executed Ipc|Issue Slots|issue_stalled|pipe_|Cycles Per Issued|ERR" \
+    "$LOG/ncu_prefill.txt" | grep -vE " 0(\.0+)?$" | head -80
 fi
 cat "$OUT/$NAME.md" 2>/dev/null | cut -c1-400
 for f in validate.log bench.log cli_gpu.log; do [ -f "$LOG/$f" ] && cp "$LOG/$f" "$OUT/"; done
 [ -f "$LOG/sanitizer_racecheck.log" ] && head -300 "$LOG/sanitizer_racecheck.log" >"$OUT/racecheck_head.log"
 [ -f "$LOG/ncu.txt" ] && cp "$LOG/ncu.txt" "$OUT/"
 [ -f "$LOG/ncu_prefill.txt" ] && cp "$LOG/ncu_prefill.txt" "$OUT/"
+[ -f "$LOG/mma.sass" ] && gzip -c "$LOG/mma.sass" >"$OUT/mma.sass.gz"
 echo "gtest rc=$gt validate rc=$va oracle rc=$orc memcheck $mc racecheck $rc cli rc=$cli"
