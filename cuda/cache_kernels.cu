@@ -61,11 +61,7 @@ __global__ void CompressBufferKernel(CacheAppendParams P) {
   };
   float amax = 0.0f;
   for (int e = threadIdx.x; e < n * d; e += blockDim.x) amax = maxf(amax, absf(row_value(e)));
-  amax = warp_max(amax);
-  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = amax;
-  __syncthreads();
-  amax = red[0];
-  for (int w = 1; w < static_cast<int>(blockDim.x >> 5); ++w) amax = maxf(amax, red[w]);
+  amax = block_max(amax, red);
   const Stage1Scale sc = stage1_scale(amax);
   for (int e = threadIdx.x; e < n * d; e += blockDim.x)
     codes[e] = stage1_code(row_value(e), sc.inv);

@@ -52,14 +52,16 @@ constexpr int kPTableBytes = 0x4B80 + 16;
 // Leave-one-stage-out variants for the tuning notes (TURBO_MMA_VARIANT; wrong results, timing
 // only): no_qk skips the Q.K^T products, no_softmax builds P from the raw scores, no_pv skips the
 // P.V products and the O update, quant_only stops after the quantization and the V^T transpose.
-// cast_convert is exact (int -> float by the conversion instruction instead of the magic number).
+// Exact variants: cast_convert (int -> float by the conversion instruction instead of the magic
+// number), two_ctas (2 CTAs per SM: up to 255 registers, no spills, 8 warps per SM).
 enum Variant : int {
   kFull = 0,
   kNoQk = 1,
   kNoSoftmax = 2,
   kNoPv = 3,
   kQuantOnly = 4,
-  kCastConvert = 5
+  kCastConvert = 5,
+  kTwoCtas = 6
 };
 
 template <int DP>
@@ -98,7 +100,7 @@ __host__ __device__ constexpr int key_of_position(int p) {
 // every row of the warp sees whole take the test-free copy. kTable: p_quant u8 / s8 through the
 // P-code table in shared memory; otherwise u8_row through the SAS memo table.
 template <int DP, bool kTable, int kVariant>
-__global__ void __launch_bounds__(kThreads, kMinBlocks<DP>)
+__global__ void __launch_bounds__(kThreads, kVariant == kTwoCtas ? 2 : kMinBlocks<DP>)
     MmaPrefillKernel(MmaParams P, const int8_t* __restrict__ vt, int n_tiles,
                      const uint8_t* __restrict__ p_table) {
   using T = MmaTraits<DP>;
@@ -319,16 +321,14 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks<DP>)
         }
       }
     };
-    const bool full = n == kTile && (!P.causal || t0 + kTile - 1 <= q0 + warp * 16);
-    if (full)
-      softmax_rows(std::integral_constant<bool, false>{});
-    else
-      softmax_rows(std::integral_constant<bool, true>{});
-
-    // 5. acc = P8 . V8 (exact int32), O = fma(O, alpha, acc * (s_P * s_V))
-    if (kVariant == kNoPv) {
-      o[0][0] += static_cast<float>(pa[0][0] ^ pa[1][3]);  // keeps the softmax live
-    } else {
+    // 5. acc = P8 . V8 (exact int32), O = fma(O, alpha, acc * (s_P * s_V)); in a whole tile
+    // every row is active (compiled without the test).
+    auto pv_step = [&](auto masked_tag) {
+      constexpr bool kMasked = decltype(masked_tag)::value;
+      if (kVariant == kNoPv) {
+        o[0][0] += static_cast<float>(pa[0][0] ^ pa[1][3]);  // keeps the softmax live
+        return;
+      }
 #pragma unroll
       for (int i = 0; i < T::kOTiles; ++i) {
         uint32_t vb[4];  // b0, b1 of key chunk 0, then of chunk 1
@@ -339,13 +339,21 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks<DP>)
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const int hr = e >> 1;
-          if (active[hr])
+          if (!kMasked || active[hr])
             o[i][e] =
                 kVariant == kCastConvert
                     ? update_output(o[i][e], alpha[hr], acc[e], s_pv[hr])
                     : update_output_f(o[i][e], alpha[hr], small_int_to_float(acc[e]), s_pv[hr]);
         }
       }
+    };
+    const bool full = n == kTile && (!P.causal || t0 + kTile - 1 <= q0 + warp * 16);
+    if (full) {
+      softmax_rows(std::integral_constant<bool, false>{});
+      pv_step(std::integral_constant<bool, false>{});
+    } else {
+      softmax_rows(std::integral_constant<bool, true>{});
+      pv_step(std::integral_constant<bool, true>{});
     }
     __syncthreads();  // the stage read here is refilled by the next iteration's prefetch
   }
@@ -412,7 +420,7 @@ void launch_kernel(const MmaParams& p, const int8_t* vt, int n_tiles, const uint
   TURBO_CUDA_LAUNCH_CHECK();
 }
 
-// TURBO_MMA_VARIANT=no_qk | no_softmax | no_pv | quant_only | cast_convert (see Variant).
+// TURBO_MMA_VARIANT=no_qk | no_softmax | no_pv | quant_only | cast_convert | two_ctas (Variant).
 int variant() {
   static const int v = [] {
     const char* e = std::getenv("TURBO_MMA_VARIANT");
@@ -422,8 +430,9 @@ int variant() {
     if (!std::strcmp(e, "no_pv")) return static_cast<int>(kNoPv);
     if (!std::strcmp(e, "quant_only")) return static_cast<int>(kQuantOnly);
     if (!std::strcmp(e, "cast_convert")) return static_cast<int>(kCastConvert);
+    if (!std::strcmp(e, "two_ctas")) return static_cast<int>(kTwoCtas);
     TURBO_CHECK(false, std::string("TURBO_MMA_VARIANT: unknown value ") + e +
-                           " (full, no_qk, no_softmax, no_pv, quant_only, cast_convert)");
+                           " (full, no_qk, no_softmax, no_pv, quant_only, cast_convert, two_ctas)");
     return 0;
   }();
   return v;
@@ -443,6 +452,8 @@ void launch_dp(const MmaParams& p, const int8_t* vt, int n_tiles, const uint8_t*
       return launch_kernel<128, true, kNoPv>(p, vt, n_tiles, p_table, stream);
     case kCastConvert:
       return launch_kernel<128, true, kCastConvert>(p, vt, n_tiles, p_table, stream);
+    case kTwoCtas:
+      return launch_kernel<128, true, kTwoCtas>(p, vt, n_tiles, p_table, stream);
     default:
       return launch_kernel<DP, true, kFull>(p, vt, n_tiles, p_table, stream);
   }

@@ -30,8 +30,12 @@ __device__ __forceinline__ Stage1Scale group_stage1_scale(float amax, float* red
                                                           int64_t n, int64_t group_rows, int64_t gi,
                                                           int64_t g0, int64_t g1,
                                                           float* group_scales, float* row_scales) {
-  const Stage1Scale s =
-      group_stage1_scale(amax, red, head, n, group_rows, gi, g0, g1, group_scales, row_scales);
+  amax = block_max(amax, red);
+  const Stage1Scale s = stage1_scale(amax);
+  if (threadIdx.x == 0 && group_scales)
+    group_scales[head * ((n + group_rows - 1) / group_rows) + gi] = s.scale;
+  if (row_scales)
+    for (int64_t r = g0 + threadIdx.x; r < g1; r += blockDim.x) row_scales[head * n + r] = s.scale;
   return s;
 }
 

@@ -85,7 +85,7 @@ PYTHONUNBUFFERED=1 python3 cuda/bench_sdpa.py --ours "$LOG/ours.csv" --validate 
   "${cli_args[@]}" >"$LOG/sdpa.log" 2>&1 || tail -20 "$LOG/sdpa.log"
 stamp sdpa
 if [ "${TUNE:-0}" = 1 ]; then  # prefill and decode variants on the quick shapes (cuda/TUNING.md)
-  for v in full cast_convert no_qk no_softmax no_pv quant_only; do  # no_*: one stage left out
+  for v in full cast_convert two_ctas no_qk no_softmax no_pv quant_only; do  # no_*: one stage left out
     TURBO_MMA_VARIANT=$v $B/cuda_flashq_bench --csv /tmp/tune.csv --quick --only prefill 2>&1 \
       | grep -E "^prefill" | sed "s/^/TURBO_MMA_VARIANT=$v: /"
   done
@@ -106,8 +106,7 @@ if [ "${PROFILE:-0}" = 1 ]; then
   grep -E "DecodeKernel|Duration|Throughput|Registers|Occupancy|Stall" "$LOG/ncu.txt" | head -60
   ncu --clock-control none --section SpeedOfLight --section ComputeWorkloadAnalysis \
     --section InstructionStats --section Occupancy --section WarpStateStats \
-    --metrics "regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio" \
-    --metrics "regex:sm__inst_executed_pipe_.*\.avg\.pct_of_peak_sustained_active" \
+    --metrics "regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio|sm__inst_executed_pipe_.*\.avg\.pct_of_peak_sustained_active" \
     -k regex:MmaPrefillKernel --launch-skip 3 --launch-count 1 \
     $B/cuda_flashq_bench --csv /tmp/prof.csv --quick --only prefill >"$LOG/ncu_prefill.txt" 2>&1
   grep -E "MmaPrefill|Duration|Throughput|Registers|Occupancy|Executed Ipc|Issue Slots|issue_stalled|pipe_|Cycles Per Issued|ERR" \
