@@ -176,7 +176,7 @@ __global__ void ChannelMeanKernel(const Half* k, int64_t n_total, int64_t n, int
 // grid (n_blocks)
 __global__ void CompressKernel(const int8_t* q_all, BlockLayout L, uint8_t* blocks,
                                int64_t stride) {
-  compress_block_dev<true>(q_all + blockIdx.x * L.elements(), L, blocks + blockIdx.x * stride);
+  compress_block_dev(q_all + blockIdx.x * L.elements(), L, blocks + blockIdx.x * stride);
 }
 
 __global__ void DecompressKernel(const uint8_t* blocks, BlockLayout L, int64_t stride,

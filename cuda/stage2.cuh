@@ -2,8 +2,6 @@
 // cache append. All threads of the CTA must call it.
 #pragma once
 
-#include <cstdint>
-
 #include "core/kv_layout.h"
 #include "core/quant.h"
 
@@ -11,11 +9,9 @@ namespace turbo {
 namespace cuda {
 
 constexpr int kMaxChannelGroups = 256;  // channels of the shared-memory path (head_dim <= 256)
-constexpr int kStageBytes = 64 * 256;   // the largest block staged in shared memory
 
 // q [n_b, d] INT8 codes -> codes, s2 and z of `blk` (the stage-1 scale slot is not written).
 // s2/z go to blk first; the packing pass reads them back after a barrier.
-template <bool kStage = false>
 __device__ inline void compress_block_dev(const int8_t* q, const BlockLayout& L, uint8_t* blk) {
   if (L.bits == 8) {
     for (int64_t i = threadIdx.x; i < L.elements(); i += blockDim.x)
@@ -27,44 +23,18 @@ __device__ inline void compress_block_dev(const int8_t* q, const BlockLayout& L,
   int8_t* z = reinterpret_cast<int8_t*>(blk + L.z_offset());
   const int per = codes_per_byte(L.bits);
   if (L.axis == 0 && L.d <= kMaxChannelGroups && L.d % per == 0) {
-    // Channel axis (the cache's): group = channel. kStage: the block is first copied into shared
-    // memory with 16-byte loads (the compress op; the cache passes a block already there). The
-    // channel scans are split over blockDim / d threads per channel (min and max: any order),
-    // s2/z of every channel stay in shared memory, and each output byte's codes are consecutive
-    // channels of one token: one 32-bit remainder per byte, no 64-bit division per code.
+    // Channel axis (the cache's): group = channel. s2/z of every channel also kept in shared
+    // memory, and each output byte's codes are per consecutive channels of one token, so the
+    // packing pass needs one 32-bit remainder per byte instead of a 64-bit division per code.
     __shared__ uint8_t s2_s[kMaxChannelGroups];
     __shared__ int8_t z_s[kMaxChannelGroups];
-    __shared__ int8_t lo_s[1024], hi_s[1024];  // partial min / max per (part, channel)
-    const int d = L.d, n_b = L.n_b, n = n_b * d;
-    const int8_t* qs = q;
-    if (kStage) {
-      __shared__ __align__(16) int8_t q_s[kStageBytes];
-      if (n <= kStageBytes && n % 16 == 0 && reinterpret_cast<uintptr_t>(q) % 16 == 0) {
-        for (int i = threadIdx.x * 16; i < n; i += blockDim.x * 16)
-          *reinterpret_cast<uint4*>(q_s + i) = *reinterpret_cast<const uint4*>(q + i);
-        __syncthreads();
-        qs = q_s;
-      }
-    }
-    const int parts = max(1, min(static_cast<int>(blockDim.x) / d, 1024 / d));
-    for (int e = threadIdx.x; e < parts * d; e += blockDim.x) {
-      const int c = e % d, part = e / d;
-      const int t0 = n_b * part / parts, t1 = n_b * (part + 1) / parts;
+    const int d = L.d, n_b = L.n_b;
+    for (int c = threadIdx.x; c < d; c += blockDim.x) {
       int lo = 127, hi = -127;  // the reference's initial values
-      for (int t = t0; t < t1; ++t) {
-        const int v = qs[t * d + c];
+      for (int t = 0; t < n_b; ++t) {
+        const int v = q[t * d + c];
         lo = min(lo, v);
         hi = max(hi, v);
-      }
-      lo_s[e] = static_cast<int8_t>(lo);
-      hi_s[e] = static_cast<int8_t>(hi);
-    }
-    __syncthreads();
-    for (int c = threadIdx.x; c < d; c += blockDim.x) {
-      int lo = lo_s[c], hi = hi_s[c];
-      for (int part = 1; part < parts; ++part) {
-        lo = min(lo, static_cast<int>(lo_s[part * d + c]));
-        hi = max(hi, static_cast<int>(hi_s[part * d + c]));
       }
       const Stage2Params p = stage2_params(lo, hi, L.bits);
       s2[c] = s2_s[c] = p.s2;
@@ -77,7 +47,7 @@ __device__ inline void compress_block_dev(const int8_t* q, const BlockLayout& L,
       unsigned byte = 0;  // the first code in the low bits
       for (int k = 0; k < per; ++k)
         byte |= static_cast<unsigned>(
-                    stage2_code(qs[i0 + k], Stage2Params{s2_s[c0 + k], z_s[c0 + k]}, L.bits))
+                    stage2_code(q[i0 + k], Stage2Params{s2_s[c0 + k], z_s[c0 + k]}, L.bits))
                 << (k * L.bits);
       blk[bi] = static_cast<uint8_t>(byte);
     }
