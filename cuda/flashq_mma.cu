@@ -12,7 +12,8 @@
 //   acc  = P8 . V8      mma.sync m16n8k32 u8.s8 -> s32   (P8 fragments built in registers)
 //   O    = update_output(O, alpha, acc, s_P * s_V)       per element, once per tile
 // Two scores of a row share one packed FP16 step (packed_steps.cuh: convert, max, subtract,
-// index), each lane rounded as the scalar step. Fragments come from shared memory by ldmatrix.
+// index), each lane rounded as the scalar step; integer tile sums become floats by the exact
+// magic-number conversion (small_int_to_float). Fragments come from shared memory by ldmatrix.
 // Every float step of an output element is the same core/ call in the same tile order as
 // reference/flashq.cpp process_tile, so the result is identical bit for bit.
 //
@@ -51,16 +52,15 @@ constexpr int kPTableBytes = 0x4B80 + 16;
 // Leave-one-stage-out variants for the tuning notes (TURBO_MMA_VARIANT; wrong results, timing
 // only): no_qk skips the Q.K^T products, no_softmax builds P from the raw scores, no_pv skips the
 // P.V products and the O update, quant_only stops after the quantization and the V^T transpose.
-// Exact variants: magic_convert (int -> float by the magic number, small_int_to_float, and the
-// score saturation on FP16 pairs: fewer conversion-pipe instructions, 1% slower), two_ctas (2 CTAs
-// per SM: up to 255 registers, no spills, 8 warps per SM).
+// Exact variants: cast_convert (int -> float by the conversion instruction instead of the magic
+// number), two_ctas (2 CTAs per SM: up to 255 registers, no spills, 8 warps per SM).
 enum Variant : int {
   kFull = 0,
   kNoQk = 1,
   kNoSoftmax = 2,
   kNoPv = 3,
   kQuantOnly = 4,
-  kMagicConvert = 5,
+  kCastConvert = 5,
   kTwoCtas = 6
 };
 
@@ -76,7 +76,7 @@ struct MmaTraits {
   static constexpr int kVBytes = DP * kVStride;
   static constexpr int kQBytes = kBr * kKStride;
   static constexpr int kSmem = 2 * kKBytes + 2 * kVBytes + kQBytes;  // + the P-code table
-  // Tile sums the magic-number conversion (magic_convert) takes exactly.
+  // Tile sums the magic-number conversion takes exactly.
   static_assert(127 * 127 * DP <= kSmallIntLimit, "Q.K sum range");
   static_assert(255 * 127 * kTile <= kSmallIntLimit, "P.V sum range");
 };
@@ -251,9 +251,11 @@ __global__ void __launch_bounds__(kThreads, kVariant == kTwoCtas ? 2 : kMinBlock
         __half2 mx = __float2half2_rn(-INFINITY);
 #pragma unroll
         for (int nt = 0; nt < T::kSTiles; ++nt) {
-          __half2 v = kVariant == kMagicConvert
-                          ? score_fp16x2_magic(sacc[nt][2 * hr], sacc[nt][2 * hr + 1], c)
-                          : score_fp16x2(sacc[nt][2 * hr], sacc[nt][2 * hr + 1], c);
+          __half2 v =
+              kVariant == kCastConvert
+                  ? __floats2half2_rn(score_clamped(static_cast<float>(sacc[nt][2 * hr]), c),
+                                      score_clamped(static_cast<float>(sacc[nt][2 * hr + 1]), c))
+                  : score_fp16x2(sacc[nt][2 * hr], sacc[nt][2 * hr + 1], c);
           if (kMasked) {
             const int j = nt * 8 + t4 * 2;
             const __half ninf = __ushort_as_half(0xfc00);
@@ -339,9 +341,9 @@ __global__ void __launch_bounds__(kThreads, kVariant == kTwoCtas ? 2 : kMinBlock
           const int hr = e >> 1;
           if (!kMasked || active[hr])
             o[i][e] =
-                kVariant == kMagicConvert
-                    ? update_output_f(o[i][e], alpha[hr], small_int_to_float(acc[e]), s_pv[hr])
-                    : update_output(o[i][e], alpha[hr], acc[e], s_pv[hr]);
+                kVariant == kCastConvert
+                    ? update_output(o[i][e], alpha[hr], acc[e], s_pv[hr])
+                    : update_output_f(o[i][e], alpha[hr], small_int_to_float(acc[e]), s_pv[hr]);
         }
       }
     };
@@ -418,7 +420,7 @@ void launch_kernel(const MmaParams& p, const int8_t* vt, int n_tiles, const uint
   TURBO_CUDA_LAUNCH_CHECK();
 }
 
-// TURBO_MMA_VARIANT=no_qk | no_softmax | no_pv | quant_only | magic_convert | two_ctas (Variant).
+// TURBO_MMA_VARIANT=no_qk | no_softmax | no_pv | quant_only | cast_convert | two_ctas (Variant).
 int variant() {
   static const int v = [] {
     const char* e = std::getenv("TURBO_MMA_VARIANT");
@@ -427,11 +429,10 @@ int variant() {
     if (!std::strcmp(e, "no_softmax")) return static_cast<int>(kNoSoftmax);
     if (!std::strcmp(e, "no_pv")) return static_cast<int>(kNoPv);
     if (!std::strcmp(e, "quant_only")) return static_cast<int>(kQuantOnly);
-    if (!std::strcmp(e, "magic_convert")) return static_cast<int>(kMagicConvert);
+    if (!std::strcmp(e, "cast_convert")) return static_cast<int>(kCastConvert);
     if (!std::strcmp(e, "two_ctas")) return static_cast<int>(kTwoCtas);
-    TURBO_CHECK(false,
-                std::string("TURBO_MMA_VARIANT: unknown value ") + e +
-                    " (full, no_qk, no_softmax, no_pv, quant_only, magic_convert, two_ctas)");
+    TURBO_CHECK(false, std::string("TURBO_MMA_VARIANT: unknown value ") + e +
+                           " (full, no_qk, no_softmax, no_pv, quant_only, cast_convert, two_ctas)");
     return 0;
   }();
   return v;
@@ -449,8 +450,8 @@ void launch_dp(const MmaParams& p, const int8_t* vt, int n_tiles, const uint8_t*
       return launch_kernel<128, true, kNoSoftmax>(p, vt, n_tiles, p_table, stream);
     case kNoPv:
       return launch_kernel<128, true, kNoPv>(p, vt, n_tiles, p_table, stream);
-    case kMagicConvert:
-      return launch_kernel<128, true, kMagicConvert>(p, vt, n_tiles, p_table, stream);
+    case kCastConvert:
+      return launch_kernel<128, true, kCastConvert>(p, vt, n_tiles, p_table, stream);
     case kTwoCtas:
       return launch_kernel<128, true, kTwoCtas>(p, vt, n_tiles, p_table, stream);
     default:

@@ -1,8 +1,8 @@
 // Packed FP16 steps of the prefill softmax: two scores of one row per instruction. Each lane is
 // rounded exactly as the scalar core/ step (IEEE round-to-nearest-even per lane, no fused
 // operations), which cuda_packed_test checks exhaustively on the GPU:
-//   score_fp16x2     lane i = score_fp16(acc_i, c)      (one packed FP32 -> FP16x2 convert; the
-//                    _magic form also saturates on the FP16 pair)
+//   score_fp16x2     lane i = score_fp16(acc_i, c)      (one packed FP32 -> FP16x2 convert, the
+//                    saturation on the FP16 pair)
 //   __hsub2(m2, s2)  lane i = sub16(m, s_i)             (m an FP16 value carried in a float)
 //   __hmax2          lane i = maxf(a_i, b_i) as a value (scores are never NaN; the sign of a zero
 //                    maximum only reaches sub16, whose result the P-code index maps like +0)
@@ -22,19 +22,10 @@ __device__ __forceinline__ uint32_t half2_bits(__half2 v) {
   return *reinterpret_cast<const uint32_t*>(&v);
 }
 
-// (score_fp16(acc0, c), score_fp16(acc1, c)): each clamped in FP32 (core score_clamped), then
-// one packed FP32 -> FP16x2 convert.
+// (score_fp16(acc0, c), score_fp16(acc1, c)) for |acc| <= kSmallIntLimit. The clamp to
+// +-65504 runs after the packed convert, on both lanes at once: for a non-NaN v (acc * c with a
+// finite c), fp16(clamp(v)) = clamp(fp16(v)), since a v past 65504 rounds to 65504 or to inf.
 __device__ __forceinline__ __half2 score_fp16x2(int32_t acc0, int32_t acc1, float c) {
-  return __floats2half2_rn(score_clamped(static_cast<float>(acc0), c),
-                           score_clamped(static_cast<float>(acc1), c));
-}
-
-// The same for |acc| <= kSmallIntLimit with int -> float by the magic number (small_int_to_float)
-// and the clamp to +-65504 after the packed convert, on both lanes at once: for a non-NaN v
-// (acc * c with a finite c), fp16(clamp(v)) = clamp(fp16(v)), since a v past 65504 rounds to
-// 65504 or to inf. Fewer conversion-pipe instructions, more instructions in all: measured 1%
-// slower than score_fp16x2 on the H200 (TURBO_MMA_VARIANT=magic_convert, cuda/TUNING.md).
-__device__ __forceinline__ __half2 score_fp16x2_magic(int32_t acc0, int32_t acc1, float c) {
   const __half2 lim = __float2half2_rn(kHalfMax);
   const __half2 v = __floats2half2_rn(small_int_to_float(acc0) * c, small_int_to_float(acc1) * c);
   return __hmin2(__hmax2(v, __hneg2(lim)), lim);

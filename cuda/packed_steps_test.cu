@@ -1,8 +1,7 @@
 // The packed FP16 steps of cuda/packed_steps.cuh against the scalar core/ steps, on the GPU,
 // exhaustively (LABELS gpu; SKIPPED without a device):
 //   - the packed FP32 -> FP16x2 convert against float_to_half on every FP32 bit pattern (each in
-//     both lanes), and score_fp16x2 (both forms) against score_fp16 on every |acc| <= 2^22 at
-//     several c;
+//     both lanes), and score_fp16x2 against score_fp16 on every |acc| <= 2^22 at several c;
 //   - __hsub2 against sub16 and __hmax2 against maxf (as values, non-NaN inputs) on every pair of
 //     FP16 bit patterns;
 //   - p_code_index_x2 against p_code_table_index on every FP16 x in both lanes.
@@ -43,14 +42,10 @@ __global__ void ScoreKernel(float c) {  // every acc in [-2^22, 2^22]
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int32_t acc = static_cast<int32_t>(i - kSmallIntLimit);
     const int32_t other = static_cast<int32_t>((i * 7919) % kSmallIntLimit);
-    const float want = score_fp16(acc, c);
-    const uint32_t want_other = float_to_half(score_fp16(other, c)).bits;
-    for (const bool magic : {false, true}) {
-      const __half2 v = magic ? score_fp16x2_magic(acc, other, c) : score_fp16x2(acc, other, c);
-      const __half2 w = magic ? score_fp16x2_magic(other, acc, c) : score_fp16x2(other, acc, c);
-      count_bad(__low2float(v) != want || __high2float(w) != want ||
-                half2_bits(v) >> 16 != want_other);
-    }
+    const __half2 v = score_fp16x2(acc, other, c);
+    const __half2 w = score_fp16x2(other, acc, c);
+    count_bad(__low2float(v) != score_fp16(acc, c) || __high2float(w) != score_fp16(acc, c) ||
+              half2_bits(v) >> 16 != float_to_half(score_fp16(other, c)).bits);
   }
 }
 

@@ -85,7 +85,7 @@ PYTHONUNBUFFERED=1 python3 cuda/bench_sdpa.py --ours "$LOG/ours.csv" --validate 
   "${cli_args[@]}" >"$LOG/sdpa.log" 2>&1 || tail -20 "$LOG/sdpa.log"
 stamp sdpa
 if [ "${TUNE:-0}" = 1 ]; then  # prefill and decode variants on the quick shapes (cuda/TUNING.md)
-  for v in full magic_convert two_ctas no_qk no_softmax no_pv quant_only; do  # no_*: one stage left out
+  for v in full cast_convert two_ctas no_qk no_softmax no_pv quant_only; do  # no_*: one stage left out
     TURBO_MMA_VARIANT=$v $B/cuda_flashq_bench --csv /tmp/tune.csv --quick --only prefill 2>&1 \
       | grep -E "^prefill" | sed "s/^/TURBO_MMA_VARIANT=$v: /"
   done
