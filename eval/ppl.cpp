@@ -21,10 +21,12 @@
 #include "core/host/json.h"
 #include "core/host/progress.h"
 #include "core/host/rng.h"
+#include "core/method.h"
 #include "datasets/commands.h"
 #include "datasets/llama_model.h"
 #include "datasets/model_path.h"
 #include "datasets/sha256.h"
+#include "eval/calibrate.h"
 #include "eval/provenance.h"
 #include "reference/reference.h"
 
@@ -200,35 +202,6 @@ Interval bootstrap_interval(int64_t n, int resamples, int64_t block, uint64_t se
   return ci;
 }
 
-std::vector<std::vector<int>> read_bits_map(const std::string& path, int n_layers, int n_kv_heads) {
-  // The shape `turboattn calibrate` writes: {"head_bits": [[int, ...] per layer], ...} (the other
-  // keys are the calibration's provenance).
-  const Json j = Json::parse(read_text_file(path, "--bits-map"), path);
-  TURBO_CHECK(j.has("head_bits"), "bit map '" << path << "' has no \"head_bits\" key");
-  std::vector<std::vector<int>> out;
-  try {
-    for (const Json& row : j.at("head_bits").items()) {
-      std::vector<int> bits;
-      for (const Json& b : row.items()) {
-        const int64_t v = b.as_int();
-        TURBO_CHECK(v == 2 || v == 4 || v == 8, "bits must be 2, 4 or 8, got " << v);
-        bits.push_back(static_cast<int>(v));
-      }
-      out.push_back(bits);
-    }
-  } catch (const Error& e) {
-    throw Error("bit map '" + path + "': head_bits row " + std::to_string(out.size()) + ": " +
-                e.what());
-  }
-  TURBO_CHECK(static_cast<int>(out.size()) == n_layers,
-              "bit map '" << path << "' has " << out.size() << " layers, the model " << n_layers);
-  for (size_t l = 0; l < out.size(); ++l)
-    TURBO_CHECK(static_cast<int>(out[l].size()) == n_kv_heads,
-                "bit map '" << path << "' layer " << l << " has " << out[l].size()
-                            << " heads, the model " << n_kv_heads);
-  return out;
-}
-
 std::vector<PplResult> run_ppl(const PplOptions& options) {
   PplOptions o = options;
   o.model = data::resolve_model_path(o.model);
@@ -272,7 +245,13 @@ std::vector<PplResult> run_ppl(const PplOptions& options) {
   if (!o.bits_map.empty()) {
     TURBO_CHECK(any_mixed, "--bits-map needs a method with kv_bits=mixed");
     TURBO_CHECK(decode, "--bits-map applies to the compressed KV cache: use --phase decode");
-    head_bits = read_bits_map(o.bits_map, mc.n_layers, mc.n_kv_heads);
+    const BitMap map = load_bit_map(o.bits_map);
+    for (size_t i = 0; i < configs.size(); ++i)
+      TURBO_CHECK(o.methods[i] == "reference" || configs[i].quant.kv_bits != KvBits::kMixed ||
+                      !method_traits(configs[i].method).bit_map || map.matches(configs[i]),
+                  "the bit map " << o.bits_map << " was made with " << map.knobs_text()
+                                 << "; --config asks for other mixed-precision knobs");
+    head_bits = map.rows(mc.n_layers, mc.n_kv_heads);
   } else {
     TURBO_CHECK(!any_mixed || !decode,
                 "kv_bits=mixed needs --bits-map (a calibration of the KV heads)");

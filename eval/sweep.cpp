@@ -151,9 +151,7 @@ const BitMap& BitMaps::get(const AttentionConfig& c, const std::vector<int>& lay
   TURBO_CHECK(m->data_sha256 != eval_sha256,
               "the bit map was calibrated on the evaluation file itself (SHA-256 "
                   << eval_sha256 << "); calibrate on a separate split (SPEC 7)");
-  TURBO_CHECK(m->n_kv_heads == n_kv_heads,
-              "the bit map has " << m->n_kv_heads << " kv heads, the data " << n_kv_heads);
-  for (int l : layers) TURBO_CHECK(m->bits.count(l), "the bit map has no entry for layer " << l);
+  m->check_covers(layers, n_kv_heads);
   return *m;
 }
 
