@@ -35,28 +35,6 @@ namespace eval {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-// Ticks a progress display once per layer of every forward call, then attends through `inner`.
-class ProgressHook : public data::AttentionHook {
- public:
-  ProgressHook(data::AttentionHook& inner, Progress& progress, int64_t& done, std::string label)
-      : inner_(inner), progress_(progress), done_(done), label_(std::move(label)) {}
-  void attend(int layer, int64_t pos0, int64_t window, const HostTensor<Half>& q,
-              const HostTensor<Half>& k, const HostTensor<Half>& v, float* o) override {
-    inner_.attend(layer, pos0, window, q, k, v, o);
-    progress_.update(++done_, label_ + ", position " + std::to_string(pos0) + ", layer " +
-                                  std::to_string(layer));
-  }
-
- private:
-  data::AttentionHook& inner_;
-  Progress& progress_;
-  int64_t& done_;
-  std::string label_;
-};
 
 // Logits rows of positions [eval_from, N - 1) (each predicts the next token).
 std::vector<float> scored_logits(const data::LlamaModel& model, const std::vector<int32_t>& tokens,
@@ -271,9 +249,8 @@ std::vector<PplResult> run_ppl(const PplOptions& options) {
     if (o.verbosity > 0) std::cerr << "ppl: reference logits from " << cache.stem() << ".f32\n";
   } else {
     Progress progress("ppl reference", calls, o.verbosity, 5.0);
-    int64_t done = 0;
     data::ExactAttentionHook exact(mc.n_layers);
-    ProgressHook hook(exact, progress, done, "exact attention");
+    data::ProgressHook hook(exact, progress, "exact attention");
     ref = scored_logits(model, w.tokens, decode, o.chunk, eval_from, hook);
     cache.store(ref);
   }
@@ -309,12 +286,11 @@ std::vector<PplResult> run_ppl(const PplOptions& options) {
       std::unique_ptr<Backend> backend = make_backend(o.backend);
       t0 = Clock::now();
       Progress progress("ppl " + o.methods[mi], calls, o.verbosity, 5.0);
-      int64_t done = 0;
       std::vector<AttentionStats> stats;
       if (decode) {
         data::BackendDecodeHook inner(*backend, cfg, mc.n_layers, mc.n_heads, mc.n_kv_heads,
                                       mc.head_dim, head_bits);
-        ProgressHook hook(inner, progress, done, o.methods[mi]);
+        data::ProgressHook hook(inner, progress, o.methods[mi]);
         method = scored_logits(model, w.tokens, true, o.chunk, eval_from, hook);
         stats = inner.stats();
         const KvBytes b = inner.kv_bytes();
@@ -326,7 +302,7 @@ std::vector<PplResult> run_ppl(const PplOptions& options) {
         r.kv_ratio_vs_fp16 = b.total() > 0 ? fp16 / static_cast<double>(b.total()) : 0.0;
       } else {
         data::BackendPrefillHook inner(*backend, cfg, mc.n_layers, mc.n_heads);
-        ProgressHook hook(inner, progress, done, o.methods[mi]);
+        data::ProgressHook hook(inner, progress, o.methods[mi]);
         method = scored_logits(model, w.tokens, false, o.chunk, eval_from, hook);
         stats = inner.stats();
       }
@@ -431,12 +407,7 @@ std::string ppl_table(const PplResult& r) {
 }
 
 std::string ppl_json(const std::vector<PplResult>& results, const PplOptions& o) {
-  Json j = Json::object();
-  j.set("format", "turboattn-ppl-2");
-  j.set("command", o.command);
-  j.set("version", tool_version());
-  j.set("git_commit", git_commit());
-  j.set("build", build_versions());
+  Json j = provenance_json("turboattn-ppl-2", o.command);
   j.set("model", o.model);
   j.set("text", o.text);
   j.set("backend", o.backend);

@@ -455,12 +455,7 @@ SweepSummary run_sweep(const SweepOptions& o) {
     check_disk_space(o.out, row_bytes * static_cast<uint64_t>(rows_per_unit) * todo.size());
   }
 
-  Json side = Json::object();
-  side.set("format", "turboattn-sweep-1");
-  side.set("command", o.command);
-  side.set("version", tool_version());
-  side.set("git_commit", git_commit());
-  side.set("build", build_versions());
+  Json side = provenance_json("turboattn-sweep-1", o.command);
   side.set("dataset", Json::parse(dataset_text, "dataset"));
   side.set("params", Json::parse(params_text, "params"));
   side.set("phases", o.phases);
