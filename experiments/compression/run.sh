@@ -2,14 +2,9 @@
 # KV compression vs sequence length: the sweep's byte counts (SPEC 8, read at every decode
 # position and at the end) for windows of 64 .. 512 tokens of the embedded activations and, from a
 # layer-0 capture of LONG tokens of the GPL-3 text, up to LONG (default 2048). Writes results/.
-# Environment: TA, BUILD_DIR, LONG (0 skips the capture).
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-TA=${TA:-$(bash experiments/build_turboattn.sh)}  # TA=/path/to/turboattn: a binary built elsewhere
-HERE=experiments/compression
-OUT=$HERE/results
+# Environment (experiments/common.sh): TA, BUILD_DIR; LONG (0 skips the capture).
+source "$(dirname "$0")/../common.sh"
 LONG=${LONG:-2048}
-mkdir -p "$OUT"
 for n in 64 128 256 512; do
   "$TA" -q sweep --data datasets/data/smollm2_eval.h5 --grid "$HERE/grid.txt" --phases decode \
     --layers 0 --tokens "$n" --positions 1 --seed 0 --overwrite -o "$OUT/n$n.csv"

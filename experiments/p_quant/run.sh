@@ -1,13 +1,7 @@
 #!/usr/bin/env bash
 # P quantization (u8, s8, u8_row, fp16) in FlashQ decode over the embedded SmolLM2
-# activations; writes results/ (committed). Environment: TA, BUILD_DIR, LAYERS (default 0-29:10),
-# POSITIONS (default 24).
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-TA=${TA:-$(bash experiments/build_turboattn.sh)}  # TA=/path/to/turboattn: a binary built elsewhere
-HERE=experiments/p_quant
-OUT=$HERE/results
-mkdir -p "$OUT"
-"$TA" -q sweep --data datasets/data/smollm2_eval.h5 --grid "$HERE/grid.txt" --phases decode \
-  --layers "${LAYERS:-0-29:10}" --positions "${POSITIONS:-24}" --seed 0 --overwrite -o "$OUT/results.csv"
+# activations; writes results/ (committed). Environment (experiments/common.sh): TA, BUILD_DIR,
+# LAYERS (default 0-29:10), POSITIONS (default 24).
+source "$(dirname "$0")/../common.sh"
+study_sweep --phases decode
 python3 experiments/summarize.py "$OUT/results.csv" -o "$OUT" --title "p_quant, SmolLM2-135M"

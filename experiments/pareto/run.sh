@@ -4,25 +4,13 @@
 # SmolLM2-135M activations, bytes averaged over every decode position (SPEC 8); model level:
 # `turboattn ppl` of PPL_RUNS on the GPL-3 text. Writes results/ (committed).
 #
-# Environment: TA (a turboattn binary; default: build it), BUILD_DIR (default build-sweep), LAYERS (default 0-29:6), POSITIONS (default 24),
-# WINDOW (ppl tokens, default 512), SKIP_PPL=1 to skip the model level.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-HERE=experiments/pareto
-OUT=$HERE/results
-BUILD_DIR=${BUILD_DIR:-build-sweep}
+# Environment (experiments/common.sh): TA (a turboattn binary; default: build it), BUILD_DIR
+# (default build-sweep), LAYERS (default 0-29:6), POSITIONS (default 24), WINDOW (ppl tokens,
+# default 512), SKIP_PPL=1 to skip the model level.
 LAYERS=${LAYERS:-0-29:6}
-POSITIONS=${POSITIONS:-24}
-WINDOW=${WINDOW:-512}
-TEXT=${TEXT:-/usr/share/common-licenses/GPL-3}
-
-TA=${TA:-$(BUILD_DIR="$BUILD_DIR" bash experiments/build_turboattn.sh)}  # TA=/path/to/turboattn: a binary built elsewhere
-mkdir -p "$OUT/ppl"
-
+source "$(dirname "$0")/../common.sh"
 "$TA" -q calibrate --data datasets/data/smollm2_calib.h5 -o "$OUT/bits_map.json"
-"$TA" -q sweep --data datasets/data/smollm2_eval.h5 --grid "$HERE/grid.txt" --phases decode \
-  --bits-map "$OUT/bits_map.json" --layers "$LAYERS" --positions "$POSITIONS" --seed 0 \
-  --overwrite -o "$OUT/results.csv"
+study_sweep --phases decode --bits-map "$OUT/bits_map.json"
 
 # Model level of the configs experiments/error_budget does not run (its ppl files complete this).
 KNOBS="v_axis=token,kv_scale=token,s2_step=float,sink=1,block=32"
@@ -35,17 +23,6 @@ PPL_RUNS=(
   "flashq_knobs_mixed|flashq|kv_bits=mixed,$KNOBS"
   "kivi4_r128|kivi|kv_bits=4,residual=128"
 )
-if [[ "${SKIP_PPL:-0}" != 1 ]]; then
-  bash datasets/fetch_models.sh >/dev/null
-  for r in "${PPL_RUNS[@]}"; do
-    IFS='|' read -r name method knobs <<<"$r"
-    args=(ppl --text "$TEXT" --max-tokens "$WINDOW" --method "$method" --phase decode
-          --json "$OUT/ppl/$name.json")
-    [ -n "$knobs" ] && args+=(--config "$knobs")
-    [[ "$knobs" == *mixed* ]] && args+=(--bits-map "$OUT/bits_map.json")
-    echo "[$name] turboattn ${args[*]}"
-    "$TA" -q "${args[@]}" >/dev/null
-  done
-fi
+for r in "${PPL_RUNS[@]}"; do study_ppl "$r"; done
 python3 experiments/summarize.py "$OUT/results.csv" --ppl "$OUT/ppl" -o "$OUT" \
   --title "decode error vs KV bytes, SmolLM2-135M (layers $LAYERS)"

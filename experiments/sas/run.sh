@@ -1,14 +1,8 @@
 #!/usr/bin/env bash
 # SAS: polynomial x precision, and n_r 3..10 (sparsity, dropped mass) in FlashQ prefill and decode
-# over the embedded SmolLM2 activations (kv_bits = 8); writes results/ (committed). Environment:
-# TA, BUILD_DIR, LAYERS (default 0-29:10), POSITIONS (default 24).
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-TA=${TA:-$(bash experiments/build_turboattn.sh)}  # TA=/path/to/turboattn: a binary built elsewhere
-HERE=experiments/sas
-OUT=$HERE/results
-mkdir -p "$OUT"
-"$TA" -q sweep --data datasets/data/smollm2_eval.h5 --grid "$HERE/grid.txt" --phases both \
-  --layers "${LAYERS:-0-29:10}" --positions "${POSITIONS:-24}" --seed 0 --overwrite -o "$OUT/results.csv"
+# over the embedded SmolLM2 activations (kv_bits = 8); writes results/ (committed). Environment
+# (experiments/common.sh): TA, BUILD_DIR, LAYERS (default 0-29:10), POSITIONS (default 24).
+source "$(dirname "$0")/../common.sh"
+study_sweep --phases both
 python3 experiments/summarize.py "$OUT/results.csv" -o "$OUT" --title "SAS, SmolLM2-135M"
 python3 $HERE/plot_nr.py "$OUT/results.csv" -o "$OUT/figures"
