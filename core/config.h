@@ -36,6 +36,17 @@ enum class S2Step : int { kInt = 0, kFloat = 1 };
 enum class KvScale : int { kBlock = 0, kToken = 1 };
 // Which KIVI: the rules of its authors' code (jy-yuan/KIVI), or this toolkit's earlier reading.
 enum class KiviImpl : int { kAuthors = 0, kLegacy = 1 };
+// Which SageAttention: the rules of its authors' code (thu-ml/SageAttention), or this toolkit's
+// earlier reading (SPEC 1 stage-1 quantizer over br x bc tiles, FP32 mean, FP16 P and V).
+enum class SageImpl : int { kAuthors = 0, kLegacy = 1 };
+// SageAttention's Q/K scale groups (authors): one per block (its Triton per-block kernel: 128 Q
+// rows, 64 K tokens), or its per-thread groups (the sm80 CUDA path: 8 groups of a 32-row Q warp,
+// 4 groups of a 64-token K block, following the mma fragment layout).
+enum class SageGran : int { kBlock = 0, kThread = 1 };
+// SageAttention's P.V precision (authors): FP16 P and V with an FP32 accumulator (sm80), an FP16
+// accumulator per K block added to the FP32 output (sm86, Triton), FP8 E4M3 P and per-channel V
+// with an FP32 accumulator (sm90).
+enum class SagePv : int { kFp32 = 0, kFp16 = 1, kFp8 = 2 };
 // Which attention algorithm a backend runs. flashq is SPEC 5/6; the others are the baselines and
 // the FP16 noise floor (SPEC 9), all behind the same Backend interface.
 enum class Method : int { kFlashQ = 0, kFp16, kKivi, kInt8Kv, kSage, kFp8 };
@@ -62,6 +73,9 @@ TURBO_ENUM_NAMES(PrioMetric, "gap_std", "gap", "std", "kurtosis", "random")
 TURBO_ENUM_NAMES(S2Step, "int", "float")
 TURBO_ENUM_NAMES(KvScale, "block", "token")
 TURBO_ENUM_NAMES(KiviImpl, "authors", "legacy")
+TURBO_ENUM_NAMES(SageImpl, "authors", "legacy")
+TURBO_ENUM_NAMES(SageGran, "block", "thread")
+TURBO_ENUM_NAMES(SagePv, "fp32", "fp16", "fp8")
 TURBO_ENUM_NAMES(Method, "flashq", "fp16", "kivi", "int8kv", "sage", "fp8")
 TURBO_ENUM_NAMES(KvBits, "8", "4", "2", "mixed")
 TURBO_ENUM_NAMES(ScaleStorage, "fp16", "fp32")
@@ -139,6 +153,9 @@ struct QuantConfig {
   ScaleStorage scale_storage = ScaleStorage::kFp16;  // direct quantizer (KIVI legacy)
   int residual = 32;                                 // KIVI: newest tokens kept in FP16
   KiviImpl kivi_impl = KiviImpl::kAuthors;
+  SageImpl sage_impl = SageImpl::kAuthors;
+  SageGran sage_gran = SageGran::kBlock;
+  SagePv sage_pv = SagePv::kFp32;
   PrioTensors prio_tensors = PrioTensors::kK;
   PrioMetric prio_metric = PrioMetric::kGapStd;
 };
@@ -258,6 +275,14 @@ inline const std::vector<Knob>& knobs() {
       TURBO_INT_KNOB("residual", quant.residual, "KIVI: newest tokens kept in FP16"),
       TURBO_ENUM_KNOB("kivi_impl", quant.kivi_impl, KiviImpl,
                       "KIVI as its authors' code (authors) or the earlier reading (legacy)"),
+      TURBO_ENUM_KNOB("sage_impl", quant.sage_impl, SageImpl,
+                      "SageAttention as its authors' code (authors) or the earlier reading "
+                      "(legacy)"),
+      TURBO_ENUM_KNOB("sage_gran", quant.sage_gran, SageGran,
+                      "SageAttention Q/K scale groups: per block (128 Q rows, 64 K tokens) or "
+                      "per thread (sm80)"),
+      TURBO_ENUM_KNOB("sage_pv", quant.sage_pv, SagePv,
+                      "SageAttention P.V: fp32 (sm80), fp16 accumulator (sm86), fp8 (sm90)"),
       TURBO_ENUM_KNOB("prio_tensors", quant.prio_tensors, PrioTensors,
                       "head priority from K or K+V"),
       TURBO_ENUM_KNOB("prio_metric", quant.prio_metric, PrioMetric, "head priority metric"),

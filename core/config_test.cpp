@@ -46,7 +46,8 @@ TEST(Config, KnobNamesAreUniqueAndKeyListsEveryKnobInOrder) {
                         "exp_mode",   "p_quant",      "causal",
                         "splits",     "prio_tensors", "prio_metric",
                         "f2",         "s2_step",      "kv_scale",
-                        "sink",       "window",       "kivi_impl"})
+                        "sink",       "window",       "kivi_impl",
+                        "sage_impl",  "sage_gran",    "sage_pv"})
     EXPECT_EQ(names.count(n), 1u) << n;
 }
 
@@ -56,6 +57,7 @@ TEST(Config, DefaultsAreTheSpecDefaults) {
             "method=flashq,q_gran=tile,kv_gran=tile,br=64,bc=64,k_smooth=none,block=64,kv_bits=4,"
             "f2=0.5,k_axis=channel,v_axis=channel,group_size=32,buffer=fp16,s2_step=int,"
             "kv_scale=block,sink=0,window=0,scale_storage=fp16,residual=32,kivi_impl=authors,"
+            "sage_impl=authors,sage_gran=block,sage_pv=fp32,"
             "prio_tensors=k,prio_metric=gap_std,n_r=6,poly=ls3,sas_precision=fp16,"
             "exp_mode=sas,p_quant=u8,causal=1,splits=1,tau=0");
   EXPECT_TRUE(c.validate().ok) << c.validate().message;

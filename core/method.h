@@ -46,6 +46,8 @@ inline bool token_axis_stage2(const AttentionConfig& c) {
 }
 inline bool mixed(const AttentionConfig& c) { return c.quant.kv_bits == KvBits::kMixed; }
 inline bool kivi_legacy(const AttentionConfig& c) { return c.quant.kivi_impl == KiviImpl::kLegacy; }
+inline bool sage_legacy(const AttentionConfig& c) { return c.quant.sage_impl == SageImpl::kLegacy; }
+inline bool sage_authors(const AttentionConfig& c) { return !sage_legacy(c); }
 }  // namespace method_detail
 
 // In Method enum order (checked by method_traits()).
@@ -89,7 +91,11 @@ inline const std::vector<MethodTraits>& method_table() {
        16,
        {},
        false,
-       {{{"br", "bc", "k_smooth"}}, {{"causal"}, kPrefillOnly}}},
+       // The authors' blocks are fixed (128 Q rows, 64 K tokens); the legacy reading's are br, bc.
+       {{{"sage_impl", "k_smooth"}},
+        {{"br", "bc"}, kBothPhases, sage_legacy},
+        {{"sage_gran", "sage_pv"}, kBothPhases, sage_authors},
+        {{"causal"}, kPrefillOnly}}},
       {Method::kFp8,
        "E4M3 blocks of `bc` tokens + FP32 scale, the newest < bc tokens FP16",
        8,

@@ -101,6 +101,14 @@ TEST(MethodTable, KnobsReadPerPhase) {
   EXPECT_FALSE(reads("method=kivi", Phase::kDecode, "n_r"));
   EXPECT_TRUE(reads("method=sage", Phase::kDecode, "k_smooth"));
   EXPECT_FALSE(reads("method=sage", Phase::kDecode, "p_quant"));
+  // The authors' SageAttention has fixed blocks (128 Q rows, 64 K tokens) and reads its grouping
+  // and P.V precision; the legacy reading reads br and bc instead.
+  EXPECT_FALSE(reads("method=sage", Phase::kPrefill, "br"));
+  EXPECT_TRUE(reads("method=sage", Phase::kDecode, "sage_pv"));
+  EXPECT_TRUE(reads("method=sage", Phase::kPrefill, "sage_gran"));
+  EXPECT_TRUE(reads("method=sage,sage_impl=legacy", Phase::kPrefill, "bc"));
+  EXPECT_FALSE(reads("method=sage,sage_impl=legacy", Phase::kDecode, "sage_pv"));
+  EXPECT_FALSE(reads("method=flashq", Phase::kDecode, "sage_impl"));
   EXPECT_TRUE(reads("method=fp8", Phase::kDecode, "p_quant"));
   EXPECT_FALSE(reads("method=int8kv", Phase::kDecode, "kv_bits"));
   EXPECT_FALSE(reads("method=fp16", Phase::kPrefill, "br"));

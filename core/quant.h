@@ -227,6 +227,35 @@ TURBO_HD uint8_t kivi_code(float x, AsymParams p, int bits) {
   return static_cast<uint8_t>(rint_to_int(v));
 }
 
+// ---- SageAttention's INT8 quantizer as its authors' code computes it --------------------------
+// thu-ml/SageAttention, sageattention/triton/quant_per_block.py and quant_per_thread.py, on the
+// FP32 values x of one scale group:
+//   scale = max|x| / 127 (+ 1e-7 in the per-thread kernels: kSageThreadEps);
+//   q = int8(x / scale + 0.5 * (x / scale >= 0 ? 1 : -1))
+// an FP32 division and an FP32 add, then the float-to-int8 cast, which truncates toward zero: the
+// quotient rounded half away from zero. |x / scale| <= 127 up to an ulp, so no code leaves
+// [-127, 127]. A group of zeros makes the per-block kernel divide 0 / 0 (NaN codes); here a zero
+// scale gives codes 0, which is what the per-thread kernels' epsilon gives.
+constexpr float kSageThreadEps = 1e-7f;
+
+TURBO_HD float sage_int8_scale(float amax, float eps) { return amax / 127.0f + eps; }
+
+TURBO_HD int8_t sage_int8_code(float x, float scale) {
+  if (scale == 0.0f) return 0;
+  const float v = x / scale;
+  return static_cast<int8_t>(static_cast<int>(v + (v >= 0.0f ? 0.5f : -0.5f)));
+}
+
+// The factor its Triton wrapper multiplies Q by before the per-block quantizer: sm_scale *
+// 1.44269504 (tau * log2(e), with that literal), a Python double passed to the kernel as FP32.
+TURBO_HD float sage_q_prescale(float tau) {
+  return static_cast<float>(static_cast<double>(tau) * 1.44269504);
+}
+// Its CUDA kernels' log2(e) (csrc/math.cuh), by which the sm80 path multiplies sm_scale.
+constexpr float kSageLog2e = 1.44269504088896340736f;
+// S_FP8_OFFSET of its FP8 P.V kernels: P = 2^(S2 - m + 8.807) <= 2^8.807 ~ 448 fills E4M3's range.
+constexpr float kSageFp8Offset = 8.807f;
+
 // ---- Packing: 8 / b codes per byte, the first code in the low bits ---------------------------
 
 TURBO_HD int codes_per_byte(int bits) { return 8 / bits; }

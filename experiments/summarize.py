@@ -21,8 +21,9 @@ import pandas as pd
 DEFAULT_KEY = ("method=flashq,q_gran=tile,kv_gran=tile,br=64,bc=64,k_smooth=none,block=64,"
                "kv_bits=4,f2=0.5,k_axis=channel,v_axis=channel,group_size=32,buffer=fp16,"
                "s2_step=int,kv_scale=block,sink=0,window=0,scale_storage=fp16,residual=32,"
-               "kivi_impl=authors,prio_tensors=k,prio_metric=gap_std,n_r=6,poly=ls3,"
-               "sas_precision=fp16,exp_mode=sas,p_quant=u8,causal=1,splits=1,tau=0")
+               "kivi_impl=authors,sage_impl=authors,sage_gran=block,sage_pv=fp32,prio_tensors=k,"
+               "prio_metric=gap_std,n_r=6,poly=ls3,sas_precision=fp16,exp_mode=sas,p_quant=u8,"
+               "causal=1,splits=1,tau=0")
 DEFAULTS = dict(kv.split("=", 1) for kv in DEFAULT_KEY.split(","))
 # The best knob set of experiments/error_budget, shown as "+knobs" in figures.
 BEST_KNOBS = {"v_axis=token", "kv_scale=token", "s2_step=float", "sink=1", "block=32"}

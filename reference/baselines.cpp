@@ -36,15 +36,43 @@
 // int8kv: K and V per token symmetric INT8 (SPEC 1 stage1_scale / stage1_code, token groups, FP32
 //   scale per token); dequantized (float)q * s rounded to FP16, then the floor as for kivi.
 // sage (SageAttention, Zhang et al. 2025). The cache stores K/V in FP16 (SageAttention quantizes
-//   on the fly, not the cache). At attention time: with k_smooth = mean, K' = K - mean_c, the
-//   per-channel mean over all tokens of the stream by SPEC 1's exact formula (ref::channel_mean);
-//   with k_smooth = none K' = K. Q in INT8 per block of Br rows (blocks start at the first query
-//   row of the call), K' in INT8 per tile of Bc tokens from token 0 (stage-1 formulas, SPEC 1).
-//   Per query row, tiles in order, only keys <= the row's position (causal):
-//   S = (float)acc * ((s_q * s_k) * tau) in FP32 (not rounded to FP16); online softmax in FP32:
-//   m_new = max(m, max S), alpha = exp(m - m_new) (0 on the first tile), P = exp(S - m_new),
-//   l = l * alpha + sum P (FP32 P, before rounding); O_d = O_d * alpha + sum_t fp16(P_t) * v_td
-//   (FP16 P and V, FP32 products and sums, t ascending); out = fp16(O_d / l).
+//   on the fly, not the cache); prefill and decode quantize at attention time. Two variants (knob
+//   sage_impl):
+//   authors (default): the formulas of its authors' code (thu-ml/SageAttention: sageattention/
+//     core.py, triton/quant_per_block.py, quant_per_thread.py, attn_qk_int8_per_block*.py,
+//     csrc/qattn/qk_int_sv_f16_cuda_sm80.cu, csrc/fused/fused.cu). With k_smooth = mean,
+//     km = fp16(FP32 sum of K over the stream's tokens, in token order, / n) (torch's FP16 mean)
+//     and K' = fp16(K - km); else K' = K. INT8 quantizer core/quant.h sage_int8_scale /
+//     sage_int8_code (x / scale rounded half away from zero). Groups (sage_gran):
+//       block (its Triton per-block kernels): Q multiplied by fp32(tau * 1.44269504) first, one
+//         scale per 128 rows from the call's first row; K' one per 64 tokens from token 0;
+//         base-2 score S2 = (float)acc * (s_q * s_k).
+//       thread (its sm80 CUDA path): Q as it is, per 32-row warp 8 groups (rows r = g mod 8);
+//         K' per 64-token block 4 groups (tokens t with t mod 8 in {2g, 2g + 1}); scales
+//         + 1e-7; S2 = (float)acc * ((tau * log2e) * (s_q * s_k)).
+//     Per query row, 64-token tiles in order, keys <= the row's position (causal); online
+//     softmax in base 2: m_new = max(m, max S2), alpha = exp2f(m - m_new) (0 on the first tile),
+//     P = exp2f(S2 - m_new), l = l * alpha + sum P (FP32, t ascending). P.V (sage_pv):
+//       fp32 (sm80): O_d = O_d * alpha, then O_d += fp16(P_t) * v_td (FP32, t ascending);
+//       fp16 (sm86, Triton's FP16-accumulator dot): a_d = fp16(a_d + fp16(P_t) * v_td) from 0, t
+//         ascending (one rounding each), O_d = O_d * alpha + a_d;
+//       fp8 (sm90): V per channel over the stream's tokens: s_d = amax_d / 448, codes
+//         e4m3(v * (448 / amax_d)) (codes 0 when amax_d = 0); P = exp2f(S2 - (m_new - 8.807))
+//         (<= 448, its S_FP8_OFFSET), l sums that P, O_d = O_d * alpha, O_d += e4m3(P_t) *
+//         v8_td (FP32, t ascending); at the end O_d *= s_d.
+//     out = fp16(O_d / l). What the GPU does and this does not: approximate ex2 and division
+//     (Triton's and the PTX ex2.approx are within 2 ulp; here libm exp2f and IEEE division),
+//     the tensor core's internal accumulation order, FMA in the sm80 exponent, the sm90 kernel's
+//     own grouping (Q warps of 16 rows, K blocks of 128; here sage_gran's), a padded
+//     head_dim < 64 (zeros: no numeric effect) and its refusal of head_dim > 128 (here the same
+//     formulas run at any D).
+//   legacy: this toolkit's earlier reading: K' = K - mean_c, the per-channel mean over all
+//     tokens of the stream by SPEC 1's exact formula (ref::channel_mean), no FP16 rounding; Q in
+//     INT8 per block of Br rows (blocks start at the first query row of the call), K' per tile of
+//     Bc tokens from token 0 (stage-1 formulas, SPEC 1). Per query row, tiles in order, only keys
+//     <= the row's position: S = (float)acc * ((s_q * s_k) * tau) in FP32; online softmax in
+//     FP32 (softmax_tile, base e); O_d = O_d * alpha + sum_t fp16(P_t) * v_td (FP16 P and V,
+//     FP32 products and sums, t ascending); out = fp16(O_d / l).
 // fp8 (FP8 E4M3 attention, e.g. FlashAttention-3 FP8). Q per block of Br rows, K and V per tile
 //   of Bc tokens: s = amax / 448 (FP32), codes e4m3(x * (1 / s)) (core/fp8.h, RN, satfinite).
 //   The cache stores complete Bc-token blocks as E4M3 codes + one FP32 scale each for K and V,
@@ -52,9 +80,9 @@
 //   tile (as prefill does for the last tile, so prefill and decode quantize K/V identically).
 //   Dot products of E4M3 values are exact in FP64 (products span < 2^40, D <= 256) and are
 //   rounded once to FP32, as an FP8 tensor core with an exact FP32 accumulator would give:
-//   S = (float)dot(q8, k8) * ((s_q * s_k) * tau). Online softmax as for sage. P quantization by
-//   p_quant: u8_row -> per row per tile s_P = rowmax(P) / 448; fp16 -> P kept as fp16(P), s_P = 1;
-//   u8 / s8 (default) -> static s_P = 1 / 448 (P <= 1 maps onto the full E4M3 range). P8 =
+//   S = (float)dot(q8, k8) * ((s_q * s_k) * tau). Online softmax as for legacy sage. P quantization
+//   by p_quant: u8_row -> per row per tile s_P = rowmax(P) / 448; fp16 -> P kept as fp16(P), s_P =
+//   1; u8 / s8 (default) -> static s_P = 1 / 448 (P <= 1 maps onto the full E4M3 range). P8 =
 //   e4m3(P * (1 / s_P)); l accumulates the FP32 P; acc_d = (float)dot(P8, v8_d) (FP64, rounded
 //   once); O_d = O_d * alpha + acc_d * (s_P * s_V); out = fp16(O_d / l).
 // Stats: rows and scored entries are filled; zeroed and dropped_mass stay 0 (no SAS).
@@ -83,9 +111,17 @@ struct PreparedKv {
   int d = 0;
   std::vector<float> k, v;              // [len, d] values (FP16 values, or E4M3 values for fp8)
   std::vector<int8_t> k8;               // sage: INT8 K' codes [len, d]
-  std::vector<float> k_scale, v_scale;  // per tile (sage: K; fp8: K and V)
+  std::vector<float> k_scale, v_scale;  // per tile (legacy sage: K; fp8: K and V); authors sage:
+                                        // K per token (its group's), V per channel (sage_pv=fp8)
   int tile = 1;                         // tokens per tile (sage, fp8)
 };
+
+// SageAttention's blocks (its kernels' BLKQ, BLKK / CTA_K, WARPQ) and per-thread groups.
+constexpr int kSageBlockQ = 128;
+constexpr int kSageBlockK = 64;
+constexpr int kSageWarpQ = 32;
+constexpr int kSageThreadGroupsQ = 8;  // per 32-row warp: rows r = g (mod 8)
+constexpr int kSageThreadGroupsK = 4;  // per 64-token block: tokens t with t % 8 in {2g, 2g + 1}
 
 // Quantizes n rows x d FP32 values as one E4M3 tile: writes the codes e4m3(x * (1 / s)) and
 // returns the scale s = amax / 448.
@@ -480,8 +516,9 @@ std::unique_ptr<Stream> make_stream(const AttentionConfig& config, int bits, int
   throw Error("method '" + enum_name(config.method) + "' has no baseline stream");
 }
 
-// sage's K at attention time: with k_smooth = mean, K' = K - mean_c (SPEC 1's exact mean over the
-// stream's tokens), then INT8 codes per tile of Bc tokens from token 0. p.k holds FP16 values.
+// Legacy sage's K at attention time: with k_smooth = mean, K' = K - mean_c (SPEC 1's exact mean
+// over the stream's tokens), then INT8 codes per tile of Bc tokens from token 0. p.k holds FP16
+// values.
 void quantize_sage_keys(const AttentionConfig& config, PreparedKv& p) {
   const int64_t len = p.len;
   const int d = p.d;
@@ -505,10 +542,110 @@ void quantize_sage_keys(const AttentionConfig& config, PreparedKv& p) {
   }
 }
 
+// K side: the FP16 mean, K' = fp16(K - mean), INT8 codes and the per-token scale of each token's
+// group. k: n rows of d FP16 values (row-major).
+void sage_quantize_k(const AttentionConfig& config, const Half* k, int64_t n, int d,
+                     SageCodes& out) {
+  out.k_mean.assign(static_cast<size_t>(d), 0.0f);
+  if (config.quant.k_smooth == KSmooth::kMean && n > 0) {
+    // torch's k.mean() on FP16: an FP32 sum (here in token order), divided in FP32, rounded to
+    // FP16.
+    for (int c = 0; c < d; ++c) {
+      float sum = 0.0f;
+      for (int64_t t = 0; t < n; ++t) sum += half_to_float(k[t * d + c]);
+      out.k_mean[c] = round_half(sum / static_cast<float>(n));
+    }
+  }
+  std::vector<float> kp(static_cast<size_t>(n * d));
+  for (int64_t t = 0; t < n; ++t)
+    for (int c = 0; c < d; ++c) kp[t * d + c] = sub16(half_to_float(k[t * d + c]), out.k_mean[c]);
+  out.k8.assign(kp.size(), 0);
+  out.k_scale.assign(static_cast<size_t>(n), 0.0f);
+  const bool thread = config.quant.sage_gran == SageGran::kThread;
+  // Groups inside a 64-token block: the whole block, or (per thread) tokens t with t % 8 in
+  // {2g, 2g + 1}, g = 0..3 (the rows one thread holds in the mma fragments).
+  const int groups = thread ? kSageThreadGroupsK : 1;
+  auto group_of = [&](int64_t t) { return thread ? static_cast<int>((t % 8) / 2) : 0; };
+  for (int64_t t0 = 0; t0 < n; t0 += kSageBlockK) {
+    const int64_t t1 = std::min<int64_t>(t0 + kSageBlockK, n);
+    for (int g = 0; g < groups; ++g) {
+      float amax = 0.0f;
+      for (int64_t t = t0; t < t1; ++t)
+        if (group_of(t) == g)
+          for (int c = 0; c < d; ++c) amax = maxf(amax, absf(kp[t * d + c]));
+      const float s = sage_int8_scale(amax, thread ? kSageThreadEps : 0.0f);
+      for (int64_t t = t0; t < t1; ++t) {
+        if (group_of(t) != g) continue;
+        out.k_scale[t] = s;
+        for (int c = 0; c < d; ++c) out.k8[t * d + c] = sage_int8_code(kp[t * d + c], s);
+      }
+    }
+  }
+}
+
+// Q side: INT8 codes and the per-row scale of each row's group; rows count from the first row of
+// the call. Per block (Triton) Q is first multiplied by tau * log2(e) and quantized per 128 rows;
+// per thread (sm80) Q is quantized as it is, 8 groups per 32-row warp (rows r with r % 8 = g).
+void sage_quantize_q(const AttentionConfig& config, const Half* q, int64_t q_stride, int64_t n,
+                     int d, float tau, SageCodes& out) {
+  const bool thread = config.quant.sage_gran == SageGran::kThread;
+  const float pre = thread ? 1.0f : sage_q_prescale(tau);
+  std::vector<float> x(static_cast<size_t>(n * d));
+  for (int64_t i = 0; i < n; ++i)
+    for (int c = 0; c < d; ++c) x[i * d + c] = half_to_float(q[i * q_stride + c]) * pre;
+  out.q8.assign(x.size(), 0);
+  out.q_scale.assign(static_cast<size_t>(n), 0.0f);
+  const int64_t block = thread ? kSageWarpQ : kSageBlockQ;
+  const int groups = thread ? kSageThreadGroupsQ : 1;
+  for (int64_t i0 = 0; i0 < n; i0 += block) {
+    const int64_t i1 = std::min<int64_t>(i0 + block, n);
+    for (int g = 0; g < groups; ++g) {
+      float amax = 0.0f;
+      for (int64_t i = i0 + g; i < i1; i += groups)
+        for (int c = 0; c < d; ++c) amax = maxf(amax, absf(x[i * d + c]));
+      const float s = sage_int8_scale(amax, thread ? kSageThreadEps : 0.0f);
+      for (int64_t i = i0 + g; i < i1; i += groups) {
+        out.q_scale[i] = s;
+        for (int c = 0; c < d; ++c) out.q8[i * d + c] = sage_int8_code(x[i * d + c], s);
+      }
+    }
+  }
+}
+
+// Authors sage's K/V at attention time: K codes and per-token scales (sage_quantize_k); with
+// sage_pv = fp8, V per channel in E4M3 (p.v then holds E4M3 values, p.v_scale the scales).
+void quantize_sage_authors_kv(const AttentionConfig& config, PreparedKv& p) {
+  const int64_t len = p.len;
+  const int d = p.d;
+  p.tile = kSageBlockK;
+  std::vector<Half> rows(p.k.size());
+  for (size_t i = 0; i < rows.size(); ++i) rows[i] = float_to_half(p.k[i]);  // exact
+  SageCodes kc;
+  sage_quantize_k(config, rows.data(), len, d, kc);
+  p.k8 = std::move(kc.k8);
+  p.k_scale = std::move(kc.k_scale);
+  if (config.quant.sage_pv != SagePv::kFp8) return;
+  p.v_scale.assign(static_cast<size_t>(d), 0.0f);
+  for (int c = 0; c < d; ++c) {
+    float amax = 0.0f;
+    for (int64_t t = 0; t < len; ++t) amax = maxf(amax, absf(p.v[t * d + c]));
+    // Its per_channel_fp8 kernel: scale = amax / 448, codes e4m3(v * (448 / amax)); a zero
+    // channel (0 / 0 there) keeps codes 0.
+    p.v_scale[c] = amax / kFp8E4M3Max;
+    const float recp = amax > 0.0f ? kFp8E4M3Max / amax : 0.0f;
+    for (int64_t t = 0; t < len; ++t) p.v[t * d + c] = round_e4m3(p.v[t * d + c] * recp);
+  }
+}
+
 // What attention reads from a stream; K/V-side knobs come from `kv_config` (the cache's).
 PreparedKv prepare_kv(const Stream& stream, const AttentionConfig& kv_config) {
   PreparedKv p = stream.prepare(kv_config);
-  if (kv_config.method == Method::kSage) quantize_sage_keys(kv_config, p);
+  if (kv_config.method == Method::kSage) {
+    if (kv_config.quant.sage_impl == SageImpl::kLegacy)
+      quantize_sage_keys(kv_config, p);
+    else
+      quantize_sage_authors_kv(kv_config, p);
+  }
   return p;
 }
 
@@ -537,19 +674,38 @@ struct OnlineRow {
   std::vector<float> o;
 };
 
-// Starts a tile: returns alpha and updates m from the tile's scores s[0, n).
-float online_rescale(OnlineRow& st, const float* s, int64_t n) {
+enum class ExpBase { kE, kTwo };
+
+// One tile of the online softmax of a row, from the tile's scores s[0, n): m_new = max(m, max s),
+// alpha = exp(m - m_new) (0 on the first tile), s[t] <- P_t = exp(s_t - (m_new - p_offset)),
+// l = l * alpha + sum P (FP32, t ascending); exp is expf, or exp2f for base 2. Returns alpha.
+float softmax_tile(OnlineRow& st, float* s, int64_t n, ExpBase base, float p_offset = 0.0f) {
+  auto ex = [base](float x) { return base == ExpBase::kTwo ? std::exp2(x) : std::exp(x); };
   float m_new = st.m;
   for (int64_t t = 0; t < n; ++t) m_new = maxf(m_new, s[t]);
-  const float alpha = st.m == -INFINITY ? 0.0f : std::exp(st.m - m_new);
+  const float alpha = st.m == -INFINITY ? 0.0f : ex(st.m - m_new);
   st.m = m_new;
+  const float m_p = m_new - p_offset;
+  float rowsum = 0.0f;
+  for (int64_t t = 0; t < n; ++t) {
+    s[t] = ex(s[t] - m_p);
+    rowsum += s[t];
+  }
+  st.l = st.l * alpha + rowsum;
   return alpha;
+}
+
+int32_t int8_dot(const int8_t* a, const int8_t* b, int d) {
+  int32_t acc = 0;
+  for (int c = 0; c < d; ++c) acc += static_cast<int32_t>(a[c]) * b[c];
+  return acc;
 }
 
 void finish_row(const OnlineRow& st, int d, Half* out) {
   for (int c = 0; c < d; ++c) out[c] = float_to_half(st.o[c] / st.l);
 }
 
+// sage_impl = legacy (file comment).
 void attend_sage(const PreparedKv& kv, const QueryRows& r, const AttentionConfig& config,
                  float tau) {
   const int d = kv.d;
@@ -569,26 +725,71 @@ void attend_sage(const PreparedKv& kv, const QueryRows& r, const AttentionConfig
     for (int64_t t0 = 0, tile = 0; t0 < n_keys; t0 += kv.tile, ++tile) {
       const int64_t n = std::min<int64_t>(kv.tile, n_keys - t0);
       const float c_scale = score_scale(q_scale[i / br], kv.k_scale[tile], tau);
-      for (int64_t t = 0; t < n; ++t) {
-        const int8_t* kt = &kv.k8[(t0 + t) * d];
-        int32_t acc = 0;
-        for (int c = 0; c < d; ++c) acc += static_cast<int32_t>(qi[c]) * kt[c];
-        s[t] = static_cast<float>(acc) * c_scale;
-      }
-      const float alpha = online_rescale(st, s.data(), n);
-      float rowsum = 0.0f;
-      for (int64_t t = 0; t < n; ++t) {
-        const float pt = std::exp(s[t] - st.m);
-        rowsum += pt;
-        p[t] = round_half(pt);
-      }
-      st.l = st.l * alpha + rowsum;
+      for (int64_t t = 0; t < n; ++t)
+        s[t] = static_cast<float>(int8_dot(qi, &kv.k8[(t0 + t) * d], d)) * c_scale;
+      const float alpha = softmax_tile(st, s.data(), n, ExpBase::kE);
+      for (int64_t t = 0; t < n; ++t) p[t] = round_half(s[t]);
       for (int c = 0; c < d; ++c) {
         float acc = 0.0f;
         for (int64_t t = 0; t < n; ++t) acc += p[t] * kv.v[(t0 + t) * d + c];
         st.o[c] = st.o[c] * alpha + acc;
       }
     }
+    finish_row(st, d, r.o + i * r.o_stride);
+  }
+}
+
+// sage_impl = authors: per row, 64-token tiles in order, only keys <= the row's position (causal):
+// S2 = (float)acc * ds (the base-2 score: ds = s_q * s_k per block, Q having been multiplied by
+// tau * log2(e) before quantization; (tau * log2e) * (s_q * s_k) per thread), the online softmax
+// in base 2 (softmax_tile), then P.V at sage_pv's precision (file comment).
+void attend_sage_authors(const PreparedKv& kv, const QueryRows& r, const AttentionConfig& config,
+                         float tau) {
+  const int d = kv.d;
+  SageCodes qc;
+  sage_quantize_q(config, r.q, r.q_stride, r.n, d, tau, qc);
+  const bool thread = config.quant.sage_gran == SageGran::kThread;
+  const float c_thread = tau * kSageLog2e;
+  const SagePv pv = config.quant.sage_pv;
+  std::vector<float> s(static_cast<size_t>(kSageBlockK)), p(s.size());
+  for (int64_t i = 0; i < r.n; ++i) {
+    const int64_t n_keys = visible_keys(r, i, kv.len);
+    const int8_t* qi = &qc.q8[i * d];
+    OnlineRow st;
+    st.o.assign(d, 0.0f);
+    for (int64_t t0 = 0; t0 < n_keys; t0 += kSageBlockK) {
+      const int64_t n = std::min<int64_t>(kSageBlockK, n_keys - t0);
+      for (int64_t t = 0; t < n; ++t) {
+        const float ds = qc.q_scale[i] * kv.k_scale[t0 + t];
+        s[t] = static_cast<float>(int8_dot(qi, &kv.k8[(t0 + t) * d], d)) *
+               (thread ? c_thread * ds : ds);
+      }
+      const float alpha =
+          softmax_tile(st, s.data(), n, ExpBase::kTwo, pv == SagePv::kFp8 ? kSageFp8Offset : 0.0f);
+      if (pv == SagePv::kFp16) {
+        // An FP16 accumulator per tile (one rounding per product-add), added to the FP32 output.
+        for (int64_t t = 0; t < n; ++t) p[t] = round_half(s[t]);
+        for (int c = 0; c < d; ++c) {
+          float acc = 0.0f;
+          for (int64_t t = 0; t < n; ++t)
+            acc = round_half(static_cast<double>(acc) +
+                             static_cast<double>(p[t]) * kv.v[(t0 + t) * d + c]);
+          st.o[c] = st.o[c] * alpha + acc;
+        }
+      } else {
+        // The FP32 accumulator is the output itself (the mma's C operand): rescaled, then summed
+        // into in token order. FP16 x FP16 and E4M3 x E4M3 products are exact in FP32.
+        for (int64_t t = 0; t < n; ++t)
+          p[t] = pv == SagePv::kFp8 ? round_e4m3(s[t]) : round_half(s[t]);
+        for (int c = 0; c < d; ++c) {
+          float o = st.o[c] * alpha;
+          for (int64_t t = 0; t < n; ++t) o += p[t] * kv.v[(t0 + t) * d + c];
+          st.o[c] = o;
+        }
+      }
+    }
+    if (pv == SagePv::kFp8)
+      for (int c = 0; c < d; ++c) st.o[c] *= kv.v_scale[c];
     finish_row(st, d, r.o + i * r.o_stride);
   }
 }
@@ -627,13 +828,9 @@ void attend_fp8(const PreparedKv& kv, const QueryRows& r, const AttentionConfig&
       const int64_t n = std::min<int64_t>(kv.tile, n_keys - t0);
       const float c_scale = score_scale(q_scale[i / br], kv.k_scale[tile], tau);
       for (int64_t t = 0; t < n; ++t) s[t] = dot_exact(qi, &kv.k[(t0 + t) * d], d, 1) * c_scale;
-      const float alpha = online_rescale(st, s.data(), n);
-      float rowsum = 0.0f, rowmax = 0.0f;
-      for (int64_t t = 0; t < n; ++t) {
-        s[t] = std::exp(s[t] - st.m);  // s now holds P (FP32)
-        rowsum += s[t];
-        rowmax = maxf(rowmax, s[t]);
-      }
+      const float alpha = softmax_tile(st, s.data(), n, ExpBase::kE);  // s now holds P (FP32)
+      float rowmax = 0.0f;
+      for (int64_t t = 0; t < n; ++t) rowmax = maxf(rowmax, s[t]);
       float s_p = 1.0f;
       if (pq == PQuant::kFp16) {
         for (int64_t t = 0; t < n; ++t) p8[t] = round_half(s[t]);
@@ -642,7 +839,6 @@ void attend_fp8(const PreparedKv& kv, const QueryRows& r, const AttentionConfig&
         s_p = ps.scale;
         for (int64_t t = 0; t < n; ++t) p8[t] = round_e4m3(s[t] * ps.inv);
       }
-      st.l = st.l * alpha + rowsum;
       const float s_pv = s_p * kv.v_scale[tile];
       for (int c = 0; c < d; ++c) {
         const float acc = dot_exact(p8.data(), &kv.v[t0 * d + c], n, d);
@@ -656,7 +852,9 @@ void attend_fp8(const PreparedKv& kv, const QueryRows& r, const AttentionConfig&
 // sage and fp8; kivi and int8kv run the FP16 floor over their dequantized cache instead.
 void attend_online(const AttentionConfig& config, const PreparedKv& kv, const QueryRows& r) {
   const float tau = config.tau_for(kv.d);
-  if (config.method == Method::kSage) {
+  if (config.method == Method::kSage && config.quant.sage_impl == SageImpl::kAuthors) {
+    attend_sage_authors(kv, r, config, tau);
+  } else if (config.method == Method::kSage) {
     attend_sage(kv, r, config, tau);
   } else {
     attend_fp8(kv, r, config, tau);
@@ -763,6 +961,16 @@ KiviStreamState kivi_stream_state(const KvCache& cache, int b, int h) {
   TURBO_CHECK(b >= 0 && b < c.spec().batch && h >= 0 && h < c.spec().kv_heads,
               "kivi_stream_state: no stream (" << b << ", " << h << ")");
   return c.stream<KiviStream>(b, h).state();
+}
+
+SageCodes sage_codes(const AttentionConfig& config, const Half* q, int64_t nq, const Half* k,
+                     int64_t nk, int d) {
+  TURBO_CHECK(config.method == Method::kSage && config.quant.sage_impl == SageImpl::kAuthors,
+              "sage_codes needs a sage_impl=authors config");
+  SageCodes out;
+  sage_quantize_k(config, k, nk, d, out);
+  sage_quantize_q(config, q, d, nq, d, config.tau_for(d), out);
+  return out;
 }
 
 }  // namespace ref

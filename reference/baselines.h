@@ -4,7 +4,10 @@
 //          unquantized, quantize after attending, FP16 scale arithmetic), legacy the earlier
 //          reading (SPEC 3 quantizer, prefill through the cache).
 //   int8kv INT8 per-token symmetric K/V (SPEC 1 with token groups), FP32 attention.
-//   sage   SageAttention-style: K mean smoothing, INT8 Q/K per block, FP32 softmax, FP16 P and V.
+//   sage   SageAttention: K mean smoothing, INT8 Q/K, FP32 softmax, P.V in FP16 or FP8;
+//          sage_impl=authors follows its authors' code (128-row Q blocks or its per-thread
+//          groups, FP16 K mean, base-2 softmax, sage_pv = fp32 / fp16 / fp8 as its sm80 / sm86 /
+//          sm90 paths), legacy the earlier reading (stage-1 tiles of br x bc).
 //   fp8    FP8 E4M3 Q/K/V/P with per-block scales, emulated exactly on the CPU.
 //   fp16   the FP16 noise floor (SPEC 9) over an FP16 cache.
 // Prefill treats the whole window as cached (quantize-dequantize K/V as the cache would hold
@@ -41,6 +44,18 @@ struct KiviStreamState {
   std::vector<Half> k_fp16, v_fp16;
 };
 KiviStreamState kivi_stream_state(const KvCache& cache, int b, int h);
+
+// The INT8 codes sage (sage_impl = authors) computes for nq query rows q and nk key tokens k of
+// one head (row-major FP16, d channels; q rows count from the first row of the call), for tests
+// that compare them with an independent implementation: codes [n, D], the scale of each row's /
+// token's group [n], and the K mean it subtracted (FP16 values; zeros with k_smooth = none).
+struct SageCodes {
+  std::vector<int8_t> q8, k8;
+  std::vector<float> q_scale, k_scale;
+  std::vector<float> k_mean;
+};
+SageCodes sage_codes(const AttentionConfig& config, const Half* q, int64_t nq, const Half* k,
+                     int64_t nk, int d);
 
 }  // namespace ref
 }  // namespace turbo

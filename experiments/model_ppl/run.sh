@@ -7,6 +7,9 @@
 #   bash experiments/model_ppl/run.sh          # writes experiments/model_ppl/out/{*.json,results.md}
 #                                              # (SmolLM2) and out/gemma3-270m/ (Gemma 3)
 #   MODELS=gemma3-270m bash ...                # one model only
+#   TA=/path/to/turboattn bash ...             # a binary built elsewhere (default: build one)
+#   RUN_ONLY="sage-decode sage-prefill" bash ...  # only the named rows (the table uses every
+#                                              # JSON file in the output folder)
 #
 # Gemma 3's window is GEMMA_WINDOW (default 512) tokens: its sliding-window layers attend over 512
 # keys, and a method runs on them only while that window does not bind (datasets/README.md).
@@ -26,10 +29,7 @@ TEXT=${TEXT:-/usr/share/common-licenses/GPL-3}
 
 bash .ci/install-deps.sh
 bash datasets/fetch_models.sh >/dev/null
-cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DTURBO_ENABLE_CUDA=OFF -DTURBO_BUILD_TESTS=OFF \
-  -DTURBO_BUILD_BENCHMARKS=OFF >/dev/null
-cmake --build "$BUILD_DIR" --target turboattn -j"$(nproc)"
-TA="$ROOT/$BUILD_DIR/eval/turboattn"
+TA=${TA:-$(BUILD_DIR="$BUILD_DIR" bash experiments/build_turboattn.sh)}  # TA=/path/to/turboattn: a binary built elsewhere
 mkdir -p "$OUT"
 
 # name | method | phase | knobs
@@ -67,6 +67,7 @@ for m in "${ALL_MODELS[@]}"; do
   "$TA" -q calibrate --data "$calib" -o "$mout/bits_map.json"
   for r in "${RUNS[@]}"; do
     IFS='|' read -r name method phase knobs <<<"$r"
+    [[ -z "${RUN_ONLY:-}" || " $RUN_ONLY " == *" $name "* ]] || continue
     args=(ppl --model "$model" --text "$TEXT" --max-tokens "$window" --method "$method" --phase "$phase"
       --json "$mout/$name.json")
     [ -n "$knobs" ] && args+=(--config "$knobs")

@@ -9,7 +9,8 @@ DEFAULTS = dict(kv.split("=", 1) for kv in (
     "method=flashq,q_gran=tile,kv_gran=tile,br=64,bc=64,k_smooth=none,block=64,kv_bits=4,f2=0.5,"
     "k_axis=channel,v_axis=channel,group_size=32,buffer=fp16,scale_storage=fp16,residual=32,"
     "prio_tensors=k,prio_metric=gap_std,n_r=6,poly=ls3,sas_precision=fp16,exp_mode=sas,p_quant=u8,"
-    "causal=1,splits=1,tau=0").split(","))
+    "causal=1,splits=1,tau=0,s2_step=int,kv_scale=block,sink=0,window=0,kivi_impl=authors,"
+    "sage_impl=authors,sage_gran=block,sage_pv=fp32").split(","))
 
 
 def label(key):
