@@ -27,8 +27,12 @@ cmake -S . -B "$BUILD" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHI
   >"$LOG/py_cmake.log" 2>&1 || { tail -30 "$LOG/py_cmake.log"; exit 2; }
 cmake --build "$BUILD" --target _core -j"$JOBS" >"$LOG/py_build.log" 2>&1 ||
   { grep -E "error|Error" "$LOG/py_build.log" | head -30; exit 2; }
-# A plain CMake build puts the package (sources + extension) in $BUILD/eval/python.
+# A plain CMake build puts the package (sources + extension) in $BUILD/eval/python. With
+# pytest-xdist, one worker process: a test that crashes the interpreter is reported as failed
+# (with the worker's crash) and the others still run.
+xdist=()
+"$PYTHON" -c 'import xdist' 2>/dev/null && xdist=(-n 1)
 # shellcheck disable=SC2086
-PYTHONPATH="$PWD/$BUILD/eval/python" "$PYTHON" -m pytest -q -rs -p no:cacheprovider $TESTS 2>&1 |
-  tee "$LOG/py_pytest.log"
+PYTHONPATH="$PWD/$BUILD/eval/python" "$PYTHON" -X faulthandler -m pytest -q -rsf \
+  -p no:cacheprovider "${xdist[@]}" $TESTS 2>&1 | tee "$LOG/py_pytest.log"
 exit "${PIPESTATUS[0]}"

@@ -292,15 +292,20 @@ cuda::DeviceHalfTensor cuda_out(const CudaOutArray& a, const char* what) {
 }
 cudaStream_t as_stream(uintptr_t stream) { return reinterpret_cast<cudaStream_t>(stream); }
 
+// Stats only when asked for (`want_stats`): they take the rows kernel instead of the MMA one and
+// a read back of per-row counters (an empty list otherwise).
 std::vector<nb::dict> prefill_cuda(const std::string& key, const CudaArray& q, const CudaArray& k,
-                                   const CudaArray& v, const CudaOutArray& o, uintptr_t stream) {
+                                   const CudaArray& v, const CudaOutArray& o, uintptr_t stream,
+                                   bool want_stats) {
   const AttentionConfig c = parse_attention_config(key);
   const auto qt = cuda_in(q, "q"), kt = cuda_in(k, "k"), vt = cuda_in(v, "v");
   const auto ot = cuda_out(o, "o");
-  std::vector<AttentionStats> stats(static_cast<size_t>(qt.view.batch() * qt.view.heads()));
+  std::vector<AttentionStats> stats(
+      want_stats ? static_cast<size_t>(qt.view.batch() * qt.view.heads()) : 0);
   {
     nb::gil_scoped_release release;
-    cuda::attention_prefill_device(c, qt, kt, vt, ot, as_stream(stream), stats.data());
+    cuda::attention_prefill_device(c, qt, kt, vt, ot, as_stream(stream),
+                                   want_stats ? stats.data() : nullptr);
   }
   return stats_dicts(stats);
 }
@@ -327,13 +332,15 @@ void cache_append_cuda(PyKvCache& c, const CudaArray& k, const CudaArray& v, uin
 }
 
 std::vector<nb::dict> cache_decode_cuda(PyKvCache& c, const CudaArray& q, const CudaOutArray& o,
-                                        uintptr_t stream) {
+                                        uintptr_t stream, bool want_stats) {
   const auto qt = cuda_in(q, "q");
   const auto ot = cuda_out(o, "o");
-  std::vector<AttentionStats> stats(static_cast<size_t>(qt.view.batch() * qt.view.heads()));
+  std::vector<AttentionStats> stats(
+      want_stats ? static_cast<size_t>(qt.view.batch() * qt.view.heads()) : 0);
   {
     nb::gil_scoped_release release;
-    cuda::attention_decode_device(c.config, qt, *c.cache, ot, as_stream(stream), stats.data());
+    cuda::attention_decode_device(c.config, qt, *c.cache, ot, as_stream(stream),
+                                  want_stats ? stats.data() : nullptr);
   }
   return stats_dicts(stats);
 }

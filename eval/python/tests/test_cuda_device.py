@@ -10,7 +10,6 @@ views, stats, errors and the KV cache decode path.
 """
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -90,39 +89,56 @@ def test_prefill_strided_views_on_device():
     assert torch.equal(qs, qd) and torch.equal(ks, kd)  # inputs untouched
 
 
-def _memcpys(fn):
-    """(kind, bytes) of every CUDA memcpy while fn runs, from the profiler's trace."""
-    from torch.profiler import ProfilerActivity, profile
+# Run in a child process: the profiler (CUPTI) stays loaded in a process after its first use, and
+# the other tests should not run under it.
+PROFILE_SCRIPT = r"""
+import json, os, sys
+import numpy as np, torch, turboattn
+from torch.profiler import ProfilerActivity, profile
 
+def memcpys(fn):
     torch.cuda.synchronize()
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         fn()
         torch.cuda.synchronize()
-    path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"turbo_trace_{os.getpid()}.json")
+    path = sys.argv[1]
     prof.export_chrome_trace(path)
     events = json.load(open(path))["traceEvents"]
     os.remove(path)
-    kernels = [e for e in events if e.get("cat") == "kernel"]
-    copies = [(e["name"], int(e.get("args", {}).get("bytes", -1))) for e in events
-              if e.get("cat") == "gpu_memcpy"]
-    return copies, kernels
+    return {"kernels": sum(e.get("cat") == "kernel" for e in events),
+            "copies": [(e["name"], int(e.get("args", {}).get("bytes", -1))) for e in events
+                       if e.get("cat") == "gpu_memcpy"]}
+
+g = np.random.default_rng(5)
+q, k, v = (g.standard_normal(s).astype(np.float16) for s in ((1, 8, 512, 64), (1, 2, 512, 64),
+                                                              (1, 2, 512, 64)))
+qd, kd, vd = (torch.from_numpy(x).cuda() for x in (q, k, v))
+out = torch.empty_like(qd)
+turboattn.attention_prefill(qd, kd, vd, backend="cuda", out=out)  # warm: SAS table, scratch
+res = {"device": memcpys(lambda: turboattn.attention_prefill(qd, kd, vd, backend="cuda", out=out)),
+       "host": memcpys(lambda: turboattn.attention_prefill(q, k, v, backend="cuda")),
+       "input_bytes": q.nbytes + k.nbytes + v.nbytes}
+print("RESULT " + json.dumps(res))
+"""
 
 
-def test_prefill_device_path_copies_nothing_to_or_from_the_host():
-    q, k, v = qkv(b=1, hq=8, hkv=2, n=512, d=64, seed=5)
-    qd, kd, vd = on_gpu(q, k, v)
-    out = torch.empty_like(qd)
-    turboattn.attention_prefill(qd, kd, vd, backend="cuda", out=out)  # warm: SAS table, scratch
-    copies, kernels = _memcpys(lambda: turboattn.attention_prefill(qd, kd, vd, backend="cuda",
-                                                                   out=out))
-    assert kernels, "the profiler saw no kernel: it does not trace this process's CUDA work"
+def test_prefill_device_path_copies_nothing_to_or_from_the_host(tmp_path):
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-c", PROFILE_SCRIPT, str(tmp_path / "trace.json")],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-4000:]
+    res = json.loads([ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")][-1][7:])
+    dev, host = res["device"], res["host"]
+    assert dev["kernels"] > 0, "the profiler saw no kernel: it does not trace this process"
+    copies = dev["copies"]
     assert not [c for c in copies if "HtoD" in c[0]], copies
     dtoh = [c for c in copies if "DtoH" in c[0]]
     assert len(dtoh) == 1 and 0 < dtoh[0][1] <= 24, copies  # the finiteness flags only
     assert not [c for c in copies if "DtoD" in c[0]], copies  # contiguous: used in place
-    # Control: the host path of the same backend uploads q, k, v and downloads o.
-    copies_host, _ = _memcpys(lambda: turboattn.attention_prefill(q, k, v, backend="cuda"))
-    assert sum(b for name, b in copies_host if "HtoD" in name) >= q.nbytes + k.nbytes + v.nbytes
+    # Control: the host path of the same backend uploads q, k, v (and downloads o).
+    assert sum(b for name, b in host["copies"] if "HtoD" in name) >= res["input_bytes"], host
 
 
 @pytest.mark.parametrize("knobs", [dict(), dict(kv_bits=2, buffer="int8", splits=4)])

@@ -262,7 +262,7 @@ def attention_prefill(
     if _cuda_operands(backend, [("q", q), ("k", k), ("v", v)]) is not None:
         o = _device_out(out, q)
         stats = _core.attention_prefill_cuda(key, q.detach(), k.detach(), v.detach(), o,
-                                             _cuda_stream(q))
+                                             _cuda_stream(q), bool(return_stats))
         return (o, stats) if return_stats else o
     io = _Io(q)
     qh, kh, vh = io.host(q, "q", "float16"), io.host(k, "k", "float16"), io.host(v, "v", "float16")
@@ -342,7 +342,7 @@ class KVCache:
         when given)."""
         if _cuda_operands(self.backend, [("q", q)]) is not None:
             o = _device_out(out, q)
-            stats = self._handle.decode_cuda(q.detach(), o, _cuda_stream(q))
+            stats = self._handle.decode_cuda(q.detach(), o, _cuda_stream(q), bool(return_stats))
             return (o, stats) if return_stats else o
         io = _Io(q)
         qh = io.host(q, "q", "float16")
