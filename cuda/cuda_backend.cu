@@ -584,24 +584,26 @@ void register_cuda_backend() {
 
 void flashq_prefill_device(const AttentionConfig& config, const Half* q, const Half* k,
                            const Half* v, Half* o, int64_t batch, int64_t q_heads, int64_t kv_heads,
-                           int64_t tokens, int head_dim, cudaStream_t stream) {
+                           int64_t tokens, int head_dim, cudaStream_t stream,
+                           AttentionStats* stats) {
   require_cuda_supports(config);
   // The Backend front's shape checks on views of the device pointers (never dereferenced here).
   const auto qv = ConstHalfTensor::contiguous(q, batch, q_heads, tokens, head_dim);
   const auto kv = ConstHalfTensor::contiguous(k, batch, kv_heads, tokens, head_dim);
   check_prefill_shapes(qv, kv, kv, HalfTensor::contiguous(o, batch, q_heads, tokens, head_dim));
   prefill_impl(config, q, k, v, o, batch, q_heads, kv_heads, tokens, head_dim, stream,
-               thread_workspace(), nullptr);
+               thread_workspace(), stats);
 }
 
 void flashq_decode_device(const AttentionConfig& config, const Half* q, const KvCache& cache,
-                          Half* o, int64_t q_heads, int64_t q_len, cudaStream_t stream) {
+                          Half* o, int64_t q_heads, int64_t q_len, cudaStream_t stream,
+                          AttentionStats* stats) {
   require_cuda_supports(config);
   const KvCacheSpec& spec = cache.spec();
   check_decode_shapes(config, cache,
                       ConstHalfTensor::contiguous(q, spec.batch, q_heads, q_len, spec.head_dim),
                       HalfTensor::contiguous(o, spec.batch, q_heads, q_len, spec.head_dim));
-  decode_impl(config, q, as_cuda(cache), o, q_heads, q_len, stream, thread_workspace(), nullptr);
+  decode_impl(config, q, as_cuda(cache), o, q_heads, q_len, stream, thread_workspace(), stats);
 }
 
 void flashq_cache_append_device(KvCache& cache, const Half* k, const Half* v, int64_t tokens,

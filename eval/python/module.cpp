@@ -1,8 +1,10 @@
 // turboattn._core: the Python extension (nanobind). A thin layer over the Backend interface
 // (core/backend.h) and the knob table (core/config.h): every op of every built backend, on host
 // arrays passed through DLPack (NumPy, PyTorch CPU tensors, anything with __dlpack__), without
-// copies. The Python package (turboattn/__init__.py) is the public front; this module checks
-// shapes and dtypes, builds tensor views over the caller's memory and calls the backend.
+// copies; and, when the cuda backend is built, its attention and KV cache on CUDA device arrays
+// (PyTorch CUDA tensors) in place, through cuda/device_api.h, on the stream the caller names. The
+// Python package (turboattn/__init__.py) is the public front; this module checks shapes and dtypes,
+// builds tensor views over the caller's memory and calls the backend.
 //
 // Configs travel as knob strings ("name=value,..."), parsed by parse_attention_config, so Python
 // and the CLI read knobs through the same table. turbo::Error becomes turboattn.Error with the
@@ -25,6 +27,7 @@
 #include "reference/reference.h"
 #ifdef TURBO_HAVE_CUDA
 #include "cuda/cuda_backend.h"
+#include "cuda/device_api.h"
 #endif
 
 namespace nb = nanobind;
@@ -274,6 +277,75 @@ std::vector<nb::dict> cache_decode(PyKvCache& c, const Array& q, const OutArray&
   return stats_dicts(stats);
 }
 
+#ifdef TURBO_HAVE_CUDA
+// ---- CUDA device arrays (cuda/device_api.h): read and written in place, no host copy ----------
+
+using CudaArray = nb::ndarray<nb::ro, nb::device::cuda>;
+using CudaOutArray = nb::ndarray<nb::device::cuda>;
+
+template <typename A>
+cuda::ConstDeviceHalfTensor cuda_in(const A& a, const char* what) {
+  return {half_view<const Half>(a, what), a.device_id()};
+}
+cuda::DeviceHalfTensor cuda_out(const CudaOutArray& a, const char* what) {
+  return {half_view<Half>(a, what), a.device_id()};
+}
+cudaStream_t as_stream(uintptr_t stream) { return reinterpret_cast<cudaStream_t>(stream); }
+
+// Stats only when asked for (`want_stats`): they take the rows kernel instead of the MMA one and
+// a read back of per-row counters (an empty list otherwise).
+std::vector<nb::dict> prefill_cuda(const std::string& key, const CudaArray& q, const CudaArray& k,
+                                   const CudaArray& v, const CudaOutArray& o, uintptr_t stream,
+                                   bool want_stats) {
+  const AttentionConfig c = parse_attention_config(key);
+  const auto qt = cuda_in(q, "q"), kt = cuda_in(k, "k"), vt = cuda_in(v, "v");
+  const auto ot = cuda_out(o, "o");
+  std::vector<AttentionStats> stats(
+      want_stats ? static_cast<size_t>(qt.view.batch() * qt.view.heads()) : 0);
+  {
+    nb::gil_scoped_release release;
+    cuda::attention_prefill_device(c, qt, kt, vt, ot, as_stream(stream),
+                                   want_stats ? stats.data() : nullptr);
+  }
+  return stats_dicts(stats);
+}
+
+PyKvCache create_cache_cuda(const std::string& key, int batch, int kv_heads, int head_dim,
+                            const std::vector<int>& head_bits, int device) {
+  KvCacheSpec spec;
+  spec.config = parse_attention_config(key);
+  spec.batch = batch;
+  spec.kv_heads = kv_heads;
+  spec.head_dim = head_dim;
+  spec.head_bits = head_bits;
+  PyKvCache c;
+  c.backend = std::shared_ptr<Backend>(cuda::make_cuda_backend());  // host-array calls
+  c.config = spec.config;
+  c.cache = cuda::create_cache_device(spec, device);
+  return c;
+}
+
+void cache_append_cuda(PyKvCache& c, const CudaArray& k, const CudaArray& v, uintptr_t stream) {
+  const auto kt = cuda_in(k, "k"), vt = cuda_in(v, "v");
+  nb::gil_scoped_release release;
+  cuda::cache_append_device(*c.cache, kt, vt, as_stream(stream));
+}
+
+std::vector<nb::dict> cache_decode_cuda(PyKvCache& c, const CudaArray& q, const CudaOutArray& o,
+                                        uintptr_t stream, bool want_stats) {
+  const auto qt = cuda_in(q, "q");
+  const auto ot = cuda_out(o, "o");
+  std::vector<AttentionStats> stats(
+      want_stats ? static_cast<size_t>(qt.view.batch() * qt.view.heads()) : 0);
+  {
+    nb::gil_scoped_release release;
+    cuda::attention_decode_device(c.config, qt, *c.cache, ot, as_stream(stream),
+                                  want_stats ? stats.data() : nullptr);
+  }
+  return stats_dicts(stats);
+}
+#endif
+
 void attention_reference(const Array& q, const Array& k, const Array& v, bool causal, float tau,
                          const OutArray& out) {
   const ConstHalfTensor qt = half_view<const Half>(q, "q"), kt = half_view<const Half>(k, "k"),
@@ -353,7 +425,12 @@ NB_MODULE(_core, m) {
       .def("decode", &cache_decode)
       .def_prop_ro("length", [](const PyKvCache& c) { return c.cache->length(); })
       .def("bytes", [](const PyKvCache& c) { return bytes_dict(c.cache->bytes()); })
-      .def_prop_ro("config_key", [](const PyKvCache& c) { return c.config.to_string(); });
+      .def_prop_ro("config_key", [](const PyKvCache& c) { return c.config.to_string(); })
+#ifdef TURBO_HAVE_CUDA
+      .def("append_cuda", &cache_append_cuda)
+      .def("decode_cuda", &cache_decode_cuda)
+#endif
+      ;
 
   nb::class_<PyBackend>(m, "Backend")
       .def_prop_ro("name", &PyBackend::name)
@@ -370,6 +447,11 @@ NB_MODULE(_core, m) {
     b.impl = std::shared_ptr<Backend>(make_backend(name));
     return b;
   });
+#ifdef TURBO_HAVE_CUDA
+  m.def("attention_prefill_cuda", &prefill_cuda,
+        "flashq prefill on CUDA device arrays, in place, on the given stream (cudaStream_t)");
+  m.def("create_cache_cuda", &create_cache_cuda, "a cuda-backend KV cache on the given device");
+#endif
   m.def("block_bytes", [](int n_b, int d, int bits, const std::string& axis, int group_size) {
     return block_layout(n_b, d, bits, axis, group_size).bytes();
   });

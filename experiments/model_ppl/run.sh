@@ -8,8 +8,8 @@
 #                                              # (SmolLM2) and out/gemma3-270m/ (Gemma 3)
 #   MODELS=gemma3-270m bash ...                # one model only
 #   TA=/path/to/turboattn bash ...             # a binary built elsewhere (default: build one)
-#   RUN_ONLY="sage-decode sage-prefill" bash ...  # only the named rows (the table uses every
-#                                              # JSON file in the output folder)
+#   ROWS="fp16-decode flashq-prefill" bash ... # only the named rows (default: every row; the
+#                                              # table uses every JSON file in the output folder)
 #
 # Gemma 3's window is GEMMA_WINDOW (default 512) tokens: its sliding-window layers attend over 512
 # keys, and a method runs on them only while that window does not bind (datasets/README.md).
@@ -67,7 +67,7 @@ for m in "${ALL_MODELS[@]}"; do
   "$TA" -q calibrate --data "$calib" -o "$mout/bits_map.json"
   for r in "${RUNS[@]}"; do
     IFS='|' read -r name method phase knobs <<<"$r"
-    [[ -z "${RUN_ONLY:-}" || " $RUN_ONLY " == *" $name "* ]] || continue
+    [[ -z "${ROWS:-}" || " $ROWS " == *" $name "* ]] || continue
     args=(ppl --model "$model" --text "$TEXT" --max-tokens "$window" --method "$method" --phase "$phase"
       --json "$mout/$name.json")
     [ -n "$knobs" ] && args+=(--config "$knobs")

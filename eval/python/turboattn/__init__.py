@@ -91,9 +91,10 @@ def config_key(method: Optional[str] = None, config: str = "", **knobs: Any) -> 
 class _Io:
     """Moves one framework's tensors to host memory the extension can read, and results back.
 
-    NumPy arrays and CPU torch tensors are used in place (DLPack, no copy). A torch tensor on a GPU
-    is copied to the host and the result copied back: the Backend interface takes host memory
-    (core/backend.h), and the cuda backend stages its inputs itself.
+    NumPy arrays and CPU torch tensors are used in place (DLPack, no copy). This is the host path:
+    a torch tensor on a GPU reaches it only with ``backend="ref"`` (or for the ops that have no
+    device path), and is then copied to the host and the result copied back to its device. The
+    ``cuda`` backend's attention and KV cache take CUDA tensors in place (:func:`_cuda_call`).
     """
 
     def __init__(self, like: Any):
@@ -127,10 +128,89 @@ class _Io:
             return self.torch.empty(tuple(shape), dtype=getattr(self.torch, dtype))
         return np.empty(tuple(shape), dtype=dtype)
 
-    def result(self, x: Any) -> Any:
+    def result(self, x: Any, out: Any = None) -> Any:
+        if out is not None:
+            if out is not x:
+                if self.torch is not None and isinstance(out, self.torch.Tensor):
+                    out.copy_(self.torch.as_tensor(x))
+                else:
+                    np.copyto(out, np.asarray(x))
+            return out
         if self.torch is not None and self.device is not None and self.device.type != "cpu":
             return x.to(self.device)
         return x
+
+
+def _is_cuda(x: Any) -> bool:
+    """Whether x is a torch tensor in CUDA device memory."""
+    dev = getattr(x, "device", None)
+    return getattr(dev, "type", None) == "cuda" and type(x).__module__.startswith("torch")
+
+
+def _cuda_stream(x: Any) -> int:
+    """The cudaStream_t of torch's current stream on x's device: device-path work is enqueued
+    there, ordered after what torch enqueued on it (DLPack export syncs no stream)."""
+    import torch
+
+    return int(torch.cuda.current_stream(x.device).cuda_stream)
+
+
+def _cuda_operands(backend: str, named: Sequence[Tuple[str, Any]]) -> Optional[Any]:
+    """The device of the operands when the call takes the zero-copy device path, else None.
+
+    The device path is taken when every operand is a CUDA torch tensor and ``backend`` is
+    ``cuda``. CUDA tensors with another backend take the host path (copied to the host, result
+    copied back: the rule of ``backend="ref"``); CUDA and host operands mixed in one call, or
+    CUDA operands on two devices, are refused.
+    """
+    on = [_is_cuda(x) for _, x in named]
+    if not any(on):
+        return None
+    if not all(on):
+        where = ", ".join(f"{n} on {'cuda' if c else 'the host'}" for (n, _), c in zip(named, on))
+        raise Error(f"operands must all be on one device: {where}")
+    devices = {x.device for _, x in named}
+    if len(devices) > 1:
+        raise Error("operands are on several CUDA devices: " + ", ".join(
+            f"{n} on {x.device}" for n, x in named))
+    if backend != "cuda":
+        return None
+    for n, x in named:
+        if x.dtype != _torch_f16():
+            raise Error(f"{n} must be float16, got {str(x.dtype).replace('torch.', '')}")
+        _check_4d(n, x)
+    return next(iter(devices))
+
+
+def _torch_f16() -> Any:
+    import torch
+
+    return torch.float16
+
+
+def _device_out(out: Any, like: Any) -> Any:
+    """The output tensor of a device-path call: ``out`` (checked) or a new one shaped as ``like``."""
+    import torch
+
+    if out is None:
+        return torch.empty(like.shape, dtype=torch.float16, device=like.device)
+    if not _is_cuda(out) or out.device != like.device:
+        raise Error(f"out must be a CUDA tensor on {like.device}, got one on "
+                    f"{getattr(out, 'device', 'the host')}")
+    if out.dtype != torch.float16 or tuple(out.shape) != tuple(like.shape):
+        raise Error(f"out must be float16 of shape {list(like.shape)}, got "
+                    f"{str(out.dtype).replace('torch.', '')} {list(out.shape)}")
+    return out
+
+
+def _host_out(out: Any, like: Any) -> Any:
+    """Checks a caller's ``out`` for a host-path call (None stays None)."""
+    if out is None:
+        return None
+    if tuple(int(d) for d in out.shape) != _shape(like) or "float16" not in str(out.dtype):
+        raise Error(f"out must be float16 of shape {list(_shape(like))}, got {out.dtype} "
+                    f"{list(out.shape)}")
+    return out
 
 
 def _shape(x: Any) -> Tuple[int, ...]:
@@ -165,22 +245,32 @@ def attention_prefill(
     *,
     config: str = "",
     return_stats: bool = False,
+    out: Any = None,
     **knobs: Any,
 ):
     """Prefill attention over the whole window (SPEC 5 for flashq; the baselines as named).
 
     q ``[B, Hq, N, D]``, k and v ``[B, Hkv, N, D]``, all float16; returns ``[B, Hq, N, D]`` float16
-    of q's type. With ``return_stats=True`` also a list of ``B * Hq`` dicts (index ``b * Hq + h``:
-    rows, scored, zeroed, dropped_mass) as the CLI's ``AttentionStats``.
+    of q's type (``out`` itself when given: an array of that shape and dtype, written). With
+    ``return_stats=True`` also a list of ``B * Hq`` dicts (index ``b * Hq + h``: rows, scored,
+    zeroed, dropped_mass) as the CLI's ``AttentionStats``.
+
+    With ``backend="cuda"`` and CUDA torch tensors, the inputs are read and the output written in
+    device memory, no host copy, on torch's current stream (see the package README for the rule).
     """
     key = config_key(method, config, causal=causal, **knobs)
+    if _cuda_operands(backend, [("q", q), ("k", k), ("v", v)]) is not None:
+        o = _device_out(out, q)
+        stats = _core.attention_prefill_cuda(key, q.detach(), k.detach(), v.detach(), o,
+                                             _cuda_stream(q), bool(return_stats))
+        return (o, stats) if return_stats else o
     io = _Io(q)
     qh, kh, vh = io.host(q, "q", "float16"), io.host(k, "k", "float16"), io.host(v, "v", "float16")
     for name, x in (("q", qh), ("k", kh), ("v", vh)):
         _check_4d(name, x)
     o = io.empty(_shape(qh), "float16")
     stats = _backend(backend).attention_prefill(key, qh, kh, vh, o)
-    o = io.result(o)
+    o = io.result(o, _host_out(out, qh))
     return (o, stats) if return_stats else o
 
 
@@ -192,6 +282,11 @@ class KVCache:
     float16; blocks of ``block`` tokens compress as the buffer fills) and :meth:`attention` runs
     decode attention for the queries of the last ``q_len`` cached positions. ``head_bits`` gives
     the bits (8, 4 or 2) of each kv head for ``kv_bits="mixed"`` (from ``turboattn calibrate``).
+
+    With ``backend="cuda"`` the cache lives in the memory of CUDA device ``device`` (default: torch's
+    current device when torch is imported, else 0); CUDA tensors on that device are appended and
+    attended in place (no host copy) on torch's current stream, host arrays through the Backend
+    interface's staging.
     """
 
     def __init__(
@@ -204,13 +299,22 @@ class KVCache:
         head_bits: Optional[Sequence[int]] = None,
         *,
         config: str = "",
+        device: Optional[int] = None,
         **knobs: Any,
     ):
         self.key = config_key(method, config, **knobs)
         self.backend = backend
-        self._handle = _backend(backend).create_cache(
-            self.key, int(batch), int(kv_heads), int(head_dim), [int(b) for b in head_bits or []]
-        )
+        bits = [int(b) for b in head_bits or []]
+        if backend == "cuda" and "cuda" in backends():
+            self.device = _default_cuda_device() if device is None else int(device)
+            self._handle = _core.create_cache_cuda(self.key, int(batch), int(kv_heads),
+                                                   int(head_dim), bits, self.device)
+        else:
+            if device is not None:
+                raise Error(f"device applies to backend='cuda', not '{backend}'")
+            self.device = None
+            self._handle = _backend(backend).create_cache(
+                self.key, int(batch), int(kv_heads), int(head_dim), bits)
         self.batch, self.kv_heads, self.head_dim = int(batch), int(kv_heads), int(head_dim)
 
     def __len__(self) -> int:
@@ -223,21 +327,29 @@ class KVCache:
 
     def append(self, k: Any, v: Any) -> None:
         """Appends t tokens: k, v ``[B, Hkv, t, D]`` float16."""
+        if _cuda_operands(self.backend, [("k", k), ("v", v)]) is not None:
+            self._handle.append_cuda(k.detach(), v.detach(), _cuda_stream(k))
+            return
         io = _Io(k)
         kh, vh = io.host(k, "k", "float16"), io.host(v, "v", "float16")
         _check_4d("k", kh)
         _check_4d("v", vh)
         self._handle.append(kh, vh)
 
-    def attention(self, q: Any, *, return_stats: bool = False):
+    def attention(self, q: Any, *, return_stats: bool = False, out: Any = None):
         """Decode attention: q ``[B, Hq, q_len, D]`` float16 are the queries of the last q_len
-        cached positions (causal among themselves); returns q's shape and type."""
+        cached positions (causal among themselves); returns q's shape and type (``out`` itself
+        when given)."""
+        if _cuda_operands(self.backend, [("q", q)]) is not None:
+            o = _device_out(out, q)
+            stats = self._handle.decode_cuda(q.detach(), o, _cuda_stream(q), bool(return_stats))
+            return (o, stats) if return_stats else o
         io = _Io(q)
         qh = io.host(q, "q", "float16")
         _check_4d("q", qh)
         o = io.empty(_shape(qh), "float16")
         stats = self._handle.decode(qh, o)
-        o = io.result(o)
+        o = io.result(o, _host_out(out, qh))
         return (o, stats) if return_stats else o
 
     def bytes(self) -> Dict[str, int]:
@@ -245,12 +357,22 @@ class KVCache:
         return dict(self._handle.bytes())
 
 
-def attention_decode(q: Any, k: Any, v: Any, cache: KVCache, *, return_stats: bool = False):
+def attention_decode(q: Any, k: Any, v: Any, cache: KVCache, *, return_stats: bool = False,
+                     out: Any = None):
     """Appends the new k, v ``[B, Hkv, t, D]`` to ``cache``, then attends the queries q
     ``[B, Hq, q_len, D]`` (the last q_len positions) over it; the decode step of a generation loop.
     """
     cache.append(k, v)
-    return cache.attention(q, return_stats=return_stats)
+    return cache.attention(q, return_stats=return_stats, out=out)
+
+
+def _default_cuda_device() -> int:
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        return int(torch.cuda.current_device())
+    return 0
 
 
 def attention_reference(q: Any, k: Any, v: Any, causal: bool = True, tau: float = 0.0) -> np.ndarray:
