@@ -17,6 +17,9 @@ namespace {
 using RowMatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
 constexpr int64_t kOutBlock = 64;  // output features per parallel block of linear()
+// Elementwise passes (RMSNorm, RoPE) over fewer values than this run on one thread: a decode chunk
+// (16 tokens) is a few microseconds of work, less than an OpenMP fork/join on a loaded machine.
+constexpr int64_t kParallelMin = int64_t{1} << 16;
 
 using ref::fix_eigen_blocking;  // fixed GEMM blocking: a capture is the same on every x86-64
 
@@ -46,7 +49,7 @@ std::vector<float> unpermute_rows(const std::vector<float>& w, int heads, int D,
 }
 
 void rms_norm(const float* x, int64_t n, int64_t d, const float* w, float eps, float* y) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n * d >= kParallelMin)
   for (int64_t t = 0; t < n; ++t) {
     const float* r = x + t * d;
     double ss = 0;
@@ -64,7 +67,10 @@ void linear(const float* x, int64_t n, int64_t in, const float* w, int64_t out, 
   const Eigen::Map<const RowMatF> W(w, out, in);
   Eigen::Map<RowMatF> Y(y, n, out);
   const int64_t blocks = (out + kOutBlock - 1) / kOutBlock;
-#pragma omp parallel for schedule(static)
+  // Dynamic: a thread that the OS deschedules (a shared machine) holds up no fixed share of the
+  // blocks, so the others do not spin at the barrier waiting for it. Each block is the same
+  // product whichever thread computes it.
+#pragma omp parallel for schedule(dynamic)
   for (int64_t b = 0; b < blocks; ++b) {
     const int64_t o0 = b * kOutBlock, ob = std::min(kOutBlock, out - o0);
     Y.middleCols(o0, ob).noalias() = X * W.middleRows(o0, ob).transpose();
@@ -285,7 +291,7 @@ void LlamaModel::forward(const int32_t* tokens, int64_t n, int64_t pos0, Attenti
                           HostTensor<Half>& dst) {
     const std::vector<double>& cs = cosv[static_cast<size_t>(rope)];
     const std::vector<double>& sn = sinv[static_cast<size_t>(rope)];
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n * heads * D >= kParallelMin)
     for (int64_t t = 0; t < n; ++t)
       for (int64_t hh = 0; hh < heads; ++hh) {
         const float* r = &src[(t * heads + hh) * D];

@@ -37,7 +37,7 @@ void exact_attention(const ConstHalfTensor& q, const ConstHalfTensor& k, const C
   const int64_t D = q.dim(), g = Hq / Hkv, first = L - n;
   const double tt = tau > 0.0f ? tau : static_cast<double>(default_tau(D));
   std::vector<RowMatD> kd(static_cast<size_t>(B * Hkv)), vd(static_cast<size_t>(B * Hkv));
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (B * Hkv > 1)
   for (int64_t i = 0; i < B * Hkv; ++i) {
     RowMatD& K = kd[static_cast<size_t>(i)];
     RowMatD& V = vd[static_cast<size_t>(i)];

@@ -214,3 +214,18 @@ def test_asym_and_sas(rng):
     assert np.abs(y[live] - e[live]).max() < 2e-3
     exact = turboattn.sas(xs, n_r=6, exp_mode="exact")
     np.testing.assert_allclose(exact[live], e[live], rtol=1e-6)
+
+
+def test_out_is_written_and_returned(rng):
+    q = half_tensor(rng, 1, 4, 40, 64)
+    k, v = half_tensor(rng, 1, 2, 40, 64), half_tensor(rng, 1, 2, 40, 64)
+    out = np.full(q.shape, np.nan, np.float16)
+    o = turboattn.attention_prefill(q, k, v, out=out)
+    assert o is out and o.tobytes() == turboattn.attention_prefill(q, k, v).tobytes()
+    cache = turboattn.KVCache(1, 2, 64)
+    out1 = np.full((1, 4, 1, 64), np.nan, np.float16)
+    cache.append(k[:, :, :39], v[:, :, :39])
+    o1 = turboattn.attention_decode(q[:, :, 39:], k[:, :, 39:], v[:, :, 39:], cache, out=out1)
+    assert o1 is out1 and not np.isnan(out1).any()
+    with pytest.raises(turboattn.Error, match="out must be float16 of shape"):
+        turboattn.attention_prefill(q, k, v, out=np.empty((1, 4, 39, 64), np.float16))
