@@ -47,5 +47,6 @@ if [[ "${SKIP_PPL:-0}" != 1 ]]; then
     "$TA" -q "${args[@]}" >/dev/null
   done
 fi
-python3 experiments/summarize.py "$OUT/results.csv" --ppl "$OUT/ppl" -o "$OUT" \
+# Model-level rows: this folder's PPL_RUNS and experiments/error_budget's (same text and window).
+python3 experiments/summarize.py "$OUT/results.csv" --ppl "$OUT/ppl" experiments/error_budget/results/ppl -o "$OUT" \
   --title "decode error vs KV bytes, SmolLM2-135M (layers $LAYERS)"
