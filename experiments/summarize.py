@@ -60,16 +60,19 @@ def ppl_table(folders, kv_heads_total):
     rows = []
     paths = [p for f in folders for p in sorted(glob.glob(os.path.join(f, "*.json")))]
     for path in paths:
-        j = json.load(open(path))
-        rows.append({
-            "run": os.path.splitext(os.path.basename(path))[0],
-            "config": short_key(j["method"]) if "=" in j["method"] else j["method"],
-            "ppl": j["ppl_method"],
-            "ppl_fp64_attention": j["ppl_reference"],
-            "kl_mean": j["kl_mean"],
-            "top1": j["top1_agreement"],
-            "kv_bytes_end": j["kv_bytes_per_token"] / kv_heads_total,
-        })
+        top = json.load(open(path))
+        # Format turboattn-ppl-2 holds its runs under "runs"; earlier files are one flat run.
+        runs = top["runs"] if top.get("format") == "turboattn-ppl-2" else [top]
+        for j in runs:
+            rows.append({
+                "run": os.path.splitext(os.path.basename(path))[0],
+                "config": short_key(j["method"]) if "=" in j["method"] else j["method"],
+                "ppl": j["ppl_method"],
+                "ppl_fp64_attention": j["ppl_reference"],
+                "kl_mean": j["kl_mean"],
+                "top1": j["top1_agreement"],
+                "kv_bytes_end": j["kv_bytes_per_token"] / kv_heads_total,
+            })
     return pd.DataFrame(rows)
 
 
