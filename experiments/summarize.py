@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Summaries and figures of one experiment's result files (no quantizer logic here).
 
-  summarize.py RESULTS.csv [--ppl DIR] [--kv-heads-total N] -o OUT_DIR
+  summarize.py RESULTS.csv [--ppl DIR [DIR ...]] [--kv-heads-total N] -o OUT_DIR
 
 RESULTS.csv is a `turboattn sweep` file. Per (config, phase): mean and p95 of rel L2 over its
 (layer, query head) rows, and the KV bytes per token per kv head (SPEC 8) averaged over every decode
-position (`kv_bytes_mean`) and at the end of the window (`kv_bytes_per_token`). DIR holds `turboattn
-ppl --json` files; their KV bytes (summed over layers and kv heads) are divided by
+position (`kv_bytes_mean`) and at the end of the window (`kv_bytes_per_token`). Each DIR holds
+`turboattn ppl --json` files; their KV bytes (summed over layers and kv heads) are divided by
 --kv-heads-total (SmolLM2-135M: 30 layers x 3 kv heads = 90) to give bytes per token per kv head.
 Writes OUT_DIR/summary.csv, summary.md and figures/error_vs_bytes.{png,svg}.
 """
@@ -56,19 +56,23 @@ def summarize(csv):
     return pd.DataFrame(rows)
 
 
-def ppl_table(folder, kv_heads_total):
+def ppl_table(folders, kv_heads_total):
     rows = []
-    for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
-        j = json.load(open(path))
-        rows.append({
-            "run": os.path.splitext(os.path.basename(path))[0],
-            "config": short_key(j["method"]) if "=" in j["method"] else j["method"],
-            "ppl": j["ppl_method"],
-            "ppl_fp64_attention": j["ppl_reference"],
-            "kl_mean": j["kl_mean"],
-            "top1": j["top1_agreement"],
-            "kv_bytes_end": j["kv_bytes_per_token"] / kv_heads_total,
-        })
+    paths = [p for f in folders for p in sorted(glob.glob(os.path.join(f, "*.json")))]
+    for path in paths:
+        top = json.load(open(path))
+        # Format turboattn-ppl-2 holds its runs under "runs"; earlier files are one flat run.
+        runs = top["runs"] if top.get("format") == "turboattn-ppl-2" else [top]
+        for j in runs:
+            rows.append({
+                "run": os.path.splitext(os.path.basename(path))[0],
+                "config": short_key(j["method"]) if "=" in j["method"] else j["method"],
+                "ppl": j["ppl_method"],
+                "ppl_fp64_attention": j["ppl_reference"],
+                "kl_mean": j["kl_mean"],
+                "top1": j["top1_agreement"],
+                "kv_bytes_end": j["kv_bytes_per_token"] / kv_heads_total,
+            })
     return pd.DataFrame(rows)
 
 
@@ -106,7 +110,7 @@ def figure(s, out_dir, title):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("csv")
-    ap.add_argument("--ppl", default=None)
+    ap.add_argument("--ppl", nargs="+", default=[])
     ap.add_argument("--kv-heads-total", type=int, default=90)
     ap.add_argument("--title", default="")
     ap.add_argument("-o", "--out", required=True)
@@ -121,7 +125,7 @@ def main():
         t[k] = t[k].map(lambda v, f=f: f.format(v))
     t["config"] = "`" + t["config"] + "`"
     md = "## Operator level\n\n" + t.to_markdown(index=False) + "\n"
-    if a.ppl and os.path.isdir(a.ppl) and glob.glob(os.path.join(a.ppl, "*.json")):
+    if any(glob.glob(os.path.join(f, "*.json")) for f in a.ppl if os.path.isdir(f)):
         p = ppl_table(a.ppl, a.kv_heads_total)
         p.to_csv(os.path.join(a.out, "ppl.csv"), index=False)
         p["config"] = "`" + p["config"] + "`"

@@ -24,5 +24,6 @@ PPL_RUNS=(
   "kivi4_r128|kivi|kv_bits=4,residual=128"
 )
 for r in "${PPL_RUNS[@]}"; do study_ppl "$r"; done
-python3 experiments/summarize.py "$OUT/results.csv" --ppl "$OUT/ppl" -o "$OUT" \
+# Model-level rows: this folder's PPL_RUNS and experiments/error_budget's (same text and window).
+python3 experiments/summarize.py "$OUT/results.csv" --ppl "$OUT/ppl" experiments/error_budget/results/ppl -o "$OUT" \
   --title "decode error vs KV bytes, SmolLM2-135M (layers $LAYERS)"
