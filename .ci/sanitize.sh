@@ -35,6 +35,6 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 python_only='^(notebooks_execute|datasets_h5py_schema)$'
 whole_model='^(datasets_forward_oracle|ModelTest\.(Forward.*|ChunkedForward.*)|EmbeddedData\.Reproducible.*'
 whole_model+='|Capture\.Deterministic.*|Ppl\.(ReferenceAgainstItself|Fp16Floor|Gemma3ByItsModelName'
-whole_model+='|SeveralMethods|RunsWithTheirOwnKnobs|KvBytesMatchTheSweep).*)$'
+whole_model+='|SeveralMethods|RunsWithTheirOwnKnobs|KvBytesMatchTheSweep|BitMapDrivesMixedDecode).*)$'
 ctest --test-dir build-asan --output-on-failure -j"$(nproc)" -LE optin \
   -E "$python_only|$whole_model"

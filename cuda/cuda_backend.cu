@@ -86,6 +86,25 @@ void add_row_stats(const std::vector<RowStats>& rs, int64_t rows_per_head, Atten
   }
 }
 
+// The fields every attention kernel's params (MmaParams, RowsParams) name alike: the shape and
+// the softmax knobs, filled here once for the prefill kernels and the decode.
+template <typename Params>
+void fill_attention_fields(Params& p, const AttentionConfig& cfg, int64_t B, int64_t Hq,
+                           int64_t Hkv, int D, bool causal, cudaStream_t stream) {
+  p.batch = static_cast<int>(B);
+  p.hq = static_cast<int>(Hq);
+  p.hkv = static_cast<int>(Hkv);
+  p.group = static_cast<int>(Hq / Hkv);
+  p.d = D;
+  p.dp = padded_dim(D);
+  p.causal = causal;
+  p.tau = cfg.tau_for(D);
+  p.sas = cfg.sas.params();
+  p.p_quant = cfg.p_quant;
+  p.sas_table = cached_sas_table(p.sas, stream);
+  p.sas_table_count = sas_table_count(p.sas);
+}
+
 void prefill_impl(const AttentionConfig& cfg, const Half* q, const Half* k, const Half* v, Half* o,
                   int64_t B, int64_t Hq, int64_t Hkv, int64_t N, int D, cudaStream_t stream,
                   Workspace& ws, AttentionStats* stats) {
@@ -112,67 +131,40 @@ void prefill_impl(const AttentionConfig& cfg, const Half* q, const Half* k, cons
                 ws.v_scale.as<float>(), stream);
   launch_stage1(q, nullptr, B * Hq, N, D, q_rows, ws.q_codes.as<int8_t>(), dp, nullptr,
                 ws.q_scale.as<float>(), stream);
-  const SasParams sas = cfg.sas.params();
-  const float tau = cfg.tau_for(D);
   const bool want_stats = stats != nullptr;
-
-  if (mma_supports(cfg, D, want_stats)) {
-    MmaParams p{};
+  // The stage-1 codes and scales both prefill kernels read.
+  auto fill_codes = [&](auto& p) {
     p.q_codes = ws.q_codes.as<int8_t>();
     p.q_scale = ws.q_scale.as<float>();
     p.k_codes = ws.k_codes.as<int8_t>();
     p.v_codes = ws.v_codes.as<int8_t>();
     p.k_scale = ws.k_scale.as<float>();
     p.v_scale = ws.v_scale.as<float>();
-    p.out = o;
-    p.n = N;
-    p.batch = static_cast<int>(B);
-    p.hq = static_cast<int>(Hq);
-    p.hkv = static_cast<int>(Hkv);
-    p.group = static_cast<int>(Hq / Hkv);
-    p.d = D;
-    p.dp = dp;
     p.bc = qc.bc;
-    p.causal = cfg.causal;
-    p.tau = tau;
-    p.sas = sas;
-    p.p_quant = cfg.p_quant;
-    p.sas_table = cached_sas_table(sas, stream);
-    p.sas_table_count = sas_table_count(sas);
+    p.out = o;
+  };
+
+  if (mma_supports(cfg, D, want_stats)) {
+    MmaParams p{};
+    fill_attention_fields(p, cfg, B, Hq, Hkv, D, cfg.causal, stream);
+    fill_codes(p);
+    p.n = N;
     launch_mma_prefill(p, stream);
     return;
   }
 
   RowsParams p{};
-  p.q_codes = ws.q_codes.as<int8_t>();
-  p.q_scale = ws.q_scale.as<float>();
+  fill_attention_fields(p, cfg, B, Hq, Hkv, D, cfg.causal, stream);
+  fill_codes(p);
   p.q_len = N;
-  p.batch = static_cast<int>(B);
-  p.hq = static_cast<int>(Hq);
-  p.hkv = static_cast<int>(Hkv);
-  p.group = static_cast<int>(Hq / Hkv);
-  p.d = D;
-  p.dp = dp;
   p.pos_offset = 0;
-  p.causal = cfg.causal;
-  p.tau = tau;
-  p.sas = sas;
-  p.p_quant = cfg.p_quant;
   p.want_stats = want_stats;
-  p.sas_table = cached_sas_table(sas, stream);
-  p.sas_table_count = sas_table_count(sas);
   p.source = TileSource::kPrefill;
-  p.bc = qc.bc;
   p.n_tiles = static_cast<int>((N + qc.bc - 1) / qc.bc);
   p.tile_cap = static_cast<int>(std::min<int64_t>(qc.bc, N));
   p.n_keys = N;
-  p.k_codes = ws.k_codes.as<int8_t>();
-  p.v_codes = ws.v_codes.as<int8_t>();
-  p.k_scale = ws.k_scale.as<float>();
-  p.v_scale = ws.v_scale.as<float>();
   p.k_token = p.v_token = kv_rows == 1;
   p.splits = 1;
-  p.out = o;
   const int64_t rows = B * Hq * N;
   if (want_stats) {
     ws.row_stats.reserve(sizeof(RowStats) * static_cast<size_t>(rows));
@@ -241,20 +233,7 @@ class CudaKvCache final : public KvCache {
     p.streams = streams_;
     p.hkv = spec_.kv_heads;
     p.d = d;
-    p.n_b = qc.block;
-    p.buf_int8 = qc.buffer == BufferMode::kInt8;
-    p.k_buf = k_buf_.as<Half>();
-    p.v_buf = v_buf_.as<Half>();
-    p.k_buf8 = k_buf8_.as<int8_t>();
-    p.v_buf8 = v_buf8_.as<int8_t>();
-    p.k_buf_s = k_buf_s_.as<float>();
-    p.v_buf_s = v_buf_s_.as<float>();
-    p.k_mean = has_mean_ ? k_mean_.as<float>() : nullptr;
-    p.block_stride = block_stride_;
-    p.head_bits = head_bits_.as<int>();
-    p.k_axis = static_cast<int>(qc.k_axis);
-    p.v_axis = static_cast<int>(qc.v_axis);
-    p.group_size = qc.group_size;
+    fill_cache_fields(p);
     int64_t t = 0;
     while (t < T) {
       const int rows = static_cast<int>(std::min<int64_t>(T - t, qc.block - n_buf_));
@@ -265,9 +244,7 @@ class CudaKvCache final : public KvCache {
       t += rows;
       if (n_buf_ == qc.block) {
         grow(n_blocks_ + 1, stream);
-        p.k_blocks = k_blocks_.as<uint8_t>();
-        p.v_blocks = v_blocks_.as<uint8_t>();
-        p.block_cap = block_cap_;
+        fill_cache_fields(p);  // the blocks may have moved
         p.block_index = n_blocks_;
         launch_cache_compress(p, stream);
         ++n_blocks_;
@@ -279,18 +256,20 @@ class CudaKvCache final : public KvCache {
 
   // Fills the cache fields of the rows kernel's params.
   void fill(RowsParams& p) const {
-    const QuantConfig& qc = spec_.config.quant;
+    fill_cache_fields(p);
     p.source = TileSource::kCache;
-    p.k_blocks = k_blocks_.as<uint8_t>();
-    p.v_blocks = v_blocks_.as<uint8_t>();
-    p.block_stride = block_stride_;
-    p.block_cap = block_cap_;
     p.n_blocks = static_cast<int>(n_blocks_);
+    p.n_tiles = static_cast<int>(n_blocks_ + (n_buf_ > 0 ? 1 : 0));
+    p.tile_cap = spec_.config.quant.block;
+  }
+
+ private:
+  // The cache's state as the append kernels (CacheAppendParams) and the attention kernels
+  // (RowsParams) name it: the same fields in both, filled here once.
+  template <typename Params>
+  void fill_cache_fields(Params& p) const {
+    const QuantConfig& qc = spec_.config.quant;
     p.n_b = qc.block;
-    p.head_bits = head_bits_.as<int>();
-    p.k_axis = static_cast<int>(qc.k_axis);
-    p.v_axis = static_cast<int>(qc.v_axis);
-    p.group_size = qc.group_size;
     p.n_buf = static_cast<int>(n_buf_);
     p.buf_int8 = qc.buffer == BufferMode::kInt8;
     p.k_buf = k_buf_.as<Half>();
@@ -300,11 +279,16 @@ class CudaKvCache final : public KvCache {
     p.k_buf_s = k_buf_s_.as<float>();
     p.v_buf_s = v_buf_s_.as<float>();
     p.k_mean = has_mean_ ? k_mean_.as<float>() : nullptr;
-    p.n_tiles = static_cast<int>(n_blocks_ + (n_buf_ > 0 ? 1 : 0));
-    p.tile_cap = qc.block;
+    p.k_blocks = k_blocks_.as<uint8_t>();
+    p.v_blocks = v_blocks_.as<uint8_t>();
+    p.block_stride = block_stride_;
+    p.block_cap = block_cap_;
+    p.head_bits = head_bits_.as<int>();
+    p.k_axis = static_cast<int>(qc.k_axis);
+    p.v_axis = static_cast<int>(qc.v_axis);
+    p.group_size = qc.group_size;
   }
 
- private:
   void grow(int64_t blocks, cudaStream_t stream) {
     if (blocks <= block_cap_) return;
     const int64_t cap = std::max<int64_t>({16, blocks, 2 * block_cap_});
@@ -347,21 +331,10 @@ void decode_impl(const AttentionConfig& cfg, const Half* q, const CudaKvCache& c
   const int D = spec.head_dim;
   const int dp = padded_dim(D);
   RowsParams p{};
+  fill_attention_fields(p, cfg, B, Hq, Hkv, D, /*causal=*/true, stream);
   p.q_len = QL;
-  p.batch = static_cast<int>(B);
-  p.hq = static_cast<int>(Hq);
-  p.hkv = static_cast<int>(Hkv);
-  p.group = static_cast<int>(Hq / Hkv);
-  p.d = D;
-  p.dp = dp;
   p.pos_offset = L - QL;
-  p.causal = true;
-  p.tau = cfg.tau_for(D);
-  p.sas = cfg.sas.params();
-  p.p_quant = cfg.p_quant;
   p.want_stats = stats != nullptr;
-  p.sas_table = cached_sas_table(p.sas, stream);
-  p.sas_table_count = sas_table_count(p.sas);
   cache.fill(p);
   p.splits = cfg.splits;
   p.out = o;

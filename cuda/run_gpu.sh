@@ -37,7 +37,7 @@ if [ "${SKIP_CHECKS:-0}" != 1 ]; then
   stamp "gtest rc=$gt"
   $B/cuda_validate >"$LOG/validate.log" 2>&1; va=$?
   grep -E "^FAIL" "$LOG/validate.log" | cut -c1-300 | head -20
-  grep -E "^\||^validation" "$LOG/validate.log"
+  grep -E "^\||^(PASS|FAIL):" "$LOG/validate.log"
   stamp "validate rc=$va"
   TURBO_ORACLE_BACKEND=cuda $B/cuda_oracle_test >"$LOG/oracle_cuda.log" 2>&1; orc=$?
   grep -E "^\[  (PASSED|FAILED) |Failure" "$LOG/oracle_cuda.log" | head -10

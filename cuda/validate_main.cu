@@ -1,5 +1,6 @@
-// cuda_validate: the device report. Runs every case of validate_cases.h (cuda vs ref, bit for
-// bit) and prints one line per case and a summary per op. Timings are cuda_flashq_bench's job
+// cuda_validate: the device report. Runs every case of reference/backend_check.h (the harness
+// `turboattn validate` runs: cuda against ref, exact ops bit for bit, the others within their
+// bound) and prints one line per case and a summary per op. Timings are cuda_flashq_bench's job
 // (flashq_bench.cu); --profile runs one prefill and one decode call for a profiler.
 //
 //   cuda_validate [--small] [--profile]
@@ -10,13 +11,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <map>
 #include <string>
 #include <vector>
 
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_common.cuh"
-#include "cuda/validate_cases.h"
+#include "reference/backend_check.h"
 #include "reference/reference.h"
 #include "reference/test_inputs.h"
 
@@ -27,51 +27,25 @@ namespace {
 int run_validation(bool small) {
   auto ref = ref::make_reference_backend();
   auto dev = cuda::make_cuda_backend();
-  const auto cases = cuda::validate::all_cases(small);
-  struct Sum {
-    int64_t cases = 0, failed = 0, mismatches = 0, total = 0;
-    double max_rel = 0;
-    bool tol = false;
-  };
-  std::map<std::string, Sum> per_op;
-  int failed = 0;
+  check::Backends backends{*dev, *ref};
+  std::vector<check::CaseResult> results;
   const auto t0 = std::chrono::steady_clock::now();
-  for (size_t i = 0; i < cases.size(); ++i) {
-    cuda::validate::CaseResult r;
-    try {
-      r = cases[i].run(*ref, *dev);
-    } catch (const std::exception& e) {
-      r.op = cases[i].op + " error";
-      r.name = e.what();
-      r.mismatches = 1;
-    }
-    const bool bad = r.mismatches != 0 || (!r.nonzero && r.op != "error");
-    failed += bad;
-    Sum& s = per_op[r.op + (r.exact ? "" : " (tolerance)")];
-    s.cases += 1;
-    s.failed += bad;
-    s.mismatches += r.mismatches;
-    s.total += r.total;
-    s.max_rel = std::max(s.max_rel, r.max_rel);
-    s.tol |= !r.exact;
-    std::printf("%-5s %-32s mismatches %8lld / %10lld%s  %s\n", bad ? "FAIL" : "ok", r.op.c_str(),
-                static_cast<long long>(r.mismatches), static_cast<long long>(r.total),
-                r.nonzero ? "" : " (all-zero reference!)", r.name.c_str());
+  for (const check::Case& c : check::all_cases(small)) {
+    results.push_back(check::run_case(c, backends));
+    const check::CaseResult& r = results.back();
+    std::printf("%-5s %-18s mismatches %8lld / %10lld  %s%s\n",
+                r.unsupported ? "skip"
+                : r.pass      ? "ok"
+                              : "FAIL",
+                r.op.c_str(), static_cast<long long>(r.mismatches),
+                static_cast<long long>(r.compared), r.vars.c_str(),
+                r.note.empty() ? "" : ("  (" + r.note + ")").c_str());
     std::fflush(stdout);
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf(
-      "\n| op | cases | failed | mismatching elements | elements compared | max rel (tolerance "
-      "ops) |\n");
-  std::printf("| --- | --- | --- | --- | --- | --- |\n");
-  for (const auto& kv : per_op)
-    std::printf("| %s | %lld | %lld | %lld | %lld | %s |\n", kv.first.c_str(),
-                static_cast<long long>(kv.second.cases), static_cast<long long>(kv.second.failed),
-                static_cast<long long>(kv.second.mismatches),
-                static_cast<long long>(kv.second.total),
-                kv.second.tol ? std::to_string(kv.second.max_rel).c_str() : "exact");
-  std::printf("validation: %zu cases, %d failed, %.1f s\n", cases.size(), failed, secs);
-  return failed;
+  const check::Summary sum = check::summarize(results, true);
+  std::printf("\n%s%.1f s\n", sum.text.c_str(), secs);
+  return sum.failed;
 }
 
 struct DeviceTensor {

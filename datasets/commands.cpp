@@ -29,35 +29,28 @@ namespace data {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 
 std::string basename_of(const std::string& p) {
   const size_t s = p.find_last_of('/');
   return s == std::string::npos ? p : p.substr(s + 1);
 }
 
-// Passes attention through to `inner`, writes the Q/K/V of the selected layers and shows progress
-// per layer.
+// Writes the Q/K/V of the selected layers, then passes attention through to `inner`.
 class RecordingHook : public AttentionHook {
  public:
-  RecordingHook(AttentionHook& inner, ActivationWriter& writer, const std::vector<int>& layers,
-                Progress& progress)
-      : inner_(inner), writer_(writer), layers_(layers), progress_(progress) {}
+  RecordingHook(AttentionHook& inner, ActivationWriter& writer, const std::vector<int>& layers)
+      : inner_(inner), writer_(writer), layers_(layers) {}
   void attend(int layer, int64_t pos0, int64_t window, const HostTensor<Half>& q,
               const HostTensor<Half>& k, const HostTensor<Half>& v, float* o) override {
     if (std::find(layers_.begin(), layers_.end(), layer) != layers_.end())
       writer_.write_layer(layer, q, k, v);
     inner_.attend(layer, pos0, window, q, k, v, o);
-    progress_.update(layer + 1, "layer " + std::to_string(layer));
   }
 
  private:
   AttentionHook& inner_;
   ActivationWriter& writer_;
   const std::vector<int>& layers_;
-  Progress& progress_;
 };
 
 }  // namespace
@@ -196,9 +189,10 @@ CaptureReport run_capture(const CaptureOptions& options) {
   writer.write_tokens(w.tokens);
   ExactAttentionHook exact(cfg.n_layers);
   Progress progress("capture", layers.back() + 1, o.verbosity, 5.0);
-  RecordingHook rec(exact, writer, layers, progress);
+  RecordingHook rec(exact, writer, layers);
+  ProgressHook hook(rec, progress, "exact attention");
   const auto tf = Clock::now();
-  model.forward(w.tokens.data(), n, 0, rec, nullptr, layers.back() + 1);
+  model.forward(w.tokens.data(), n, 0, hook, nullptr, layers.back() + 1);
   CaptureReport r;
   r.forward_seconds = seconds_since(tf);
   writer.close();

@@ -21,7 +21,7 @@ import gguf
 from gguf import GGMLQuantizationType as T
 from gguf.quants import GGML_QUANT_SIZES, dequantize
 
-from oracle_common import gemma_model, model_missing, oracle_args
+from oracle_common import model_args
 
 
 def tool_hashes(tool, path):
@@ -100,12 +100,9 @@ def synthetic(path, rng):
 
 
 def main():
-    ap = oracle_args()
-    ap.add_argument("--gemma", nargs="?", const=gemma_model(), help="also compare every tensor of this GGUF (Gemma 3 270M) (default: the cache folder\'s)")
-    a = ap.parse_args()
-    if model_missing(a.model) or (a.gemma and model_missing(a.gemma)):
+    a = model_args("also compare every tensor of this GGUF")
+    if a is None:
         return 1
-    os.makedirs(a.workdir, exist_ok=True)
     syn = os.path.join(a.workdir, "synthetic_types.gguf")
     synthetic(syn, np.random.default_rng(20241211))
     ok = compare(a.tool, syn, "synthetic, every supported type")

@@ -18,13 +18,10 @@ usage: hf_oracle.py --tool <datasets_oracle_tool> [--model <gguf>] [--text <file
 """
 import datetime
 import importlib.metadata
-import json
 import os
 import sys
 
-import numpy as np
-
-from oracle_common import gemma_model, log_softmax, oracle_args, our_logits
+from oracle_common import compare_logits, gemma_model, oracle_args, our_logits, report
 
 
 def main():
@@ -46,15 +43,8 @@ def main():
     with torch.no_grad():
         theirs = hf(torch.tensor([ids])).logits[0].float().numpy()
     del hf
-    lp_t, lp_o = log_softmax(theirs), log_softmax(ours)
-    kl = (np.exp(lp_t) * (lp_t - lp_o)).sum(axis=1)
-    a_t, a_o = theirs.argmax(1), ours.argmax(1)
-    top1 = float((a_t == a_o).mean())
-    dis = np.where(a_t != a_o)[0]
-    gap = float((theirs[dis, a_t[dis]] - theirs[dis, a_o[dis]]).max()) if dis.size else 0.0
-    tgt = np.array(ids[1:])
-    ppl_t = float(np.exp(-lp_t[np.arange(n - 1), tgt].mean()))
-    ppl_o = float(np.exp(-lp_o[np.arange(n - 1), tgt].mean()))
+    c = compare_logits(ids, theirs, ours, "hf")
+    kl, top1 = c["kl"], c["summary"]["top1_agreement"]
     late = slice(512, n)  # positions whose sliding-window layers drop keys
     res = {
         "date": datetime.date.today().isoformat(),
@@ -62,20 +52,12 @@ def main():
         "torch": importlib.metadata.version("torch"),
         "model": os.path.basename(a.model),
         "text": a.text,
-        "tokens": n,
-        "top1_agreement": top1,
-        "kl_mean": float(kl.mean()),
-        "kl_max": float(kl.max()),
+        **c["summary"],
         "kl_mean_past_512": float(kl[late].mean()) if n > 512 else None,
-        "top1_past_512": float((a_t[late] == a_o[late]).mean()) if n > 512 else None,
-        "max_hf_gap_at_disagreements": gap,
-        "ppl_hf": ppl_t,
-        "ppl_ours": ppl_o,
+        "top1_past_512": float((c["top_theirs"][late] == c["top_ours"][late]).mean())
+        if n > 512 else None,
     }
-    print(json.dumps(res, indent=2))
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(res, f, indent=2)
+    report(res, a.json)
     ok = top1 >= 0.99 and kl.mean() <= 1e-4
     print("ok" if ok else "FAIL: outside mean KL <= 1e-4 nats, top-1 >= 0.99")
     return 0 if ok else 1

@@ -548,5 +548,12 @@ KvBytes BackendDecodeHook::kv_bytes() const {
   return total;
 }
 
+void ProgressHook::attend(int layer, int64_t pos0, int64_t window, const HostTensor<Half>& q,
+                          const HostTensor<Half>& k, const HostTensor<Half>& v, float* o) {
+  inner_.attend(layer, pos0, window, q, k, v, o);
+  progress_.update(
+      ++done_, label_ + ", position " + std::to_string(pos0) + ", layer " + std::to_string(layer));
+}
+
 }  // namespace data
 }  // namespace turbo

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "core/backend.h"
+#include "core/host/progress.h"
 #include "core/tensor.h"
 #include "datasets/gguf.h"
 #include "datasets/tokenizer.h"
@@ -178,6 +179,22 @@ class BackendDecodeHook : public AttentionHook {
   std::vector<std::vector<int>> head_bits_;
   std::vector<std::unique_ptr<KvCache>> caches_;
   std::vector<AttentionStats> stats_;
+};
+
+// Attends through `inner`, then advances `progress` by one step per call (one layer of one
+// forward; the count runs on across forwards), labelled "<label>, position <pos0>, layer <l>".
+class ProgressHook : public AttentionHook {
+ public:
+  ProgressHook(AttentionHook& inner, Progress& progress, std::string label)
+      : inner_(inner), progress_(progress), label_(std::move(label)) {}
+  void attend(int layer, int64_t pos0, int64_t window, const HostTensor<Half>& q,
+              const HostTensor<Half>& k, const HostTensor<Half>& v, float* o) override;
+
+ private:
+  AttentionHook& inner_;
+  Progress& progress_;
+  std::string label_;
+  int64_t done_ = 0;
 };
 
 }  // namespace data

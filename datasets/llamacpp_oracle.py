@@ -20,13 +20,12 @@ usage: llamacpp_oracle.py --tool <datasets_oracle_tool> [--model <gguf>] [--text
 """
 import datetime
 import importlib.metadata
-import json
 import os
 import sys
 
 import numpy as np
 
-from oracle_common import gemma_model, log_softmax, oracle_args, our_logits
+from oracle_common import compare_logits, gemma_model, oracle_args, our_logits, report
 
 
 def main():
@@ -55,33 +54,18 @@ def main():
         print(f"FAIL logits shape: ours {ours.shape}, llama.cpp {theirs.shape}")
         return 1
 
-    lp_t, lp_o = log_softmax(theirs), log_softmax(ours)
-    kl = (np.exp(lp_t) * (lp_t - lp_o)).sum(axis=1)
-    a_t, a_o = theirs.argmax(1), ours.argmax(1)
-    top1 = float((a_t == a_o).mean())
-    dis = np.where(a_t != a_o)[0]
-    gap = float((theirs[dis, a_t[dis]] - theirs[dis, a_o[dis]]).max()) if dis.size else 0.0
-    tgt = np.array(ids[1:])
-    ppl_t = float(np.exp(-lp_t[np.arange(n - 1), tgt].mean()))
-    ppl_o = float(np.exp(-lp_o[np.arange(n - 1), tgt].mean()))
+    c = compare_logits(ids, theirs, ours, "llamacpp")
+    kl, top1 = c["kl"], c["summary"]["top1_agreement"]
+    gap = c["summary"]["max_llamacpp_gap_at_disagreements"]
     res = {
         "date": datetime.date.today().isoformat(),
         "llama_cpp_python": importlib.metadata.version("llama-cpp-python"),
         "model": os.path.basename(a.model),
         "text": a.text,
-        "tokens": n,
-        "top1_agreement": top1,
-        "kl_mean": float(kl.mean()),
-        "kl_max": float(kl.max()),
-        "max_llamacpp_gap_at_disagreements": gap,
-        "ppl_llamacpp": ppl_t,
-        "ppl_ours": ppl_o,
+        **c["summary"],
         "tokenizer_ids_equal": their_ids == ids,
     }
-    print(json.dumps(res, indent=2))
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(res, f, indent=2)
+    report(res, a.json)
     ok = top1 >= 0.95 and kl.mean() <= 0.02 and gap <= 0.5 and their_ids == ids
     print("ok" if ok else "FAIL: outside mean KL <= 0.02 nats, top-1 >= 0.95, near-tie disagreements "
           "(gap <= 0.5), or the tokenizations differ")

@@ -23,7 +23,7 @@ import sys
 import gguf
 from tokenizers import AddedToken, Tokenizer, models, normalizers, pre_tokenizers
 
-from oracle_common import gemma_model, model_missing, oracle_args
+from oracle_common import model_args
 
 STRESS = (
     "Hello world! It's 2024; we've paid $1,234.56 (they'll say I'm 'right', he'd agree).\n\n"
@@ -86,12 +86,9 @@ def build_oracle(model):
 
 
 def main():
-    ap = oracle_args()
-    ap.add_argument("--gemma", nargs="?", const=gemma_model(), help="also check this GGUF's tokenizer (Gemma 3 270M) (default: the cache folder\'s)")
-    a = ap.parse_args()
-    if model_missing(a.model) or (a.gemma and model_missing(a.gemma)):
+    a = model_args("also check this GGUF's tokenizer")
+    if a is None:
         return 1
-    os.makedirs(a.workdir, exist_ok=True)
     stress = os.path.join(a.workdir, "stress.txt")
     with open(stress, "w", encoding="utf-8", newline="") as f:
         f.write(STRESS)

@@ -20,6 +20,26 @@ std::string BitMap::knobs_text() const {
          ",prio_metric=" + enum_name(prio_metric);
 }
 
+void BitMap::check_covers(const std::vector<int>& layers, int n_kv_heads_wanted) const {
+  const std::string name = source.empty() ? "the bit map" : "the bit map " + source;
+  TURBO_CHECK(n_kv_heads == n_kv_heads_wanted,
+              name << " has " << n_kv_heads << " kv heads, the run " << n_kv_heads_wanted);
+  std::string present;
+  for (const auto& kv : bits) present += (present.empty() ? "" : ",") + std::to_string(kv.first);
+  for (int l : layers)
+    TURBO_CHECK(bits.count(l),
+                name << " has no entry for layer " << l << " (layers present: " << present << ")");
+}
+
+std::vector<std::vector<int>> BitMap::rows(int n_layers, int n_kv_heads_wanted) const {
+  std::vector<int> layers;
+  for (int l = 0; l < n_layers; ++l) layers.push_back(l);
+  check_covers(layers, n_kv_heads_wanted);
+  std::vector<std::vector<int>> out;
+  for (int l : layers) out.push_back(bits.at(l));
+  return out;
+}
+
 std::vector<int> parse_layers(const std::string& spec, const std::vector<int>& present) {
   std::string valid;
   for (int l : present) valid += (valid.empty() ? "" : ",") + std::to_string(l);
@@ -112,8 +132,7 @@ Json bit_map_to_json(const BitMap& m) {
     layers.set(std::to_string(kv.first), l);
   }
   j.set("layers", layers);
-  // The shape `turboattn ppl` reads (datasets/commands.h): one row per layer 0, 1, ..., present
-  // when the map covers every layer from 0 without a gap.
+  // The same bits as rows for layers 0, 1, ... (format in calibrate.h), when there is no gap.
   bool contiguous = !m.bits.empty();
   int expect = 0;
   for (const auto& kv : m.bits) contiguous = contiguous && kv.first == expect++;
@@ -145,22 +164,37 @@ BitMap bit_map_from_json(const Json& j, const std::string& what) {
     m.prio_metric = parse_enum<PrioMetric>(j.at("prio_metric").as_string(), "prio_metric");
     m.seed = j.at("seed").as_uint();
     m.n_kv_heads = static_cast<int>(j.at("n_kv_heads").as_int());
+    TURBO_CHECK(m.n_kv_heads >= 1, "n_kv_heads must be >= 1, got " << m.n_kv_heads);
     for (const auto& kv : j.at("layers").members()) {
       // Strict: atoi read a key "abc" as layer 0.
       const int layer = static_cast<int>(parse_int(kv.first, 0, 99999, "layer key"));
       std::vector<int> bits;
       for (const Json& b : kv.second.at("bits").items()) {
-        const int x = static_cast<int>(b.as_int());
+        const int64_t x = b.as_int();
         TURBO_CHECK(x == 2 || x == 4, "layer " << kv.first << ": bits must be 2 or 4, got " << x);
-        bits.push_back(x);
+        bits.push_back(static_cast<int>(x));
       }
-      TURBO_CHECK(static_cast<int>(bits.size()) == m.n_kv_heads,
-                  "layer " << kv.first << " has " << bits.size() << " heads, n_kv_heads is "
-                           << m.n_kv_heads);
       std::vector<double> prio;
       for (const Json& p : kv.second.at("priority").items()) prio.push_back(p.as_number());
+      TURBO_CHECK(static_cast<int>(bits.size()) == m.n_kv_heads &&
+                      static_cast<int>(prio.size()) == m.n_kv_heads,
+                  "layer " << kv.first << " has " << bits.size() << " bits and " << prio.size()
+                           << " priorities, n_kv_heads is " << m.n_kv_heads);
       m.bits[layer] = bits;
       m.priority[layer] = prio;
+    }
+    if (j.has("head_bits")) {
+      const std::vector<Json> rows = j.at("head_bits").items();
+      TURBO_CHECK(rows.size() == m.bits.size(), "head_bits has " << rows.size()
+                                                                 << " rows, layers has "
+                                                                 << m.bits.size() << " entries");
+      for (size_t l = 0; l < rows.size(); ++l) {
+        std::vector<int> row;
+        for (const Json& b : rows[l].items()) row.push_back(static_cast<int>(b.as_int()));
+        const auto it = m.bits.find(static_cast<int>(l));
+        TURBO_CHECK(it != m.bits.end() && it->second == row,
+                    "head_bits row " << l << " disagrees with layers." << l << ".bits");
+      }
     }
     return m;
   } catch (const Error& e) {
@@ -169,7 +203,9 @@ BitMap bit_map_from_json(const Json& j, const std::string& what) {
 }
 
 BitMap load_bit_map(const std::string& path) {
-  return bit_map_from_json(Json::parse(read_text_file(path, "bit map"), path), path);
+  BitMap m = bit_map_from_json(Json::parse(read_text_file(path, "bit map"), path), path);
+  m.source = path;
+  return m;
 }
 
 }  // namespace eval

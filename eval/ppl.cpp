@@ -21,10 +21,12 @@
 #include "core/host/json.h"
 #include "core/host/progress.h"
 #include "core/host/rng.h"
+#include "core/method.h"
 #include "datasets/commands.h"
 #include "datasets/llama_model.h"
 #include "datasets/model_path.h"
 #include "datasets/sha256.h"
+#include "eval/calibrate.h"
 #include "eval/provenance.h"
 #include "eval/sweep.h"
 #include "reference/reference.h"
@@ -34,28 +36,6 @@ namespace eval {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-// Ticks a progress display once per layer of every forward call, then attends through `inner`.
-class ProgressHook : public data::AttentionHook {
- public:
-  ProgressHook(data::AttentionHook& inner, Progress& progress, int64_t& done, std::string label)
-      : inner_(inner), progress_(progress), done_(done), label_(std::move(label)) {}
-  void attend(int layer, int64_t pos0, int64_t window, const HostTensor<Half>& q,
-              const HostTensor<Half>& k, const HostTensor<Half>& v, float* o) override {
-    inner_.attend(layer, pos0, window, q, k, v, o);
-    progress_.update(++done_, label_ + ", position " + std::to_string(pos0) + ", layer " +
-                                  std::to_string(layer));
-  }
-
- private:
-  data::AttentionHook& inner_;
-  Progress& progress_;
-  int64_t& done_;
-  std::string label_;
-};
 
 // SPEC 8 as the sweep counts it (eval/sweep.cpp run_unit): the bytes each layer's cache holds
 // after token p is appended, for every p in [decode_start(n), n), per token and kv head. The
@@ -257,35 +237,6 @@ Interval bootstrap_interval(int64_t n, int resamples, int64_t block, uint64_t se
   return ci;
 }
 
-std::vector<std::vector<int>> read_bits_map(const std::string& path, int n_layers, int n_kv_heads) {
-  // The shape `turboattn calibrate` writes: {"head_bits": [[int, ...] per layer], ...} (the other
-  // keys are the calibration's provenance).
-  const Json j = Json::parse(read_text_file(path, "--bits-map"), path);
-  TURBO_CHECK(j.has("head_bits"), "bit map '" << path << "' has no \"head_bits\" key");
-  std::vector<std::vector<int>> out;
-  try {
-    for (const Json& row : j.at("head_bits").items()) {
-      std::vector<int> bits;
-      for (const Json& b : row.items()) {
-        const int64_t v = b.as_int();
-        TURBO_CHECK(v == 2 || v == 4 || v == 8, "bits must be 2, 4 or 8, got " << v);
-        bits.push_back(static_cast<int>(v));
-      }
-      out.push_back(bits);
-    }
-  } catch (const Error& e) {
-    throw Error("bit map '" + path + "': head_bits row " + std::to_string(out.size()) + ": " +
-                e.what());
-  }
-  TURBO_CHECK(static_cast<int>(out.size()) == n_layers,
-              "bit map '" << path << "' has " << out.size() << " layers, the model " << n_layers);
-  for (size_t l = 0; l < out.size(); ++l)
-    TURBO_CHECK(static_cast<int>(out[l].size()) == n_kv_heads,
-                "bit map '" << path << "' layer " << l << " has " << out[l].size()
-                            << " heads, the model " << n_kv_heads);
-  return out;
-}
-
 PplRun parse_ppl_run(const std::string& spec, const std::string& shared) {
   PplRun r;
   r.spec = spec;
@@ -365,7 +316,13 @@ std::vector<PplResult> run_ppl(const PplOptions& options) {
   if (!o.bits_map.empty()) {
     TURBO_CHECK(any_mixed, "--bits-map needs a method with kv_bits=mixed");
     TURBO_CHECK(decode, "--bits-map applies to the compressed KV cache: use --phase decode");
-    head_bits = read_bits_map(o.bits_map, mc.n_layers, mc.n_kv_heads);
+    const BitMap map = load_bit_map(o.bits_map);
+    for (const PplRun& run : runs)
+      TURBO_CHECK(run.method == "reference" || run.config.quant.kv_bits != KvBits::kMixed ||
+                      !method_traits(run.config.method).bit_map || map.matches(run.config),
+                  "the bit map " << o.bits_map << " was made with " << map.knobs_text() << "; run '"
+                                 << run.spec << "' asks for other mixed-precision knobs");
+    head_bits = map.rows(mc.n_layers, mc.n_kv_heads);
   } else {
     TURBO_CHECK(!any_mixed || !decode,
                 "kv_bits=mixed needs --bits-map (a calibration of the KV heads)");
@@ -385,9 +342,8 @@ std::vector<PplResult> run_ppl(const PplOptions& options) {
     if (o.verbosity > 0) std::cerr << "ppl: reference logits from " << cache.stem() << ".f32\n";
   } else {
     Progress progress("ppl reference", calls, o.verbosity, 5.0);
-    int64_t done = 0;
     data::ExactAttentionHook exact(mc.n_layers);
-    ProgressHook hook(exact, progress, done, "exact attention");
+    data::ProgressHook hook(exact, progress, "exact attention");
     ref = scored_logits(model, w.tokens, decode, o.chunk, eval_from, hook);
     cache.store(ref);
   }
@@ -424,13 +380,12 @@ std::vector<PplResult> run_ppl(const PplOptions& options) {
       std::unique_ptr<Backend> backend = make_backend(o.backend);
       t0 = Clock::now();
       Progress progress("ppl " + run.spec, calls, o.verbosity, 5.0);
-      int64_t done = 0;
       std::vector<AttentionStats> stats;
       if (decode) {
         data::BackendDecodeHook inner(*backend, cfg, mc.n_layers, mc.n_heads, mc.n_kv_heads,
                                       mc.head_dim, head_bits);
         KvBytesProbe probe(inner, *backend, cfg, mc, head_bits, n);
-        ProgressHook hook(probe, progress, done, run.spec);
+        data::ProgressHook hook(probe, progress, run.spec);
         method = scored_logits(model, w.tokens, true, o.chunk, eval_from, hook);
         r.kv_bytes_mean_per_token_per_kv_head = probe.mean();
         r.kv_ratio_mean_vs_fp16 = 4.0 * mc.head_dim / r.kv_bytes_mean_per_token_per_kv_head;
@@ -444,7 +399,7 @@ std::vector<PplResult> run_ppl(const PplOptions& options) {
         r.kv_ratio_vs_fp16 = b.total() > 0 ? fp16 / static_cast<double>(b.total()) : 0.0;
       } else {
         data::BackendPrefillHook inner(*backend, cfg, mc.n_layers, mc.n_heads);
-        ProgressHook hook(inner, progress, done, run.spec);
+        data::ProgressHook hook(inner, progress, run.spec);
         method = scored_logits(model, w.tokens, false, o.chunk, eval_from, hook);
         stats = inner.stats();
       }
@@ -555,12 +510,7 @@ std::string ppl_table(const PplResult& r) {
 }
 
 std::string ppl_json(const std::vector<PplResult>& results, const PplOptions& o) {
-  Json j = Json::object();
-  j.set("format", "turboattn-ppl-2");
-  j.set("command", o.command);
-  j.set("version", tool_version());
-  j.set("git_commit", git_commit());
-  j.set("build", build_versions());
+  Json j = provenance_json("turboattn-ppl-2", o.command);
   j.set("model", o.model);
   j.set("text", o.text);
   j.set("backend", o.backend);

@@ -90,10 +90,6 @@ std::string ppl_table(const PplResult& r);
 // object per method.
 std::string ppl_json(const std::vector<PplResult>& results, const PplOptions& options);
 
-// The per-layer, per-kv-head bits of a bit map written by `turboattn calibrate` (its
-// "head_bits" rows, one per layer from 0), checked against the model's shape.
-std::vector<std::vector<int>> read_bits_map(const std::string& path, int n_layers, int n_kv_heads);
-
 // Circular block bootstrap: the 2.5% and 97.5% percentiles of `stat` over `resamples` resamples
 // of the n positions, drawn as blocks of `block` consecutive positions (wrapping around).
 // `stat` maps the resampled index list to a number.

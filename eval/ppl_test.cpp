@@ -18,6 +18,7 @@
 #include "core/host/file_io.h"
 #include "core/host/json.h"
 #include "datasets/activations.h"
+#include "eval/calibrate.h"
 #include "eval/sweep.h"
 #include "reference/reference.h"
 
@@ -293,23 +294,41 @@ TEST(Ppl, BadOptions) {
   EXPECT_THROW(run_ppl(o), Error);
 }
 
-TEST(BitsMap, ReadsAndValidates) {
-  const std::string p = tmp("bits.json");
-  std::ofstream(p) << "{\"note\": 1, \"head_bits\": [[4, 2], [2 ,4]]}";
-  EXPECT_EQ(read_bits_map(p, 2, 2), (std::vector<std::vector<int>>{{4, 2}, {2, 4}}));
-  EXPECT_THROW(read_bits_map(p, 3, 2), Error);
-  EXPECT_THROW(read_bits_map(p, 2, 3), Error);
-  std::ofstream(p) << "{\"head_bits\": [[4, 3]]}";
-  EXPECT_THROW(read_bits_map(p, 1, 2), Error);
-  std::ofstream(p) << "{\"head_bits\": [[4, \"4\"]]}";
-  EXPECT_THROW(read_bits_map(p, 1, 2), Error);
-  std::ofstream(p) << "{\"bits\": []}";
-  EXPECT_THROW(read_bits_map(p, 1, 2), Error);
-  // Issue 10 defect 2: 30000 '[' overflowed the stack of the hand parser.
-  std::ofstream(p) << std::string(30000, '[');
-  EXPECT_THROW(read_bits_map(p, 1, 2), Error);
-  EXPECT_THROW(read_bits_map(tmp("missing.json"), 1, 2), Error);
-  EXPECT_THROW(read_bits_map(::testing::TempDir(), 1, 2), Error);  // a directory
+// `--bits-map` (read by load_bit_map, tested in calibrate_test.cpp) reaches every layer's cache:
+// a map of 4 bits everywhere gives the kv_bits=4 run bit for bit, a map with a 2-bit head per
+// layer stores fewer bytes, and a map made with other mixed-precision knobs is refused.
+TEST(Ppl, BitMapDrivesMixedDecode) {
+  auto write_map = [](const std::string& p, const std::vector<int>& bits) {
+    BitMap m;  // SmolLM2: 30 layers x 3 kv heads
+    m.n_kv_heads = 3;
+    for (int l = 0; l < 30; ++l) {
+      m.bits[l] = bits;
+      m.priority[l] = {0.0, 0.0, 0.0};
+    }
+    std::ofstream(p) << bit_map_to_json(m).dump();
+  };
+  const std::string all4 = tmp("all4.json"), one2 = tmp("one2.json");
+  write_map(all4, {4, 4, 4});
+  write_map(one2, {2, 4, 4});
+  PplOptions o = base("flashq", 48);
+  o.phase = "decode";
+  o.config = "kv_bits=4,block=16";  // 48 tokens: 3 compressed blocks per stream
+  const PplResult fixed = run_ppl(o).at(0);
+  o.config = "kv_bits=mixed,block=16";
+  o.bits_map = all4;
+  const PplResult mixed4 = run_ppl(o).at(0);
+  EXPECT_EQ(mixed4.ppl_method, fixed.ppl_method);
+  EXPECT_EQ(mixed4.kl_mean, fixed.kl_mean);
+  EXPECT_EQ(mixed4.kv_bytes_per_token, fixed.kv_bytes_per_token);
+  o.bits_map = one2;
+  EXPECT_LT(run_ppl(o).at(0).kv_bytes_per_token, fixed.kv_bytes_per_token);
+  o.config = "kv_bits=mixed,block=16,f2=0.25";
+  try {
+    run_ppl(o);
+    FAIL() << "took a map made with f2=0.5 for f2=0.25";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("was made with f2=0.5"), std::string::npos) << e.what();
+  }
 }
 
 // Runs the turboattn binary with a file-size limit (a full disk for every write past it);

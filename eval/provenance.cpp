@@ -18,6 +18,16 @@ std::string tool_version() { return TURBO_VERSION; }
 
 std::string git_commit() { return TURBO_GIT_COMMIT; }
 
+Json provenance_json(const std::string& format, const std::string& command) {
+  Json j = Json::object();
+  j.set("format", format);
+  j.set("command", command);
+  j.set("version", tool_version());
+  j.set("git_commit", git_commit());
+  j.set("build", build_versions());
+  return j;
+}
+
 std::string build_versions() {
   std::string v;
 #if defined(__clang__)

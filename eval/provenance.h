@@ -5,6 +5,8 @@
 
 #include <string>
 
+#include "core/host/json.h"
+
 namespace turbo {
 namespace eval {
 
@@ -14,6 +16,9 @@ std::string git_commit();
 // "gcc 12.2.0; HDF5 1.10.8; OpenMP 201511; flags: build=Release -O3 -DNDEBUG -ffp-contract=off
 // ...".
 std::string build_versions();
+// The head of every result file's JSON: {"format", "command", "version", "git_commit", "build"}
+// (in this order); the caller adds its own keys after them.
+Json provenance_json(const std::string& format, const std::string& command);
 // The argv of this process as one shell-quoted command line.
 std::string command_line(int argc, const char* const* argv);
 

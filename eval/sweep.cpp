@@ -143,9 +143,7 @@ const BitMap& BitMaps::get(const AttentionConfig& c, const std::vector<int>& lay
   TURBO_CHECK(m->data_sha256 != eval_sha256,
               "the bit map was calibrated on the evaluation file itself (SHA-256 "
                   << eval_sha256 << "); calibrate on a separate split (SPEC 7)");
-  TURBO_CHECK(m->n_kv_heads == n_kv_heads,
-              "the bit map has " << m->n_kv_heads << " kv heads, the data " << n_kv_heads);
-  for (int l : layers) TURBO_CHECK(m->bits.count(l), "the bit map has no entry for layer " << l);
+  m->check_covers(layers, n_kv_heads);
   return *m;
 }
 
@@ -449,12 +447,7 @@ SweepSummary run_sweep(const SweepOptions& o) {
     check_disk_space(o.out, row_bytes * static_cast<uint64_t>(rows_per_unit) * todo.size());
   }
 
-  Json side = Json::object();
-  side.set("format", "turboattn-sweep-1");
-  side.set("command", o.command);
-  side.set("version", tool_version());
-  side.set("git_commit", git_commit());
-  side.set("build", build_versions());
+  Json side = provenance_json("turboattn-sweep-1", o.command);
   side.set("dataset", Json::parse(dataset_text, "dataset"));
   side.set("params", Json::parse(params_text, "params"));
   side.set("phases", o.phases);

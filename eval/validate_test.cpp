@@ -36,16 +36,20 @@ TEST(Validate, RefAgainstRefPassesAndCountsEveryElement) {
   o.against_threads = 1;
   o.data = eval_file();
   o.verbosity = 0;
-  const std::vector<ValidateCase> cases = run_validation(o);
+  const std::vector<check::CaseResult> cases = run_validation(o);
   std::map<std::string, int> ops;
-  for (const ValidateCase& c : cases) {
+  int real_data = 0;
+  for (const check::CaseResult& c : cases) {
+    EXPECT_FALSE(c.unsupported) << c.op << " " << c.vars << ": ref declined its own case";
     EXPECT_TRUE(c.pass) << c.op << " " << c.vars << " " << c.note;
     EXPECT_GT(c.compared, 0);
     ++ops[c.op];
+    real_data += c.vars.rfind("data layer", 0) == 0;
   }
   for (const char* op : {"quantize_stage1", "compress_block", "decompress_block", "quantize_asym",
-                         "sas", "attention_prefill", "cache+decode", "decode split-K"})
+                         "sas", "attention_prefill", "attention_decode"})
     EXPECT_GT(ops[op], 0) << op;
+  EXPECT_EQ(real_data, 7);  // 4 prefill and 3 decode cases on the activation file
 }
 
 }  // namespace

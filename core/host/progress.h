@@ -10,6 +10,11 @@
 
 namespace turbo {
 
+// Seconds on the steady clock from t0 to now.
+inline double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
 // "12.3s", "4m05s", "2h03m".
 std::string duration_text(double seconds);
 
