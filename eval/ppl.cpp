@@ -491,7 +491,7 @@ std::string ppl_table(const PplResult& r) {
   std::snprintf(buf, sizeof buf, "SAS sparsity / dropped mass              -  %.4f / %.3e\n",
                 r.sparsity, r.dropped_mass);
   os << buf;
-  if (r.phase == "decode") {
+  if (r.phase == "decode" && r.method_key != "reference") {  // the reference stores no cache
     std::snprintf(buf, sizeof buf,
                   "KV bytes per token per kv head, mean     -  %.1f (%.2fx less than FP16; "
                   "decode positions [n/8, n))\n",
