@@ -12,3 +12,6 @@ ctest --test-dir build --output-on-failure -j"$(nproc)" -LE optin
 # then its tests; pytest's summary is the last line.
 PY="$(bash eval/python/setup_env.sh | tee /dev/stderr | tail -1)"
 TURBOATTN_EXE="$PWD/build/eval/turboattn" TURBO_REQUIRE_CLI=1 "$PY" -m pytest eval/python/tests -q
+# The C++ tests and tools again under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/,
+# CPU only; what is left out and why: .ci/sanitize.sh).
+bash .ci/sanitize.sh

@@ -391,7 +391,7 @@ uint16_t exact_mul(uint16_t a, uint16_t b) {
 }
 uint16_t exact_fma(uint16_t a, uint16_t b, uint16_t c) {
   const i128 p = static_cast<i128>(half_units(a)) * half_units(b);
-  const i128 v = p + (static_cast<i128>(half_units(c)) << 24);
+  const i128 v = p + static_cast<i128>(half_units(c)) * (i128{1} << 24);  // c may be negative
   if (v == 0) {
     const bool p_neg = (a ^ b) & 0x8000u, c_neg = c & 0x8000u;
     return (p == 0 && (c & 0x7fffu) == 0 && p_neg && c_neg) ? 0x8000 : 0;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <iostream>
 #include <set>
 #include <sstream>
 #include <type_traits>
@@ -53,11 +54,60 @@ class H5Handle {
   herr_t (*closer_)(hid_t) = nullptr;
 };
 
+// The innermost messages of the HDF5 error stack of the call that just failed (the automatic
+// printing is off, the stack is still kept), as ": <message>; <message>", and a plain statement
+// when one of them is a failed checksum (fletcher32 over chunk data, or a metadata checksum).
+herr_t collect_error(unsigned n, const H5E_error2_t* e, void* out) {
+  auto& v = *static_cast<std::vector<std::string>*>(out);
+  if (e->desc && *e->desc && n < 64) v.emplace_back(e->desc);
+  return 0;
+}
+std::string hdf5_cause() {
+  std::vector<std::string> msgs;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, collect_error, &msgs);  // innermost first
+  if (msgs.empty()) return "";
+  std::string out;
+  bool checksum = false;
+  for (size_t i = 0; i < msgs.size() && i < 2; ++i) out += (i ? "; " : ": ") + msgs[i];
+  for (const std::string& m : msgs)
+    checksum = checksum || m.find("checksum") != std::string::npos ||
+               m.find("Fletcher32") != std::string::npos;
+  if (checksum) out += " (checksum mismatch: the file is corrupt)";
+  return out;
+}
+
 hid_t check_id(hid_t id, const std::string& what) {
-  TURBO_CHECK(id >= 0, "HDF5: " << what);
+  TURBO_CHECK(id >= 0, "HDF5: " << what << hdf5_cause());
   return id;
 }
-void check_status(herr_t s, const std::string& what) { TURBO_CHECK(s >= 0, "HDF5: " << what); }
+void check_status(herr_t s, const std::string& what) {
+  TURBO_CHECK(s >= 0, "HDF5: " << what << hdf5_cause());
+}
+
+// The newest file format HDF5 1.10 writes (superblock v3, version-2 object headers, fixed-array
+// chunk indexes: every piece of metadata carries a checksum). Pinned to 1.10 rather than "latest"
+// so that a newer library writes the same bytes.
+H5Handle checksummed_file_access() {
+  H5Handle fapl(check_id(H5Pcreate(H5P_FILE_ACCESS), "file access list"), &H5Pclose);
+  check_status(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V110, H5F_LIBVER_V110),
+               "selecting the HDF5 1.10 file format");
+  return fapl;
+}
+
+// Reads verify the fletcher32 checksum of every chunk (HDF5's default, stated here).
+H5Handle verifying_transfer() {
+  H5Handle dxpl(check_id(H5Pcreate(H5P_DATASET_XFER), "transfer list"), &H5Pclose);
+  check_status(H5Pset_edc_check(dxpl.get(), H5Z_ENABLE_EDC), "enabling checksum verification");
+  return dxpl;
+}
+
+bool has_fletcher32(hid_t ds) {
+  H5Handle dcpl(check_id(H5Dget_create_plist(ds), "dataset creation list"), &H5Pclose);
+  unsigned flags = 0, config = 0;
+  size_t n = 0;
+  return H5Pget_filter_by_id2(dcpl.get(), H5Z_FILTER_FLETCHER32, &flags, &n, nullptr, 0, nullptr,
+                              &config) >= 0;
+}
 
 // IEEE binary16 little-endian, built as h5py builds numpy float16 (HDF5 1.10 has no predefined
 // half type): sign bit 15, exponent bits 10..14 (bias 15), mantissa bits 0..9.
@@ -81,16 +131,22 @@ std::string layer_group_name(int layer) { return "/layers/" + std::to_string(lay
 
 // ---- attribute writers (fixed order, no timestamps) -------------------------------------------
 
+// A fixed-length, null-padded UTF-8 string (h5py: string_dtype("utf-8", length)): it is stored in
+// the attribute message, under the object header's checksum. (A variable-length string lives in
+// the global heap, which HDF5 does not checksum, and a flipped bit there crashed HDF5 1.10's
+// H5Aread.)
 void write_string_attr(hid_t obj, const char* name, const std::string& value) {
+  const std::string stored = value.empty() ? std::string(1, '\0') : value;  // size >= 1
   H5Handle type(check_id(H5Tcopy(H5T_C_S1), "string type"), &H5Tclose);
-  check_status(H5Tset_size(type.get(), H5T_VARIABLE), "string size");
+  check_status(H5Tset_size(type.get(), stored.size()), "string size");
+  check_status(H5Tset_strpad(type.get(), H5T_STR_NULLPAD), "string padding");
   check_status(H5Tset_cset(type.get(), H5T_CSET_UTF8), "string charset");
   H5Handle space(check_id(H5Screate(H5S_SCALAR), "scalar space"), &H5Sclose);
   H5Handle attr(check_id(H5Acreate2(obj, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
                          std::string("creating attribute ") + name),
                 &H5Aclose);
-  const char* p = value.c_str();
-  check_status(H5Awrite(attr.get(), type.get(), &p), std::string("writing attribute ") + name);
+  check_status(H5Awrite(attr.get(), type.get(), stored.data()),
+               std::string("writing attribute ") + name);
 }
 
 template <typename T>
@@ -241,7 +297,8 @@ ActivationReader::ActivationReader(const std::string& path) : path_(path) {
   check_input_file(path, "activation file");  // a directory or FIFO is named, never opened
   TURBO_CHECK(H5Fis_hdf5(path.c_str()) > 0, "'" << path << "' is not an HDF5 file");
   file_ = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-  TURBO_CHECK(file_ >= 0, "cannot open HDF5 file '" << path << "' (truncated or corrupt?)");
+  TURBO_CHECK(file_ >= 0,
+              "cannot open HDF5 file '" << path << "' (truncated or corrupt?)" << hdf5_cause());
   try {
     const hid_t root = file_;
     const int schema = read_scalar_attr<int32_t>(root, "schema_version", H5T_NATIVE_INT32, path);
@@ -296,6 +353,29 @@ ActivationReader::ActivationReader(const std::string& path) : path_(path) {
     TURBO_CHECK(H5Lexists(root, "tokens", H5P_DEFAULT) > 0,
                 "'" << path << "' has no /tokens dataset");
     require_hard_link(root, "tokens", path);
+    // Checksums: a superblock of version 2 or later (HDF5 1.8+ formats checksum all metadata) and
+    // fletcher32 on every dataset. A file without them (older turboattn, or another writer) is
+    // read, with one warning per file and process: corruption of its data would go unnoticed.
+    H5F_info2_t info;
+    check_status(H5Fget_info2(file_, &info), "reading the superblock of '" + path + "'");
+    checksummed_ = info.super.version >= 2;
+    std::vector<std::string> names{"tokens"};
+    for (int l : meta_.layers)
+      for (const char* t : {"/q", "/k", "/v"}) names.push_back(layer_group_name(l) + t);
+    for (const std::string& name : names) {
+      if (!checksummed_) break;
+      H5Handle ds(check_id(H5Dopen2(file_, name.c_str(), H5P_DEFAULT),
+                           "opening " + name + " of '" + path + "'"),
+                  &H5Dclose);
+      checksummed_ = has_fletcher32(ds.get());
+    }
+    H5Eclear2(H5E_DEFAULT);
+    static std::set<std::string> warned;
+    if (!checksummed_ && warned.insert(path).second)
+      std::cerr << "warning: '" << path
+                << "' was written without checksums (no fletcher32 on its datasets or an HDF5 "
+                   "format before 1.8): a corrupt byte in it cannot be detected; re-capture it "
+                   "with this turboattn to add them\n";
   } catch (...) {
     H5Fclose(file_);
     file_ = -1;
@@ -322,8 +402,9 @@ std::vector<int32_t> ActivationReader::tokens() const {
                                                              << meta_.n_tokens);
   std::vector<int32_t> out(n);
   check_storage(ds.get(), 1, &n, "/tokens", path_);
-  check_status(H5Dread(ds.get(), H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()),
-               "reading /tokens of " + path_ + " (truncated or corrupt?)");
+  check_status(
+      H5Dread(ds.get(), H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, verifying_transfer().get(), out.data()),
+      "reading /tokens of " + path_ + " (truncated or corrupt?)");
   return out;
 }
 
@@ -370,9 +451,9 @@ HostTensor<Half> ActivationReader::read(int layer, char which, int64_t token_beg
                "selecting tokens");
   H5Handle mspace(check_id(H5Screate_simple(3, count, nullptr), "memory space"), &H5Sclose);
   H5Handle mtype = make_half_type();
-  check_status(
-      H5Dread(ds.get(), mtype.get(), mspace.get(), space.get(), H5P_DEFAULT, out.storage.data()),
-      "reading " + name + " of " + path_ + " (truncated or corrupt?)");
+  check_status(H5Dread(ds.get(), mtype.get(), mspace.get(), space.get(), verifying_transfer().get(),
+                       out.storage.data()),
+               "reading " + name + " of " + path_ + " (truncated or corrupt?)");
   const std::string what = std::string(1, static_cast<char>(which - 'a' + 'A')) + " (layer " +
                            std::to_string(layer) + ") of '" + path_ + "'";
   check_finite(out.view().as_const(), what.c_str());
@@ -406,11 +487,12 @@ ActivationWriter::ActivationWriter(const std::string& path, const ActivationMeta
     }
   }
   std::remove(tmp_path_.c_str());
-  // No timestamps anywhere (root group included) and the oldest file format that holds the data,
-  // so that the bytes depend on the inputs only.
+  // No timestamps anywhere (root group included) and a pinned file format, so that the bytes
+  // depend on the inputs only; the format checksums all metadata.
   H5Handle fcpl(check_id(H5Pcreate(H5P_FILE_CREATE), "file creation list"), &H5Pclose);
   check_status(H5Pset_obj_track_times(fcpl.get(), false), "disabling root timestamps");
-  file_ = H5Fcreate(tmp_path_.c_str(), H5F_ACC_TRUNC, fcpl.get(), H5P_DEFAULT);
+  H5Handle fapl = checksummed_file_access();
+  file_ = H5Fcreate(tmp_path_.c_str(), H5F_ACC_TRUNC, fcpl.get(), fapl.get());
   TURBO_CHECK(file_ >= 0,
               "cannot create '" << tmp_path_ << "' (directory missing or not writable?)");
   try {
@@ -454,7 +536,8 @@ void ActivationWriter::abandon() noexcept {
 
 namespace {
 
-// Writes one chunked, shuffled, gzip-compressed dataset without timestamps. dims are 1-D or 3-D.
+// Writes one chunked, shuffled, gzip-compressed dataset without timestamps, with a fletcher32
+// checksum of every (compressed) chunk, verified on read. dims are 1-D or 3-D.
 void write_dataset(hid_t parent, const char* name, hid_t file_type, hid_t mem_type, int rank,
                    const hsize_t* dims, const void* data) {
   H5Handle space(check_id(H5Screate_simple(rank, dims, nullptr), "dataspace"), &H5Sclose);
@@ -471,6 +554,7 @@ void write_dataset(hid_t parent, const char* name, hid_t file_type, hid_t mem_ty
   check_status(H5Pset_chunk(dcpl.get(), rank, chunk), "setting chunks");
   check_status(H5Pset_shuffle(dcpl.get()), "enabling shuffle");
   check_status(H5Pset_deflate(dcpl.get(), 6), "enabling gzip");
+  check_status(H5Pset_fletcher32(dcpl.get()), "enabling fletcher32");
   H5Handle ds(check_id(H5Dcreate2(parent, name, file_type, space.get(), H5P_DEFAULT, dcpl.get(),
                                   H5P_DEFAULT),
                        std::string("creating dataset ") + name),

@@ -8,8 +8,9 @@
 //   /layers/<L>/q    IEEE FP16 [n_heads, N, head_dim]      (post-RoPE)
 //   /layers/<L>/k    IEEE FP16 [n_kv_heads, N, head_dim]   (post-RoPE)
 //   /layers/<L>/v    IEEE FP16 [n_kv_heads, N, head_dim]
-// Datasets are chunked [1, min(N, 256), head_dim] with shuffle + gzip, and the file carries no
-// timestamps, so the same inputs give a byte-identical file.
+// Datasets are chunked [1, min(N, 256), head_dim] with shuffle + gzip + fletcher32, in the HDF5
+// 1.10 file format (checksummed metadata); the file carries no timestamps, so the same inputs give
+// a byte-identical file.
 #pragma once
 
 #include <cstdint>
@@ -49,11 +50,16 @@ class ActivationReader {
                         int64_t token_end = -1) const;
   // SHA-256 of the file bytes.
   std::string sha256() const;
+  // Whether the file's metadata and every dataset's chunks carry checksums (verified on read; a
+  // mismatch is an error naming the file and dataset). False for files of older writers, which
+  // are read with a warning on stderr, once per file.
+  bool checksummed() const { return checksummed_; }
 
  private:
   std::string path_;
   ActivationMeta meta_;
   int64_t file_ = -1;  // hid_t
+  bool checksummed_ = false;
 };
 
 class ActivationWriter {

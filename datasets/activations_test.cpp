@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <iterator>
@@ -303,18 +304,19 @@ TEST(Activations, MissingChunkIsAnErrorNotZeros) {
 }
 
 // Issue 10 defect 3: one flipped bit in a chunk dimension ([1, 256, 16] -> [1, 256, 2097168])
-// crashed H5Dread. Every read now either succeeds on an intact dataset or names the problem.
+// crashed H5Dread. Every read now either succeeds on an intact dataset or names the problem; in
+// the checksummed format the object header's checksum catches it.
 TEST(Activations, FlippedChunkDimensionIsAnErrorNotACrash) {
   const std::string p = temp_path("flipped_chunk");
   const ActivationMeta m = small_meta();
   write_file(p, m, true);
   std::string bytes = file_bytes(p);
-  // Layout message (version 3, chunked): the chunk dimensions as 4-byte little-endian integers,
-  // then the element size: 1, 256, 16, 2.
-  const std::string pattern("\x01\x00\x00\x00\x00\x01\x00\x00\x10\x00\x00\x00\x02\x00\x00\x00", 16);
+  // Layout message (version 4, chunked, dimension sizes encoded in 2 bytes): the chunk dimensions
+  // as 2-byte little-endian integers, then the element size: 1, 256, 16, 2.
+  const std::string pattern("\x01\x00\x00\x01\x10\x00\x02\x00", 8);
   const size_t at = bytes.find(pattern);
   ASSERT_NE(at, std::string::npos) << "no chunked layout message found";
-  bytes[at + 10] = static_cast<char>(bytes[at + 10] | 0x20);  // 16 -> 16 + 2^21
+  bytes[at + 5] = static_cast<char>(bytes[at + 5] | 0x20);  // 16 -> 16 + 2^13
   {
     std::ofstream f(p, std::ios::binary | std::ios::trunc);
     f << bytes;
@@ -327,14 +329,194 @@ TEST(Activations, FlippedChunkDimensionIsAnErrorNotACrash) {
         const std::string e = error_of([&] { r.read(l, c); });
         if (!e.empty()) {
           ++errors;
-          EXPECT_TRUE(e.find("chunk") != std::string::npos || e.find("HDF5") != std::string::npos)
-              << e;
+          EXPECT_NE(e.find("checksum mismatch"), std::string::npos) << e;
         }
       }
-  } catch (const Error&) {
+  } catch (const Error& e) {
     ++errors;  // refused at open: as good
+    EXPECT_NE(std::string(e.what()).find("checksum mismatch"), std::string::npos) << e.what();
   }
   EXPECT_GE(errors, 1);
+}
+
+// ---- checksums (issue 10 defect 3) ------------------------------------------------------------
+
+void write_bytes(const std::string& p, const std::string& bytes) {
+  std::ofstream f(p, std::ios::binary | std::ios::trunc);
+  f << bytes;
+}
+
+// Byte ranges [addr, addr + size) of the stored chunks of one dataset.
+std::vector<std::pair<uint64_t, uint64_t>> chunk_ranges(const std::string& path,
+                                                        const std::string& name) {
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  const hid_t ds = H5Dopen2(f, name.c_str(), H5P_DEFAULT);
+  const hid_t sp = H5Dget_space(ds);
+  hsize_t n = 0;
+  H5Dget_num_chunks(ds, sp, &n);
+  for (hsize_t i = 0; i < n; ++i) {
+    hsize_t off[3];
+    unsigned mask;
+    haddr_t addr;
+    hsize_t size;
+    H5Dget_chunk_info(ds, sp, i, off, &mask, &addr, &size);
+    out.emplace_back(addr, size);
+  }
+  H5Sclose(sp);
+  H5Dclose(ds);
+  H5Fclose(f);
+  return out;
+}
+
+TEST(Activations, WrittenFilesCarryChecksums) {
+  const std::string p = temp_path("checksums");
+  const ActivationMeta m = small_meta();
+  write_file(p, m, true);
+  const ActivationReader r(p);
+  EXPECT_TRUE(r.checksummed());
+  const hid_t f = H5Fopen(p.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  H5F_info2_t info;
+  ASSERT_GE(H5Fget_info2(f, &info), 0);
+  EXPECT_GE(info.super.version, 2u);  // superblock v2+: checksummed metadata
+  for (const char* name : {"/tokens", "/layers/1/q", "/layers/1/k", "/layers/3/v"}) {
+    const hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
+    const hid_t dcpl = H5Dget_create_plist(ds);
+    unsigned flags = 0, config = 0;
+    size_t nv = 0;
+    EXPECT_GE(H5Pget_filter_by_id2(dcpl, H5Z_FILTER_FLETCHER32, &flags, &nv, nullptr, 0, nullptr,
+                                   &config),
+              0)
+        << name;
+    H5Pclose(dcpl);
+    H5Dclose(ds);
+  }
+  H5Fclose(f);
+}
+
+// One flipped bit in the stored (compressed) data of a chunk: a clear error naming the file, the
+// dataset and the checksum, never zeros or garbage values.
+TEST(Activations, FlippedBitInChunkDataIsAChecksumError) {
+  const std::string p = temp_path("flipped_data");
+  const ActivationMeta m = small_meta();
+  write_file(p, m, true);
+  const std::string good = file_bytes(p);
+  for (const char* name : {"/layers/1/k", "/layers/3/q", "/tokens"}) {
+    const auto chunks = chunk_ranges(p, name);
+    ASSERT_FALSE(chunks.empty()) << name;
+    for (size_t c = 0; c < chunks.size(); c += 3) {
+      for (uint64_t at : {chunks[c].first, chunks[c].first + chunks[c].second / 2,
+                          chunks[c].first + chunks[c].second - 1}) {
+        std::string bad = good;
+        bad[at] = static_cast<char>(bad[at] ^ 0x04);
+        write_bytes(p, bad);
+        const ActivationReader r(p);
+        const std::string e = error_of([&] {
+          if (std::string(name) == "/tokens")
+            r.tokens();
+          else
+            r.read(name[8] - '0', name[10]);
+        });
+        EXPECT_NE(e.find(p), std::string::npos) << e;
+        EXPECT_NE(e.find(name), std::string::npos) << e;
+        EXPECT_NE(e.find("checksum mismatch: the file is corrupt"), std::string::npos) << e;
+      }
+    }
+  }
+}
+
+// A single flipped bit anywhere outside the chunk data (superblock, object headers with their
+// attributes, chunk indexes, heaps): the reader either refuses the file with an error or returns
+// exactly what was written (every attribute, the tokens, every tensor). Before the strings were
+// fixed-length, a flip in the global heap crashed H5Aread.
+TEST(Activations, EveryMetadataBitFlipIsAnErrorOrHarmless) {
+  const std::string p = temp_path("flip_meta"), q = temp_path("flip_meta_bad");
+  ActivationMeta m = small_meta();
+  m.n_tokens = 24;
+  m.n_heads = 2;
+  m.n_kv_heads = 1;
+  m.head_dim = 8;
+  const Written w = write_file(p, m, true);
+  const std::string good = file_bytes(p);
+  std::vector<bool> data(good.size(), false);
+  for (const char* name : {"/tokens", "/layers/1/q", "/layers/1/k", "/layers/1/v", "/layers/3/q",
+                           "/layers/3/k", "/layers/3/v"})
+    for (const auto& c : chunk_ranges(p, name))
+      for (uint64_t i = c.first; i < c.first + c.second; ++i) data[i] = true;
+  const ActivationReader orig(p);
+  int refused = 0, harmless = 0, strings_changed = 0, metadata_bytes = 0;
+  for (size_t at = 0; at < good.size(); ++at) {
+    if (data[at]) continue;
+    ++metadata_bytes;
+    std::string bad = good;
+    bad[at] = static_cast<char>(bad[at] ^ 0x10);
+    write_bytes(q, bad);
+    try {
+      const ActivationReader r(q);
+      const ActivationMeta& a = r.meta();
+      const ActivationMeta& b = orig.meta();
+      EXPECT_TRUE(a.n_layers == b.n_layers && a.n_heads == b.n_heads &&
+                  a.n_kv_heads == b.n_kv_heads && a.head_dim == b.head_dim &&
+                  a.n_tokens == b.n_tokens && a.layers == b.layers &&
+                  std::memcmp(&a.rope_theta, &b.rope_theta, sizeof(double)) == 0)
+          << "byte " << at << ": numeric attributes changed silently";
+      EXPECT_EQ(r.tokens(), w.tokens) << "byte " << at;
+      for (int i = 0; i < 2; ++i) {
+        const int l = m.layers[i];
+        const HostTensor<Half> tq = r.read(l, 'q'), tk = r.read(l, 'k'), tv = r.read(l, 'v');
+        EXPECT_EQ(std::memcmp(tq.storage.data(), w.q[i].storage.data(), tq.storage.size() * 2), 0)
+            << "byte " << at;
+        EXPECT_EQ(std::memcmp(tk.storage.data(), w.k[i].storage.data(), tk.storage.size() * 2), 0)
+            << "byte " << at;
+        EXPECT_EQ(std::memcmp(tv.storage.data(), w.v[i].storage.data(), tv.storage.size() * 2), 0)
+            << "byte " << at;
+      }
+      if (a.model != b.model || a.model_sha256 != b.model_sha256 ||
+          a.text_source != b.text_source || a.version != b.version || a.command != b.command)
+        ++strings_changed;
+      else
+        ++harmless;
+    } catch (const Error&) {
+      ++refused;
+    }
+  }
+  std::printf("%d metadata bytes flipped: %d refused, %d read unchanged\n", metadata_bytes, refused,
+              harmless);
+  EXPECT_EQ(strings_changed, 0);
+  EXPECT_GT(refused, metadata_bytes / 2);
+}
+
+// A file without checksums (an older turboattn, or another writer) is still read, and says so.
+TEST(Activations, FileWithoutChecksumsIsReadWithOneWarning) {
+  const std::string p = temp_path("no_checksums");
+  const ActivationMeta m = small_meta();
+  const Written w = write_file(p, m, true);
+  edit_file(p, [&](hid_t f) {  // /tokens again, chunked + gzip, no fletcher32
+    ASSERT_GE(H5Ldelete(f, "/tokens", H5P_DEFAULT), 0);
+    const hsize_t n = static_cast<hsize_t>(m.n_tokens);
+    const hid_t sp = H5Screate_simple(1, &n, nullptr);
+    const hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 1, &n);
+    H5Pset_deflate(dcpl, 6);
+    const hid_t ds = H5Dcreate2(f, "/tokens", H5T_STD_I32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    ASSERT_GE(ds, 0);
+    ASSERT_GE(H5Dwrite(ds, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, w.tokens.data()), 0);
+    H5Dclose(ds);
+    H5Pclose(dcpl);
+    H5Sclose(sp);
+  });
+  ::testing::internal::CaptureStderr();
+  {
+    const ActivationReader r(p);
+    EXPECT_FALSE(r.checksummed());
+    EXPECT_EQ(r.tokens(), w.tokens);
+    expect_same_bits(r.read(1, 'k'), w.k[1]);
+  }
+  const ActivationReader again(p);
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("warning: '" + p + "' was written without checksums"), std::string::npos)
+      << err;
+  EXPECT_EQ(err.find("warning"), err.rfind("warning")) << "warned more than once: " << err;
 }
 
 // Issue 10 defect 15: a FIFO as --data blocked forever; a directory gave an HDF5 message.

@@ -3,8 +3,9 @@
 documented schema: the same rules as turboattn's reader (attributes, /tokens int32 [N], every
 layer of the `layers` attribute (non-empty) present as /layers/<L>/{q,k,v} float16
 [heads, N, head_dim], finite values). With --strict, also what `turboattn capture` writes for
-byte-reproducible files: no object timestamps, shuffle + gzip, and no /layers group that the
-`layers` attribute does not list.
+byte-reproducible, checksummed files: no object timestamps, shuffle + gzip + fletcher32 on
+every dataset, a superblock of version 2 or later (checksummed metadata), and no /layers group
+that the `layers` attribute does not list.
 
 usage: h5py_schema_check.py [--strict] <file.h5> [...]
 """
@@ -18,18 +19,30 @@ STRING_ATTRS = ["model", "model_sha256", "text_source", "turboattn_version", "co
 INT_ATTRS = ["n_layers", "n_heads", "n_kv_heads", "head_dim", "n_tokens", "schema_version"]
 
 
+def text(value):
+    """A string attribute as str: variable-length ones read as str, fixed-length (what turboattn
+    writes) as bytes, UTF-8."""
+    return value.decode("utf-8") if isinstance(value, (bytes, np.bytes_)) else value
+
+
 def check(path, strict):
     errors = []
     with h5py.File(path, "r") as f:
         a = f.attrs
         for k in STRING_ATTRS:
-            if not isinstance(a.get(k), str):
+            if not isinstance(text(a.get(k)), str):
                 errors.append(f"attribute {k} is not a string")
+            elif strict and h5py.h5a.open(f.id, k.encode()).get_type().is_variable_str():
+                errors.append(f"attribute {k} is a variable-length string (global heap, no checksum)")
         for k in INT_ATTRS:
             if not np.issubdtype(np.asarray(a.get(k)).dtype, np.integer):
                 errors.append(f"attribute {k} is not an integer")
         if errors:
             return errors
+        if strict and f.id.get_create_plist().get_version()[0] < 2:
+            errors.append("superblock before version 2: metadata without checksums")
+        if strict and not f["tokens"].fletcher32:
+            errors.append("/tokens has no fletcher32 checksum")
         if a["schema_version"] != 1:
             errors.append("schema_version != 1")
         n, d = int(a["n_tokens"]), int(a["head_dim"])
@@ -56,11 +69,11 @@ def check(path, strict):
                     errors.append(f"layers/{L}/{name} is {ds.dtype} {ds.shape}")
                 if not np.isfinite(x).all():
                     errors.append(f"layers/{L}/{name} has non-finite values")
-                if strict and (ds.compression != "gzip" or not ds.shuffle):
-                    errors.append(f"layers/{L}/{name} is not shuffle + gzip")
+                if strict and (ds.compression != "gzip" or not ds.shuffle or not ds.fletcher32):
+                    errors.append(f"layers/{L}/{name} is not shuffle + gzip + fletcher32")
                 if strict and h5py.h5o.get_info(ds.id).ctime != 0:
                     errors.append(f"layers/{L}/{name} carries a timestamp")
-        print(f"ok   {path}: {len(layers)} layers x {n} tokens; {a['text_source'][:60]}...")
+        print(f"ok   {path}: {len(layers)} layers x {n} tokens; {text(a['text_source'])[:60]}...")
     return errors
 
 
@@ -68,7 +81,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("files", nargs="+", metavar="file.h5", help="activation files to check")
     ap.add_argument("--strict", action="store_true",
-                    help="also require what `turboattn capture` writes (gzip, no timestamps)")
+                    help="also require what `turboattn capture` writes (gzip, fletcher32, "
+                         "checksummed metadata, no timestamps)")
     args = ap.parse_args()
     bad = False
     for p in args.files:

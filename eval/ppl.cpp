@@ -28,6 +28,7 @@
 #include "datasets/sha256.h"
 #include "eval/calibrate.h"
 #include "eval/provenance.h"
+#include "eval/sweep.h"
 #include "reference/reference.h"
 
 namespace turbo {
@@ -35,6 +36,62 @@ namespace eval {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// SPEC 8 as the sweep counts it (eval/sweep.cpp run_unit): the bytes each layer's cache holds
+// after token p is appended, for every p in [decode_start(n), n), per token and kv head. The
+// decode hook appends a chunk at a time, so a second cache per layer takes the same K/V rows one
+// token at a time (a cache is a pure function of its rows, reference/kv_cache.h) and is read
+// after each; its bytes at the end must equal the decode caches'.
+class KvBytesProbe : public data::AttentionHook {
+ public:
+  KvBytesProbe(data::BackendDecodeHook& inner, Backend& backend, const AttentionConfig& config,
+               const data::LlamaConfig& mc, const std::vector<std::vector<int>>& head_bits,
+               int64_t n)
+      : inner_(inner), start_(decode_start(n)), caches_(static_cast<size_t>(mc.n_layers)) {
+    for (int l = 0; l < mc.n_layers; ++l) {
+      KvCacheSpec spec;
+      spec.config = config;
+      spec.kv_heads = mc.n_kv_heads;
+      spec.head_dim = mc.head_dim;
+      if (!head_bits.empty()) spec.head_bits = head_bits[static_cast<size_t>(l)];
+      caches_[static_cast<size_t>(l)] = backend.create_cache(spec);
+    }
+    backend_ = &backend;
+  }
+  void attend(int layer, int64_t pos0, int64_t window, const HostTensor<Half>& q,
+              const HostTensor<Half>& k, const HostTensor<Half>& v, float* o) override {
+    inner_.attend(layer, pos0, window, q, k, v, o);
+    KvCache& cache = *caches_[static_cast<size_t>(layer)];
+    for (int64_t t = 0; t < k.n; ++t) {
+      backend_->cache_append(cache, token_slice(k, t, t + 1), token_slice(v, t, t + 1));
+      if (pos0 + t < start_) continue;
+      const KvBytes b = cache.bytes();
+      TURBO_CHECK(b.tokens == cache.length() * cache.spec().kv_heads,
+                  "KvCache::bytes() counts " << b.tokens << " token-heads, expected "
+                                             << cache.length() * cache.spec().kv_heads);
+      sum_ += static_cast<double>(b.total()) / static_cast<double>(b.tokens);
+      ++count_;
+    }
+  }
+  // Mean over the decode positions and the layers, per token and kv head.
+  double mean() const {
+    const KvBytes end = inner_.kv_bytes();
+    KvBytes probe;
+    for (const auto& c : caches_) probe += c->bytes();
+    TURBO_CHECK(probe.total() == end.total() && probe.tokens == end.tokens,
+                "the token-by-token cache holds " << probe.total() << " bytes, the decode caches "
+                                                  << end.total());
+    return count_ > 0 ? sum_ / static_cast<double>(count_) : 0.0;
+  }
+
+ private:
+  data::BackendDecodeHook& inner_;
+  Backend* backend_ = nullptr;
+  int64_t start_;
+  std::vector<std::unique_ptr<KvCache>> caches_;
+  double sum_ = 0;
+  int64_t count_ = 0;
+};
 
 // Logits rows of positions [eval_from, N - 1) (each predicts the next token).
 std::vector<float> scored_logits(const data::LlamaModel& model, const std::vector<int32_t>& tokens,
@@ -180,6 +237,39 @@ Interval bootstrap_interval(int64_t n, int resamples, int64_t block, uint64_t se
   return ci;
 }
 
+PplRun parse_ppl_run(const std::string& spec, const std::string& shared) {
+  PplRun r;
+  r.spec = spec;
+  const size_t colon = spec.find(':');
+  r.method = spec.substr(0, colon);
+  const std::string knobs = colon == std::string::npos ? "" : spec.substr(colon + 1);
+  TURBO_CHECK(!r.method.empty(), "run '" << spec << "' names no method (method[:name=value,...])");
+  if (r.method == "reference") {
+    TURBO_CHECK(colon == std::string::npos, "run '" << spec << "': reference takes no knobs");
+    return r;
+  }
+  try {
+    AttentionConfig named;
+    set_knob(named, "method", r.method);  // checks the name
+    auto names_other_method = [&](const std::string& knob_list) {
+      std::stringstream ss(knob_list);
+      for (std::string item; std::getline(ss, item, ',');)
+        if (item.rfind("method=", 0) == 0 && parse_attention_config(item).method != named.method)
+          return true;
+      return false;
+    };
+    TURBO_CHECK(!names_other_method(shared), "the method in --config contradicts it");
+    TURBO_CHECK(!names_other_method(knobs), "a method= knob contradicts the name before ':'");
+    r.config = parse_attention_config(shared + "," + knobs);  // the run's knobs win
+    set_knob(r.config, "method", r.method);
+    const Status s = r.config.validate();
+    TURBO_CHECK(s.ok, "invalid config: " << s.message);
+  } catch (const Error& e) {
+    throw Error("run '" + spec + "': " + e.what());
+  }
+  return r;
+}
+
 std::vector<PplResult> run_ppl(const PplOptions& options) {
   PplOptions o = options;
   o.model = data::resolve_model_path(o.model);
@@ -187,25 +277,28 @@ std::vector<PplResult> run_ppl(const PplOptions& options) {
               "--phase must be prefill or decode, got '" << o.phase << "'");
   TURBO_CHECK(o.chunk >= 1 && o.chunk <= kMaxTileSize,
               "--chunk must be in [1, " << kMaxTileSize << "], got " << o.chunk);
-  TURBO_CHECK(!o.methods.empty(), "--method names no method");
+  TURBO_CHECK(!o.methods.empty() || !o.runs.empty(), "--method names no method");
   TURBO_CHECK(o.bootstrap >= 0 && o.bootstrap <= 100000,
               "--bootstrap must be in [0, 100000], got " << o.bootstrap);
   const bool decode = o.phase == "decode";
 
-  // Every method's config, validated before the model is read.
-  std::vector<AttentionConfig> configs;
-  for (const std::string& m : o.methods) {
-    AttentionConfig cfg = parse_attention_config(o.config);
-    if (m != "reference") {
-      const AttentionConfig from_config = cfg;
-      set_knob(cfg, "method", m);
-      TURBO_CHECK(o.config.find("method=") == std::string::npos || from_config.method == cfg.method,
-                  "--method " << m << " contradicts the method in --config");
-      const Status s = cfg.validate();
-      TURBO_CHECK(s.ok, "invalid config for " << m << ": " << s.message);
+  // Every run's config, validated before the model is read.
+  std::vector<PplRun> runs;
+  if (o.runs.empty()) {
+    for (const std::string& m : o.methods) {
+      TURBO_CHECK(m.find(':') == std::string::npos,
+                  "--method takes method names; give per-method knobs as --run '" << m << "'");
+      runs.push_back(parse_ppl_run(m, o.config));
     }
-    configs.push_back(cfg);
+  } else {
+    for (const std::string& spec : o.runs) runs.push_back(parse_ppl_run(spec, o.config));
   }
+  for (size_t i = 0; i < runs.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      TURBO_CHECK(runs[i].method != runs[j].method ||
+                      (runs[i].method != "reference" &&
+                       runs[i].config.to_string() != runs[j].config.to_string()),
+                  "run '" << runs[i].spec << "' repeats run '" << runs[j].spec << "'");
 
   const data::LlamaModel model(o.model);
   const data::LlamaConfig& mc = model.config();
@@ -217,18 +310,18 @@ std::vector<PplResult> run_ppl(const PplOptions& options) {
                                 << n - 1 << ")");
   std::vector<std::vector<int>> head_bits;
   bool any_mixed = false;
-  for (size_t i = 0; i < configs.size(); ++i)
+  for (const PplRun& run : runs)
     any_mixed =
-        any_mixed || (o.methods[i] != "reference" && configs[i].quant.kv_bits == KvBits::kMixed);
+        any_mixed || (run.method != "reference" && run.config.quant.kv_bits == KvBits::kMixed);
   if (!o.bits_map.empty()) {
     TURBO_CHECK(any_mixed, "--bits-map needs a method with kv_bits=mixed");
     TURBO_CHECK(decode, "--bits-map applies to the compressed KV cache: use --phase decode");
     const BitMap map = load_bit_map(o.bits_map);
-    for (size_t i = 0; i < configs.size(); ++i)
-      TURBO_CHECK(o.methods[i] == "reference" || configs[i].quant.kv_bits != KvBits::kMixed ||
-                      !method_traits(configs[i].method).bit_map || map.matches(configs[i]),
-                  "the bit map " << o.bits_map << " was made with " << map.knobs_text()
-                                 << "; --config asks for other mixed-precision knobs");
+    for (const PplRun& run : runs)
+      TURBO_CHECK(run.method == "reference" || run.config.quant.kv_bits != KvBits::kMixed ||
+                      !method_traits(run.config.method).bit_map || map.matches(run.config),
+                  "the bit map " << o.bits_map << " was made with " << map.knobs_text() << "; run '"
+                                 << run.spec << "' asks for other mixed-precision knobs");
     head_bits = map.rows(mc.n_layers, mc.n_kv_heads);
   } else {
     TURBO_CHECK(!any_mixed || !decode,
@@ -271,10 +364,11 @@ std::vector<PplResult> run_ppl(const PplOptions& options) {
 
   ref::register_reference_backend();
   std::vector<PplResult> results;
-  for (size_t mi = 0; mi < configs.size(); ++mi) {
-    const bool reference_only = o.methods[mi] == "reference";
-    const AttentionConfig& cfg = configs[mi];
+  for (const PplRun& run : runs) {
+    const bool reference_only = run.method == "reference";
+    const AttentionConfig& cfg = run.config;
     PplResult r;
+    r.run = run.spec;
     r.method_key = reference_only ? "reference" : cfg.to_string();
     r.phase = o.phase;
     r.window = n;
@@ -285,13 +379,16 @@ std::vector<PplResult> run_ppl(const PplOptions& options) {
     if (!reference_only) {
       std::unique_ptr<Backend> backend = make_backend(o.backend);
       t0 = Clock::now();
-      Progress progress("ppl " + o.methods[mi], calls, o.verbosity, 5.0);
+      Progress progress("ppl " + run.spec, calls, o.verbosity, 5.0);
       std::vector<AttentionStats> stats;
       if (decode) {
         data::BackendDecodeHook inner(*backend, cfg, mc.n_layers, mc.n_heads, mc.n_kv_heads,
                                       mc.head_dim, head_bits);
-        data::ProgressHook hook(inner, progress, o.methods[mi]);
+        KvBytesProbe probe(inner, *backend, cfg, mc, head_bits, n);
+        data::ProgressHook hook(probe, progress, run.spec);
         method = scored_logits(model, w.tokens, true, o.chunk, eval_from, hook);
+        r.kv_bytes_mean_per_token_per_kv_head = probe.mean();
+        r.kv_ratio_mean_vs_fp16 = 4.0 * mc.head_dim / r.kv_bytes_mean_per_token_per_kv_head;
         stats = inner.stats();
         const KvBytes b = inner.kv_bytes();
         const double fp16 =
@@ -302,7 +399,7 @@ std::vector<PplResult> run_ppl(const PplOptions& options) {
         r.kv_ratio_vs_fp16 = b.total() > 0 ? fp16 / static_cast<double>(b.total()) : 0.0;
       } else {
         data::BackendPrefillHook inner(*backend, cfg, mc.n_layers, mc.n_heads);
-        data::ProgressHook hook(inner, progress, o.methods[mi]);
+        data::ProgressHook hook(inner, progress, run.spec);
         method = scored_logits(model, w.tokens, false, o.chunk, eval_from, hook);
         stats = inner.stats();
       }
@@ -368,6 +465,7 @@ std::vector<PplResult> run_ppl(const PplOptions& options) {
 std::string ppl_table(const PplResult& r) {
   std::ostringstream os;
   char buf[320];
+  os << "run        " << r.run << "\n";
   os << "method     " << r.method_key << "\n";
   std::snprintf(
       buf, sizeof buf, "phase      %s, window %lld tokens, %lld next-token predictions scored\n",
@@ -393,9 +491,14 @@ std::string ppl_table(const PplResult& r) {
   std::snprintf(buf, sizeof buf, "SAS sparsity / dropped mass              -  %.4f / %.3e\n",
                 r.sparsity, r.dropped_mass);
   os << buf;
-  if (r.phase == "decode") {
+  if (r.phase == "decode" && r.method_key != "reference") {  // the reference stores no cache
     std::snprintf(buf, sizeof buf,
-                  "KV bytes per token per kv head           -  %.1f (%.2fx less than FP16; %.0f "
+                  "KV bytes per token per kv head, mean     -  %.1f (%.2fx less than FP16; "
+                  "decode positions [n/8, n))\n",
+                  r.kv_bytes_mean_per_token_per_kv_head, r.kv_ratio_mean_vs_fp16);
+    os << buf;
+    std::snprintf(buf, sizeof buf,
+                  "KV bytes per token per kv head, end      -  %.1f (%.2fx less than FP16; %.0f "
                   "per token, all layers)\n",
                   r.kv_bytes_per_token_per_kv_head, r.kv_ratio_vs_fp16, r.kv_bytes_per_token);
     os << buf;
@@ -424,6 +527,7 @@ std::string ppl_json(const std::vector<PplResult>& results, const PplOptions& o)
       return a;
     };
     Json x = Json::object();
+    x.set("run", r.run);
     x.set("method", r.method_key);
     x.set("phase", r.phase);
     x.set("window", r.window);
@@ -442,6 +546,8 @@ std::string ppl_json(const std::vector<PplResult>& results, const PplOptions& o)
     x.set("kv_bytes_per_token", r.kv_bytes_per_token);
     x.set("kv_bytes_per_token_per_kv_head", r.kv_bytes_per_token_per_kv_head);
     x.set("kv_ratio_vs_fp16", r.kv_ratio_vs_fp16);
+    x.set("kv_bytes_mean_per_token_per_kv_head", r.kv_bytes_mean_per_token_per_kv_head);
+    x.set("kv_ratio_mean_vs_fp16", r.kv_ratio_mean_vs_fp16);
     x.set("seconds_reference", r.seconds_reference);
     x.set("reference_from_cache", r.reference_from_cache);
     x.set("seconds_method", r.seconds_method);
@@ -461,11 +567,16 @@ void add_ppl_command(CLI::App& app, CommonOptions& common) {
                   "GGUF model file, or smollm2-135m / gemma3-270m for the fetch_models.sh cache "
                   "(default: smollm2-135m)");
   sub->add_option("--text", o->text, "UTF-8 text file")->required();
-  sub->add_option("--method", *methods,
-                  "flashq, fp16, kivi, int8kv, sage, fp8 or reference; a comma list or "
-                  "repeated runs several (default flashq)")
-      ->delimiter(',');
-  sub->add_option("--config", o->config, "knobs name=value,... (see core/config.h)");
+  CLI::Option* method_opt =
+      sub->add_option("--method", *methods,
+                      "flashq, fp16, kivi, int8kv, sage, fp8 or reference; a comma list or "
+                      "repeated runs several, all with --config (default flashq)")
+          ->delimiter(',');
+  sub->add_option("--run", o->runs,
+                  "one run with its own knobs, 'method[:name=value,...]' (over --config); "
+                  "repeat for several, e.g. --run flashq:kv_bits=4 --run kivi:kv_bits=2")
+      ->excludes(method_opt);
+  sub->add_option("--config", o->config, "knobs name=value,... for every run (core/config.h)");
   sub->add_option("--phase", o->phase, "prefill or decode")->capture_default_str();
   sub->add_option("--bits-map", o->bits_map, "bit map of turboattn calibrate, for kv_bits=mixed");
   sub->add_option("--backend", o->backend, "backend running the methods")->capture_default_str();

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "core/config.h"
 #include "eval/commands.h"
 
 namespace turbo {
@@ -23,9 +24,12 @@ struct PplOptions {
   std::string text;                               // UTF-8 text file
   std::vector<std::string> methods = {"flashq"};  // Method names, or "reference"
   std::string config;                             // knobs "name=value,..." for every method
-  std::string phase = "prefill";                  // prefill: one attention_prefill over the window;
-                                                  // decode: KV cache filled chunk by chunk
-  std::string bits_map;                           // calibrate's bit map, for kv_bits=mixed
+  // Runs "method[:name=value,...]", each with its own knobs over `config`; when given, replace
+  // `methods` (see parse_ppl_run).
+  std::vector<std::string> runs;
+  std::string phase = "prefill";  // prefill: one attention_prefill over the window;
+                                  // decode: KV cache filled chunk by chunk
+  std::string bits_map;           // calibrate's bit map, for kv_bits=mixed
   std::string backend = "ref";
   std::string json_out;       // optional JSON report
   int64_t max_tokens = 1024;  // window length
@@ -44,6 +48,7 @@ struct Interval {
 };
 
 struct PplResult {
+  std::string run;         // the run as asked: "flashq", "kivi:kv_bits=2", "reference"
   std::string method_key;  // AttentionConfig::to_string() or "reference"
   std::string phase;
   int64_t window = 0, scored = 0;  // tokens in the window; next-token predictions scored
@@ -54,15 +59,31 @@ struct PplResult {
   Interval kl_ci;
   double top1_agreement = 0;  // fraction of positions where the argmax tokens agree
   Interval top1_ci;
-  double sparsity = 0, dropped_mass = 0;      // SAS, over every layer and head
-  double kv_bytes_per_token = 0;              // decode: bytes all caches hold per token
-  double kv_bytes_per_token_per_kv_head = 0;  // the same per layer and kv head (as sweep's CSV)
-  double kv_ratio_vs_fp16 = 0;                // decode: FP16 bytes / stored bytes
+  double sparsity = 0, dropped_mass = 0;  // SAS, over every layer and head
+  // Decode only (0 for prefill), counted as the sweep counts them (SPEC 8, eval/sweep.cpp):
+  double kv_bytes_per_token = 0;              // bytes all caches hold per token, at the end
+  double kv_bytes_per_token_per_kv_head = 0;  // the same per layer and kv head (sweep's kv_bytes)
+  double kv_ratio_vs_fp16 = 0;                // FP16 bytes / stored bytes, at the end
+  // Per token, layer and kv head, averaged over the decode positions p in [decode_start(n), n)
+  // after appending token p, and over the layers (sweep's kv_bytes_mean); its FP16 ratio.
+  double kv_bytes_mean_per_token_per_kv_head = 0;
+  double kv_ratio_mean_vs_fp16 = 0;
   double seconds_reference = 0, seconds_method = 0;
   bool reference_from_cache = false;
 };
 
-// One result per method of `options.methods`, in that order.
+// One run of ppl: "method" or "method:name=value,..." (knobs of core/config.h), the knobs applied
+// over `shared` (--config); "reference" takes no knobs. Throws on an unknown method or knob, a
+// `method=` knob naming another method, or an invalid config.
+struct PplRun {
+  std::string spec;  // as given
+  std::string method;
+  AttentionConfig config;  // unused for "reference"
+};
+PplRun parse_ppl_run(const std::string& spec, const std::string& shared);
+
+// One result per run (options.runs, else options.methods), in that order; the reference forward
+// is computed (or read from the cache) once for all of them.
 std::vector<PplResult> run_ppl(const PplOptions& options);
 std::string ppl_table(const PplResult& r);
 // The JSON report: provenance (version, commit, build, command, model and text hashes) and one

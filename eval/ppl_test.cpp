@@ -10,13 +10,17 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/error.h"
 #include "core/host/file_io.h"
 #include "core/host/json.h"
+#include "datasets/activations.h"
 #include "eval/calibrate.h"
+#include "eval/sweep.h"
+#include "reference/reference.h"
 
 namespace turbo {
 namespace eval {
@@ -128,6 +132,128 @@ TEST(Ppl, SeveralMethodsAndTheReferenceCache) {
   other.methods = {"reference"};
   other.skip_tokens = 1;
   EXPECT_FALSE(run_ppl(other)[0].reference_from_cache);
+}
+
+// Per-run knobs (--run method:knobs) in one invocation: one reference forward for every run, and
+// each run gives exactly what it gives alone with the same knobs in --config.
+TEST(Ppl, RunsWithTheirOwnKnobs) {
+  PplOptions o = base("flashq", 80);
+  o.methods = {};
+  o.runs = {"flashq:kv_bits=4", "flashq:kv_bits=2,block=32", "kivi:kv_bits=2", "reference"};
+  o.phase = "decode";
+  o.ref_cache = cache_dir() + "/runs";
+  const std::vector<PplResult> a = run_ppl(o);
+  ASSERT_EQ(a.size(), 4u);
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].run, o.runs[i]);
+    EXPECT_FALSE(a[i].reference_from_cache);  // computed once, by this invocation
+    EXPECT_EQ(a[i].seconds_reference, a[0].seconds_reference);
+    EXPECT_EQ(a[i].ppl_reference, a[0].ppl_reference);
+  }
+  EXPECT_EQ(a[0].method_key, parse_attention_config("method=flashq,kv_bits=4").to_string());
+  EXPECT_EQ(a[1].method_key,
+            parse_attention_config("method=flashq,kv_bits=2,block=32").to_string());
+  EXPECT_EQ(a[2].method_key, parse_attention_config("method=kivi,kv_bits=2").to_string());
+  EXPECT_EQ(a[3].method_key, "reference");
+  EXPECT_LT(a[1].kv_bytes_per_token_per_kv_head, a[0].kv_bytes_per_token_per_kv_head);
+  EXPECT_EQ(a[3].kl_mean, 0.0);
+  // The 2-bit FlashQ run alone, its knobs in --config: the same numbers bit for bit.
+  PplOptions alone = base("flashq", 80);
+  alone.config = "kv_bits=2,block=32";
+  alone.phase = "decode";
+  alone.ref_cache = o.ref_cache;
+  const PplResult b = run_ppl(alone).at(0);
+  EXPECT_TRUE(b.reference_from_cache);
+  EXPECT_EQ(b.method_key, a[1].method_key);
+  EXPECT_EQ(b.ppl_method, a[1].ppl_method);
+  EXPECT_EQ(b.kl_mean, a[1].kl_mean);
+  EXPECT_EQ(b.kv_bytes_mean_per_token_per_kv_head, a[1].kv_bytes_mean_per_token_per_kv_head);
+  // The run's knobs win over --config's.
+  EXPECT_EQ(parse_ppl_run("flashq:kv_bits=2", "kv_bits=4,n_r=6").config.to_string(),
+            parse_attention_config("method=flashq,kv_bits=2,n_r=6").to_string());
+  const Json j = Json::parse(ppl_json(a, o), "ppl json");
+  EXPECT_EQ(j.at("runs").items().at(2).at("run").as_string(), "kivi:kv_bits=2");
+}
+
+TEST(Ppl, BadRuns) {
+  auto error_of = [](const std::string& spec, const std::string& shared) {
+    try {
+      parse_ppl_run(spec, shared);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_NE(error_of("", "").find("names no method"), std::string::npos);
+  EXPECT_NE(error_of(":kv_bits=4", "").find("names no method"), std::string::npos);
+  EXPECT_NE(error_of("reference:kv_bits=4", "").find("reference takes no knobs"),
+            std::string::npos);
+  EXPECT_NE(error_of("flashq:method=kivi", "").find("contradicts"), std::string::npos);
+  EXPECT_NE(error_of("flashq", "method=kivi").find("contradicts"), std::string::npos);
+  EXPECT_EQ(error_of("kivi:method=kivi", ""), "");
+  EXPECT_NE(error_of("nonsense", "").find("run 'nonsense'"), std::string::npos);
+  EXPECT_NE(error_of("flashq:nonsense=1", "").find("nonsense"), std::string::npos);
+  EXPECT_NE(error_of("flashq:kv_bits=3", "").find("kv_bits"), std::string::npos);
+  EXPECT_NE(error_of("flashq:kv_bits", "").find("name=value"), std::string::npos);
+  EXPECT_NE(error_of("sage:bc=2147483647", "").find("bc"), std::string::npos);
+  // Two runs with the same knobs (kv_bits=4 is FlashQ's default) are one run asked twice.
+  PplOptions o = base("flashq", 32);
+  o.runs = {"flashq", "flashq:kv_bits=4"};
+  try {
+    run_ppl(o);
+    ADD_FAILURE() << "a repeated run was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("repeats run 'flashq'"), std::string::npos) << e.what();
+  }
+  o.runs = {};
+  o.methods = {"flashq:kv_bits=2"};
+  EXPECT_THROW(run_ppl(o), Error);  // --method takes names only
+}
+
+// KV bytes per token per kv head as the sweep counts them, at the end and averaged over the
+// decode positions: ppl over tokens [0, 96) of Apache-2.0 against sweep units over the embedded
+// file that holds that window (datasets/data/smollm2_calib.h5), for several methods and knobs.
+TEST(Ppl, KvBytesMatchTheSweep) {
+  const std::vector<std::string> runs = {"flashq", "flashq:kv_bits=2,block=32,buffer=int8",
+                                         "kivi:kv_bits=2", "int8kv", "fp16"};
+  PplOptions o = base("flashq", 96);
+  o.text = "/usr/share/common-licenses/Apache-2.0";
+  o.methods = {};
+  o.runs = runs;
+  o.phase = "decode";
+  o.eval_from = 90;
+  o.bootstrap = 0;
+  const std::vector<PplResult> res = run_ppl(o);
+  const data::ActivationReader reader(std::string(TURBO_SOURCE_DIR) +
+                                      "/datasets/data/smollm2_calib.h5");
+  ASSERT_EQ(reader.meta().n_tokens, 96);
+  const SweepData d =
+      load_sweep_data(reader, reader.meta().layers, 0, 4, 0, std::vector<Phase>{Phase::kDecode});
+  ref::register_reference_backend();
+  std::unique_ptr<Backend> backend = make_backend("ref");
+  for (size_t i = 0; i < runs.size(); ++i) {
+    SCOPED_TRACE(runs[i]);
+    Unit u;
+    u.phase = Phase::kDecode;
+    u.config = parse_ppl_run(runs[i], "").config;
+    u.key = u.config.to_string();
+    double end = 0, mean = 0;
+    int layers = 0;
+    for (const ResultRow& r : run_unit(*backend, u, d, nullptr, reader.sha256())) {
+      if (r.head != 0) continue;  // one row per layer carries the layer's bytes
+      end += r.kv_bytes_per_token;
+      mean += r.kv_bytes_mean;
+      ++layers;
+    }
+    ASSERT_EQ(layers, 30);
+    end /= layers;
+    mean /= layers;
+    EXPECT_GT(res[i].kv_bytes_mean_per_token_per_kv_head, 0.0);
+    EXPECT_NEAR(res[i].kv_bytes_per_token_per_kv_head, end, 1e-12 * end);
+    EXPECT_NEAR(res[i].kv_bytes_mean_per_token_per_kv_head, mean, 1e-12 * mean);
+    EXPECT_NEAR(res[i].kv_ratio_mean_vs_fp16, 4.0 * 64 / mean, 1e-9);
+  }
+  EXPECT_NE(ppl_table(res[0]).find("KV bytes per token per kv head, mean"), std::string::npos);
 }
 
 // A bootstrap over constant data has a zero-width interval; over a known sample its interval

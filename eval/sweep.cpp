@@ -43,14 +43,6 @@ std::vector<int64_t> sample_positions(int64_t n_tokens, int count, uint64_t seed
 
 namespace {
 
-// View of token rows [t0, t1) of a [1, H, N, D] tensor.
-ConstHalfTensor token_slice(const HostTensor<Half>& x, int64_t t0, int64_t t1) {
-  ConstHalfTensor v = x.view();
-  v.data = x.storage.data() + t0 * x.d;
-  v.shape[2] = t1 - t0;
-  return v;
-}
-
 bool has_phase(const std::vector<Phase>& phases, Phase p) {
   return std::find(phases.begin(), phases.end(), p) != phases.end();
 }

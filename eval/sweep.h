@@ -47,6 +47,13 @@ struct SweepData {
 std::vector<int64_t> sample_positions(int64_t n_tokens, int count, uint64_t seed);
 // First decode position of a window of n_tokens: the first eighth is the prompt.
 inline int64_t decode_start(int64_t n_tokens) { return n_tokens / 8; }
+// View of token rows [t0, t1) of a [1, H, N, D] tensor.
+inline ConstHalfTensor token_slice(const HostTensor<Half>& x, int64_t t0, int64_t t1) {
+  ConstHalfTensor v = x.view();
+  v.data = x.storage.data() + t0 * x.d;
+  v.shape[2] = t1 - t0;
+  return v;
+}
 
 // Reads the window, rejects non-finite values (naming tensor, layer and head) and computes the
 // ground truths of the requested phases.

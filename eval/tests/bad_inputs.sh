@@ -38,6 +38,21 @@ for name, idx, cnt in [("s7of3", 7, 3), ("sbig", 100000000, 1), ("s0", 0, 0), ("
     open(name + ".csv", "w").write(open("r.csv").read())
     json.dump(j2, open(name + ".csv.json", "w"))
 PY
+# One flipped bit each (checksums, issue 10 defect 3): in the stored data of a chunk of
+# /layers/0/k, in the object header of /layers/0/k, in the superblock. (/tokens is read by no
+# subcommand; datasets/activations_test.cpp flips its data.)
+python3 - <<'PY'
+import h5py
+with h5py.File("v.h5", "r") as f:
+    k0 = f["layers/0/k"].id.get_chunk_info(0)
+    hdr = h5py.h5o.get_info(f["layers/0/k"].id).addr
+good = open("v.h5", "rb").read()
+for name, at in [("flip_k_data", k0.byte_offset + k0.size // 2),
+                 ("flip_k_header", hdr + 24), ("flip_superblock", 20)]:
+    b = bytearray(good)
+    b[at] ^= 0x08
+    open(name + ".h5", "wb").write(bytes(b))
+PY
 sums() { sha256sum v.h5 g.txt deep.json text.h5 r_keep.csv r_keep.csv.json short_map.json "$MODEL" 2>/dev/null; }
 before=$(sums)
 
@@ -89,6 +104,10 @@ run "calibrate -o a directory" calibrate --data v.h5 -o adir
 cp deep.json r2.csv.json
 cp r.csv r2.csv
 run "sweep resume with a deep sidecar" sweep --data v.h5 --set method=fp16 --phases prefill --layers 0 -o r2.csv
+run "sweep --data flipped bit in K chunk data" sweep --data flip_k_data.h5 --set method=fp16 --layers 0 -o x.csv
+run "sweep --data flipped bit in a K header" sweep --data flip_k_header.h5 --set method=fp16 --layers 0 -o x.csv
+run "sweep --data flipped bit in the superblock" sweep --data flip_superblock.h5 --set method=fp16 --layers 0 -o x.csv
+run "calibrate --data flipped bit in K chunk data" calibrate --data flip_k_data.h5 -o b.json
 # merge
 run "merge shard 7 of 3" merge s7of3.csv -o m.csv
 run "merge shard 100000000" merge sbig.csv -o m.csv
@@ -122,6 +141,23 @@ if [ -f "$MODEL" ]; then
   run "ppl --bits-map deep JSON" ppl --text "$TEXT" --max-tokens 16 --config kv_bits=mixed --phase decode --bits-map deep.json
   run "ppl --bits-map wrong shape" ppl --text "$TEXT" --max-tokens 16 --config kv_bits=mixed --phase decode --bits-map short_map.json
   run "ppl --chunk 0" ppl --text "$TEXT" --max-tokens 16 --chunk 0
+  # per-run knobs (--run method[:name=value,...])
+  run "ppl --run bad kv_bits" ppl --text "$TEXT" --max-tokens 16 --run flashq:kv_bits=3
+  run "ppl --run unknown knob" ppl --text "$TEXT" --max-tokens 16 --run flashq:nonsense=1
+  run "ppl --run knob without value" ppl --text "$TEXT" --max-tokens 16 --run flashq:kv_bits
+  run "ppl --run empty value" ppl --text "$TEXT" --max-tokens 16 --run 'flashq:kv_bits='
+  run "ppl --run no method" ppl --text "$TEXT" --max-tokens 16 --run :kv_bits=4
+  run "ppl --run empty" ppl --text "$TEXT" --max-tokens 16 --run ''
+  run "ppl --run unknown method" ppl --text "$TEXT" --max-tokens 16 --run nonsense
+  run "ppl --run reference with knobs" ppl --text "$TEXT" --max-tokens 16 --run reference:kv_bits=2
+  run "ppl --run method= contradicts" ppl --text "$TEXT" --max-tokens 16 --run flashq:method=kivi
+  run "ppl --run vs --config method" ppl --text "$TEXT" --max-tokens 16 --config method=kivi --run flashq
+  run "ppl --run repeated run" ppl --text "$TEXT" --max-tokens 16 --run flashq --run flashq:kv_bits=4
+  run "ppl --run with --method" ppl --text "$TEXT" --max-tokens 16 --method fp16 --run flashq
+  run "ppl --method with knobs" ppl --text "$TEXT" --max-tokens 16 --method flashq:kv_bits=2
+  run "ppl --run bc 2147483647 (sage)" ppl --text "$TEXT" --max-tokens 16 --run sage:bc=2147483647
+  run "ppl --run mixed without map" ppl --text "$TEXT" --max-tokens 16 --phase decode --run flashq:kv_bits=mixed
+  run "ppl --run huge n_r" ppl --text "$TEXT" --max-tokens 16 --run flashq:n_r=99999999999999999999
 fi
 
 after=$(sums)

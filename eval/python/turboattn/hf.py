@@ -337,11 +337,16 @@ def capture(model: Any, tokens: Sequence[int], out: str, layers: Optional[Sequen
     if rope is None:
         rope = (getattr(text_cfg, "rope_parameters", None) or {}).get("rope_theta", float("nan"))
     tmp = out + ".tmp"
-    with h5py.File(tmp, "w", track_order=True) as f:
-        string = h5py.string_dtype("utf-8")
+    # The C++ writer's file format: HDF5 1.10 (checksummed metadata), fletcher32 on every chunk,
+    # strings fixed-length and null-padded (in the checksummed object header, not the global heap).
+    def string(text):
+        b = str(text).encode("utf-8") or b"\0"
+        return np.bytes_(b), h5py.string_dtype("utf-8", len(b))
+
+    with h5py.File(tmp, "w", libver=("v110", "v110"), track_order=True) as f:
         attrs = [
-            ("model", prov["model"], string),
-            ("model_sha256", prov["model_sha256"], string),
+            ("model", *string(prov["model"])),
+            ("model_sha256", *string(prov["model_sha256"])),
             ("rope_theta", np.float64(rope), None),
             ("n_layers", np.int32(n_layers), None),
             ("n_heads", np.int32(n_heads), None),
@@ -349,9 +354,9 @@ def capture(model: Any, tokens: Sequence[int], out: str, layers: Optional[Sequen
             ("head_dim", np.int32(head_dim), None),
             ("n_tokens", np.int64(n), None),
             ("layers", np.asarray(want, dtype=np.int32), None),
-            ("text_source", text_source, string),
-            ("turboattn_version", turboattn.__version__, string),
-            ("command", command or "turboattn.hf.capture", string),
+            ("text_source", *string(text_source)),
+            ("turboattn_version", *string(turboattn.__version__)),
+            ("command", *string(command or "turboattn.hf.capture")),
             ("schema_version", np.int32(1), None),
         ]
         for name, val, dt in attrs:
@@ -359,16 +364,18 @@ def capture(model: Any, tokens: Sequence[int], out: str, layers: Optional[Sequen
                 f.attrs.create(name, val, dtype=dt)
             else:
                 f.attrs[name] = val
-        # As the C++ writer: chunked + gzip, no object timestamps (same inputs, same bytes).
+        # As the C++ writer: chunked + gzip + fletcher32, no object timestamps (same inputs, same
+        # bytes).
         f.create_dataset("tokens", data=np.asarray(tokens, dtype=np.int32), chunks=(n,),
-                         shuffle=True, compression="gzip", compression_opts=6,
+                         shuffle=True, compression="gzip", compression_opts=6, fletcher32=True,
                          track_times=False)
         chunk = (1, min(n, 256), head_dim)
         for layer in want:
             g = f.create_group(f"layers/{layer}")
             for name in ("q", "k", "v"):
                 g.create_dataset(name, data=captured[layer][name], chunks=chunk, shuffle=True,
-                                 compression="gzip", compression_opts=6, track_times=False)
+                                 compression="gzip", compression_opts=6, fletcher32=True,
+                                 track_times=False)
     os.replace(tmp, out)
     return out
 
