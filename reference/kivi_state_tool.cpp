@@ -19,35 +19,15 @@
 #include "core/backend.h"
 #include "reference/baselines.h"
 #include "reference/reference.h"
-
-namespace {
-
-std::vector<turbo::Half> read_rows(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  TURBO_CHECK(f, "cannot read " << path);
-  std::vector<char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  TURBO_CHECK(bytes.size() % 2 == 0, path << " is not a whole number of FP16 values");
-  std::vector<turbo::Half> out(bytes.size() / 2);
-  for (size_t i = 0; i < out.size(); ++i)
-    out[i].bits = static_cast<uint16_t>(static_cast<uint8_t>(bytes[2 * i]) |
-                                        (static_cast<uint8_t>(bytes[2 * i + 1]) << 8));
-  return out;
-}
-
-template <typename T>
-void put(std::ofstream& f, const std::vector<T>& v) {
-  f.write(reinterpret_cast<const char*>(v.data()),
-          static_cast<std::streamsize>(v.size() * sizeof(T)));
-}
-
-}  // namespace
+#include "reference/state_tool_io.h"
 
 int main(int argc, char** argv) {
   try {
     TURBO_CHECK(argc == 11,
                 "usage: kivi_state_tool K.f16 V.f16 D BITS GROUP RESIDUAL IMPL PREFILL "
                 "OUT_DIR L1,L2,...");
-    const std::vector<turbo::Half> k = read_rows(argv[1]), v = read_rows(argv[2]);
+    const std::vector<turbo::Half> k = turbo::ref::read_fp16_rows(argv[1]),
+                                   v = turbo::ref::read_fp16_rows(argv[2]);
     const int d = std::atoi(argv[3]);
     TURBO_CHECK(d > 0 && k.size() == v.size() && k.size() % d == 0, "K/V sizes do not fit D");
     const int64_t T = static_cast<int64_t>(k.size()) / d;
@@ -79,9 +59,10 @@ int main(int argc, char** argv) {
         TURBO_CHECK(f, "cannot write into " << out_dir);
         f.write(reinterpret_cast<const char*>(&s.k_quant), 8);
         f.write(reinterpret_cast<const char*>(&s.v_quant), 8);
-        for (const auto* c : {&s.k_codes, &s.v_codes}) put(f, *c);
-        for (const auto* x : {&s.k_scale, &s.k_zero, &s.v_scale, &s.v_zero}) put(f, *x);
-        for (const auto* h : {&s.k_fp16, &s.v_fp16}) put(f, *h);
+        for (const auto* c : {&s.k_codes, &s.v_codes}) turbo::ref::put_raw(f, *c);
+        for (const auto* x : {&s.k_scale, &s.k_zero, &s.v_scale, &s.v_zero})
+          turbo::ref::put_raw(f, *x);
+        for (const auto* h : {&s.k_fp16, &s.v_fp16}) turbo::ref::put_raw(f, *h);
         ++next;
       }
     }

@@ -18,37 +18,20 @@
 #include "core/backend.h"
 #include "reference/baselines.h"
 #include "reference/reference.h"
+#include "reference/state_tool_io.h"
 
 namespace {
-
-std::vector<turbo::Half> read_rows(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  TURBO_CHECK(f, "cannot read " << path);
-  std::vector<char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  TURBO_CHECK(bytes.size() % 2 == 0, path << " is not a whole number of FP16 values");
-  std::vector<turbo::Half> out(bytes.size() / 2);
-  for (size_t i = 0; i < out.size(); ++i)
-    out[i].bits = static_cast<uint16_t>(static_cast<uint8_t>(bytes[2 * i]) |
-                                        (static_cast<uint8_t>(bytes[2 * i + 1]) << 8));
-  return out;
-}
-
-template <typename T>
-void put(std::ofstream& f, const std::vector<T>& v) {
-  f.write(reinterpret_cast<const char*>(v.data()),
-          static_cast<std::streamsize>(v.size() * sizeof(T)));
-}
 
 void dump(const std::string& path, const turbo::ref::SageCodes& c,
           const std::vector<turbo::Half>& out) {
   std::ofstream f(path, std::ios::binary);
   TURBO_CHECK(f, "cannot write " << path);
-  put(f, c.q8);
-  put(f, c.q_scale);
-  put(f, c.k8);
-  put(f, c.k_scale);
-  put(f, c.k_mean);
-  put(f, out);
+  turbo::ref::put_raw(f, c.q8);
+  turbo::ref::put_raw(f, c.q_scale);
+  turbo::ref::put_raw(f, c.k8);
+  turbo::ref::put_raw(f, c.k_scale);
+  turbo::ref::put_raw(f, c.k_mean);
+  turbo::ref::put_raw(f, out);
 }
 
 }  // namespace
@@ -56,8 +39,9 @@ void dump(const std::string& path, const turbo::ref::SageCodes& c,
 int main(int argc, char** argv) {
   try {
     TURBO_CHECK(argc == 8, "usage: sage_state_tool Q.f16 K.f16 V.f16 D CONFIG OUT_DIR L1,L2,...");
-    const std::vector<turbo::Half> q = read_rows(argv[1]), k = read_rows(argv[2]),
-                                   v = read_rows(argv[3]);
+    const std::vector<turbo::Half> q = turbo::ref::read_fp16_rows(argv[1]),
+                                   k = turbo::ref::read_fp16_rows(argv[2]),
+                                   v = turbo::ref::read_fp16_rows(argv[3]);
     const int d = std::atoi(argv[4]);
     TURBO_CHECK(d > 0 && q.size() == k.size() && k.size() == v.size() && k.size() % d == 0,
                 "Q/K/V sizes do not fit D");

@@ -156,6 +156,19 @@ BlockLayout block_layout(int n_b, int d, int bits, const std::string& axis, int 
   return l;
 }
 
+// The spec of a cache made from Python: the config key and the shape (head_bits: the per-kv-head
+// bit map of kv_bits=mixed, or empty).
+KvCacheSpec cache_spec(const std::string& key, int batch, int kv_heads, int head_dim,
+                       const std::vector<int>& head_bits) {
+  KvCacheSpec spec;
+  spec.config = parse_attention_config(key);
+  spec.batch = batch;
+  spec.kv_heads = kv_heads;
+  spec.head_dim = head_dim;
+  spec.head_bits = head_bits;
+  return spec;
+}
+
 // One layer's compressed KV cache, owned together with the backend that made it.
 struct PyKvCache {
   std::shared_ptr<Backend> backend;
@@ -246,12 +259,7 @@ struct PyBackend {
 
   PyKvCache create_cache(const std::string& key, int batch, int kv_heads, int head_dim,
                          const std::vector<int>& head_bits) {
-    KvCacheSpec spec;
-    spec.config = parse_attention_config(key);
-    spec.batch = batch;
-    spec.kv_heads = kv_heads;
-    spec.head_dim = head_dim;
-    spec.head_bits = head_bits;
+    const KvCacheSpec spec = cache_spec(key, batch, kv_heads, head_dim, head_bits);
     PyKvCache c;
     c.backend = impl;
     c.config = spec.config;
@@ -312,12 +320,7 @@ std::vector<nb::dict> prefill_cuda(const std::string& key, const CudaArray& q, c
 
 PyKvCache create_cache_cuda(const std::string& key, int batch, int kv_heads, int head_dim,
                             const std::vector<int>& head_bits, int device) {
-  KvCacheSpec spec;
-  spec.config = parse_attention_config(key);
-  spec.batch = batch;
-  spec.kv_heads = kv_heads;
-  spec.head_dim = head_dim;
-  spec.head_bits = head_bits;
+  const KvCacheSpec spec = cache_spec(key, batch, kv_heads, head_dim, head_bits);
   PyKvCache c;
   c.backend = std::shared_ptr<Backend>(cuda::make_cuda_backend());  // host-array calls
   c.config = spec.config;
