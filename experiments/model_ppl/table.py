@@ -51,16 +51,25 @@ def main(folder):
             continue
         print(f"### {phase}\n")
         print("| method | perplexity (ref {:.3f}) [95% CI of the difference] | mean KL (nats) [95% CI] "
-              "| top-1 agreement [95% CI] | SAS sparsity | KV × FP16 |"
+              "| top-1 agreement [95% CI] | SAS sparsity | KV B/token/kv head: end (mean) | "
+              "KV × FP16: end (mean) |"
               .format(sel[0]["ppl_reference"]))
-        print("|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|")
         for r in sel:
-            ratio = r.get("kv_ratio_vs_fp16")
+            ratio, ratio_mean = r.get("kv_ratio_vs_fp16"), r.get("kv_ratio_mean_vs_fp16")
+            head, head_mean = (r.get("kv_bytes_per_token_per_kv_head"),
+                               r.get("kv_bytes_mean_per_token_per_kv_head"))
+            # bytes at the end of the window, and averaged over the decode positions (SPEC 8);
+            # older JSON files have only the end ratio
+            kv_bytes = "" if head is None or phase == "prefill" else (
+                f"{head:.1f}" + ("" if head_mean is None else f" ({head_mean:.1f})"))
+            kv_ratio = "" if ratio is None or phase == "prefill" else (
+                f"{ratio:.2f}" + ("" if ratio_mean is None else f" ({ratio_mean:.2f})"))
             print(f"| {label(r['method'])} | {r['ppl_method']:.3f}{ci(r, 'ppl_diff_ci95', 1, '{:+.3f}')} | "
                   f"{r['kl_mean']:.3e}{ci(r, 'kl_mean_ci95')} | "
                   f"{100 * r['top1_agreement']:.1f}%{ci(r, 'top1_agreement_ci95', 100, '{:.1f}')} | "
                   f"{r.get('sparsity', 0):.3f} | "
-                  f"{'' if ratio is None or phase == 'prefill' else f'{ratio:.2f}'} |")
+                  f"{kv_bytes} | {kv_ratio} |")
         print()
 
 
