@@ -8,22 +8,15 @@
 #include <vector>
 
 #include "core/backend.h"
+#include "core/error_test_util.h"
 
 namespace {
 
 using turbo::AttentionConfig;
+using turbo::error_of;
 
 std::string knob_value(const AttentionConfig& c, const std::string& name) {
   return turbo::find_knob(name).get(c);
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const turbo::Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 TEST(Config, KnobNamesAreUniqueAndKeyListsEveryKnobInOrder) {

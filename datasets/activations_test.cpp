@@ -15,6 +15,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/error_test_util.h"
 
 namespace turbo {
 namespace data {
@@ -219,15 +220,6 @@ TEST(Activations, ReaderErrorsAreClear) {
   EXPECT_THROW(r.read(1, 'x'), Error);  // bad tensor
   EXPECT_THROW(r.read(1, 'q', 10, 5), Error);
   EXPECT_THROW(r.read(1, 'q', 0, 301), Error);
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 // Rewrites attributes or links of a written file with the plain HDF5 API.

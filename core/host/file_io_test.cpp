@@ -13,6 +13,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/error_test_util.h"
 
 namespace turbo {
 namespace {
@@ -27,15 +28,6 @@ std::string temp_dir() {
 void write(const std::string& p, const std::string& text) {
   std::ofstream f(p, std::ios::binary);
   f << text;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 TEST(FileIo, ReadsRegularFilesAndNamesEveryOtherKind) {
