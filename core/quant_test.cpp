@@ -363,6 +363,100 @@ TEST(Stage2, Fp16DequantEqualsIntegerRecipeExhaustive) {
   EXPECT_GT(clamped, checked / 4);  // the clamp branch is exercised, far past 2048 too
 }
 
+// The affine test of stage 2 (core/quant.h stage2_affine) accepts only steps and zero points for
+// which no code clamps, so the dequantized value is c * s2 + z for every code: exhaustive over
+// every (s2, z) a block can hold and every code, at 2 and 4 bits. It accepts the cases a
+// compressed block mostly holds (checked on stage2_params of every group range).
+TEST(Stage2, AffineTestImpliesNoClampExhaustive) {
+  for (int bits : {2, 4}) {
+    const int levels = (1 << bits) - 1;
+    int64_t accepted = 0, refused_clamping = 0;
+    for (int s2 = 0; s2 < 256; ++s2)
+      for (int z = -128; z <= 127; ++z) {
+        const turbo::Stage2Params p{static_cast<uint8_t>(s2), static_cast<int8_t>(z)};
+        bool clamps = false;
+        for (int c = 0; c <= levels; ++c) {
+          const int v = c * s2 + z;
+          clamps |= v > 127 || v < -127;
+          if (turbo::stage2_affine(p, bits)) {
+            ASSERT_EQ(turbo::stage2_dequant(c, p), v) << bits << " " << c << " " << s2 << " " << z;
+            ASSERT_EQ(turbo::stage2_dequant_fp16(c, p), v) << bits << " " << c << " " << s2;
+          }
+        }
+        // The test is exact: it refuses exactly the (s2, z) for which some code clamps.
+        ASSERT_EQ(turbo::stage2_affine(p, bits), !clamps) << bits << " " << s2 << " " << z;
+        accepted += !clamps;
+        refused_clamping += clamps;
+      }
+    EXPECT_GT(accepted, 0);
+    EXPECT_GT(refused_clamping, 0);
+    // Groups compressed by stage2_params: the ranges [lo, hi] of stage-1 codes.
+    int64_t groups = 0, affine = 0;
+    for (int lo = -127; lo <= 127; ++lo)
+      for (int hi = lo; hi <= 127; ++hi) {
+        ++groups;
+        affine += turbo::stage2_affine(turbo::stage2_params(lo, hi, bits), bits);
+      }
+    EXPECT_GT(affine, groups / 2) << bits;
+  }
+}
+
+// The two-plane split of an integer weight is exact, with both planes in int8, over the whole
+// range the decode kernel uses (q code in [-128, 127] times s2 <= 84) and beyond.
+TEST(Stage2, WeightPlanesExactExhaustive) {
+  for (int w = -16255; w <= 16255; ++w) {
+    const turbo::WeightPlanes p = turbo::split_weight(w);
+    ASSERT_EQ(128 * p.hi + p.lo, w) << w;
+    ASSERT_GE(p.lo, -64) << w;
+    ASSERT_LE(p.lo, 63) << w;
+  }
+  for (int bits : {2, 4})
+    for (int s2 = 0; s2 < 256; ++s2) {
+      if (!turbo::stage2_affine(turbo::Stage2Params{static_cast<uint8_t>(s2), int8_t{-127}}, bits))
+        continue;  // z = -127 admits the largest steps
+      ASSERT_LE(128 * s2, 16255) << bits << " " << s2;
+    }
+}
+
+// The identity the decode kernel relies on, on random blocks of one channel group: the dot
+// product of weights with dequantized codes equals s2 * (w . c) + z * sum(w) (P codes in [0, 255],
+// the P . V form), and for Q codes in [-127, 127] the same through the two planes of w * s2 (the
+// Q . K form), whenever the affine test holds.
+TEST(Stage2, AffineDotProductIdentity) {
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int> code8(-127, 127), byte(0, 255);
+  int64_t checked = 0;
+  for (int bits : {2, 4})
+    for (int trial = 0; trial < 20000; ++trial) {
+      const int n = 64;
+      std::vector<int> q(n);
+      int lo = 127, hi = -127;
+      for (int& v : q) {
+        v = code8(rng);
+        lo = std::min(lo, v);
+        hi = std::max(hi, v);
+      }
+      const turbo::Stage2Params p = turbo::stage2_params(lo, hi, bits);
+      if (!turbo::stage2_affine(p, bits)) continue;
+      int direct = 0, codes = 0, wsum = 0, plane_hi = 0, plane_lo = 0, zero_part = 0;
+      for (int j = 0; j < n; ++j) {
+        const int w = trial % 2 ? byte(rng) : code8(rng);  // P codes (u8) or Q codes (s8)
+        const int c = turbo::stage2_code(q[j], p, bits);
+        direct += w * turbo::stage2_dequant(c, p);
+        codes += w * c;
+        wsum += w;
+        const turbo::WeightPlanes wp = turbo::split_weight(w * p.s2);
+        plane_hi += wp.hi * c;
+        plane_lo += wp.lo * c;
+        zero_part += w * p.z;
+      }
+      ASSERT_EQ(direct, p.s2 * codes + p.z * wsum);
+      if (trial % 2 == 0) ASSERT_EQ(direct, 128 * plane_hi + plane_lo + zero_part);
+      ++checked;
+    }
+  EXPECT_GT(checked, 10000);
+}
+
 TEST(Pack, RoundTripAndLayout) {
   std::mt19937_64 rng(12);
   for (int bits : {8, 4, 2}) {
