@@ -9,7 +9,9 @@
 # Knobs (environment): ARCH (default 90), QUICK=1 (one decode / one prefill shape), SKIP_CHECKS=1
 # (no tests / validation / sanitizers), SKIP_SANITIZER=1, PROFILE=1 (ncu of the decode and prefill
 # kernels), TUNE=1 (leave-one-stage-out prefill variants, decode variants),
-# CLI=0|1 (the turboattn CLI stage; default on when .gpudebs/ exists: carry it, see cli_gpu.sh).
+# CLI=0|1 (the turboattn CLI stage; default on when .gpudebs/ exists: carry it, see cli_gpu.sh),
+# BENCH_ONLY=decode|prefill|rates (one part of the benchmark), DECODE_TUNE=1 (the decode rows with
+# TURBO_DECODE_AFFINE=0 and 1 in the same run), PROFILE=decode (ncu of the decode kernel only).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/turbo_gpu_out}
@@ -59,7 +61,8 @@ if [ "${SKIP_CHECKS:-0}" != 1 ]; then
     done
   fi
 fi
-$B/cuda_flashq_bench --csv "$LOG/ours.csv" --check ${QUICK:+--quick} 2>&1 | tee "$LOG/bench.log" \
+$B/cuda_flashq_bench --csv "$LOG/ours.csv" --check ${QUICK:+--quick} \
+  ${BENCH_ONLY:+--only $BENCH_ONLY} 2>&1 | tee "$LOG/bench.log" \
   | grep -vE "^  decode"
 stamp bench
 # The turboattn CLI, built with datasets/ + eval/ against the Debian packages carried in .gpudebs/
@@ -98,6 +101,21 @@ if [ "${TUNE:-0}" = 1 ]; then  # prefill and decode variants on the quick shapes
   done; echo " (mma SASS, all instances)"
   cuobjdump -sass build-gpu/cuda/CMakeFiles/turbo_cuda.dir/flashq_decode.cu.o >"$LOG/decode.sass" 2>&1
   echo "decode SASS: $(grep -c STL "$LOG/decode.sass") STL, $(grep -c LDL "$LOG/decode.sass") LDL, $(grep -c HMMA "$LOG/decode.sass") HMMA, $(grep -c IMMA "$LOG/decode.sass") IMMA"
+fi
+if [ "${DECODE_TUNE:-0}" = 1 ]; then  # the decode kernel with and without affine tiles
+  for v in 0 1 0 1; do
+    TURBO_DECODE_AFFINE=$v $B/cuda_flashq_bench --csv /tmp/tune.csv ${QUICK:+--quick} --only decode \
+      2>&1 | grep -E "^decode" | sed "s/^/TURBO_DECODE_AFFINE=$v: /"
+  done
+fi
+if [ "${PROFILE:-0}" = decode ]; then
+  ncu --clock-control none --section SpeedOfLight --section ComputeWorkloadAnalysis \
+    --section InstructionStats --section Occupancy --section WarpStateStats \
+    --metrics "regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio|sm__inst_executed_pipe_.*\.avg\.pct_of_peak_sustained_active" \
+    -k regex:DecodeKernel --launch-skip 40 --launch-count 1 \
+    $B/cuda_flashq_bench --csv /tmp/prof.csv --quick --only decode >"$LOG/ncu.txt" 2>&1
+  grep -E "DecodeKernel|Duration|Throughput|Registers|Occupancy|Executed Ipc|Issue Slots|issue_stalled|pipe_|Cycles Per Issued|Executed Instructions|ERR" \
+    "$LOG/ncu.txt" | grep -vE " 0(\.0+)?$" | head -80
 fi
 if [ "${PROFILE:-0}" = 1 ]; then
   ncu --clock-control none --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy \
