@@ -515,7 +515,7 @@ __device__ __forceinline__ void softmax_step(Smem<D>& sm, int rows, PQuant pq,
       p_j[h] = j < n ? sas_lookup_shared(sub16(m_new, s_j[h]), table, count) : 0.0f;
       p_max = maxf(p_max, p_j[h]);
     }
-    p_max = warp_max(p_max);
+    if (pq == PQuant::kU8Row) p_max = warp_max(p_max);  // p_scale reads it for u8_row only
     const float alpha = sas_rescale(m_old, m_new, sm.sas);
     const PScale ps = p_scale(pq, p_max);
     int sum = 0;
@@ -681,11 +681,15 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) DecodeKernel(RowsParams 
       cp_async16(reinterpret_cast<uint8_t*>(table) + off, src + off, min(16, bytes - off));
   }
   auto issue = [&](int t) {  // one commit group per ring slot, empty past the run's blocks
-    if (t < t_end && t < P.n_blocks)
+    if (t < t_end && t < P.n_blocks) {
+      const uint8_t* const src[2] = {block_ptr(t, 0), block_ptr(t, 1)};
+      uint8_t* const dst = ring_ptr(t, 0);  // K, then V at + block_stride
+      const int stride = static_cast<int>(P.block_stride);
       for (int e = tid; e < 2 * chunks; e += kThreads) {
         const int is_v = e >= chunks, off = (is_v ? e - chunks : e) * 16;
-        cp_async16(ring_ptr(t, is_v) + off, block_ptr(t, is_v) + off);
+        cp_async16(dst + is_v * stride + off, src[is_v] + off);
       }
+    }
     cp_async_commit();
   };
   for (int i = 0; i < kStages - 1; ++i) issue(t_begin + i);
