@@ -1,5 +1,7 @@
-// KV cache append (SPEC 6): rows go to the residual buffer; a full buffer becomes one compressed
-// block per stream (stage 1 over the block's FP32 rows, then stage 2 at the head's bits).
+// KV cache append (SPEC 6): an append's full blocks are compressed in one launch (stage 1 over
+// each block's FP32 rows, then stage 2 at the head's bits), straight from the input rows and, for
+// the block that completes a partly filled buffer, from the buffer's rows; the rows left over go
+// to the residual buffer.
 #include "core/fp16.h"
 #include "core/quant.h"
 #include "cuda/cuda_common.cuh"
@@ -40,24 +42,59 @@ __global__ void AppendKernel(CacheAppendParams P) {
   if (lane == 0) (is_k ? P.k_buf_s : P.v_buf_s)[slot] = sc.scale;
 }
 
-// grid (streams, 2): y = 0 compresses K, y = 1 V. Dynamic shared memory: n_b * d codes.
-__global__ void CompressBufferKernel(CacheAppendParams P) {
+// grid (n_full * streams, 2): x = j + n_full * s, y = 0 compresses K, y = 1 V. Block j of stream s
+// holds the input tokens [j * n_b - n_buf, (j + 1) * n_b - n_buf); a token before 0 is buffer slot
+// n_buf + it (block 0 only: the rows that complete a partly filled buffer). Dynamic shared memory:
+// n_b * d codes, then (int8 buffer) the per-token stage-1 scale and inverse of the block's input
+// rows. The general path: every layout.
+__global__ void CompressChunkKernel(CacheAppendParams P) {
   extern __shared__ __align__(16) unsigned char smem[];
   __shared__ float red[32];
-  int8_t* codes = reinterpret_cast<int8_t*>(smem);
-  const int64_t s = blockIdx.x;
-  const bool is_k = blockIdx.y == 0;
-  const int hk = static_cast<int>(s % P.hkv);
   const int n = P.n_b, d = P.d;
-  const float* mean = (is_k && P.k_mean && !P.buf_int8) ? P.k_mean + s * d : nullptr;
-  auto row_value = [&](int e) -> float {
-    if (P.buf_int8) {
-      const int8_t* c8 = (is_k ? P.k_buf8 : P.v_buf8) + s * n * d;
-      const float* sc = (is_k ? P.k_buf_s : P.v_buf_s) + s * n;
-      return static_cast<float>(c8[e]) * sc[e / d];
+  int8_t* codes = reinterpret_cast<int8_t*>(smem);
+  float* tok = reinterpret_cast<float*>(smem + (static_cast<size_t>(n) * d + 15) / 16 * 16);
+  const int64_t s = blockIdx.x / P.n_full, j = blockIdx.x % P.n_full;
+  const bool is_k = blockIdx.y == 0;
+  auto input_token = [&](int t) -> int64_t { return j * n - P.n_buf + t; };  // < 0: buffer slot t
+  const int hk = static_cast<int>(s % P.hkv);
+  const float* mean = (is_k && P.k_mean) ? P.k_mean + s * d : nullptr;
+  const Half* in = (is_k ? P.k_in : P.v_in) + s * P.t_in * d;
+  // The int8 buffer's rows are stage 1 per token (AppendKernel): the input rows of this block get
+  // the same per-token codes and scale here first.
+  if (P.buf_int8) {
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    for (int t = warp; t < n; t += blockDim.x >> 5) {
+      const int64_t it = input_token(t);
+      if (it < 0) continue;
+      float amax = 0.0f;
+      for (int c = lane; c < d; c += 32) {
+        const float x = half_to_float(in[it * d + c]);
+        amax = maxf(amax, absf(mean ? x - mean[c] : x));
+      }
+      amax = warp_max(amax);
+      const Stage1Scale sc = stage1_scale(amax);
+      if (lane == 0) {
+        tok[2 * t] = sc.scale;
+        tok[2 * t + 1] = sc.inv;
+      }
     }
-    const float x = half_to_float((is_k ? P.k_buf : P.v_buf)[s * n * d + e]);
-    return mean ? x - mean[e % d] : x;
+    __syncthreads();
+  }
+  auto row_value = [&](int e) -> float {
+    const int t = e / d, c = e % d;
+    const int64_t it = input_token(t);
+    if (P.buf_int8) {
+      if (it < 0) {
+        const int8_t* c8 = (is_k ? P.k_buf8 : P.v_buf8) + s * n * d;
+        const float* sc = (is_k ? P.k_buf_s : P.v_buf_s) + s * n;
+        return static_cast<float>(c8[e]) * sc[t];
+      }
+      const float x = half_to_float(in[it * d + c]);
+      return static_cast<float>(stage1_code(mean ? x - mean[c] : x, tok[2 * t + 1])) * tok[2 * t];
+    }
+    const float x =
+        half_to_float(it < 0 ? (is_k ? P.k_buf : P.v_buf)[s * n * d + e] : in[it * d + c]);
+    return mean ? x - mean[c] : x;
   };
   float amax = 0.0f;
   for (int e = threadIdx.x; e < n * d; e += blockDim.x) amax = maxf(amax, absf(row_value(e)));
@@ -73,7 +110,7 @@ __global__ void CompressBufferKernel(CacheAppendParams P) {
   L.axis = is_k ? P.k_axis : P.v_axis;
   L.group_size = P.group_size;
   uint8_t* blk =
-      (is_k ? P.k_blocks : P.v_blocks) + (s * P.block_cap + P.block_index) * P.block_stride;
+      (is_k ? P.k_blocks : P.v_blocks) + (s * P.block_cap + P.block_index + j) * P.block_stride;
   compress_block_dev(codes, L, blk);
   if (threadIdx.x < 4) {
     const uint32_t u = __float_as_uint(sc.scale);
@@ -90,13 +127,20 @@ void launch_cache_append(const CacheAppendParams& p, int rows, cudaStream_t stre
   TURBO_CUDA_LAUNCH_CHECK();
 }
 
-void launch_cache_compress(const CacheAppendParams& p, cudaStream_t stream) {
-  const size_t smem = static_cast<size_t>(p.n_b) * p.d;
+void launch_cache_compress(const CacheAppendParams& p, const BlockLayout layouts[2],
+                           cudaStream_t stream) {
+  if (p.n_full == 0 || p.streams == 0) return;
+  (void)layouts;
+  const size_t codes = (static_cast<size_t>(p.n_b) * p.d + 15) / 16 * 16;
+  const size_t smem = codes + (p.buf_int8 ? 8 * static_cast<size_t>(p.n_b) : 0);
   TURBO_CHECK(smem <= 200 * 1024,
               "cache block of " << p.n_b << " x " << p.d << " codes does not fit in shared memory");
+  TURBO_CHECK(p.n_full * p.streams <= 0x7fffffff,
+              "an append of " << p.n_full << " blocks x " << p.streams << " streams is too large");
   TURBO_CUDA_CHECK(cudaFuncSetAttribute(
-      CompressBufferKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-  CompressBufferKernel<<<dim3(static_cast<unsigned>(p.streams), 2), 256, smem, stream>>>(p);
+      CompressChunkKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  CompressChunkKernel<<<dim3(static_cast<unsigned>(p.n_full * p.streams), 2), 256, smem, stream>>>(
+      p);
   TURBO_CUDA_LAUNCH_CHECK();
 }
 
