@@ -233,24 +233,27 @@ class CudaKvCache final : public KvCache {
     p.streams = streams_;
     p.hkv = spec_.kv_heads;
     p.d = d;
-    fill_cache_fields(p);
-    int64_t t = 0;
-    while (t < T) {
-      const int rows = static_cast<int>(std::min<int64_t>(T - t, qc.block - n_buf_));
-      p.t0 = t;
-      p.n_buf = static_cast<int>(n_buf_);
-      launch_cache_append(p, rows, stream);
-      n_buf_ += rows;
-      t += rows;
-      if (n_buf_ == qc.block) {
-        grow(n_blocks_ + 1, stream);
-        fill_cache_fields(p);  // the blocks may have moved
-        p.block_index = n_blocks_;
-        launch_cache_compress(p, stream);
-        ++n_blocks_;
-        n_buf_ = 0;
-      }
+    // One launch compresses every full block of the chunk (the first one completes the buffer's
+    // n_buf_ rows), then one launch writes the rows left over to the buffer (after the
+    // compression has read the buffer's old rows: same stream).
+    const int64_t n_b = qc.block;
+    const int64_t n_full = (n_buf_ + T) / n_b;
+    int64_t t0 = 0;
+    if (n_full > 0) {
+      grow(n_blocks_ + n_full, stream);
+      fill_cache_fields(p);
+      p.block_index = n_blocks_;
+      p.n_full = n_full;
+      const BlockLayout layouts[2] = {layout(0, true), layout(0, false)};
+      launch_cache_compress(p, layouts, stream);
+      n_blocks_ += n_full;
+      t0 = n_full * n_b - n_buf_;
+      n_buf_ = 0;
     }
+    fill_cache_fields(p);
+    p.t0 = t0;
+    launch_cache_append(p, static_cast<int>(T - t0), stream);
+    n_buf_ += T - t0;
     length_ += T;
   }
 

@@ -129,17 +129,21 @@ struct CacheAppendParams {
   float* k_buf_s;  // [streams, n_b]
   float* v_buf_s;
   const float* k_mean;  // [streams, d] or null
-  // compression of a full buffer into block `block_index`
+  // Compression of the call's n_full full blocks into blocks [block_index, block_index + n_full):
+  // block j holds the tokens [j * n_b - n_buf, (j + 1) * n_b - n_buf) of the input, where token
+  // -n_buf + t < 0 is buffer slot t (the n_buf rows already in the buffer complete block 0).
   uint8_t* k_blocks;
   uint8_t* v_blocks;
-  int64_t block_stride, block_cap, block_index;
+  int64_t block_stride, block_cap, block_index, n_full;
   const int* head_bits;
   int k_axis, v_axis, group_size;
 };
 // Appends `rows` input rows [t0, t0 + rows) at buffer slots [n_buf, n_buf + rows).
 void launch_cache_append(const CacheAppendParams& p, int rows, cudaStream_t stream);
-// Compresses the full buffer of every stream into block `block_index` (K and V).
-void launch_cache_compress(const CacheAppendParams& p, cudaStream_t stream);
+// Compresses the n_full full blocks of every stream (K and V), from the input rows and the n_buf
+// buffer rows. `layouts[0]` / `layouts[1]`: K's / V's block layout (bits aside: each head's own).
+void launch_cache_compress(const CacheAppendParams& p, const BlockLayout layouts[2],
+                           cudaStream_t stream);
 
 // ---- FlashQ attention (SPEC 5, 6) -----------------------------------------------------------
 
