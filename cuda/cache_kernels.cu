@@ -17,7 +17,9 @@ __global__ void AppendKernel(CacheAppendParams P) {
   const int lane = threadIdx.x & 31;
   const bool is_k = threadIdx.x < 32;
   const Half* src = (is_k ? P.k_in : P.v_in) + (s * P.t_in + P.t0 + j) * P.d;
-  const int64_t slot = s * P.n_b + P.n_buf + j;
+  int r = P.buf_head + P.n_buf + j;  // the buffer ring
+  if (r >= P.buf_cap) r -= P.buf_cap;
+  const int64_t slot = s * P.buf_cap + r;
   if (!P.buf_int8) {
     Half* dst = (is_k ? P.k_buf : P.v_buf) + slot * P.d;
     for (int c = lane; c < P.d; c += 32) dst[c] = src[c];
@@ -40,7 +42,15 @@ __global__ void AppendKernel(CacheAppendParams P) {
   if (lane == 0) (is_k ? P.k_buf_s : P.v_buf_s)[slot] = sc.scale;
 }
 
-// grid (streams, 2): y = 0 compresses K, y = 1 V. Dynamic shared memory: n_b * d codes.
+// Writes the FP32 stage-1 scale `v` at byte `at` of a block (scale slots need not be 4-aligned).
+__device__ __forceinline__ void store_scale(uint8_t* at, float v) {
+  const uint32_t u = __float_as_uint(v);
+  for (int b = 0; b < 4; ++b) at[b] = static_cast<uint8_t>(u >> (8 * b));
+}
+
+// grid (streams, 2): y = 0 compresses K, y = 1 V: the buffer ring's oldest n_b rows. Stage 1 over
+// the block's FP32 rows (one scale, or one per row with kv_scale = token), then stage 2 at the
+// head's bits. Dynamic shared memory: n_b * d codes.
 __global__ void CompressBufferKernel(CacheAppendParams P) {
   extern __shared__ __align__(16) unsigned char smem[];
   __shared__ float red[32];
@@ -50,35 +60,52 @@ __global__ void CompressBufferKernel(CacheAppendParams P) {
   const int hk = static_cast<int>(s % P.hkv);
   const int n = P.n_b, d = P.d;
   const float* mean = (is_k && P.k_mean && !P.buf_int8) ? P.k_mean + s * d : nullptr;
-  auto row_value = [&](int e) -> float {
-    if (P.buf_int8) {
-      const int8_t* c8 = (is_k ? P.k_buf8 : P.v_buf8) + s * n * d;
-      const float* sc = (is_k ? P.k_buf_s : P.v_buf_s) + s * n;
-      return static_cast<float>(c8[e]) * sc[e / d];
-    }
-    const float x = half_to_float((is_k ? P.k_buf : P.v_buf)[s * n * d + e]);
-    return mean ? x - mean[e % d] : x;
+  auto slot = [&](int t) -> int64_t {  // ring slot of block row t
+    const int r = P.buf_head + t;
+    return s * P.buf_cap + (r < P.buf_cap ? r : r - P.buf_cap);
   };
-  float amax = 0.0f;
-  for (int e = threadIdx.x; e < n * d; e += blockDim.x) amax = maxf(amax, absf(row_value(e)));
-  amax = block_max(amax, red);
-  const Stage1Scale sc = stage1_scale(amax);
-  for (int e = threadIdx.x; e < n * d; e += blockDim.x)
-    codes[e] = stage1_code(row_value(e), sc.inv);
-  __syncthreads();
+  auto row_value = [&](int t, int c) -> float {
+    if (P.buf_int8) {
+      const int64_t sl = slot(t);
+      return static_cast<float>((is_k ? P.k_buf8 : P.v_buf8)[sl * d + c]) *
+             (is_k ? P.k_buf_s : P.v_buf_s)[sl];
+    }
+    const float x = half_to_float((is_k ? P.k_buf : P.v_buf)[slot(t) * d + c]);
+    return mean ? x - mean[c] : x;
+  };
   BlockLayout L;
   L.n_b = n;
   L.d = d;
   L.bits = P.head_bits[hk];
   L.axis = is_k ? P.k_axis : P.v_axis;
   L.group_size = P.group_size;
+  L.frac_step = P.frac_step;
+  L.token_scales = P.token_scales;
   uint8_t* blk =
       (is_k ? P.k_blocks : P.v_blocks) + (s * P.block_cap + P.block_index) * P.block_stride;
-  compress_block_dev(codes, L, blk);
-  if (threadIdx.x < 4) {
-    const uint32_t u = __float_as_uint(sc.scale);
-    blk[L.scale_offset() + threadIdx.x] = static_cast<uint8_t>(u >> (8 * threadIdx.x));
+  if (L.token_scales) {  // one warp per row
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+    for (int t = warp; t < n; t += warps) {
+      float amax = 0.0f;
+      for (int c = lane; c < d; c += 32) amax = maxf(amax, absf(row_value(t, c)));
+      const Stage1Scale sc = stage1_scale(warp_max(amax));
+      for (int c = lane; c < d; c += 32) codes[t * d + c] = stage1_code(row_value(t, c), sc.inv);
+      if (lane == 0) store_scale(blk + L.scale_offset() + 4 * t, sc.scale);
+    }
+    __syncthreads();
+    compress_block_dev(codes, L, blk);
+    return;
   }
+  float amax = 0.0f;
+  for (int e = threadIdx.x; e < n * d; e += blockDim.x)
+    amax = maxf(amax, absf(row_value(e / d, e % d)));
+  amax = block_max(amax, red);
+  const Stage1Scale sc = stage1_scale(amax);
+  for (int e = threadIdx.x; e < n * d; e += blockDim.x)
+    codes[e] = stage1_code(row_value(e / d, e % d), sc.inv);
+  __syncthreads();
+  compress_block_dev(codes, L, blk);
+  if (threadIdx.x == 0) store_scale(blk + L.scale_offset(), sc.scale);
 }
 
 }  // namespace
