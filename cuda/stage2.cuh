@@ -47,8 +47,7 @@ __device__ inline void compress_block_dev(const int8_t* q, const BlockLayout& L,
       const int i0 = bi * per, c0 = i0 % d;
       unsigned byte = 0;  // the first code in the low bits
       for (int k = 0; k < per; ++k)
-        byte |= static_cast<unsigned>(
-                    L.code(q[i0 + k], Stage2Params{s2_s[c0 + k], z_s[c0 + k]}))
+        byte |= static_cast<unsigned>(L.code(q[i0 + k], Stage2Params{s2_s[c0 + k], z_s[c0 + k]}))
                 << (k * L.bits);
       blk[bi] = static_cast<uint8_t>(byte);
     }
@@ -86,8 +85,7 @@ __device__ inline void compress_block_dev(const int8_t* q, const BlockLayout& L,
       const int64_t i = bi * per + k;
       if (i >= L.elements()) break;
       const int64_t g = L.group_of(static_cast<int>(i / L.d), static_cast<int>(i % L.d));
-      byte |= static_cast<unsigned>(L.code(q[i], Stage2Params{s2[g], z[g]}))
-              << (k * L.bits);
+      byte |= static_cast<unsigned>(L.code(q[i], Stage2Params{s2[g], z[g]})) << (k * L.bits);
     }
     blk[bi] = static_cast<uint8_t>(byte);
   }
