@@ -118,6 +118,31 @@ TURBO_HD uint8_t stage2_code(int q, Stage2Params p, int bits) {
   return static_cast<uint8_t>(c < levels ? c : levels);
 }
 
+// stage2_code by one multiply-add and a shift: an exact transformation that the kernels run per
+// code after computing the group's two constants once. With n = 2 (q - z) + s2 in [1, 763]
+// (q - z in [0, 254]) and m = 2 s2 in [2, 510], M = ceil(2^20 / m) gives M m = 2^20 + e with
+// e in [0, m), so n M / 2^20 = n / m + n e / (m 2^20), and n e < 763 * 510 < 2^20 keeps the
+// excess below 1 / m: floor(n M / 2^20) = floor(n / m) (the fraction of n / m is at most
+// (m - 1) / m). n M = q (2 M) + (s2 - 2 z) M < 2^29: no int32 overflow. quant_test proves it equal
+// to stage2_code for every (q, s2, z) with q >= z.
+constexpr int kStage2MulShift = 20;
+struct Stage2Mul {
+  int32_t a;  // 2 M
+  int32_t b;  // (s2 - 2 z) M
+};
+
+TURBO_HD Stage2Mul stage2_mul(Stage2Params p) {
+  const int32_t m = 2 * static_cast<int32_t>(p.s2);
+  const int32_t M = ((int32_t{1} << kStage2MulShift) + m - 1) / m;
+  return Stage2Mul{2 * M, (static_cast<int32_t>(p.s2) - 2 * static_cast<int32_t>(p.z)) * M};
+}
+
+TURBO_HD uint8_t stage2_code_mul(int q, Stage2Mul m, int bits) {
+  const int levels = (1 << bits) - 1;
+  const int c = (q * m.a + m.b) >> kStage2MulShift;
+  return static_cast<uint8_t>(c < levels ? c : levels);
+}
+
 TURBO_HD int8_t stage2_dequant(int c, Stage2Params p) {
   return static_cast<int8_t>(clampi(c * static_cast<int>(p.s2) + p.z, -127, 127));
 }

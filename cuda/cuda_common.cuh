@@ -132,18 +132,24 @@ struct CacheAppendParams {
   float* k_buf_s;  // [streams, buf_cap]
   float* v_buf_s;
   const float* k_mean;  // [streams, d] or null
-  // compression of the buffer's oldest n_b rows into block `block_index`
+  // Compression of the call's n_full full blocks into blocks [block_index, block_index + n_full):
+  // block j holds the rows [j * n_b, (j + 1) * n_b) of the buffer's n_buf rows (oldest first)
+  // followed by the input rows from t0 on; a row r < n_buf is buffer row r, in ring slot
+  // (buf_head + r) % buf_cap, a row r >= n_buf the input row t0 + r - n_buf.
   uint8_t* k_blocks;
   uint8_t* v_blocks;
-  int64_t block_stride, block_cap, block_index;
+  int64_t block_stride, block_cap, block_index, n_full;
   const int* head_bits;
   int k_axis, v_axis, group_size;
   int frac_step, token_scales;  // BlockLayout's: s2_step = float, kv_scale = token
 };
-// Appends `rows` input rows [t0, t0 + rows) at buffer slots [n_buf, n_buf + rows).
+// Appends `rows` input rows [t0, t0 + rows) as buffer rows [n_buf, n_buf + rows) (ring slots
+// (buf_head + n_buf + j) % buf_cap).
 void launch_cache_append(const CacheAppendParams& p, int rows, cudaStream_t stream);
-// Compresses the full buffer of every stream into block `block_index` (K and V).
-void launch_cache_compress(const CacheAppendParams& p, cudaStream_t stream);
+// Compresses the n_full full blocks of every stream (K and V), from the input rows and the n_buf
+// buffer rows. `layouts[0]` / `layouts[1]`: K's / V's block layout (bits aside: each head's own).
+void launch_cache_compress(const CacheAppendParams& p, const BlockLayout layouts[2],
+                           cudaStream_t stream);
 
 // ---- FlashQ attention (SPEC 5, 6) -----------------------------------------------------------
 

@@ -645,6 +645,33 @@ std::vector<Case> all_cases(bool quick, uint64_t seed,
   add_decode({1, 16, 4, 0, 128}, "splits=70", {700, 5, quick ? 2 : 4, 4, {}, false},
              ref::InputKind::kOutlierChannel);
 
+  // Appends of several blocks at once (the cuda cache compresses every full block of an append
+  // in one launch, straight from the input rows): 150 tokens (2 blocks + 22 buffered), then 181
+  // (the buffer completed, 2 more blocks, 11 left), 181 (3 blocks, the buffer left empty), 181,
+  // 181; and with block = 17, every append several blocks at a phase of its own.
+  const std::vector<std::string> chunk_keys = {
+      "splits=2",
+      "kv_bits=2",
+      "kv_bits=8",
+      "buffer=int8,splits=3",
+      "k_smooth=mean",
+      "k_smooth=mean,buffer=int8,kv_bits=2",
+      "k_axis=token,v_axis=token,group_size=32",
+      "k_axis=token,v_axis=channel,group_size=16,buffer=int8",
+      "block=17,splits=2",
+      "block=32,k_smooth=mean,buffer=int8",
+  };
+  for (size_t ci = 0; ci < chunk_keys.size(); ++ci) {
+    if (quick && ci % 3 != 0) continue;
+    add_decode({2, 4, 2, 0, 128}, chunk_keys[ci], {150, 181, 4, 3, {}, false},
+               ref::InputKind::kOutlierChannel);
+    if (!quick)
+      add_decode({1, 4, 2, 0, 64}, chunk_keys[ci], {64, 128, 2, 2, {}, false},
+                 ref::InputKind::kOutlierChannel);
+  }
+  add_decode({1, 4, 4, 0, 256}, "kv_bits=mixed,splits=2", {100, 190, 2, 2, {2, 4, 8, 4}, false},
+             ref::InputKind::kOutlierChannel);
+
   // Every method (the baselines and the FP16 floor too) on small shapes, prefill with statistics
   // and decode of the last 1 and 3 positions after one-token appends.
   std::vector<Shape> method_shapes = {{1, 1, 1, 1, 64},
