@@ -207,8 +207,22 @@ void bench_append(Csv& csv, const char* bits) {
   TURBO_CUDA_CHECK(cudaDeviceSynchronize());
   const double added = (static_cast<double>(cache->bytes().total()) - before) / (calls + 2);
   const double bytes = elems * 2.0 * 2 + added;
-  std::printf("append %s-bit B=%d Hkv=%d D=%d, %lld tokens per call: %.4f ms, %.0f GB/s\n", bits, B,
-              Hkv, D, static_cast<long long>(chunk), ms, bytes / ms / 1e6);
+  // The same calls 4 at a time between the events: the host's launch work of a call overlaps the
+  // device's work of the one before (printed only; the CSV keeps the per-call time).
+  const double ms4 =
+      median_ms(
+          [&](int i) {
+            for (int r = 0; r < 4; ++r) {
+              const Half* base = kv.as<Half>() + ((i * 4 + r) % 2) * elems * 2;
+              cuda::flashq_cache_append_device(*cache, base, base + elems, chunk, nullptr);
+            }
+          },
+          1, 8) /
+      4;
+  std::printf(
+      "append %s-bit B=%d Hkv=%d D=%d, %lld tokens per call: %.4f ms, %.0f GB/s; back to back "
+      "(4 calls per timing): %.4f ms per call, %.0f GB/s\n",
+      bits, B, Hkv, D, static_cast<long long>(chunk), ms, bytes / ms / 1e6, ms4, bytes / ms4 / 1e6);
   csv.row("append", B, Hkv, Hkv, chunk, chunk, D, 0, bits, 0, "cache", ms, 0, bytes, "");
 }
 

@@ -16,6 +16,7 @@
 #include "cuda/cuda_common.cuh"
 #include "cuda/sas_table.cuh"
 #include "cuda/stage2.cuh"
+#include "cuda/stage2_channel.cuh"
 #include "cuda/warp.cuh"
 
 namespace turbo {
@@ -179,6 +180,31 @@ __global__ void CompressKernel(const int8_t* q_all, BlockLayout L, uint8_t* bloc
   compress_block_dev(q_all + blockIdx.x * L.elements(), L, blocks + blockIdx.x * stride);
 }
 
+// The register path of CompressKernel for the common layout (stage2_channel.cuh): thread t holds
+// kV vectors of 16 codes (one 16-byte load each). Grid (n_blocks).
+template <int kV>
+__global__ void __launch_bounds__(kChannelTileThreads)
+    CompressChannelKernel(const int8_t* q_all, BlockLayout L, uint8_t* blocks, int64_t stride) {
+  constexpr int kC = 16;
+  __shared__ ChannelTileSmem sm;
+  const int d = L.d;
+  const int tpr = d / kC;
+  const int c0 = (threadIdx.x % tpr) * kC;
+  const int r0 = threadIdx.x / tpr;
+  const int rows_per_pass = kChannelTileThreads / tpr;
+  const int8_t* q = q_all + blockIdx.x * L.elements();
+  uint32_t w[kV][kC / 4];
+#pragma unroll
+  for (int v = 0; v < kV; ++v) {
+    const uint4 x = *reinterpret_cast<const uint4*>(q + (r0 + v * rows_per_pass) * d + c0);
+    w[v][0] = x.x;
+    w[v][1] = x.y;
+    w[v][2] = x.z;
+    w[v][3] = x.w;
+  }
+  channel_tile_compress_bits<kC, kV>(L.bits, w, d, blocks + blockIdx.x * stride, sm);
+}
+
 __global__ void DecompressKernel(const uint8_t* blocks, BlockLayout L, int64_t stride,
                                  int8_t* q_all) {
   const uint8_t* blk = blocks + blockIdx.x * stride;
@@ -288,6 +314,25 @@ void launch_channel_mean(const Half* k, int64_t heads, int64_t n_total, int64_t 
 void launch_compress_blocks(const int8_t* q, const BlockLayout& layout, int64_t n_blocks,
                             uint8_t* blocks, int64_t block_stride, cudaStream_t stream) {
   if (n_blocks == 0) return;
+  const int vectors = channel_tile_vectors(layout, 16);
+  if (vectors > 0 && aligned16(q) && aligned16(blocks) &&
+      (n_blocks == 1 || block_stride % 16 == 0)) {
+    const unsigned grid = static_cast<unsigned>(n_blocks);
+    if (vectors == 1)
+      CompressChannelKernel<1>
+          <<<grid, kChannelTileThreads, 0, stream>>>(q, layout, blocks, block_stride);
+    else if (vectors == 2)
+      CompressChannelKernel<2>
+          <<<grid, kChannelTileThreads, 0, stream>>>(q, layout, blocks, block_stride);
+    else if (vectors == 4)
+      CompressChannelKernel<4>
+          <<<grid, kChannelTileThreads, 0, stream>>>(q, layout, blocks, block_stride);
+    else
+      CompressChannelKernel<8>
+          <<<grid, kChannelTileThreads, 0, stream>>>(q, layout, blocks, block_stride);
+    TURBO_CUDA_LAUNCH_CHECK();
+    return;
+  }
   CompressKernel<<<static_cast<unsigned>(n_blocks), kThreads, 0, stream>>>(q, layout, blocks,
                                                                            block_stride);
   TURBO_CUDA_LAUNCH_CHECK();

@@ -3,7 +3,8 @@
 // bound) and prints one line per case and a summary per op. Timings are cuda_flashq_bench's job
 // (flashq_bench.cu); --profile runs one prefill and one decode call for a profiler.
 //
-//   cuda_validate [--small] [--profile]
+//   cuda_validate [--small] [--op NAME[,NAME...]] [--profile]
+// --op runs only the cases of those ops (e.g. compress_block,attention_decode for a sanitizer).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -24,13 +25,26 @@ using namespace turbo;
 
 namespace {
 
-int run_validation(bool small) {
+// `ops`: comma-separated op names to run (empty: every case).
+bool selected(const std::string& ops, const std::string& op) {
+  if (ops.empty()) return true;
+  size_t b = 0;
+  while (b <= ops.size()) {
+    const size_t e = std::min(ops.find(',', b), ops.size());
+    if (ops.compare(b, e - b, op) == 0) return true;
+    b = e + 1;
+  }
+  return false;
+}
+
+int run_validation(bool small, const std::string& ops) {
   auto ref = ref::make_reference_backend();
   auto dev = cuda::make_cuda_backend();
   check::Backends backends{*dev, *ref};
   std::vector<check::CaseResult> results;
   const auto t0 = std::chrono::steady_clock::now();
   for (const check::Case& c : check::all_cases(small)) {
+    if (!selected(ops, c.op)) continue;
     results.push_back(check::run_case(c, backends));
     const check::CaseResult& r = results.back();
     std::printf("%-5s %-18s mismatches %8lld / %10lld  %s%s\n",
@@ -41,6 +55,10 @@ int run_validation(bool small) {
                 static_cast<long long>(r.compared), r.vars.c_str(),
                 r.note.empty() ? "" : ("  (" + r.note + ")").c_str());
     std::fflush(stdout);
+  }
+  if (results.empty()) {
+    std::fprintf(stderr, "cuda_validate: no case of op '%s' in the case list\n", ops.c_str());
+    return 1;
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const check::Summary sum = check::summarize(results, true);
@@ -95,13 +113,16 @@ int run_profile() {
 
 int main(int argc, char** argv) {
   bool small = false, validate = true, profile = false;
+  std::string ops;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--small"))
       small = true;
+    else if (!std::strcmp(argv[i], "--op") && i + 1 < argc)
+      ops = argv[++i];
     else if (!std::strcmp(argv[i], "--profile"))
       profile = true, validate = false;
     else {
-      std::fprintf(stderr, "usage: cuda_validate [--small] [--profile]\n");
+      std::fprintf(stderr, "usage: cuda_validate [--small] [--op NAME[,NAME...]] [--profile]\n");
       return 2;
     }
   }
@@ -115,7 +136,7 @@ int main(int argc, char** argv) {
               prop.multiProcessorCount);
   int failed = 0;
   try {
-    if (validate) failed += run_validation(small);
+    if (validate) failed += run_validation(small, ops);
     if (profile) failed += run_profile();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "cuda_validate: %s\n", e.what());
