@@ -1,7 +1,8 @@
 // KV cache append (SPEC 6): an append's full blocks are compressed in one launch (stage 1 over
 // each block's FP32 rows, then stage 2 at the head's bits), straight from the input rows and, for
-// the block that completes a partly filled buffer, from the buffer's rows; the rows left over go
-// to the residual buffer.
+// the blocks that start in the buffer, from the buffer's rows; the rows left over go to the
+// residual buffer, a ring of n_b + window rows (a block leaves it once `window` newer rows follow
+// it). The sink rows (the first `sink` tokens) never come here: the driver copies them aside.
 #include "core/fp16.h"
 #include "core/quant.h"
 #include "cuda/cuda_common.cuh"
@@ -20,7 +21,9 @@ __global__ void AppendKernel(CacheAppendParams P) {
   const int lane = threadIdx.x & 31;
   const bool is_k = threadIdx.x < 32;
   const Half* src = (is_k ? P.k_in : P.v_in) + (s * P.t_in + P.t0 + j) * P.d;
-  const int64_t slot = s * P.n_b + P.n_buf + j;
+  int r = P.buf_head + P.n_buf + j;  // the buffer ring
+  if (r >= P.buf_cap) r -= P.buf_cap;
+  const int64_t slot = s * P.buf_cap + r;
   if (!P.buf_int8) {
     Half* dst = (is_k ? P.k_buf : P.v_buf) + slot * P.d;
     for (int c = lane; c < P.d; c += 32) dst[c] = src[c];
@@ -43,11 +46,19 @@ __global__ void AppendKernel(CacheAppendParams P) {
   if (lane == 0) (is_k ? P.k_buf_s : P.v_buf_s)[slot] = sc.scale;
 }
 
+// Writes the FP32 stage-1 scale `v` at byte `at` of a block (scale slots need not be 4-aligned).
+__device__ __forceinline__ void store_scale(uint8_t* at, float v) {
+  const uint32_t u = __float_as_uint(v);
+  for (int b = 0; b < 4; ++b) at[b] = static_cast<uint8_t>(u >> (8 * b));
+}
+
 // grid (n_full * streams, kv_count): x = j + n_full * s, y + kv0 = 0 compresses K, 1 V. Block j of
-// stream s holds the input tokens [j * n_b - n_buf, (j + 1) * n_b - n_buf); a token before 0 is
-// buffer slot n_buf + it (block 0 only: the rows that complete a partly filled buffer). Dynamic
-// shared memory: n_b * d codes, then (int8 buffer) the per-token stage-1 scale and inverse of the
-// block's input rows. The general path: every layout.
+// stream s
+// holds the rows [j * n_b, (j + 1) * n_b) of the buffer's n_buf rows followed by the input rows
+// from t0 (CacheAppendParams). Stage 1 over the block's FP32 rows (one scale, or one per row with
+// kv_scale = token), then stage 2 at the head's bits (integer or fractional step). Dynamic shared
+// memory: n_b * d codes, then (int8 buffer) the per-token stage-1 scale and inverse of the block's
+// input rows. The general path: every layout.
 __global__ void CompressChunkKernel(CacheAppendParams P, int kv0) {
   extern __shared__ __align__(16) unsigned char smem[];
   __shared__ float red[32];
@@ -56,10 +67,15 @@ __global__ void CompressChunkKernel(CacheAppendParams P, int kv0) {
   float* tok = reinterpret_cast<float*>(smem + (static_cast<size_t>(n) * d + 15) / 16 * 16);
   const int64_t s = blockIdx.x / P.n_full, j = blockIdx.x % P.n_full;
   const bool is_k = blockIdx.y + kv0 == 0;
-  auto input_token = [&](int t) -> int64_t { return j * n - P.n_buf + t; };  // < 0: buffer slot t
+  // Row t of the block: an input row (>= 0: t0 + it), or (< 0) buffer row j * n + t.
+  auto input_token = [&](int t) -> int64_t { return j * n - P.n_buf + t; };
+  auto buffer_slot = [&](int t) -> int64_t {  // ring slot of buffer row j * n + t
+    const int64_t r = P.buf_head + j * n + t;
+    return s * P.buf_cap + (r < P.buf_cap ? r : r - P.buf_cap);
+  };
   const int hk = static_cast<int>(s % P.hkv);
   const float* mean = (is_k && P.k_mean) ? P.k_mean + s * d : nullptr;
-  const Half* in = (is_k ? P.k_in : P.v_in) + s * P.t_in * d;
+  const Half* in = (is_k ? P.k_in : P.v_in) + (s * P.t_in + P.t0) * d;
   // The int8 buffer's rows are stage 1 per token (AppendKernel): the input rows of this block get
   // the same per-token codes and scale here first.
   if (P.buf_int8) {
@@ -81,42 +97,54 @@ __global__ void CompressChunkKernel(CacheAppendParams P, int kv0) {
     }
     __syncthreads();
   }
-  auto row_value = [&](int e) -> float {
-    const int t = e / d, c = e % d;
+  auto row_value = [&](int t, int c) -> float {
     const int64_t it = input_token(t);
     if (P.buf_int8) {
       if (it < 0) {
-        const int8_t* c8 = (is_k ? P.k_buf8 : P.v_buf8) + s * n * d;
-        const float* sc = (is_k ? P.k_buf_s : P.v_buf_s) + s * n;
-        return static_cast<float>(c8[e]) * sc[t];
+        const int64_t sl = buffer_slot(t);
+        return static_cast<float>((is_k ? P.k_buf8 : P.v_buf8)[sl * d + c]) *
+               (is_k ? P.k_buf_s : P.v_buf_s)[sl];
       }
       const float x = half_to_float(in[it * d + c]);
       return static_cast<float>(stage1_code(mean ? x - mean[c] : x, tok[2 * t + 1])) * tok[2 * t];
     }
     const float x =
-        half_to_float(it < 0 ? (is_k ? P.k_buf : P.v_buf)[s * n * d + e] : in[it * d + c]);
+        half_to_float(it < 0 ? (is_k ? P.k_buf : P.v_buf)[buffer_slot(t) * d + c] : in[it * d + c]);
     return mean ? x - mean[c] : x;
   };
-  float amax = 0.0f;
-  for (int e = threadIdx.x; e < n * d; e += blockDim.x) amax = maxf(amax, absf(row_value(e)));
-  amax = block_max(amax, red);
-  const Stage1Scale sc = stage1_scale(amax);
-  for (int e = threadIdx.x; e < n * d; e += blockDim.x)
-    codes[e] = stage1_code(row_value(e), sc.inv);
-  __syncthreads();
   BlockLayout L;
   L.n_b = n;
   L.d = d;
   L.bits = P.head_bits[hk];
   L.axis = is_k ? P.k_axis : P.v_axis;
   L.group_size = P.group_size;
+  L.frac_step = P.frac_step;
+  L.token_scales = P.token_scales;
   uint8_t* blk =
       (is_k ? P.k_blocks : P.v_blocks) + (s * P.block_cap + P.block_index + j) * P.block_stride;
-  compress_block_dev(codes, L, blk);
-  if (threadIdx.x < 4) {
-    const uint32_t u = __float_as_uint(sc.scale);
-    blk[L.scale_offset() + threadIdx.x] = static_cast<uint8_t>(u >> (8 * threadIdx.x));
+  if (L.token_scales) {  // one scale per row: one warp per row
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    for (int t = warp; t < n; t += blockDim.x >> 5) {
+      float amax = 0.0f;
+      for (int c = lane; c < d; c += 32) amax = maxf(amax, absf(row_value(t, c)));
+      const Stage1Scale sc = stage1_scale(warp_max(amax));
+      for (int c = lane; c < d; c += 32) codes[t * d + c] = stage1_code(row_value(t, c), sc.inv);
+      if (lane == 0) store_scale(blk + L.scale_offset() + 4 * t, sc.scale);
+    }
+    __syncthreads();
+    compress_block_dev(codes, L, blk);
+    return;
   }
+  float amax = 0.0f;
+  for (int e = threadIdx.x; e < n * d; e += blockDim.x)
+    amax = maxf(amax, absf(row_value(e / d, e % d)));
+  amax = block_max(amax, red);
+  const Stage1Scale sc = stage1_scale(amax);
+  for (int e = threadIdx.x; e < n * d; e += blockDim.x)
+    codes[e] = stage1_code(row_value(e / d, e % d), sc.inv);
+  __syncthreads();
+  compress_block_dev(codes, L, blk);
+  if (threadIdx.x == 0) store_scale(blk + L.scale_offset(), sc.scale);
 }
 
 // The register path of CompressChunkKernel for the common layout (stage2_channel.cuh): grid
@@ -141,7 +169,7 @@ __global__ void __launch_bounds__(kChannelTileThreads)
   float mu[kC];
 #pragma unroll
   for (int k = 0; k < kC; ++k) mu[k] = has_mean ? P.k_mean[s * d + c0 + k] : 0.0f;
-  const Half* in = (is_k ? P.k_in : P.v_in) + s * P.t_in * d + c0;
+  const Half* in = (is_k ? P.k_in : P.v_in) + (s * P.t_in + P.t0) * d + c0;
   // Every FP16 row's 16-byte load first (predicated, no branch between them), then the values.
   const Half* buf = (is_k ? P.k_buf : P.v_buf) + s * n * d + c0;
   uint4 raw[kV];
@@ -240,9 +268,13 @@ void launch_cache_compress(const CacheAppendParams& p, const BlockLayout layouts
   const unsigned grid = static_cast<unsigned>(p.n_full * p.streams);
   // The register path per tensor (K: 0, V: 1) where its layout allows it, else the general one;
   // K and V in one launch when they take the same path.
+  // The register path reads the buffer's rows from slot 0 on: a window's ring (buf_cap > n_b, whose
+  // oldest row may sit anywhere) takes the general path.
   const bool aligned = aligned16(p.k_in) && aligned16(p.v_in) && p.block_stride % 16 == 0;
+  const bool plain_buffer = p.buf_cap == p.n_b && p.buf_head == 0;
   int vectors[2];
-  for (int kv = 0; kv < 2; ++kv) vectors[kv] = aligned ? channel_tile_vectors(layouts[kv], 8) : 0;
+  for (int kv = 0; kv < 2; ++kv)
+    vectors[kv] = aligned && plain_buffer ? channel_tile_vectors(layouts[kv], 8) : 0;
   auto launch = [&](int kv0, int kv_count) {
     const dim3 g(grid, static_cast<unsigned>(kv_count));
     switch (vectors[kv0]) {

@@ -181,6 +181,14 @@ void prefill_impl(const AttentionConfig& cfg, const Half* q, const Half* k, cons
 
 // ---- the compressed KV cache (SPEC 6) -------------------------------------------------------
 
+// The decode-cache knobs of issue 9 (FP16 sink rows, an FP16 window, per-token stage-1 scales in
+// the blocks, the fractional stage-2 step): the rows kernel reads such a cache, the decode kernel
+// does not.
+bool general_cache(const QuantConfig& qc) {
+  return qc.sink > 0 || qc.window > 0 || qc.kv_scale == KvScale::kToken ||
+         qc.s2_step == S2Step::kFloat;
+}
+
 class CudaKvCache final : public KvCache {
  public:
   explicit CudaKvCache(const KvCacheSpec& spec) : spec_(spec) {
@@ -191,16 +199,23 @@ class CudaKvCache final : public KvCache {
     for (int h = 0; h < spec.kv_heads; ++h)
       for (bool is_k : {true, false}) stride = std::max(stride, layout(h, is_k).bytes());
     block_stride_ = (stride + 15) / 16 * 16;
+    buf_cap_ = static_cast<int64_t>(qc.block) + qc.window;
+    check_tiles_fit();
     upload(head_bits_, bits_.data(), bits_.size(), stream_);
-    const size_t buf_rows = static_cast<size_t>(streams_ * qc.block * spec.head_dim);
+    const size_t buf_rows = static_cast<size_t>(streams_ * buf_cap_ * spec.head_dim);
     if (qc.buffer == BufferMode::kInt8) {
       k_buf8_.reserve(buf_rows);
       v_buf8_.reserve(buf_rows);
-      k_buf_s_.reserve(sizeof(float) * static_cast<size_t>(streams_ * qc.block));
-      v_buf_s_.reserve(sizeof(float) * static_cast<size_t>(streams_ * qc.block));
+      k_buf_s_.reserve(sizeof(float) * static_cast<size_t>(streams_ * buf_cap_));
+      v_buf_s_.reserve(sizeof(float) * static_cast<size_t>(streams_ * buf_cap_));
     } else {
       k_buf_.reserve(buf_rows * sizeof(Half));
       v_buf_.reserve(buf_rows * sizeof(Half));
+    }
+    if (qc.sink > 0) {
+      const size_t sink_rows = static_cast<size_t>(streams_ * qc.sink * spec.head_dim);
+      k_sink_.reserve(sink_rows * sizeof(Half));
+      v_sink_.reserve(sink_rows * sizeof(Half));
     }
     TURBO_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
@@ -214,7 +229,7 @@ class CudaKvCache final : public KvCache {
 
   // SPEC 8, counted from what is stored (the same count as the reference cache).
   KvBytes bytes() const override {
-    return flashq_cache_bytes(spec_, bits_, n_blocks_, n_buf_, has_mean_, length_);
+    return flashq_cache_bytes(spec_, bits_, n_blocks_, n_buf_, has_mean_, length_, n_sink_);
   }
   int head_bits(int kv_head) const override { return bits_.at(static_cast<size_t>(kv_head)); }
 
@@ -233,22 +248,40 @@ class CudaKvCache final : public KvCache {
     p.streams = streams_;
     p.hkv = spec_.kv_heads;
     p.d = d;
-    // One launch compresses every full block of the chunk (the first one completes the buffer's
-    // n_buf_ rows), then one launch writes the rows left over to the buffer (after the
-    // compression has read the buffer's old rows: same stream).
+    // The first `sink` tokens of each stream stay FP16 for good.
+    int64_t t_sink = 0;
+    if (n_sink_ < qc.sink && T > 0) {
+      t_sink = std::min<int64_t>(T, qc.sink - n_sink_);
+      const size_t row = sizeof(Half) * static_cast<size_t>(d);
+      for (int is_k = 0; is_k < 2; ++is_k)
+        TURBO_CUDA_CHECK(cudaMemcpy2DAsync((is_k ? k_sink_ : v_sink_).as<Half>() + n_sink_ * d,
+                                           row * qc.sink, is_k ? k : v, row * T, row * t_sink,
+                                           static_cast<size_t>(streams_), cudaMemcpyDeviceToDevice,
+                                           stream));
+      n_sink_ += t_sink;
+    }
+    // The buffer's rows and the input's rows after the sink, oldest first: every block of n_b of
+    // them that has `window` newer rows after it is compressed, in one launch (SPEC 6 with the
+    // window: the reference compresses the oldest block whenever the buffer reaches n_b + window
+    // rows); then one launch writes the rows left over to the buffer ring (after the compression
+    // has read the buffer's old rows: same stream).
     const int64_t n_b = qc.block;
-    const int64_t n_full = (n_buf_ + T) / n_b;
-    int64_t t0 = 0;
+    const int64_t rows = n_buf_ + (T - t_sink);
+    const int64_t n_full = rows >= qc.window ? (rows - qc.window) / n_b : 0;
+    int64_t t0 = t_sink;
     if (n_full > 0) {
       grow(n_blocks_ + n_full, stream);
       fill_cache_fields(p);
+      p.t0 = t_sink;
       p.block_index = n_blocks_;
       p.n_full = n_full;
       const BlockLayout layouts[2] = {layout(0, true), layout(0, false)};
       launch_cache_compress(p, layouts, stream);
       n_blocks_ += n_full;
-      t0 = n_full * n_b - n_buf_;
-      n_buf_ = 0;
+      const int64_t leaving = n_full * n_b;  // rows now in blocks
+      t0 += std::max<int64_t>(0, leaving - n_buf_);
+      buf_head_ = (buf_head_ + leaving) % buf_cap_;
+      n_buf_ = std::max<int64_t>(0, n_buf_ - leaving);
     }
     fill_cache_fields(p);
     p.t0 = t0;
@@ -257,13 +290,21 @@ class CudaKvCache final : public KvCache {
     length_ += T;
   }
 
-  // Fills the cache fields of the rows kernel's params.
+  // Fills the cache fields of the rows kernel's params. Tiles as the reference's flashq_decode:
+  // the sink rows (one tile), the blocks, the buffer (one tile of up to block + window - 1 rows).
   void fill(RowsParams& p) const {
+    const QuantConfig& qc = spec_.config.quant;
     fill_cache_fields(p);
     p.source = TileSource::kCache;
+    p.n_sink = static_cast<int>(n_sink_);
+    p.sink_cap = qc.sink;
+    p.k_sink = k_sink_.as<Half>();
+    p.v_sink = v_sink_.as<Half>();
+    p.buf_per_token = qc.kv_scale == KvScale::kToken || qc.window > 0;
+    p.general_cache = general_cache(qc);
     p.n_blocks = static_cast<int>(n_blocks_);
-    p.n_tiles = static_cast<int>(n_blocks_ + (n_buf_ > 0 ? 1 : 0));
-    p.tile_cap = spec_.config.quant.block;
+    p.n_tiles = static_cast<int>((n_sink_ > 0 ? 1 : 0) + n_blocks_ + (n_buf_ > 0 ? 1 : 0));
+    p.tile_cap = static_cast<int>(std::max<int64_t>({qc.block, n_sink_, n_buf_}));
   }
 
  private:
@@ -290,6 +331,31 @@ class CudaKvCache final : public KvCache {
     p.k_axis = static_cast<int>(qc.k_axis);
     p.v_axis = static_cast<int>(qc.v_axis);
     p.group_size = qc.group_size;
+    p.frac_step = qc.s2_step == S2Step::kFloat ? 1 : 0;
+    p.token_scales = qc.kv_scale == KvScale::kToken ? 1 : 0;
+    p.buf_cap = static_cast<int>(buf_cap_);
+    p.buf_head = static_cast<int>(buf_head_);
+  }
+
+  // The largest tile decode can meet (the sink rows, a block, a buffer of block + window - 1 rows)
+  // must fit in the rows kernel's shared memory at its fewest query rows per CTA: refused here,
+  // when the cache is made, rather than at the first decode.
+  void check_tiles_fit() const {
+    const QuantConfig& qc = spec_.config.quant;
+    RowsParams p{};
+    // (clamped so that an absurd sink or window still gives a positive int and a clear error)
+    p.tile_cap = static_cast<int>(
+        std::min<int64_t>(std::max<int64_t>({qc.block, qc.sink, buf_cap_ - 1}), 1 << 24));
+    p.dp = padded_dim(spec_.head_dim);
+    p.rows_per_cta = 8;
+    p.want_stats = true;
+    const size_t smem = rows_kernel_smem(p);
+    TURBO_CHECK(smem <= kRowsMaxSmem,
+                "cuda cache: a decode tile of "
+                    << p.tile_cap << " tokens (block=" << qc.block << ", sink=" << qc.sink
+                    << ", window=" << qc.window << ") at head_dim " << spec_.head_dim << " needs "
+                    << smem / 1024 << " KiB of shared memory in the rows kernel, over its "
+                    << kRowsMaxSmem / 1024 << " KiB; use a smaller sink or window, or ref");
   }
 
   void grow(int64_t blocks, cudaStream_t stream) {
@@ -312,11 +378,12 @@ class CudaKvCache final : public KvCache {
   KvCacheSpec spec_;
   std::vector<int> bits_;
   int64_t streams_ = 0;
-  int64_t length_ = 0, n_blocks_ = 0, n_buf_ = 0;
+  int64_t length_ = 0, n_sink_ = 0, n_blocks_ = 0, n_buf_ = 0;
+  int64_t buf_cap_ = 0, buf_head_ = 0;  // the buffer ring: block + window rows per stream
   int64_t block_stride_ = 0, block_cap_ = 0;
   bool has_mean_ = false;
   DeviceBuffer head_bits_, k_blocks_, v_blocks_, k_buf_, v_buf_, k_buf8_, v_buf8_, k_buf_s_,
-      v_buf_s_, k_mean_;
+      v_buf_s_, k_mean_, k_sink_, v_sink_;
   cudaStream_t stream_ = nullptr;  // the legacy default stream
 };
 
@@ -398,19 +465,9 @@ Status cuda_supports(const AttentionConfig& config) {
     return Status::Fail("method " + enum_name(config.method) +
                         " is not implemented by the cuda backend; use ref");
   if (config.splits > 1024) return Status::Fail("splits must be <= 1024 on the cuda backend");
-  const QuantConfig& qc = config.quant;
-  // The cuda cache layout has integer stage-2 steps, one stage-1 scale per block, no sink rows
-  // and no FP16 window: those knobs' other values are the ref backend's only.
-  const std::string ref_only = " is implemented by the ref backend only; use ref";
-  if (qc.s2_step != S2Step::kInt)
-    return Status::Fail("s2_step=" + enum_name(qc.s2_step) + ref_only + " (cuda: s2_step=int)");
-  if (qc.kv_scale != KvScale::kBlock)
-    return Status::Fail("kv_scale=" + enum_name(qc.kv_scale) + ref_only +
-                        " (cuda: kv_scale=block)");
-  if (qc.sink != 0)
-    return Status::Fail("sink=" + std::to_string(qc.sink) + ref_only + " (cuda: sink=0)");
-  if (qc.window != 0)
-    return Status::Fail("window=" + std::to_string(qc.window) + ref_only + " (cuda: window=0)");
+  // s2_step, kv_scale, sink and window: every value (decode on the rows kernel; prefill ignores
+  // them, as the reference does). A sink or window too long for the rows kernel's shared memory
+  // at the cache's head_dim is refused when the cache is created (CudaKvCache::check_tiles_fit).
   return Status::Ok();
 }
 

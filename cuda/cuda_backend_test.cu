@@ -54,6 +54,28 @@ TEST_F(CudaBackendTest, RejectsOtherMethods) {
   EXPECT_THROW(dev_->attention_prefill(c, q.view(), q.view(), q.view(), o.view(), nullptr), Error);
 }
 
+// The design-space knobs of the decode cache are taken (decode on the rows kernel); a sink or a
+// window whose tile cannot fit in the rows kernel's shared memory is refused when the cache is
+// made, with the knobs named, and one that fits is not.
+TEST_F(CudaBackendTest, CacheKnobsTakenAndOversizedTilesRefused) {
+  const AttentionConfig c =
+      parse_attention_config("method=flashq,s2_step=float,kv_scale=token,sink=4,window=100");
+  EXPECT_TRUE(dev_->supports(c).ok) << dev_->supports(c).message;
+  EXPECT_NO_THROW(dev_->create_cache({c, 1, 2, 128, {}}));
+  for (const char* key : {"method=flashq,window=4000", "method=flashq,sink=5000"}) {
+    const AttentionConfig big = parse_attention_config(key);
+    EXPECT_TRUE(dev_->supports(big).ok);
+    try {
+      dev_->create_cache({big, 1, 2, 128, {}});
+      ADD_FAILURE() << key << ": no error";
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find("shared memory"), std::string::npos) << msg;
+      EXPECT_NE(msg.find(key + 14), std::string::npos) << msg;  // "window=4000" / "sink=5000"
+    }
+  }
+}
+
 TEST_F(CudaBackendTest, RejectsNonFinite) {
   AttentionConfig c;
   HostTensor<Half> q(1, 1, 4, 64), o(1, 1, 4, 64);

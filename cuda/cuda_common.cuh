@@ -121,24 +121,30 @@ struct CacheAppendParams {
   int64_t t0;  // first input row of this chunk
   int64_t streams;
   int hkv, d, n_b, n_buf;
+  // The buffer is a ring of buf_cap = n_b + window rows per stream; its oldest row sits at slot
+  // buf_head (always 0 when window = 0: a block of n_b rows leaves at once).
+  int buf_cap, buf_head;
   bool buf_int8;
-  Half* k_buf;  // [streams, n_b, d]
+  Half* k_buf;  // [streams, buf_cap, d]
   Half* v_buf;
-  int8_t* k_buf8;  // [streams, n_b, d]
+  int8_t* k_buf8;  // [streams, buf_cap, d]
   int8_t* v_buf8;
-  float* k_buf_s;  // [streams, n_b]
+  float* k_buf_s;  // [streams, buf_cap]
   float* v_buf_s;
   const float* k_mean;  // [streams, d] or null
   // Compression of the call's n_full full blocks into blocks [block_index, block_index + n_full):
-  // block j holds the tokens [j * n_b - n_buf, (j + 1) * n_b - n_buf) of the input, where token
-  // -n_buf + t < 0 is buffer slot t (the n_buf rows already in the buffer complete block 0).
+  // block j holds the rows [j * n_b, (j + 1) * n_b) of the buffer's n_buf rows (oldest first)
+  // followed by the input rows from t0 on; a row r < n_buf is buffer row r, in ring slot
+  // (buf_head + r) % buf_cap, a row r >= n_buf the input row t0 + r - n_buf.
   uint8_t* k_blocks;
   uint8_t* v_blocks;
   int64_t block_stride, block_cap, block_index, n_full;
   const int* head_bits;
   int k_axis, v_axis, group_size;
+  int frac_step, token_scales;  // BlockLayout's: s2_step = float, kv_scale = token
 };
-// Appends `rows` input rows [t0, t0 + rows) at buffer slots [n_buf, n_buf + rows).
+// Appends `rows` input rows [t0, t0 + rows) as buffer rows [n_buf, n_buf + rows) (ring slots
+// (buf_head + n_buf + j) % buf_cap).
 void launch_cache_append(const CacheAppendParams& p, int rows, cudaStream_t stream);
 // Compresses the n_full full blocks of every stream (K and V), from the input rows and the n_buf
 // buffer rows. `layouts[0]` / `layouts[1]`: K's / V's block layout (bits aside: each head's own).
@@ -187,7 +193,13 @@ struct RowsParams {
   const float* v_scale;
   bool k_token, v_token;  // stage-1 group of one token (per-token scales when the tile has > 1)
 
-  // kCache: blocks [B * Hkv][block_cap] of `block_stride` bytes for K and for V, then the buffer.
+  // kCache, tiles in the reference's order: the FP16 sink rows (one tile, when n_sink > 0), the
+  // blocks [B * Hkv][block_cap] of `block_stride` bytes for K and for V, then the buffer (one
+  // tile).
+  int n_sink;          // sink rows held (<= sink_cap); stage 1 per token at attention
+  int sink_cap;        // the sink knob: rows per stream of k_sink / v_sink
+  const Half* k_sink;  // [B * Hkv, sink_cap, d]
+  const Half* v_sink;
   const uint8_t* k_blocks;
   const uint8_t* v_blocks;
   int64_t block_stride;
@@ -196,11 +208,17 @@ struct RowsParams {
   int n_b;
   const int* head_bits;  // [Hkv]
   int k_axis, v_axis, group_size;
+  int frac_step, token_scales;  // BlockLayout's: s2_step = float, kv_scale = token
   int n_buf;
+  int buf_cap, buf_head;  // the buffer ring (CacheAppendParams): row j at slot (buf_head + j) % cap
   bool buf_int8;
-  const Half* k_buf;  // fp16 buffer [B * Hkv, n_b, d]
+  bool buf_per_token;  // fp16 buffer: stage 1 per token (kv_scale = token or window > 0)
+  // Sink rows, a window, per-token block scales or the fractional stage-2 step: a cache that only
+  // the rows kernel reads.
+  bool general_cache;
+  const Half* k_buf;  // fp16 buffer [B * Hkv, buf_cap, d]
   const Half* v_buf;
-  const int8_t* k_buf8;  // int8 buffer [B * Hkv, n_b, d] and scales [B * Hkv, n_b]
+  const int8_t* k_buf8;  // int8 buffer [B * Hkv, buf_cap, d] and scales [B * Hkv, buf_cap]
   const int8_t* v_buf8;
   const float* k_buf_s;
   const float* v_buf_s;
@@ -221,6 +239,9 @@ struct RowsParams {
   int* counters;       // [B * Hkv] finished runs, zero between calls (fused_merge)
 };
 
+// Dynamic shared memory cap of the rows kernel: below the 227 KiB opt-in limit of sm_80/sm_90,
+// leaving room for its static shared memory.
+constexpr size_t kRowsMaxSmem = 200 * 1024;
 size_t rows_kernel_smem(const RowsParams& p);
 void launch_rows_kernel(const RowsParams& p, cudaStream_t stream);
 void launch_merge_kernel(const RowsParams& p, cudaStream_t stream);

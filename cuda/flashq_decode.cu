@@ -863,7 +863,7 @@ bool decode_kernel_supports(const RowsParams& p) {
   }();
   return !disabled && !p.want_stats && (p.d == 64 || p.d == 128) && p.n_b == kTile &&
          p.k_axis == 0 && p.v_axis == 0 && p.p_quant != PQuant::kFp16 && p.sas_table != nullptr &&
-         p.group * p.q_len <= kMaxRows && p.splits >= 1 && p.splits <= 1024;
+         p.group * p.q_len <= kMaxRows && p.splits >= 1 && p.splits <= 1024 && !p.general_cache;
 }
 
 bool decode_merge_fusable(const RowsParams& p) {

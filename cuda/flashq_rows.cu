@@ -1,7 +1,8 @@
 // The "rows" FlashQ kernel: one warp per query row, KV tiles staged in shared memory, and the
 // split-K merge (SPEC 5, 6). It mirrors reference/flashq.cpp process_tile line for line and
 // covers every knob: tile/token/head K/V scales (per-token V accumulates in token order with
-// fmaf), p_quant fp16, exp_mode exact, the compressed-cache tiles of decode and the
+// fmaf), p_quant fp16, exp_mode exact, the compressed-cache tiles of decode (the FP16 sink rows,
+// blocks with one or per-token stage-1 scales and either stage-2 step, the buffer ring) and the
 // AttentionStats bookkeeping. The fast paths are flashq_mma.cu (prefill) and flashq_decode.cu
 // (decode); the per-row steps below carry process_tile's step names (score, softmax, stats, pv).
 //
@@ -25,9 +26,7 @@ namespace {
 
 constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
-// Dynamic shared memory cap of the rows kernel: below the 227 KiB opt-in limit of sm_80/sm_90,
-// leaving room for the static SasParams copy.
-constexpr int kMaxDynamicSmem = 200 * 1024;
+constexpr int kMaxDynamicSmem = static_cast<int>(kRowsMaxSmem);
 
 // sum_k a.u8[k] * b.s8[k] + c (PTX dp4a with an unsigned first operand).
 __device__ __forceinline__ int dp4a_u8s8(uint32_t a, uint32_t b, int c) {
@@ -83,9 +82,10 @@ __device__ __forceinline__ float read_f32(const uint8_t* p) {
   return __uint_as_float(u);
 }
 
-// Decompresses one cache block into shared memory codes [n_b][kstride] (channels past d are 0).
-// Each thread takes one 32-bit word of packed codes: 4 (8-bit), 8 (4-bit) or 16 (2-bit) codes
-// of one token row (d is a multiple of 16), unpacked by the core unpack_code/stage2_dequant.
+// Decompresses one cache block into shared memory codes [n_b][kstride] (channels past d are 0)
+// and its stage-1 scale(s) (one, or n_b with token_scales). Each thread takes one 32-bit word of
+// packed codes: 4 (8-bit), 8 (4-bit) or 16 (2-bit) codes of one token row (d is a multiple of
+// 16), unpacked by the core unpack_code and BlockLayout::dequant (integer or fractional step).
 __device__ void load_block(const uint8_t* blk, const BlockLayout& L, int8_t* dst, int kstride,
                            int dp, float* scale) {
   const uint8_t* s2 = blk + L.s2_offset();
@@ -106,13 +106,13 @@ __device__ void load_block(const uint8_t* blk, const BlockLayout& L, int8_t* dst
 #pragma unroll
       for (int k = 0; k < 8; ++k) {
         const int64_t g = L.group_of(t, c0 + k);
-        out[k] = stage2_dequant(unpack_code(wb, k, 4), Stage2Params{s2[g], z[g]});
+        out[k] = L.dequant(unpack_code(wb, k, 4), Stage2Params{s2[g], z[g]});
       }
     } else {
 #pragma unroll
       for (int k = 0; k < 16; ++k) {
         const int64_t g = L.group_of(t, c0 + k);
-        out[k] = stage2_dequant(unpack_code(wb, k, 2), Stage2Params{s2[g], z[g]});
+        out[k] = L.dequant(unpack_code(wb, k, 2), Stage2Params{s2[g], z[g]});
       }
     }
   }
@@ -121,16 +121,30 @@ __device__ void load_block(const uint8_t* blk, const BlockLayout& L, int8_t* dst
       const int t = e / (dp - d), c = d + e % (dp - d);
       dst[t * kstride + c] = 0;
     }
-  if (threadIdx.x == 0) *scale = read_f32(blk + L.scale_offset());
+  const int n_scales = L.token_scales ? n_b : 1;
+  for (int j = threadIdx.x; j < n_scales; j += blockDim.x)
+    scale[j] = read_f32(blk + L.scale_offset() + 4 * j);
 }
 
-// Stage 1 of the fp16 residual buffer as one tile (SPEC 6), K with the mean subtracted.
-__device__ void load_fp16_buffer(const Half* buf, const float* mean, int n, int d, int dp,
-                                 int8_t* dst, int kstride, float* scale, float* red) {
+// Rows of a cache tile held as FP16 or int8 rows: row j of the tile at slot (head + j) % cap of
+// the stream's storage (the buffer ring; the sink rows are a ring that never wraps).
+struct RingRows {
+  int head, cap;
+  __device__ __forceinline__ int slot(int j) const {
+    const int r = head + j;
+    return r < cap ? r : r - cap;
+  }
+};
+
+// Stage 1 of n FP16 rows (the fp16 buffer or the sink rows) as one tile (SPEC 6), K with the mean
+// subtracted: one scale for the tile.
+__device__ void load_fp16_rows(const Half* buf, RingRows ring, const float* mean, int n, int d,
+                               int dp, int8_t* dst, int kstride, float* scale, float* red) {
   float amax = 0.0f;
   for (int e = threadIdx.x; e < n * d; e += blockDim.x) {
-    const float x = half_to_float(buf[e]);
-    amax = maxf(amax, absf(mean ? x - mean[e % d] : x));
+    const int t = e / d, c = e - t * d;
+    const float x = half_to_float(buf[ring.slot(t) * d + c]);
+    amax = maxf(amax, absf(mean ? x - mean[c] : x));
   }
   amax = warp_max(amax);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -143,13 +157,38 @@ __device__ void load_fp16_buffer(const Half* buf, const float* mean, int n, int 
     const int t = e / dp, c = e % dp;
     int8_t q = 0;
     if (c < d) {
-      const float x = half_to_float(buf[t * d + c]);
+      const float x = half_to_float(buf[ring.slot(t) * d + c]);
       q = stage1_code(mean ? x - mean[c] : x, s.inv);
     }
     dst[t * kstride + c] = q;
   }
   if (threadIdx.x == 0) *scale = s.scale;
   __syncthreads();  // red is reused by the next call
+}
+
+// The same with one stage-1 scale per row (the sink tile, the buffer tile with kv_scale = token or
+// window > 0): one warp per row, scales[j] for row j.
+__device__ void load_fp16_rows_per_token(const Half* buf, RingRows ring, const float* mean, int n,
+                                         int d, int dp, int8_t* dst, int kstride, float* scales) {
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  for (int t = warp; t < n; t += kWarps) {
+    const Half* row = buf + ring.slot(t) * d;
+    float amax = 0.0f;
+    for (int c = lane; c < d; c += 32) {
+      const float x = half_to_float(row[c]);
+      amax = maxf(amax, absf(mean ? x - mean[c] : x));
+    }
+    const Stage1Scale s = stage1_scale(warp_max(amax));
+    for (int c = lane; c < dp; c += 32) {
+      int8_t q = 0;
+      if (c < d) {
+        const float x = half_to_float(row[c]);
+        q = stage1_code(mean ? x - mean[c] : x, s.inv);
+      }
+      dst[t * kstride + c] = q;
+    }
+    if (lane == 0) scales[t] = s.scale;
+  }
 }
 
 // ---- the steps of one query row over one tile, named as reference/flashq.cpp process_tile's ----
@@ -342,6 +381,7 @@ __global__ void __launch_bounds__(kThreads) RowsKernel(RowsParams P) {
   const int t_begin = static_cast<int>(static_cast<int64_t>(P.n_tiles) * split / P.splits);
   const int t_end = static_cast<int>(static_cast<int64_t>(P.n_tiles) * (split + 1) / P.splits);
   const bool exact = P.sas.exp_mode == ExpMode::kExact;
+  const int sink_tiles = P.source == TileSource::kCache && P.n_sink > 0 ? 1 : 0;
   __syncthreads();  // sas
 
   for (int t = t_begin; t < t_end; ++t) {
@@ -353,10 +393,18 @@ __global__ void __launch_bounds__(kThreads) RowsKernel(RowsParams P) {
       nt = static_cast<int>(min(static_cast<long long>(P.n_keys), pos0 + P.bc) - pos0);
       k_pt = P.k_token && nt > 1;
       v_pt = P.v_token && nt > 1;
-    } else {
-      pos0 = static_cast<long long>(t) * P.n_b;
-      nt = t < P.n_blocks ? P.n_b : P.n_buf;
-      if (t == P.n_blocks && P.buf_int8) k_pt = v_pt = nt > 1;
+    } else if (t < sink_tiles) {  // the FP16 sink rows: stage 1 per token
+      pos0 = 0;
+      nt = P.n_sink;
+      k_pt = v_pt = nt > 1;
+    } else if (t - sink_tiles < P.n_blocks) {
+      pos0 = P.n_sink + static_cast<long long>(t - sink_tiles) * P.n_b;
+      nt = P.n_b;
+      k_pt = v_pt = P.token_scales && nt > 1;
+    } else {  // the buffer
+      pos0 = P.n_sink + static_cast<long long>(P.n_blocks) * P.n_b;
+      nt = P.n_buf;
+      k_pt = v_pt = (P.buf_int8 || P.buf_per_token) && nt > 1;
     }
     if (P.causal && pos0 > max_pos) break;  // tiles only move right: every row is masked
     __syncthreads();                        // the previous tile is no longer read
@@ -371,34 +419,51 @@ __global__ void __launch_bounds__(kThreads) RowsKernel(RowsParams P) {
         ks[j] = P.k_scale[base + j];
         vs[j] = P.v_scale[base + j];
       }
-    } else if (t < P.n_blocks) {
+    } else if (t < sink_tiles) {
+      const int64_t base = static_cast<int64_t>(bkv) * P.sink_cap * d;
+      const RingRows rows{0, P.sink_cap};
+      load_fp16_rows_per_token(P.k_sink + base, rows,
+                               P.k_mean ? P.k_mean + static_cast<int64_t>(bkv) * d : nullptr, nt, d,
+                               dp, k_s, kstride, ks);
+      load_fp16_rows_per_token(P.v_sink + base, rows, nullptr, nt, d, dp, v_s, kstride, vs);
+    } else if (t - sink_tiles < P.n_blocks) {
       BlockLayout bl;
       bl.n_b = P.n_b;
       bl.d = d;
       bl.bits = P.head_bits[hk];
       bl.group_size = P.group_size;
-      const int64_t off = (static_cast<int64_t>(bkv) * P.block_cap + t) * P.block_stride;
+      bl.frac_step = P.frac_step;
+      bl.token_scales = P.token_scales;
+      const int64_t off =
+          (static_cast<int64_t>(bkv) * P.block_cap + (t - sink_tiles)) * P.block_stride;
       bl.axis = P.k_axis;
       load_block(P.k_blocks + off, bl, k_s, kstride, dp, ks);
       bl.axis = P.v_axis;
       load_block(P.v_blocks + off, bl, v_s, kstride, dp, vs);
     } else if (P.buf_int8) {
-      const int64_t base = static_cast<int64_t>(bkv) * P.n_b;
+      const int64_t base = static_cast<int64_t>(bkv) * P.buf_cap;
+      const RingRows ring{P.buf_head, P.buf_cap};
       for (int e = threadIdx.x; e < nt * dp; e += blockDim.x) {
         const int j = e / dp, c = e % dp;
-        k_s[j * kstride + c] = c < d ? P.k_buf8[(base + j) * d + c] : int8_t{0};
-        v_s[j * kstride + c] = c < d ? P.v_buf8[(base + j) * d + c] : int8_t{0};
+        const int64_t row = base + ring.slot(j);
+        k_s[j * kstride + c] = c < d ? P.k_buf8[row * d + c] : int8_t{0};
+        v_s[j * kstride + c] = c < d ? P.v_buf8[row * d + c] : int8_t{0};
       }
       for (int j = threadIdx.x; j < nt; j += blockDim.x) {
-        ks[j] = P.k_buf_s[base + j];
-        vs[j] = P.v_buf_s[base + j];
+        ks[j] = P.k_buf_s[base + ring.slot(j)];
+        vs[j] = P.v_buf_s[base + ring.slot(j)];
       }
     } else {
-      const int64_t base = static_cast<int64_t>(bkv) * P.n_b * d;
-      load_fp16_buffer(P.k_buf + base,
-                       P.k_mean ? P.k_mean + static_cast<int64_t>(bkv) * d : nullptr, nt, d, dp,
-                       k_s, kstride, ks, red);
-      load_fp16_buffer(P.v_buf + base, nullptr, nt, d, dp, v_s, kstride, vs, red);
+      const int64_t base = static_cast<int64_t>(bkv) * P.buf_cap * d;
+      const RingRows ring{P.buf_head, P.buf_cap};
+      const float* mean = P.k_mean ? P.k_mean + static_cast<int64_t>(bkv) * d : nullptr;
+      if (P.buf_per_token) {
+        load_fp16_rows_per_token(P.k_buf + base, ring, mean, nt, d, dp, k_s, kstride, ks);
+        load_fp16_rows_per_token(P.v_buf + base, ring, nullptr, nt, d, dp, v_s, kstride, vs);
+      } else {
+        load_fp16_rows(P.k_buf + base, ring, mean, nt, d, dp, k_s, kstride, ks, red);
+        load_fp16_rows(P.v_buf + base, ring, nullptr, nt, d, dp, v_s, kstride, vs, red);
+      }
     }
     __syncthreads();
     if (int_pv && !v_pt) {  // V^T for the 4-token dp4a of step 5 (tokens past the tile are 0)

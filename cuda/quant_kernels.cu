@@ -216,7 +216,7 @@ __global__ void DecompressKernel(const uint8_t* blocks, BlockLayout L, int64_t s
       q[i] = static_cast<int8_t>(blk[i]);
     } else {
       const int64_t g = L.group_of(static_cast<int>(i / L.d), static_cast<int>(i % L.d));
-      q[i] = stage2_dequant(unpack_code(blk, i, L.bits), Stage2Params{s2[g], z[g]});
+      q[i] = L.dequant(unpack_code(blk, i, L.bits), Stage2Params{s2[g], z[g]});
     }
   }
 }

@@ -10,7 +10,8 @@ namespace cuda {
 
 constexpr int kMaxChannelGroups = 256;  // channels of the shared-memory path (head_dim <= 256)
 
-// q [n_b, d] INT8 codes -> codes, s2 and z of `blk` (the stage-1 scale slot is not written).
+// q [n_b, d] INT8 codes -> codes, s2 and z of `blk` (the stage-1 scale slot is not written), with
+// the layout's stage-2 step (BlockLayout::params / code: integer, or fractional with frac_step).
 // s2/z go to blk first; the packing pass reads them back after a barrier.
 __device__ inline void compress_block_dev(const int8_t* q, const BlockLayout& L, uint8_t* blk) {
   if (L.bits == 8) {
@@ -36,7 +37,7 @@ __device__ inline void compress_block_dev(const int8_t* q, const BlockLayout& L,
         lo = min(lo, v);
         hi = max(hi, v);
       }
-      const Stage2Params p = stage2_params(lo, hi, L.bits);
+      const Stage2Params p = L.params(lo, hi);
       s2[c] = s2_s[c] = p.s2;
       z[c] = z_s[c] = p.z;
     }
@@ -46,8 +47,7 @@ __device__ inline void compress_block_dev(const int8_t* q, const BlockLayout& L,
       const int i0 = bi * per, c0 = i0 % d;
       unsigned byte = 0;  // the first code in the low bits
       for (int k = 0; k < per; ++k)
-        byte |= static_cast<unsigned>(
-                    stage2_code(q[i0 + k], Stage2Params{s2_s[c0 + k], z_s[c0 + k]}, L.bits))
+        byte |= static_cast<unsigned>(L.code(q[i0 + k], Stage2Params{s2_s[c0 + k], z_s[c0 + k]}))
                 << (k * L.bits);
       blk[bi] = static_cast<uint8_t>(byte);
     }
@@ -73,7 +73,7 @@ __device__ inline void compress_block_dev(const int8_t* q, const BlockLayout& L,
         hi = max(hi, v);
       }
     }
-    const Stage2Params p = stage2_params(lo, hi, L.bits);
+    const Stage2Params p = L.params(lo, hi);
     s2[g] = p.s2;
     z[g] = p.z;
   }
@@ -85,8 +85,7 @@ __device__ inline void compress_block_dev(const int8_t* q, const BlockLayout& L,
       const int64_t i = bi * per + k;
       if (i >= L.elements()) break;
       const int64_t g = L.group_of(static_cast<int>(i / L.d), static_cast<int>(i % L.d));
-      byte |= static_cast<unsigned>(stage2_code(q[i], Stage2Params{s2[g], z[g]}, L.bits))
-              << (k * L.bits);
+      byte |= static_cast<unsigned>(L.code(q[i], Stage2Params{s2[g], z[g]})) << (k * L.bits);
     }
     blk[bi] = static_cast<uint8_t>(byte);
   }

@@ -123,7 +123,8 @@ std::string layout_vars(const BlockLayout& L) {
                     {"d", str(L.d)},
                     {"bits", str(L.bits)},
                     {"axis", L.axis ? "token" : "channel"},
-                    {"group", str(L.group_size)}});
+                    {"group", str(L.group_size)}}) +
+         (L.frac_step ? ",s2_step=float" : "") + (L.token_scales ? ",kv_scale=token" : "");
 }
 
 CaseResult compress(Backends& b, const BlockLayout& L, uint64_t seed) {
@@ -732,6 +733,77 @@ std::vector<Case> all_cases(bool quick, uint64_t seed,
     });
   }
 
+  // The design-space knobs of the decode cache (s2_step, kv_scale, sink, window), kept together
+  // after the cases above so that those keep their seeds.
+  // SPEC 2 with the fractional stage-2 step (s2_step = float), and layouts with per-token stage-1
+  // scales (kv_scale = token: the scale slot, left as is, is n_b floats).
+  for (int nb : {64, 17})
+    for (int bits : {4, 2})
+      for (int axis : {0, 1}) {
+        const BlockLayout L{nb, 64, bits, axis, 32, /*frac_step=*/1, /*token_scales=*/nb == 17};
+        add("compress_block", [=](Backends& b, uint64_t s) { return compress(b, L, s); });
+        add("decompress_block", [=](Backends& b, uint64_t s) { return decompress(b, L, s); });
+      }
+
+  // They do not change prefill: a backend takes them there too (a sweep sets them for both
+  // phases).
+  for (const char* key : {"method=flashq,s2_step=float,kv_scale=token,sink=4,window=32",
+                          "method=flashq,sink=100,window=7,kv_gran=token,causal=0"})
+    add("attention_prefill", [key](Backends& b, uint64_t s) {
+      const Shape sh{1, 4, 2, 150, 64};
+      return prefill(b, key, shape_vars(sh) + ",sink", synthetic(sh, ref::InputKind::kSink, s),
+                     false);
+    });
+
+  // Decode with each alone and combined: one-token appends across block boundaries (q_len 1) and
+  // 7-token appends that cross them mid-chunk (q_len 3); a sink longer than a block, windows that
+  // are not multiples of the block (the buffer tile then holds up to block + window - 1 rows), both
+  // buffers, K smoothing, token-axis stage 2, mixed bits and split-K. The sink inputs (kSink: a
+  // token 0 with tiny V that draws the attention) are the case these knobs exist for.
+  const std::vector<std::string> design_keys = {
+      "s2_step=float",
+      "s2_step=float,kv_bits=2,splits=3",
+      "s2_step=float,k_axis=token,v_axis=token,group_size=32,splits=2",
+      "kv_scale=token",
+      "kv_scale=token,buffer=int8,splits=2",
+      "kv_scale=token,k_smooth=mean,kv_bits=8",
+      "sink=1",
+      "sink=4,splits=3",
+      "sink=100,kv_bits=2",
+      "sink=3,k_smooth=mean,buffer=int8,splits=2",
+      "window=32",
+      "window=100,splits=4",
+      "window=64,buffer=int8,kv_bits=2",
+      "window=20,p_quant=u8_row,block=32,splits=2",
+      "sink=4,window=100,kv_scale=token,s2_step=float,splits=5",
+      "sink=70,window=37,block=32,kv_bits=2,s2_step=float",
+      "sink=2,window=5,block=17,kv_scale=token,k_smooth=mean,splits=7",
+      "sink=1,window=8,kv_scale=token,p_quant=fp16",
+      // the README headline's tuned cache, at 4 and 2 bits
+      "v_axis=token,kv_scale=token,s2_step=float,sink=1,block=32",
+      "kv_bits=2,v_axis=token,kv_scale=token,s2_step=float,sink=1,block=32,splits=3",
+  };
+  for (size_t ci = 0; ci < design_keys.size(); ++ci) {
+    add_decode({1, 4, 2, 0, 64}, design_keys[ci], {150, 1, quick ? 4 : 45, 1, {}, false},
+               ref::InputKind::kSink);
+    if (!quick || ci % 4 == 0)
+      add_decode({2, 6, 3, 0, 128}, design_keys[ci], {90, 7, quick ? 4 : 14, 3, {}, false},
+                 ref::InputKind::kOutlierChannel);
+  }
+  add_decode({1, 4, 4, 0, 128}, "kv_bits=mixed,sink=2,window=40,kv_scale=token,s2_step=float",
+             {100, 13, quick ? 3 : 8, 3, {2, 4, 8, 2}, false}, ref::InputKind::kSink);
+  add_decode({1, 4, 2, 0, 64}, "block=1,kv_scale=token,sink=2,window=3,splits=4",
+             {20, 1, quick ? 3 : 10, 1, {}, false}, ref::InputKind::kSink);
+  add_decode({1, 4, 2, 0, 64}, "sink=4,window=30,kv_scale=token,s2_step=float,splits=2",
+             {130, 3, 4, 2, {}, true}, ref::InputKind::kSink);
+  // Short caches (1, 17, 127 tokens: only sink rows, sink + buffer, sink + blocks + buffer).
+  for (const Shape& sh : {Shape{1, 1, 1, 1, 64}, Shape{1, 2, 1, 17, 64}, Shape{1, 4, 2, 127, 128}})
+    for (int64_t q_len : {int64_t{1}, std::min<int64_t>(3, sh.n)}) {
+      const int64_t prompt = std::max<int64_t>(1, sh.n - q_len);
+      add_decode(sh, "kv_bits=4,sink=4,window=16,kv_scale=token,s2_step=float",
+                 {prompt, 1, sh.n - prompt, q_len, {}, false}, ref::InputKind::kOutlierChannel);
+    }
+
   // Real activations: each method's prefill and a decode of the last position.
   for (const std::shared_ptr<const LayerInputs>& layer : data) {
     const Inputs real = [layer] { return ref::QkvInputs{layer->q, layer->k, layer->v}; };
@@ -742,7 +814,9 @@ std::vector<Case> all_cases(bool quick, uint64_t seed,
           [=](Backends& b, uint64_t) { return prefill(b, key, shape, real, true); });
     const int64_t n = layer->q.n;
     for (const char* key :
-         {"method=flashq,kv_bits=4", "method=flashq,kv_bits=2,splits=4", "method=kivi,kv_bits=2"})
+         {"method=flashq,kv_bits=4", "method=flashq,kv_bits=2,splits=4", "method=kivi,kv_bits=2",
+          "method=flashq,kv_bits=4,v_axis=token,kv_scale=token,s2_step=float,sink=1,block=32",
+          "method=flashq,kv_bits=2,sink=1,window=64,splits=4"})
       add("attention_decode", [=](Backends& b, uint64_t) {
         return decode(b, key, shape, real,
                       {std::max<int64_t>(1, n - 1), 1, n > 1 ? 1 : 0, 1, {}, false});
