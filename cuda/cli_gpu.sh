@@ -9,6 +9,10 @@
 #
 #   cuda/cli_gpu.sh                      # logs: $LOG/cli_{cmake,build,validate,bench}.log
 #
+# A CLI built elsewhere (cuda/pack_cli.sh on a machine that has the packages and nvcc) runs with
+# CLI_BIN=<its turboattn> CLI_LIBS=<the folder of libraries packed beside it>: steps 1 and 2 are
+# skipped, which saves the device the build.
+#
 # Knobs (environment): DEBS (.gpudebs), PREFIX (/tmp/turbo_gpudeps), BUILD (build-gpu-cli),
 # ARCH (90), CUDA (ON; OFF builds the CLI without the cuda backend), JOBS (nproc), LOG
 # (/tmp/turbo_gpu_logs), LAUNCHER (a compiler launcher such as ccache; none by default),
@@ -31,6 +35,13 @@ CLI_TIMEOUT=${CLI_TIMEOUT:-240}
 mkdir -p "$LOG"
 say() { echo "[cli_gpu] $*"; }
 
+if [ -n "${CLI_BIN:-}" ]; then  # a CLI built elsewhere: no prefix, no build
+  [ -x "$CLI_BIN" ] || { say "CLI_BIN $CLI_BIN is not an executable"; exit 2; }
+  [ -d "${CLI_LIBS:-}" ] || { say "CLI_BIN needs CLI_LIBS, the folder of its libraries"; exit 2; }
+  LIBPATH=$(cd "$CLI_LIBS" && pwd)
+  T=$CLI_BIN
+  say "prebuilt $T, libraries from $LIBPATH"
+else
 # 1. The private prefix. The packages are Debian 12 amd64 ones: their libraries sit in
 # usr/lib/x86_64-linux-gnu (and lib/x86_64-linux-gnu for a few), HDF5's serial flavour under
 # usr/lib/x86_64-linux-gnu/hdf5/serial, whose include/ and lib/ links make it an HDF5 root.
@@ -87,6 +98,7 @@ cmake --build "$BUILD" --target turboattn -j"$JOBS" >"$LOG/cli_build.log" 2>&1 |
   { say "build failed"; grep -E "error|Error" "$LOG/cli_build.log" | head -30; exit 2; }
 T=$BUILD/eval/turboattn
 say "built $T"
+fi
 
 # 3. Run it. LD_LIBRARY_PATH only for these commands: Python and the CUDA tools in the other stages
 # keep the machine's own libraries.

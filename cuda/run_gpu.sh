@@ -9,7 +9,10 @@
 # Knobs (environment): ARCH (default 90), QUICK=1 (one decode / one prefill shape), SKIP_CHECKS=1
 # (no tests / validation / sanitizers), SKIP_SANITIZER=1, PROFILE=1 (ncu of the decode and prefill
 # kernels), TUNE=1 (leave-one-stage-out prefill variants, decode variants),
-# CLI=0|1 (the turboattn CLI stage; default on when .gpudebs/ exists: carry it, see cli_gpu.sh),
+# PREBUILT=<folder> (cuda_validate, cuda_backend_test, cuda_packed_steps_test, cuda_oracle_test,
+# cuda_flashq_bench built elsewhere for this card, libraries in <folder>/lib; TUNE=1 needs the build),
+# CLI=0|1 (the turboattn CLI stage; default on when .gpudebs/ exists or CLI_BIN names a prebuilt
+# CLI: see cli_gpu.sh),
 # BENCH_ONLY=decode|prefill|rates (one part of the benchmark), DECODE_TUNE=1 (the decode rows with
 # TURBO_DECODE_AFFINE=0 and 1 in the same run), PROFILE=decode (ncu of the decode kernel only).
 set -uo pipefail
@@ -24,16 +27,26 @@ nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader |
 # The device copy of the checkout may carry a stale .git: write the commit to .commit before a run
 # (echo $(git rev-parse --short HEAD) > .commit); else git is asked.
 COMMIT=$(cat .commit 2>/dev/null || git rev-parse --short HEAD 2>/dev/null || echo unknown)
-# The project's own CMake without datasets/ + eval/ (HDF5, CLI11 are not on the GPU machine) and
-# without the Google Benchmark programs: core + reference + cuda and their tests.
-cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$ARCH" \
-  -DTURBO_ENABLE_CUDA=ON -DTURBO_BUILD_EVAL=OFF -DTURBO_BUILD_BENCHMARKS=OFF -DTURBO_BUILD_TESTS=ON \
-  >"$LOG/cmake.log" 2>&1 || { tail -30 "$LOG/cmake.log"; exit 1; }
-cmake --build build-gpu --target cuda_validate cuda_backend_test cuda_packed_steps_test \
-  cuda_oracle_test cuda_flashq_bench \
-  -j"$(nproc)" >"$LOG/build.log" 2>&1 || { grep -E "error|Error" "$LOG/build.log" | head -30; exit 1; }
-stamp built
-B=./build-gpu/cuda
+SYS_LD=${LD_LIBRARY_PATH-}  # the machine's own, for Python (torch) below
+if [ -n "${PREBUILT:-}" ]; then
+  # Programs built elsewhere for this card (cuda/pack_cli.sh's note: same architecture, a glibc as
+  # new), their libraries (libcudart, libgomp) in $PREBUILT/lib: no build on the device.
+  B=$PREBUILT
+  [ -x "$B/cuda_validate" ] || { echo "PREBUILT=$B has no cuda_validate"; exit 1; }
+  [ -d "$B/lib" ] && export LD_LIBRARY_PATH=$(cd "$B/lib" && pwd)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  stamp "prebuilt programs in $B"
+else
+  # The project's own CMake without datasets/ + eval/ (HDF5, CLI11 are not on the GPU machine) and
+  # without the Google Benchmark programs: core + reference + cuda and their tests.
+  cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$ARCH" \
+    -DTURBO_ENABLE_CUDA=ON -DTURBO_BUILD_EVAL=OFF -DTURBO_BUILD_BENCHMARKS=OFF -DTURBO_BUILD_TESTS=ON \
+    >"$LOG/cmake.log" 2>&1 || { tail -30 "$LOG/cmake.log"; exit 1; }
+  cmake --build build-gpu --target cuda_validate cuda_backend_test cuda_packed_steps_test \
+    cuda_oracle_test cuda_flashq_bench \
+    -j"$(nproc)" >"$LOG/build.log" 2>&1 || { grep -E "error|Error" "$LOG/build.log" | head -30; exit 1; }
+  stamp built
+  B=./build-gpu/cuda
+fi
 gt=skipped va=skipped orc=skipped mc=skipped rc=skipped
 if [ "${SKIP_CHECKS:-0}" != 1 ]; then
   $B/cuda_backend_test >"$LOG/gtest.log" 2>&1; gt=$?
@@ -71,7 +84,7 @@ stamp bench
 # exists; CLI=0 skips it, CLI=1 insists on it. Its counts go into the result file as cli_validate.
 cli=skipped
 rm -f "$LOG"/cli_*.log
-if [ "${CLI:-$([ -d .gpudebs ] && echo 1 || echo 0)}" = 1 ]; then
+if [ "${CLI:-$([ -d .gpudebs ] || [ -n "${CLI_BIN:-}" ] && echo 1 || echo 0)}" = 1 ]; then
   LOG="$LOG" ARCH="$ARCH" bash cuda/cli_gpu.sh 2>&1 | tee "$LOG/cli_gpu.log"
   cli=${PIPESTATUS[0]}
   stamp "cli rc=$cli"
@@ -82,7 +95,7 @@ cli_args=()
 CARD=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr ' ' '_' | tr -cd 'A-Za-z0-9_-')
 NAME="$(date -u +%Y-%m-%d)_${CARD}"
 ORACLE=$(grep -E "^\[  (PASSED|FAILED) " "$LOG/oracle_cuda.log" 2>/dev/null | tr '\n' ' ')
-PYTHONUNBUFFERED=1 python3 cuda/bench_sdpa.py --ours "$LOG/ours.csv" --validate "$LOG/validate.log" \
+LD_LIBRARY_PATH="$SYS_LD" PYTHONUNBUFFERED=1 python3 cuda/bench_sdpa.py --ours "$LOG/ours.csv" --validate "$LOG/validate.log" \
   --json "$OUT/$NAME.json" --md "$OUT/$NAME.md" --commit "$COMMIT" --command "cuda/run_gpu.sh" \
   --oracle "rc=$orc ${ORACLE}" --sanitizer "memcheck=$mc" --sanitizer "racecheck=$rc" \
   "${cli_args[@]}" >"$LOG/sdpa.log" 2>&1 || tail -20 "$LOG/sdpa.log"
