@@ -156,9 +156,10 @@ __global__ void CompressChunkKernel(CacheAppendParams P, int kv0) {
 // int8 buffer's rows are read directly. Stage 1 in registers: thread t holds kV vectors of 8
 // channels [c0, c0 + 8) of the rows r0 + v * rows_per_pass (the per-token scale of an int8
 // buffer over the tpr lanes of a row); the codes go to shared memory for channel_scan_compress.
-// Dynamic shared memory: the ring (2 x n_b x d FP16), then the codes (n_b x d).
+// Dynamic shared memory: the ring (2 x n_b x d FP16), then the codes (n_b x d). kV = 8 (16,384
+// codes: 80 KB of it) fits at most 2 CTAs per SM, so it gets the registers of 2 (no spill).
 template <int kV>
-__global__ void __launch_bounds__(kChannelTileThreads, 3)
+__global__ void __launch_bounds__(kChannelTileThreads, kV >= 8 ? 2 : 3)
     CompressChunkChannelKernel(CacheAppendParams P, int kv0) {
   constexpr int kC = 8;
   extern __shared__ __align__(16) unsigned char smem[];
