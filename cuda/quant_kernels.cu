@@ -14,6 +14,7 @@
 #include "core/quant.h"
 #include "core/sas.h"
 #include "cuda/cuda_common.cuh"
+#include "cuda/ptx.cuh"
 #include "cuda/sas_table.cuh"
 #include "cuda/stage2.cuh"
 #include "cuda/stage2_channel.cuh"
@@ -180,29 +181,34 @@ __global__ void CompressKernel(const int8_t* q_all, BlockLayout L, uint8_t* bloc
   compress_block_dev(q_all + blockIdx.x * L.elements(), L, blocks + blockIdx.x * stride);
 }
 
-// The register path of CompressKernel for the common layout (stage2_channel.cuh): thread t holds
-// kV vectors of 16 codes (one 16-byte load each). Grid (n_blocks).
-template <int kV>
+// The column-scan path of CompressKernel for the common layout (stage2_channel.cuh): each CTA
+// takes blocks blockIdx.x, + gridDim.x, ..., the next one's 16-byte asynchronous copies in flight
+// while this one is compressed. Dynamic shared memory: a ring of 2 blocks of n_b * d codes.
+template <int kR>
 __global__ void __launch_bounds__(kChannelTileThreads)
-    CompressChannelKernel(const int8_t* q_all, BlockLayout L, uint8_t* blocks, int64_t stride) {
-  constexpr int kC = 16;
-  __shared__ ChannelTileSmem sm;
-  const int d = L.d;
-  const int tpr = d / kC;
-  const int c0 = (threadIdx.x % tpr) * kC;
-  const int r0 = threadIdx.x / tpr;
-  const int rows_per_pass = kChannelTileThreads / tpr;
-  const int8_t* q = q_all + blockIdx.x * L.elements();
-  uint32_t w[kV][kC / 4];
-#pragma unroll
-  for (int v = 0; v < kV; ++v) {
-    const uint4 x = *reinterpret_cast<const uint4*>(q + (r0 + v * rows_per_pass) * d + c0);
-    w[v][0] = x.x;
-    w[v][1] = x.y;
-    w[v][2] = x.z;
-    w[v][3] = x.w;
+    CompressChannelKernel(const int8_t* q_all, BlockLayout L, uint8_t* blocks, int64_t stride,
+                          int64_t n_blocks) {
+  extern __shared__ __align__(16) unsigned char ring[];
+  __shared__ ChannelScanSmem sm;
+  const int bytes = static_cast<int>(L.elements());
+  auto issue = [&](int64_t b, int slot) {
+    for (int i = threadIdx.x; i < bytes / 16; i += kChannelTileThreads)
+      cp_async16(ring + slot * bytes + 16 * i, q_all + b * bytes + 16 * i);
+  };
+  int64_t b = blockIdx.x;
+  int slot = 0;
+  if (b < n_blocks) issue(b, 0);
+  cp_async_commit();
+  for (; b < n_blocks; b += gridDim.x) {
+    if (b + gridDim.x < n_blocks) issue(b + gridDim.x, slot ^ 1);
+    cp_async_commit();
+    cp_async_wait<1>();  // this thread's copies of block b have landed
+    __syncthreads();     // and every thread's
+    channel_scan_compress_bits<kR>(L.bits, reinterpret_cast<const int8_t*>(ring + slot * bytes),
+                                   L.d, blocks + b * stride, sm);
+    slot ^= 1;
   }
-  channel_tile_compress_bits<kC, kV>(L.bits, w, d, blocks + blockIdx.x * stride, sm);
+  cp_async_wait<0>();
 }
 
 __global__ void DecompressKernel(const uint8_t* blocks, BlockLayout L, int64_t stride,
@@ -314,22 +320,29 @@ void launch_channel_mean(const Half* k, int64_t heads, int64_t n_total, int64_t 
 void launch_compress_blocks(const int8_t* q, const BlockLayout& layout, int64_t n_blocks,
                             uint8_t* blocks, int64_t block_stride, cudaStream_t stream) {
   if (n_blocks == 0) return;
-  const int vectors = channel_tile_vectors(layout, 16);
-  if (vectors > 0 && aligned16(q) && aligned16(blocks) &&
-      (n_blocks == 1 || block_stride % 16 == 0)) {
-    const unsigned grid = static_cast<unsigned>(n_blocks);
-    if (vectors == 1)
-      CompressChannelKernel<1>
-          <<<grid, kChannelTileThreads, 0, stream>>>(q, layout, blocks, block_stride);
-    else if (vectors == 2)
-      CompressChannelKernel<2>
-          <<<grid, kChannelTileThreads, 0, stream>>>(q, layout, blocks, block_stride);
-    else if (vectors == 4)
-      CompressChannelKernel<4>
-          <<<grid, kChannelTileThreads, 0, stream>>>(q, layout, blocks, block_stride);
-    else
-      CompressChannelKernel<8>
-          <<<grid, kChannelTileThreads, 0, stream>>>(q, layout, blocks, block_stride);
+  const int rows = channel_scan_rows(layout);
+  if (rows > 0 && aligned16(q) && aligned16(blocks) && (n_blocks == 1 || block_stride % 16 == 0)) {
+    const size_t smem = 2 * static_cast<size_t>(layout.elements());
+    auto launch = [&](auto kernel) {
+      kernel<<<one_wave(kernel, kChannelTileThreads, smem, n_blocks), kChannelTileThreads, smem,
+               stream>>>(q, layout, blocks, block_stride, n_blocks);
+    };
+    switch (rows) {
+      case 1:
+        launch(CompressChannelKernel<1>);
+        break;
+      case 2:
+        launch(CompressChannelKernel<2>);
+        break;
+      case 4:
+        launch(CompressChannelKernel<4>);
+        break;
+      case 8:
+        launch(CompressChannelKernel<8>);
+        break;
+      default:
+        launch(CompressChannelKernel<16>);
+    }
     TURBO_CUDA_LAUNCH_CHECK();
     return;
   }

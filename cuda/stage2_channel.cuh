@@ -1,22 +1,28 @@
 // SPEC 2 compression of one KV block for the common layout (channel axis, integer step, one
-// stage-1 scale per block), from INT8 codes the CTA holds in registers: the compress op and the
-// cache append stage their blocks with 16-byte loads and call it. Every other layout takes the
-// general path (stage2.cuh compress_block_dev); kernels choose with channel_tile_fits.
+// stage-1 scale per block), from the block's INT8 codes staged in shared memory: the compress op
+// and the cache append stream their blocks in with 16-byte asynchronous copies (a two-block ring,
+// the next block's copies in flight while this one is computed) and call it. Every other layout
+// takes the general path (stage2.cuh compress_block_dev); launchers choose with
+// channel_scan_rows / channel_tile_vectors.
 //
-// Thread mapping (kChannelTileThreads threads, every one calls it): thread t holds kV vectors of
-// kC consecutive channels [c0, c0 + kC), c0 = (t % tpr) * kC, of the rows r0 + v * (threads /
-// tpr), r0 = t / tpr, tpr = d / kC threads per row. Each channel's 64-token scan is split over
-// the kV rows of a thread, the lanes of its warp with the same c0 (shuffles) and the 8 warps
-// (shared memory), on four channels at a time (per-byte SIMD min / max). Codes: one multiply-add
-// and a shift per code (core/quant.h stage2_mul), packed in registers, one store per vector.
+// Column scan (kChannelTileThreads threads, every one calls it): thread t takes the 4 channels of
+// word column w = t % (d / 4) over kR rows g, g + G, ... (g = t / (d / 4), G = threads / (d / 4)):
+// one 4-byte shared load per row (a warp reads whole rows: no bank conflict), the codes biased to
+// unsigned (q + 128) and spread to 16-bit pairs, min / max two channels per instruction
+// (min/max.u16x2, native on sm_90), then the G partials of each channel combined by one thread
+// per channel; codes by one multiply-add and a shift (core/quant.h stage2_mul) from the values
+// already in registers, 4 codes packed per row and stored (2 bytes at 4 bits, 1 at 2 bits).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
 #include "core/kv_layout.h"
 #include "core/quant.h"
+#include "cuda/cuda_common.cuh"
+#include "cuda/ptx.cuh"
 #include "cuda/stage2.cuh"
 
 namespace turbo {
@@ -33,6 +39,17 @@ inline bool channel_tile_enabled() {
     return e == nullptr || std::strcmp(e, "general") != 0;
   }();
   return on;
+}
+
+// CTAs for a grid-stride kernel: every block when they fit in one wave, else one full wave.
+template <typename Kernel>
+inline unsigned one_wave(Kernel kernel, int threads, size_t smem, int64_t work) {
+  int dev = 0, sms = 0, per_sm = 0;
+  TURBO_CUDA_CHECK(cudaGetDevice(&dev));
+  TURBO_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  TURBO_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem));
+  const int64_t wave = static_cast<int64_t>(sms) * std::max(per_sm, 1);
+  return static_cast<unsigned>(std::min(work, wave));
 }
 
 inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
@@ -54,126 +71,128 @@ inline int channel_tile_vectors(const BlockLayout& L, int kC) {
   return (v == 1 || v == 2 || v == 4 || v == 8) ? v : 0;
 }
 
-struct ChannelTileSmem {
-  uint32_t lo[kChannelTileWarps][kMaxChannelGroups / 4];  // 4 channels per word, per warp
-  uint32_t hi[kChannelTileWarps][kMaxChannelGroups / 4];
+// Rows per thread (kR) of the column scan for a block of n_b x d, or 0 when the layout or shape
+// is not the scan's: channel axis, integer step, one stage-1 scale, d a power of two in
+// [16, kMaxChannelGroups], n_b a multiple of G = threads / (d / 4) with kR = n_b / G in
+// {1, 2, 4, 8, 16} (and not switched off by TURBO_STAGE2_PATH=general).
+inline int channel_scan_rows(const BlockLayout& L) {
+  if (!channel_tile_enabled()) return 0;
+  if (L.axis != 0 || L.frac_step || L.token_scales) return 0;
+  if (L.d < 16 || L.d > kMaxChannelGroups || (L.d & (L.d - 1)) != 0) return 0;
+  const int groups = kChannelTileThreads / (L.d / 4);
+  if (L.n_b % groups != 0) return 0;
+  const int r = L.n_b / groups;
+  return (r == 1 || r == 2 || r == 4 || r == 8 || r == 16) ? r : 0;
+}
+
+struct ChannelScanSmem {
+  uint8_t lo[kChannelTileThreads * 4];  // [G][d] biased (q + 128) partial minima
+  uint8_t hi[kChannelTileThreads * 4];  // [G][d] partial maxima
   Stage2Mul mul[kMaxChannelGroups];
 };
 
-// The byte size of a vector's packed codes and its store.
-template <int kBytes>
-__device__ __forceinline__ void store_packed(uint8_t* dst, uint64_t v) {
-  if constexpr (kBytes == 8) {
-    *reinterpret_cast<uint2*>(dst) =
-        make_uint2(static_cast<uint32_t>(v), static_cast<uint32_t>(v >> 32));
-  } else if constexpr (kBytes == 4) {
-    *reinterpret_cast<uint32_t*>(dst) = static_cast<uint32_t>(v);
-  } else {
-    static_assert(kBytes == 2, "packed vector of 2, 4 or 8 bytes");
-    *reinterpret_cast<uint16_t*>(dst) = static_cast<uint16_t>(v);
-  }
+// Per 16-bit lane min / max of two pairs of unsigned 16-bit values.
+__device__ __forceinline__ uint32_t min_u16x2(uint32_t a, uint32_t b) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  uint32_t r;
+  asm("min.u16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
+  return r;
+#else
+  return __vminu2(a, b);
+#endif
+}
+__device__ __forceinline__ uint32_t max_u16x2(uint32_t a, uint32_t b) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  uint32_t r;
+  asm("max.u16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
+  return r;
+#else
+  return __vmaxu2(a, b);
+#endif
 }
 
-__device__ __forceinline__ int code_byte(uint32_t w, int k) {
-  return static_cast<int>(static_cast<int8_t>(w >> (8 * k)));
-}
-
-// w[v][i]: codes of channels c0 + 4 i .. c0 + 4 i + 3 (the first in the low byte) of the thread's
-// row v. Writes the codes and s2/z of `blk` (not the stage-1 scale slot). blk 16-byte aligned.
-template <int kBits, int kC, int kV>
-__device__ void channel_tile_compress(const uint32_t (&w)[kV][kC / 4], int d, uint8_t* blk,
-                                      ChannelTileSmem& sm) {
-  const int tpr = d / kC;
-  const int c0 = (threadIdx.x % tpr) * kC;
-  const int r0 = threadIdx.x / tpr;
-  const int rows_per_pass = kChannelTileThreads / tpr;
+// codes: the block's n_b x d INT8 codes in shared memory (16-byte aligned), n_b = kR * G. Writes
+// the codes and s2/z of `blk` (not the stage-1 scale slot); blk 16-byte aligned. Ends after a
+// barrier: the caller may overwrite `codes` and `sm` right after.
+template <int kBits, int kR>
+__device__ void channel_scan_compress(const int8_t* codes, int d, uint8_t* blk,
+                                      ChannelScanSmem& sm) {
+  const int cols = d / 4;
+  const int n_b = kR * (kChannelTileThreads / cols);
   if constexpr (kBits == 8) {  // the block holds the INT8 codes themselves
-#pragma unroll
-    for (int v = 0; v < kV; ++v) {
-      uint8_t* dst = blk + (r0 + v * rows_per_pass) * d + c0;
-      if constexpr (kC == 16)
-        *reinterpret_cast<uint4*>(dst) = make_uint4(w[v][0], w[v][1], w[v][2], w[v][3]);
-      else
-        *reinterpret_cast<uint2*>(dst) = make_uint2(w[v][0], w[v][1]);
-    }
+    for (int i = threadIdx.x; i < n_b * d / 16; i += kChannelTileThreads)
+      reinterpret_cast<uint4*>(blk)[i] = reinterpret_cast<const uint4*>(codes)[i];
+    __syncthreads();
     return;
   } else {
-    const int n_b = kV * rows_per_pass;
-    uint32_t lo[kC / 4], hi[kC / 4];
+    const int w = threadIdx.x % cols, g = threadIdx.x / cols;
+    const int groups = kChannelTileThreads / cols;
+    // pair[r][0]: channels 4w, 4w + 1 of row g + r G as (q + 128) | (q' + 128) << 16; [1]: 4w + 2,
+    // 3
+    uint32_t pair[kR][2];
 #pragma unroll
-    for (int i = 0; i < kC / 4; ++i) {
-      lo[i] = hi[i] = w[0][i];
-#pragma unroll
-      for (int v = 1; v < kV; ++v) {
-        lo[i] = __vmins4(lo[i], w[v][i]);
-        hi[i] = __vmaxs4(hi[i], w[v][i]);
-      }
+    for (int r = 0; r < kR; ++r) {
+      const uint32_t x =
+          reinterpret_cast<const uint32_t*>(codes)[(g + r * groups) * cols + w] ^ 0x80808080u;
+      pair[r][0] = __byte_perm(x, 0, 0x7170);  // bytes 0, 1 -> low bytes of the halves
+      pair[r][1] = __byte_perm(x, 0, 0x7372);  // bytes 2, 3
     }
-    // Lanes of one warp with the same channels: lane ^ tpr, lane ^ 2 tpr, ...
-    for (int o = tpr; o < 32; o <<= 1) {
+    uint32_t lo[2] = {pair[0][0], pair[0][1]}, hi[2] = {pair[0][0], pair[0][1]};
 #pragma unroll
-      for (int i = 0; i < kC / 4; ++i) {
-        lo[i] = __vmins4(lo[i], __shfl_xor_sync(0xffffffffu, lo[i], o));
-        hi[i] = __vmaxs4(hi[i], __shfl_xor_sync(0xffffffffu, hi[i], o));
-      }
-    }
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    if (lane < tpr) {
+    for (int r = 1; r < kR; ++r)
 #pragma unroll
-      for (int i = 0; i < kC / 4; ++i) {
-        sm.lo[warp][c0 / 4 + i] = lo[i];
-        sm.hi[warp][c0 / 4 + i] = hi[i];
+      for (int h = 0; h < 2; ++h) {
+        lo[h] = min_u16x2(lo[h], pair[r][h]);
+        hi[h] = max_u16x2(hi[h], pair[r][h]);
       }
-    }
+    // The four channels' partials as bytes at [g][4w .. 4w + 3].
+    reinterpret_cast<uint32_t*>(sm.lo)[g * cols + w] = __byte_perm(lo[0], lo[1], 0x6420);
+    reinterpret_cast<uint32_t*>(sm.hi)[g * cols + w] = __byte_perm(hi[0], hi[1], 0x6420);
     __syncthreads();
     uint8_t* s2 = blk + static_cast<int64_t>(n_b) * d * kBits / 8;  // BlockLayout::s2_offset
     int8_t* z = reinterpret_cast<int8_t*>(s2 + d);
-    if (threadIdx.x < d / 4) {
-      const int wi = threadIdx.x;
-      uint32_t l = 0x7f7f7f7fu, h = 0x81818181u;  // the reference's initial values, 127 / -127
-#pragma unroll
-      for (int k = 0; k < kChannelTileWarps; ++k) {
-        l = __vmins4(l, sm.lo[k][wi]);
-        h = __vmaxs4(h, sm.hi[k][wi]);
+    for (int c = threadIdx.x; c < d; c += kChannelTileThreads) {
+      int l = 127 + 128, h = -127 + 128;  // the reference's initial values, biased
+      for (int k = 0; k < groups; ++k) {
+        l = min(l, static_cast<int>(sm.lo[k * d + c]));
+        h = max(h, static_cast<int>(sm.hi[k * d + c]));
       }
-#pragma unroll
-      for (int k = 0; k < 4; ++k) {
-        const int c = 4 * wi + k;
-        const Stage2Params p = stage2_params(code_byte(l, k), code_byte(h, k), kBits);
-        s2[c] = p.s2;
-        z[c] = p.z;
-        sm.mul[c] = stage2_mul(p);
-      }
+      const Stage2Params p = stage2_params(l - 128, h - 128, kBits);
+      s2[c] = p.s2;
+      z[c] = p.z;
+      sm.mul[c] = stage2_mul(p);
     }
     __syncthreads();
-    constexpr int kBytes = kC * kBits / 8;
-    uint64_t packed[kV];
+    Stage2Mul m[4];
 #pragma unroll
-    for (int v = 0; v < kV; ++v) packed[v] = 0;
+    for (int k = 0; k < 4; ++k) m[k] = sm.mul[4 * w + k];
 #pragma unroll
-    for (int k = 0; k < kC; ++k) {
-      const Stage2Mul m = sm.mul[c0 + k];
+    for (int r = 0; r < kR; ++r) {
+      uint32_t packed = 0;  // the first code in the low bits
 #pragma unroll
-      for (int v = 0; v < kV; ++v)
-        packed[v] |= static_cast<uint64_t>(stage2_code_mul(code_byte(w[v][k / 4], k % 4), m, kBits))
-                     << (k * kBits);
+      for (int k = 0; k < 4; ++k) {
+        const int q = static_cast<int>((pair[r][k / 2] >> (16 * (k % 2))) & 0xffffu) - 128;
+        packed |= static_cast<uint32_t>(stage2_code_mul(q, m[k], kBits)) << (k * kBits);
+      }
+      const int e = (g + r * groups) * d + 4 * w;  // element index of the row's first code
+      if constexpr (kBits == 4)
+        reinterpret_cast<uint16_t*>(blk)[e / 4] = static_cast<uint16_t>(packed);
+      else
+        blk[e / 4] = static_cast<uint8_t>(packed);
     }
-#pragma unroll
-    for (int v = 0; v < kV; ++v)
-      store_packed<kBytes>(blk + ((r0 + v * rows_per_pass) * d + c0) * kBits / 8, packed[v]);
+    __syncthreads();
   }
 }
 
-// The bits of a head, dispatched to the register path's instantiations.
-template <int kC, int kV>
-__device__ void channel_tile_compress_bits(int bits, const uint32_t (&w)[kV][kC / 4], int d,
-                                           uint8_t* blk, ChannelTileSmem& sm) {
+template <int kR>
+__device__ void channel_scan_compress_bits(int bits, const int8_t* codes, int d, uint8_t* blk,
+                                           ChannelScanSmem& sm) {
   if (bits == 4)
-    channel_tile_compress<4, kC, kV>(w, d, blk, sm);
+    channel_scan_compress<4, kR>(codes, d, blk, sm);
   else if (bits == 2)
-    channel_tile_compress<2, kC, kV>(w, d, blk, sm);
+    channel_scan_compress<2, kR>(codes, d, blk, sm);
   else
-    channel_tile_compress<8, kC, kV>(w, d, blk, sm);
+    channel_scan_compress<8, kR>(codes, d, blk, sm);
 }
 
 }  // namespace cuda
