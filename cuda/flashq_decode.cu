@@ -56,9 +56,13 @@ struct Traits {
   static constexpr int kUnits = kTile / 4 * kOctets;  // (token quad, octet) units per tensor
   static constexpr int kUnitsPerThread = 2 * kUnits / kThreads;  // K and V units of one thread
   static_assert(2 * kUnits % kThreads == 0, "units must divide evenly");
-  // Affine tiles: words per row of the Q weight planes (2 words of padding: conflict-free 8-byte
-  // A-fragment loads at d = 128).
-  static constexpr int kWqStride = D / 4 + 2;
+  // Affine tiles: the Q weight planes hold, per fragment row g (0..7) and octet o, the 4 words
+  // {even channels of row g, of row g + 8, odd channels of row g, of row g + 8}: one A fragment
+  // (a0..a3) of one k-step, loaded by one 16-byte read. Octet o = kKSteps * q + ks sits at
+  // position 4 * ks + q of the row (the 4 lanes q of a k-step read adjacent 16 bytes), and rows
+  // are kOctets * 4 + 16 words apart (rows g and g + 1 on opposite bank halves): conflict-free.
+  static constexpr int kWqRow = kOctets * 4 + 16;
+  static constexpr int kWqWords = 8 * kWqRow;  // per plane
 };
 
 template <int D>
@@ -76,10 +80,9 @@ struct Smem {
   SasParams sas;
   int last;
   // Affine tiles (4-bit blocks whose codes enter the products raw, core stage2_affine):
-  alignas(16) uint32_t
-      wq[2][kMaxRows * Traits<D>::kWqStride];  // Q weight planes hi / lo, see affine_prepare
-  int qz[kMaxRows];                            // sum over the affine K channels of q[r][c] * z_c
-  int psum[kMaxRows];                          // sum_j P8[r][j] of the tile
+  alignas(16) uint32_t wq[2][Traits<D>::kWqWords];  // Q weight planes hi / lo, Traits::kWqRow
+  int qz[kMaxRows];    // sum over the affine K channels of q[r][c] * z_c
+  int psum[kMaxRows];  // sum_j P8[r][j] of the tile
   alignas(16) int vs2[D];
   alignas(16) int vz[D];     // V per channel: (s2, z) where affine, (1, 0) where dequantized
   uint32_t vs2h[D], vzh[D];  // V per channel: half2 (s2, s2), (z + bias, z + bias)
@@ -266,8 +269,10 @@ __device__ __forceinline__ void affine_prepare(Smem<D>& sm, const uint8_t* kblk,
       qz += aff ? q * z : 0;
     }
     if (active) {
-      sm.wq[0][r * T::kWqStride + wd] = hi;
-      sm.wq[1][r * T::kWqStride + wd] = lo;
+      const int pos = 4 * (o % T::kKSteps) + o / T::kKSteps;
+      const int word = (r & 7) * T::kWqRow + 4 * pos + 2 * (wd & 1) + (r >> 3);
+      sm.wq[0][word] = hi;
+      sm.wq[1][word] = lo;
     }
     qz = warp_sum(active ? qz : 0);
     const unsigned mask = __ballot_sync(0xffffffffu, active && !aff);
@@ -336,23 +341,20 @@ __device__ __forceinline__ void score_affine(Smem<D>& sm, const uint8_t* kblk, i
       const int o = K * q + ks;
       uint32_t b0 = w[ks] & 0x0f0f0f0fu, b1 = (w[ks] >> 4) & 0x0f0f0f0fu;
       if ((kmask >> (2 * o)) & 1u) dequant_octet_eo(sm.s2[0] + 4 * o, sm.z[0] + 4 * o, b0, b1);
-        // A fragments: words 2 o (even channels: a0, a1) and 2 o + 1 (odd: a2, a3) of rows g and
-        // g + 8 (zero padding unless rows > 8), plane hi then lo.
+        // A fragments of plane hi, then lo (rows past `rows` hold zeros)
 #pragma unroll
       for (int p = 0; p < 2; ++p) {
-        const uint32_t* src = sm.wq[p] + g * T::kWqStride + 2 * o;
-        const uint2 r0 = *reinterpret_cast<const uint2*>(src);
-        const uint2 r1 =
-            rows > 8 ? *reinterpret_cast<const uint2*>(src + 8 * T::kWqStride) : make_uint2(0u, 0u);
-        const uint32_t a[4] = {r0.x, r1.x, r0.y, r1.y};
+        const uint4 f =
+            *reinterpret_cast<const uint4*>(sm.wq[p] + g * T::kWqRow + 4 * (4 * ks + q));
+        const uint32_t a[4] = {f.x, f.y, f.z, f.w};
         mma_s8s8(p == 0 ? hi : lo, a, b0, b1);
       }
     }
 #pragma unroll
     for (int h = 0; h < 4; ++h) {
       const int r = g + (h >> 1) * 8, j = n0 + 2 * q + (h & 1);
-      if (j < vis[h >> 1])
-        sm.s[r * kTile + j] = score_fp16(128 * hi[h] + lo[h] + qz[h >> 1], c_row[h >> 1]);
+      const float v = score_fp16(128 * hi[h] + lo[h] + qz[h >> 1], c_row[h >> 1]);
+      if (j < vis[h >> 1]) sm.s[r * kTile + j] = v;
     }
   }
 }
@@ -583,13 +585,19 @@ __device__ __forceinline__ void pv_step(Smem<D>& sm, float (&o)[Traits<D>::kOTil
       for (int h = 0; h < 4; ++h)
         acc[h] = acc[h] * ((h & 1) ? s2.y : s2.x) + ((h & 1) ? z.y : z.x) * psum[h >> 1];
     }
+    if (!v_pt) {
+#pragma unroll
+      for (int h = 0; h < 4; ++h) {  // padding rows and skipped rows (vis 0) are not given a value
+        const float v = update_output(o[i][h], alpha[h >> 1], acc[h], spv[h >> 1]);
+        if (vis[h >> 1] != 0) o[i][h] = v;
+      }
+      continue;
+    }
 #pragma unroll
     for (int h = 0; h < 4; ++h) {
       const int r = g + (h >> 1) * 8, c = c0 + 2 * q + (h & 1);
       if (vis[h >> 1] == 0) continue;  // padding row, or skipped: not given a value
-      if (!v_pt) {
-        o[i][h] = update_output(o[i][h], alpha[h >> 1], acc[h], spv[h >> 1]);
-      } else {
+      {
         const uint8_t* p8b = reinterpret_cast<const uint8_t*>(sm.p8 + r * T::kP8Stride);
         float pv = 0.0f;
         for (int j = 0; j < sm.vis[r]; ++j)
@@ -637,7 +645,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) DecodeKernel(RowsParams 
   }
   for (int e = rows * D + tid; e < kMaxRows * D; e += kThreads) sm.q[e] = 0;  // padding rows
   for (int e = tid; e < kMaxRows * T::kP8Stride; e += kThreads) sm.p8[e] = 0u;
-  for (int e = tid; e < 2 * kMaxRows * T::kWqStride; e += kThreads) sm.wq[0][e] = 0u;  // padding
+  for (int e = tid; e < 2 * T::kWqWords; e += kThreads) sm.wq[0][e] = 0u;  // padding rows
   float o[T::kOTiles][4];
 #pragma unroll
   for (int i = 0; i < T::kOTiles; ++i)
@@ -682,12 +690,14 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) DecodeKernel(RowsParams 
   }
   auto issue = [&](int t) {  // one commit group per ring slot, empty past the run's blocks
     if (t < t_end && t < P.n_blocks) {
-      const uint8_t* const src[2] = {block_ptr(t, 0), block_ptr(t, 1)};
-      uint8_t* const dst = ring_ptr(t, 0);  // K, then V at + block_stride
+      const uint8_t* const gk = block_ptr(t, 0);
+      const uint8_t* const gv = block_ptr(t, 1);
+      uint8_t* const dk = ring_ptr(t, 0);  // K, then V at + block_stride
       const int stride = static_cast<int>(P.block_stride);
       for (int e = tid; e < 2 * chunks; e += kThreads) {
-        const int is_v = e >= chunks, off = (is_v ? e - chunks : e) * 16;
-        cp_async16(dst + is_v * stride + off, src[is_v] + off);
+        const bool is_v = e >= chunks;
+        const int off = (is_v ? e - chunks : e) * 16;
+        cp_async16(dk + (is_v ? stride + off : off), (is_v ? gv : gk) + off);
       }
     }
     cp_async_commit();
