@@ -610,7 +610,10 @@ __device__ __forceinline__ void pv_step(Smem<D>& sm, float (&o)[Traits<D>::kOTil
   }
 }
 
-template <int D, int kMinBlocks>
+// kBits: the bit width of every kv head (4 or 8) compiled in, so the loop holds only that width's
+// unpack (the other widths' code left the instruction cache); 0: read per head (mixed widths, and
+// uniform 2-bit caches).
+template <int D, int kMinBlocks, int kBits>
 __global__ void __launch_bounds__(kThreads, kMinBlocks) DecodeKernel(RowsParams P, int affine_on) {
   using T = Traits<D>;
   __shared__ Smem<D> sm;
@@ -618,7 +621,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) DecodeKernel(RowsParams 
   const int bkv = blockIdx.x, split = blockIdx.y;
   const int b = bkv / P.hkv, hk = bkv % P.hkv;
   const int rows = P.group * static_cast<int>(P.q_len);
-  const int bits = P.head_bits[hk];
+  const int bits = kBits != 0 ? kBits : P.head_bits[hk];
   const bool affine = affine_on && bits == 4;  // blocks of this stream run as affine tiles
   if (tid == 0) sm.sas = P.sas;
 
@@ -884,7 +887,8 @@ void launch_decode_kernel(const RowsParams& p, cudaStream_t stream) {
   TURBO_CHECK(decode_kernel_supports(p), "decode kernel: unsupported configuration");
   TURBO_CHECK(!p.fused_merge || decode_merge_fusable(p), "decode kernel: merge not fusable");
   // Register budget: 2 CTAs per SM (128 registers) by default, or 3 (80 registers, a few spills)
-  // with TURBO_DECODE_CTAS=3 (tuning; slower on the H200, cuda/TUNING.md).
+  // with TURBO_DECODE_CTAS=3 (tuning; slower on the H200, cuda/TUNING.md; only the instance that
+  // reads the bit widths per head).
   // TURBO_DECODE_AFFINE=0: every block dequantized before the products (the v6 path; tuning).
   static const int affine_on = [] {
     const char* e = std::getenv("TURBO_DECODE_AFFINE");
@@ -902,17 +906,23 @@ void launch_decode_kernel(const RowsParams& p, cudaStream_t stream) {
   TURBO_CHECK(ring <= kMaxDynamicSmem, "decode kernel: block stride "
                                            << p.block_stride << " and a SAS table of "
                                            << p.sas_table_count << " entries exceed shared memory");
+  using Kernel = void (*)(RowsParams, int);
+  // [d 64 / 128][bits: per head, uniform 4, uniform 8, per head at 3 CTAs per SM]
+  static const Kernel kernels[2][4] = {{DecodeKernel<64, 2, 0>, DecodeKernel<64, 2, 4>,
+                                        DecodeKernel<64, 2, 8>, DecodeKernel<64, 3, 0>},
+                                       {DecodeKernel<128, 2, 0>, DecodeKernel<128, 2, 4>,
+                                        DecodeKernel<128, 2, 8>, DecodeKernel<128, 3, 0>}};
   static const bool attr_set = [] {
-    for (auto* k :
-         {DecodeKernel<64, 2>, DecodeKernel<64, 3>, DecodeKernel<128, 2>, DecodeKernel<128, 3>})
-      TURBO_CUDA_CHECK(
-          cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxDynamicSmem));
+    for (const auto& row : kernels)
+      for (Kernel k : row)
+        TURBO_CUDA_CHECK(
+            cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxDynamicSmem));
     return true;
   }();
   (void)attr_set;
   const dim3 grid(static_cast<unsigned>(p.batch * p.hkv), static_cast<unsigned>(p.splits));
-  auto* kernel = p.d == 64 ? (min_blocks == 3 ? DecodeKernel<64, 3> : DecodeKernel<64, 2>)
-                           : (min_blocks == 3 ? DecodeKernel<128, 3> : DecodeKernel<128, 2>);
+  const int instance = min_blocks == 3 ? 3 : p.uniform_bits == 4 ? 1 : p.uniform_bits == 8 ? 2 : 0;
+  const Kernel kernel = kernels[p.d == 64 ? 0 : 1][instance];
   kernel<<<grid, kThreads, ring, stream>>>(p, affine_on);
   TURBO_CUDA_LAUNCH_CHECK();
 }
