@@ -611,8 +611,9 @@ __device__ __forceinline__ void pv_step(Smem<D>& sm, float (&o)[Traits<D>::kOTil
 }
 
 // kBits: the bit width of every kv head (4 or 8) compiled in, so the loop holds only that width's
-// unpack (the other widths' code left the instruction cache); 0: read per head (mixed widths, and
-// uniform 2-bit caches).
+// unpack (the other widths' code left the instruction cache); at 4 every block is an affine tile
+// (the dequantizing 4-bit unpack compiled out too: TURBO_DECODE_AFFINE=0 runs kBits = 0). 0: the
+// width read per head (mixed widths, uniform 2-bit caches).
 template <int D, int kMinBlocks, int kBits>
 __global__ void __launch_bounds__(kThreads, kMinBlocks) DecodeKernel(RowsParams P, int affine_on) {
   using T = Traits<D>;
@@ -622,7 +623,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) DecodeKernel(RowsParams 
   const int b = bkv / P.hkv, hk = bkv % P.hkv;
   const int rows = P.group * static_cast<int>(P.q_len);
   const int bits = kBits != 0 ? kBits : P.head_bits[hk];
-  const bool affine = affine_on && bits == 4;  // blocks of this stream run as affine tiles
+  const bool affine = (kBits == 4 || affine_on) && bits == 4;  // blocks run as affine tiles
   if (tid == 0) sm.sas = P.sas;
 
   // Query rows r = hh * q_len + i (query head hk * group + hh, position pos_offset + i).
@@ -921,7 +922,10 @@ void launch_decode_kernel(const RowsParams& p, cudaStream_t stream) {
   }();
   (void)attr_set;
   const dim3 grid(static_cast<unsigned>(p.batch * p.hkv), static_cast<unsigned>(p.splits));
-  const int instance = min_blocks == 3 ? 3 : p.uniform_bits == 4 ? 1 : p.uniform_bits == 8 ? 2 : 0;
+  const int instance = min_blocks == 3                    ? 3
+                       : p.uniform_bits == 4 && affine_on ? 1
+                       : p.uniform_bits == 8              ? 2
+                                                          : 0;
   const Kernel kernel = kernels[p.d == 64 ? 0 : 1][instance];
   kernel<<<grid, kThreads, ring, stream>>>(p, affine_on);
   TURBO_CUDA_LAUNCH_CHECK();
