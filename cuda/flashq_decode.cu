@@ -56,9 +56,13 @@ struct Traits {
   static constexpr int kUnits = kTile / 4 * kOctets;  // (token quad, octet) units per tensor
   static constexpr int kUnitsPerThread = 2 * kUnits / kThreads;  // K and V units of one thread
   static_assert(2 * kUnits % kThreads == 0, "units must divide evenly");
-  // Affine tiles: words per row of the Q weight planes (2 words of padding: conflict-free 8-byte
-  // A-fragment loads at d = 128).
-  static constexpr int kWqStride = D / 4 + 2;
+  // Affine tiles: the Q weight planes hold, per fragment row g (0..7) and octet o, the 4 words
+  // {even channels of row g, of row g + 8, odd channels of row g, of row g + 8}: one A fragment
+  // (a0..a3) of one k-step, loaded by one 16-byte read. Octet o = kKSteps * q + ks sits at
+  // position 4 * ks + q of the row (the 4 lanes q of a k-step read adjacent 16 bytes), and rows
+  // are kOctets * 4 + 16 words apart (rows g and g + 1 on opposite bank halves): conflict-free.
+  static constexpr int kWqRow = kOctets * 4 + 16;
+  static constexpr int kWqWords = 8 * kWqRow;  // per plane
 };
 
 template <int D>
@@ -76,10 +80,9 @@ struct Smem {
   SasParams sas;
   int last;
   // Affine tiles (4-bit blocks whose codes enter the products raw, core stage2_affine):
-  alignas(16) uint32_t
-      wq[2][kMaxRows * Traits<D>::kWqStride];  // Q weight planes hi / lo, see affine_prepare
-  int qz[kMaxRows];                            // sum over the affine K channels of q[r][c] * z_c
-  int psum[kMaxRows];                          // sum_j P8[r][j] of the tile
+  alignas(16) uint32_t wq[2][Traits<D>::kWqWords];  // Q weight planes hi / lo, Traits::kWqRow
+  int qz[kMaxRows];    // sum over the affine K channels of q[r][c] * z_c
+  int psum[kMaxRows];  // sum_j P8[r][j] of the tile
   alignas(16) int vs2[D];
   alignas(16) int vz[D];     // V per channel: (s2, z) where affine, (1, 0) where dequantized
   uint32_t vs2h[D], vzh[D];  // V per channel: half2 (s2, s2), (z + bias, z + bias)
@@ -266,8 +269,10 @@ __device__ __forceinline__ void affine_prepare(Smem<D>& sm, const uint8_t* kblk,
       qz += aff ? q * z : 0;
     }
     if (active) {
-      sm.wq[0][r * T::kWqStride + wd] = hi;
-      sm.wq[1][r * T::kWqStride + wd] = lo;
+      const int pos = 4 * (o % T::kKSteps) + o / T::kKSteps;
+      const int word = (r & 7) * T::kWqRow + 4 * pos + 2 * (wd & 1) + (r >> 3);
+      sm.wq[0][word] = hi;
+      sm.wq[1][word] = lo;
     }
     qz = warp_sum(active ? qz : 0);
     const unsigned mask = __ballot_sync(0xffffffffu, active && !aff);
@@ -336,23 +341,20 @@ __device__ __forceinline__ void score_affine(Smem<D>& sm, const uint8_t* kblk, i
       const int o = K * q + ks;
       uint32_t b0 = w[ks] & 0x0f0f0f0fu, b1 = (w[ks] >> 4) & 0x0f0f0f0fu;
       if ((kmask >> (2 * o)) & 1u) dequant_octet_eo(sm.s2[0] + 4 * o, sm.z[0] + 4 * o, b0, b1);
-        // A fragments: words 2 o (even channels: a0, a1) and 2 o + 1 (odd: a2, a3) of rows g and
-        // g + 8 (zero padding unless rows > 8), plane hi then lo.
+        // A fragments of plane hi, then lo (rows past `rows` hold zeros)
 #pragma unroll
       for (int p = 0; p < 2; ++p) {
-        const uint32_t* src = sm.wq[p] + g * T::kWqStride + 2 * o;
-        const uint2 r0 = *reinterpret_cast<const uint2*>(src);
-        const uint2 r1 =
-            rows > 8 ? *reinterpret_cast<const uint2*>(src + 8 * T::kWqStride) : make_uint2(0u, 0u);
-        const uint32_t a[4] = {r0.x, r1.x, r0.y, r1.y};
+        const uint4 f =
+            *reinterpret_cast<const uint4*>(sm.wq[p] + g * T::kWqRow + 4 * (4 * ks + q));
+        const uint32_t a[4] = {f.x, f.y, f.z, f.w};
         mma_s8s8(p == 0 ? hi : lo, a, b0, b1);
       }
     }
 #pragma unroll
     for (int h = 0; h < 4; ++h) {
       const int r = g + (h >> 1) * 8, j = n0 + 2 * q + (h & 1);
-      if (j < vis[h >> 1])
-        sm.s[r * kTile + j] = score_fp16(128 * hi[h] + lo[h] + qz[h >> 1], c_row[h >> 1]);
+      const float v = score_fp16(128 * hi[h] + lo[h] + qz[h >> 1], c_row[h >> 1]);
+      if (j < vis[h >> 1]) sm.s[r * kTile + j] = v;
     }
   }
 }
@@ -583,13 +585,19 @@ __device__ __forceinline__ void pv_step(Smem<D>& sm, float (&o)[Traits<D>::kOTil
       for (int h = 0; h < 4; ++h)
         acc[h] = acc[h] * ((h & 1) ? s2.y : s2.x) + ((h & 1) ? z.y : z.x) * psum[h >> 1];
     }
+    if (!v_pt) {
+#pragma unroll
+      for (int h = 0; h < 4; ++h) {  // padding rows and skipped rows (vis 0) are not given a value
+        const float v = update_output(o[i][h], alpha[h >> 1], acc[h], spv[h >> 1]);
+        if (vis[h >> 1] != 0) o[i][h] = v;
+      }
+      continue;
+    }
 #pragma unroll
     for (int h = 0; h < 4; ++h) {
       const int r = g + (h >> 1) * 8, c = c0 + 2 * q + (h & 1);
       if (vis[h >> 1] == 0) continue;  // padding row, or skipped: not given a value
-      if (!v_pt) {
-        o[i][h] = update_output(o[i][h], alpha[h >> 1], acc[h], spv[h >> 1]);
-      } else {
+      {
         const uint8_t* p8b = reinterpret_cast<const uint8_t*>(sm.p8 + r * T::kP8Stride);
         float pv = 0.0f;
         for (int j = 0; j < sm.vis[r]; ++j)
@@ -602,7 +610,11 @@ __device__ __forceinline__ void pv_step(Smem<D>& sm, float (&o)[Traits<D>::kOTil
   }
 }
 
-template <int D, int kMinBlocks>
+// kBits: the bit width of every kv head (4 or 8) compiled in, so the loop holds only that width's
+// unpack (the other widths' code left the instruction cache); at 4 every block is an affine tile
+// (the dequantizing 4-bit unpack compiled out too: TURBO_DECODE_AFFINE=0 runs kBits = 0). 0: the
+// width read per head (mixed widths, uniform 2-bit caches).
+template <int D, int kMinBlocks, int kBits>
 __global__ void __launch_bounds__(kThreads, kMinBlocks) DecodeKernel(RowsParams P, int affine_on) {
   using T = Traits<D>;
   __shared__ Smem<D> sm;
@@ -610,8 +622,8 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) DecodeKernel(RowsParams 
   const int bkv = blockIdx.x, split = blockIdx.y;
   const int b = bkv / P.hkv, hk = bkv % P.hkv;
   const int rows = P.group * static_cast<int>(P.q_len);
-  const int bits = P.head_bits[hk];
-  const bool affine = affine_on && bits == 4;  // blocks of this stream run as affine tiles
+  const int bits = kBits != 0 ? kBits : P.head_bits[hk];
+  const bool affine = (kBits == 4 || affine_on) && bits == 4;  // blocks run as affine tiles
   if (tid == 0) sm.sas = P.sas;
 
   // Query rows r = hh * q_len + i (query head hk * group + hh, position pos_offset + i).
@@ -637,7 +649,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) DecodeKernel(RowsParams 
   }
   for (int e = rows * D + tid; e < kMaxRows * D; e += kThreads) sm.q[e] = 0;  // padding rows
   for (int e = tid; e < kMaxRows * T::kP8Stride; e += kThreads) sm.p8[e] = 0u;
-  for (int e = tid; e < 2 * kMaxRows * T::kWqStride; e += kThreads) sm.wq[0][e] = 0u;  // padding
+  for (int e = tid; e < 2 * T::kWqWords; e += kThreads) sm.wq[0][e] = 0u;  // padding rows
   float o[T::kOTiles][4];
 #pragma unroll
   for (int i = 0; i < T::kOTiles; ++i)
@@ -682,12 +694,14 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) DecodeKernel(RowsParams 
   }
   auto issue = [&](int t) {  // one commit group per ring slot, empty past the run's blocks
     if (t < t_end && t < P.n_blocks) {
-      const uint8_t* const src[2] = {block_ptr(t, 0), block_ptr(t, 1)};
-      uint8_t* const dst = ring_ptr(t, 0);  // K, then V at + block_stride
+      const uint8_t* const gk = block_ptr(t, 0);
+      const uint8_t* const gv = block_ptr(t, 1);
+      uint8_t* const dk = ring_ptr(t, 0);  // K, then V at + block_stride
       const int stride = static_cast<int>(P.block_stride);
       for (int e = tid; e < 2 * chunks; e += kThreads) {
-        const int is_v = e >= chunks, off = (is_v ? e - chunks : e) * 16;
-        cp_async16(dst + is_v * stride + off, src[is_v] + off);
+        const bool is_v = e >= chunks;
+        const int off = (is_v ? e - chunks : e) * 16;
+        cp_async16(dk + (is_v ? stride + off : off), (is_v ? gv : gk) + off);
       }
     }
     cp_async_commit();
@@ -874,7 +888,8 @@ void launch_decode_kernel(const RowsParams& p, cudaStream_t stream) {
   TURBO_CHECK(decode_kernel_supports(p), "decode kernel: unsupported configuration");
   TURBO_CHECK(!p.fused_merge || decode_merge_fusable(p), "decode kernel: merge not fusable");
   // Register budget: 2 CTAs per SM (128 registers) by default, or 3 (80 registers, a few spills)
-  // with TURBO_DECODE_CTAS=3 (tuning; slower on the H200, cuda/TUNING.md).
+  // with TURBO_DECODE_CTAS=3 (tuning; slower on the H200, cuda/TUNING.md; only the instance that
+  // reads the bit widths per head).
   // TURBO_DECODE_AFFINE=0: every block dequantized before the products (the v6 path; tuning).
   static const int affine_on = [] {
     const char* e = std::getenv("TURBO_DECODE_AFFINE");
@@ -892,17 +907,26 @@ void launch_decode_kernel(const RowsParams& p, cudaStream_t stream) {
   TURBO_CHECK(ring <= kMaxDynamicSmem, "decode kernel: block stride "
                                            << p.block_stride << " and a SAS table of "
                                            << p.sas_table_count << " entries exceed shared memory");
+  using Kernel = void (*)(RowsParams, int);
+  // [d 64 / 128][bits: per head, uniform 4, uniform 8, per head at 3 CTAs per SM]
+  static const Kernel kernels[2][4] = {{DecodeKernel<64, 2, 0>, DecodeKernel<64, 2, 4>,
+                                        DecodeKernel<64, 2, 8>, DecodeKernel<64, 3, 0>},
+                                       {DecodeKernel<128, 2, 0>, DecodeKernel<128, 2, 4>,
+                                        DecodeKernel<128, 2, 8>, DecodeKernel<128, 3, 0>}};
   static const bool attr_set = [] {
-    for (auto* k :
-         {DecodeKernel<64, 2>, DecodeKernel<64, 3>, DecodeKernel<128, 2>, DecodeKernel<128, 3>})
-      TURBO_CUDA_CHECK(
-          cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxDynamicSmem));
+    for (const auto& row : kernels)
+      for (Kernel k : row)
+        TURBO_CUDA_CHECK(
+            cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxDynamicSmem));
     return true;
   }();
   (void)attr_set;
   const dim3 grid(static_cast<unsigned>(p.batch * p.hkv), static_cast<unsigned>(p.splits));
-  auto* kernel = p.d == 64 ? (min_blocks == 3 ? DecodeKernel<64, 3> : DecodeKernel<64, 2>)
-                           : (min_blocks == 3 ? DecodeKernel<128, 3> : DecodeKernel<128, 2>);
+  const int instance = min_blocks == 3                    ? 3
+                       : p.uniform_bits == 4 && affine_on ? 1
+                       : p.uniform_bits == 8              ? 2
+                                                          : 0;
+  const Kernel kernel = kernels[p.d == 64 ? 0 : 1][instance];
   kernel<<<grid, kThreads, ring, stream>>>(p, affine_on);
   TURBO_CUDA_LAUNCH_CHECK();
 }
