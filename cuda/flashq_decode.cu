@@ -65,7 +65,10 @@ struct Traits {
   static constexpr int kWqWords = 8 * kWqRow;  // per plane
 };
 
-template <int D>
+// kAffine: the instance can meet affine tiles (any but the uniform 8-bit one), which need the Q
+// weight planes (10 KiB at d = 128); without them the 8-bit instance keeps 2 CTAs per SM, its
+// larger ring (3 x 2 x 8 KiB) beside the SAS table.
+template <int D, bool kAffine>
 struct Smem {
   int8_t k[kTile * Traits<D>::kKStride];         // K codes [token][channel]
   uint32_t vt[D * kTile / 4];                    // V codes transposed [channel][token], vt_word()
@@ -80,7 +83,7 @@ struct Smem {
   SasParams sas;
   int last;
   // Affine tiles (4-bit blocks whose codes enter the products raw, core stage2_affine):
-  alignas(16) uint32_t wq[2][Traits<D>::kWqWords];  // Q weight planes hi / lo, Traits::kWqRow
+  alignas(16) uint32_t wq[2][kAffine ? Traits<D>::kWqWords : 4];  // Q weight planes hi / lo, kWqRow
   int qz[kMaxRows];    // sum over the affine K channels of q[r][c] * z_c
   int psum[kMaxRows];  // sum_j P8[r][j] of the tile
   alignas(16) int vs2[D];
@@ -174,8 +177,8 @@ __device__ __forceinline__ void load_unit(const uint8_t* blk, int tq, int oc, ui
   }
 }
 
-template <int D, int BITS>
-__device__ __forceinline__ void unpack_unit(Smem<D>& sm, bool is_v, int tq, int oc,
+template <int D, int BITS, class S>
+__device__ __forceinline__ void unpack_unit(S& sm, bool is_v, int tq, int oc,
                                             const uint2 (&raw)[4]) {
   using T = Traits<D>;
   const uint32_t* s2 = sm.s2[is_v] + oc * 4;
@@ -235,10 +238,9 @@ __device__ __forceinline__ uint32_t dequant_word(uint32_t codes, uint32_t s2, ui
 // Per block, before the score: the Q weight planes (warp r builds row r: lane w writes word w,
 // channels 8 * (w / 2) + (w % 2) + {0, 2, 4, 6}), sum q * z, the K clamp mask and the half2 pairs
 // of K; V's per-channel (s2, z), half2 pairs and clamp masks.
-template <int D>
-__device__ __forceinline__ void affine_prepare(Smem<D>& sm, const uint8_t* kblk,
-                                               const uint8_t* vblk, int s2_off, int z_off,
-                                               int rows) {
+template <int D, class S>
+__device__ __forceinline__ void affine_prepare(S& sm, const uint8_t* kblk, const uint8_t* vblk,
+                                               int s2_off, int z_off, int rows) {
   using T = Traits<D>;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   for (int r = warp; r < rows; r += kWarps) {
@@ -303,9 +305,8 @@ __device__ __forceinline__ void affine_prepare(Smem<D>& sm, const uint8_t* kblk,
 
 // Step "score" on an affine tile: the same integer Q8 . K8 as score_step, from the packed K codes
 // in the ring and the two Q weight planes, then the same score_fp16.
-template <int D>
-__device__ __forceinline__ void score_affine(Smem<D>& sm, const uint8_t* kblk, int rows,
-                                             float tau) {
+template <int D, class S>
+__device__ __forceinline__ void score_affine(S& sm, const uint8_t* kblk, int rows, float tau) {
   using T = Traits<D>;
   constexpr int K = T::kKSteps;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
@@ -362,8 +363,8 @@ __device__ __forceinline__ void score_affine(Smem<D>& sm, const uint8_t* kblk, i
 // V of an affine tile to V^T as raw codes (bytes), one (token quad, octet) unit per thread: a
 // 4 x 4 byte transpose of the packed words, then the nibbles of each byte apart; channels that
 // can clamp dequantized.
-template <int D>
-__device__ __forceinline__ void unpack_v_affine(Smem<D>& sm, const uint8_t* vblk) {
+template <int D, class S>
+__device__ __forceinline__ void unpack_v_affine(S& sm, const uint8_t* vblk) {
   using T = Traits<D>;
   for (int u = threadIdx.x; u < T::kUnits; u += kThreads) {
     const int tq = u / T::kOctets, oc = u % T::kOctets;
@@ -390,9 +391,8 @@ __device__ __forceinline__ void unpack_v_affine(Smem<D>& sm, const uint8_t* vblk
 
 // Stage 1 of the fp16 residual buffer as one tile (SPEC 6), K with its mean subtracted: the
 // same steps as the rows kernel's load_fp16_buffer. Writes K [token][channel] or V^T.
-template <int D>
-__device__ void stage1_buffer_tile(Smem<D>& sm, const Half* buf, const float* mean, int n,
-                                   bool is_v) {
+template <int D, class S>
+__device__ void stage1_buffer_tile(S& sm, const Half* buf, const float* mean, int n, bool is_v) {
   using T = Traits<D>;
   float amax = 0.0f;
   for (int e = threadIdx.x; e < n * D; e += kThreads) {
@@ -421,8 +421,8 @@ __device__ void stage1_buffer_tile(Smem<D>& sm, const Half* buf, const float* me
   __syncthreads();  // red is reused by the next call
 }
 
-template <int D>
-__device__ void load_buffer_tile(Smem<D>& sm, const RowsParams& P, int bkv, int n) {
+template <int D, class S>
+__device__ void load_buffer_tile(S& sm, const RowsParams& P, int bkv, int n) {
   using T = Traits<D>;
   if (!P.buf_int8) {
     const int64_t base = static_cast<int64_t>(bkv) * kTile * D;
@@ -446,8 +446,8 @@ __device__ void load_buffer_tile(Smem<D>& sm, const RowsParams& P, int bkv, int 
 // Step "score" (SPEC 5.1): S = fp16(clamp((float)(Q8 . K8) * ((s_Q * s_K) * tau))). Warp w takes
 // tokens 8w..8w+7 on the INT8 tensor cores (query rows padded to 16: exact integer
 // sums).
-template <int D>
-__device__ __forceinline__ void score_step(Smem<D>& sm, int rows, bool k_pt, float tau) {
+template <int D, class S>
+__device__ __forceinline__ void score_step(S& sm, int rows, bool k_pt, float tau) {
   using T = Traits<D>;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
   uint32_t qa[T::kKSteps][4];  // Q A-fragments (loaded per tile: no registers held across tiles)
@@ -490,9 +490,9 @@ __device__ __forceinline__ void score_step(Smem<D>& sm, int rows, bool k_pt, flo
 
 // Step "softmax" (SPEC 5.2-5.5 row part): m_new, P = SAS(fp16(m_new - S)) through the memo
 // table, alpha, the P codes and the row sum l. One warp per row; lanes hold tokens j, j + 32.
-template <int D>
-__device__ __forceinline__ void softmax_step(Smem<D>& sm, int rows, PQuant pq,
-                                             const uint16_t* table, int count) {
+template <int D, class S>
+__device__ __forceinline__ void softmax_step(S& sm, int rows, PQuant pq, const uint16_t* table,
+                                             int count) {
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   uint8_t* p8b = reinterpret_cast<uint8_t*>(sm.p8);
   constexpr int kRowBytes = Traits<D>::kP8Stride * 4;
@@ -544,8 +544,8 @@ __device__ __forceinline__ void softmax_step(Smem<D>& sm, int rows, PQuant pq,
 // O = fma(O, alpha, acc * (s_P * s_V)) per element; O lives in registers in the mma C layout
 // (warp w owns channels [w * D / 8, (w + 1) * D / 8)). For per-token V scales (an int8 buffer
 // tile of > 1 token) the owner of O[r][c] runs the reference's token-ordered fmaf instead.
-template <int D>
-__device__ __forceinline__ void pv_step(Smem<D>& sm, float (&o)[Traits<D>::kOTiles][4], int rows,
+template <int D, class S>
+__device__ __forceinline__ void pv_step(S& sm, float (&o)[Traits<D>::kOTiles][4], int rows,
                                         bool v_pt, bool affine) {
   using T = Traits<D>;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
@@ -617,7 +617,7 @@ __device__ __forceinline__ void pv_step(Smem<D>& sm, float (&o)[Traits<D>::kOTil
 template <int D, int kMinBlocks, int kBits>
 __global__ void __launch_bounds__(kThreads, kMinBlocks) DecodeKernel(RowsParams P, int affine_on) {
   using T = Traits<D>;
-  __shared__ Smem<D> sm;
+  __shared__ Smem<D, kBits != 8> sm;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int bkv = blockIdx.x, split = blockIdx.y;
   const int b = bkv / P.hkv, hk = bkv % P.hkv;
@@ -649,7 +649,8 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) DecodeKernel(RowsParams 
   }
   for (int e = rows * D + tid; e < kMaxRows * D; e += kThreads) sm.q[e] = 0;  // padding rows
   for (int e = tid; e < kMaxRows * T::kP8Stride; e += kThreads) sm.p8[e] = 0u;
-  for (int e = tid; e < 2 * T::kWqWords; e += kThreads) sm.wq[0][e] = 0u;  // padding rows
+  if constexpr (kBits != 8)
+    for (int e = tid; e < 2 * T::kWqWords; e += kThreads) sm.wq[0][e] = 0u;  // padding rows
   float o[T::kOTiles][4];
 #pragma unroll
   for (int i = 0; i < T::kOTiles; ++i)
