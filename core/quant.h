@@ -165,34 +165,6 @@ TURBO_HD int8_t stage2_dequant_fp16(int c, Stage2Params p) {
   return static_cast<int8_t>(float_to_half(v).bits & 0xffu);
 }
 
-// Stage-2 dequantization as an affine map of the code. When the upper clamp of stage2_dequant
-// cannot act for any code of `bits` bits (levels * s2 + z <= 127) and the lower one cannot either
-// (z >= -127, since c * s2 >= 0), stage2_dequant(c, p) == c * s2 + z for every code c, so an
-// integer dot product with dequantized values splits exactly into one over the raw codes:
-//   sum_j w_j * stage2_dequant(c_j, p_j) = sum_j (w_j * s2_j) * c_j + sum_j w_j * z_j,
-// and for one group (p_j = p) sum_j w_j * dq(c_j) = s2 * sum_j w_j * c_j + z * sum_j w_j.
-// The decode kernel runs Q . K and P . V on the raw codes where this holds (checked per group of
-// each block) and on dequantized values where it does not. quant_test proves the identity for
-// every (c, s2, z) the test accepts.
-TURBO_HD bool stage2_affine(Stage2Params p, int bits) {
-  const int levels = (1 << bits) - 1;
-  return p.z >= -127 && levels * static_cast<int>(p.s2) + p.z <= 127;
-}
-
-// An integer weight w split into two int8 planes, w = 128 * hi + lo with lo in [-64, 63], exact
-// for |w| <= 16255 (hi in [-127, 127]): the decode kernel's Q code times s2 (|q| <= 128 and
-// s2 <= 84 wherever stage2_affine holds at 2 or 4 bits: |w| <= 10752) as two INT8 operands.
-struct WeightPlanes {
-  int8_t hi, lo;
-};
-TURBO_HD WeightPlanes split_weight(int w) {
-  const int hi = (w + 64) >> 7;  // arithmetic shift: floor((w + 64) / 128)
-  WeightPlanes r;
-  r.hi = static_cast<int8_t>(hi);
-  r.lo = static_cast<int8_t>(w - 128 * hi);
-  return r;
-}
-
 // Stage 2 with the fractional step r / L (s2_step = float). Same storage as the integer step:
 // the s2 byte holds the range r = hi - lo (0..254), z = lo. The paper (arXiv 2412.08585, sec. 3)
 // writes the second-stage scale as an integer; the fractional step is this toolkit's variant.

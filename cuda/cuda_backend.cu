@@ -302,9 +302,6 @@ class CudaKvCache final : public KvCache {
     p.v_sink = v_sink_.as<Half>();
     p.buf_per_token = qc.kv_scale == KvScale::kToken || qc.window > 0;
     p.general_cache = general_cache(qc);
-    p.uniform_bits = bits_.empty() ? 0 : bits_.front();  // one kernel instance per uniform width
-    for (int bits : bits_)
-      if (bits != p.uniform_bits) p.uniform_bits = 0;
     p.n_blocks = static_cast<int>(n_blocks_);
     p.n_tiles = static_cast<int>((n_sink_ > 0 ? 1 : 0) + n_blocks_ + (n_buf_ > 0 ? 1 : 0));
     p.tile_cap = static_cast<int>(std::max<int64_t>({qc.block, n_sink_, n_buf_}));

@@ -207,7 +207,6 @@ struct RowsParams {
   int n_blocks;
   int n_b;
   const int* head_bits;  // [Hkv]
-  int uniform_bits;      // the bit width every kv head shares (2, 4 or 8); 0 when they differ
   int k_axis, v_axis, group_size;
   int frac_step, token_scales;  // BlockLayout's: s2_step = float, kv_scale = token
   int n_buf;

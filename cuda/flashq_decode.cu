@@ -56,19 +56,9 @@ struct Traits {
   static constexpr int kUnits = kTile / 4 * kOctets;  // (token quad, octet) units per tensor
   static constexpr int kUnitsPerThread = 2 * kUnits / kThreads;  // K and V units of one thread
   static_assert(2 * kUnits % kThreads == 0, "units must divide evenly");
-  // Affine tiles: the Q weight planes hold, per fragment row g (0..7) and octet o, the 4 words
-  // {even channels of row g, of row g + 8, odd channels of row g, of row g + 8}: one A fragment
-  // (a0..a3) of one k-step, loaded by one 16-byte read. Octet o = kKSteps * q + ks sits at
-  // position 4 * ks + q of the row (the 4 lanes q of a k-step read adjacent 16 bytes), and rows
-  // are kOctets * 4 + 16 words apart (rows g and g + 1 on opposite bank halves): conflict-free.
-  static constexpr int kWqRow = kOctets * 4 + 16;
-  static constexpr int kWqWords = 8 * kWqRow;  // per plane
 };
 
-// kAffine: the instance can meet affine tiles (any but the uniform 8-bit one), which need the Q
-// weight planes (10 KiB at d = 128); without them the 8-bit instance keeps 2 CTAs per SM, its
-// larger ring (3 x 2 x 8 KiB) beside the SAS table.
-template <int D, bool kAffine>
+template <int D>
 struct Smem {
   int8_t k[kTile * Traits<D>::kKStride];         // K codes [token][channel]
   uint32_t vt[D * kTile / 4];                    // V codes transposed [channel][token], vt_word()
@@ -82,15 +72,6 @@ struct Smem {
   float red[kWarps];
   SasParams sas;
   int last;
-  // Affine tiles (4-bit blocks whose codes enter the products raw, core stage2_affine):
-  alignas(16) uint32_t wq[2][kAffine ? Traits<D>::kWqWords : 4];  // Q weight planes hi / lo, kWqRow
-  int qz[kMaxRows];    // sum over the affine K channels of q[r][c] * z_c
-  int psum[kMaxRows];  // sum_j P8[r][j] of the tile
-  alignas(16) int vs2[D];
-  alignas(16) int vz[D];     // V per channel: (s2, z) where affine, (1, 0) where dequantized
-  uint32_t vs2h[D], vzh[D];  // V per channel: half2 (s2, s2), (z + bias, z + bias)
-  uint8_t vflag[D / 8];      // V: per octet, the mask of its dequantized channels
-  uint32_t kmask;            // K: bit 2 * octet set where the octet is dequantized
 };
 
 __device__ __forceinline__ float read_f32(const uint8_t* p) {
@@ -177,8 +158,8 @@ __device__ __forceinline__ void load_unit(const uint8_t* blk, int tq, int oc, ui
   }
 }
 
-template <int D, int BITS, class S>
-__device__ __forceinline__ void unpack_unit(S& sm, bool is_v, int tq, int oc,
+template <int D, int BITS>
+__device__ __forceinline__ void unpack_unit(Smem<D>& sm, bool is_v, int tq, int oc,
                                             const uint2 (&raw)[4]) {
   using T = Traits<D>;
   const uint32_t* s2 = sm.s2[is_v] + oc * 4;
@@ -203,196 +184,11 @@ __device__ __forceinline__ void unpack_unit(S& sm, bool is_v, int tq, int oc,
   }
 }
 
-// ---- Affine tiles -----------------------------------------------------------------------------
-// A 4-bit block whose stage-2 groups pass core stage2_affine (no code clamps) dequantizes to
-// c * s2 + z exactly, so (core/quant.h, proven in quant_test):
-//   Q . K8 = 128 * (W_hi . C) + (W_lo . C) + sum_c q_c z_c,   W = q_c * s2_c split in int8 planes,
-//   P . V8[:, c] = s2_c * (P . C[:, c]) + z_c * sum_j P_j,
-// with C the raw codes. Both are the same integers as the dequantized products, so the score and
-// O steps downstream see identical inputs. K is read straight from the ring: one 32-bit word of
-// packed codes (8 channels) gives the even channels (w & 0x0f0f0f0f) and the odd ones
-// ((w >> 4) & 0x0f0f0f0f) as two B-fragment registers; the Q weights are laid out in the same
-// channel order. An octet of K holding a group that can clamp is dequantized in registers (the
-// half2 recipe) with weight q instead; a V channel that can clamp is dequantized after the
-// transpose and gets (s2, z) = (1, 0).
-
-// Dequantizes the code bytes of one K octet in the even / odd order (b0: channels 0, 2, 4, 6;
-// b1: 1, 3, 5, 7) with the octet's half2 pairs (c, c + 4).
-__device__ __forceinline__ void dequant_octet_eo(const uint32_t* s2, const uint32_t* z,
-                                                 uint32_t& b0, uint32_t& b1) {
-  const uint32_t r0 = dequant_pair((b0 & 0x00ff00ffu) | 0x64006400u, s2[0], z[0]);         // 0, 4
-  const uint32_t r2 = dequant_pair(((b0 >> 8) & 0x00ff00ffu) | 0x64006400u, s2[2], z[2]);  // 2, 6
-  const uint32_t r1 = dequant_pair((b1 & 0x00ff00ffu) | 0x64006400u, s2[1], z[1]);         // 1, 5
-  const uint32_t r3 = dequant_pair(((b1 >> 8) & 0x00ff00ffu) | 0x64006400u, s2[3], z[3]);  // 3, 7
-  b0 = __byte_perm(r0, r2, 0x6240);
-  b1 = __byte_perm(r1, r3, 0x6240);
-}
-
-// Dequantizes 4 code bytes of one channel (s2, z as half2 pairs of equal lanes).
-__device__ __forceinline__ uint32_t dequant_word(uint32_t codes, uint32_t s2, uint32_t z) {
-  const uint32_t r02 = dequant_pair((codes & 0x00ff00ffu) | 0x64006400u, s2, z);
-  const uint32_t r13 = dequant_pair(((codes >> 8) & 0x00ff00ffu) | 0x64006400u, s2, z);
-  return __byte_perm(r02, r13, 0x6240);
-}
-
-// Per block, before the score: the Q weight planes (warp r builds row r: lane w writes word w,
-// channels 8 * (w / 2) + (w % 2) + {0, 2, 4, 6}), sum q * z, the K clamp mask and the half2 pairs
-// of K; V's per-channel (s2, z), half2 pairs and clamp masks.
-template <int D, class S>
-__device__ __forceinline__ void affine_prepare(S& sm, const uint8_t* kblk, const uint8_t* vblk,
-                                               int s2_off, int z_off, int rows) {
-  using T = Traits<D>;
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  for (int r = warp; r < rows; r += kWarps) {
-    const bool active = lane < D / 4;
-    const int wd = lane % (D / 4), o = wd >> 1;
-    const uint32_t sel = (wd & 1) ? 0x7531u : 0x6420u;
-    const uint2 s2o = *reinterpret_cast<const uint2*>(kblk + s2_off + 8 * o);
-    const uint2 zo = *reinterpret_cast<const uint2*>(kblk + z_off + 8 * o);
-    const uint2 qo = *reinterpret_cast<const uint2*>(sm.q + r * D + 8 * o);
-    const uint32_t s2w = __byte_perm(s2o.x, s2o.y, sel), zw = __byte_perm(zo.x, zo.y, sel);
-    const uint32_t qw = __byte_perm(qo.x, qo.y, sel);
-    bool aff = true;
-#pragma unroll
-    for (int i = 0; i < 4; ++i)
-      aff = aff && stage2_affine(Stage2Params{static_cast<uint8_t>(s2w >> (8 * i)),
-                                              static_cast<int8_t>(zw >> (8 * i))},
-                                 4);
-    aff = __shfl_xor_sync(0xffffffffu, aff, 1) && aff;  // the whole octet
-    uint32_t hi = 0, lo = 0;
-    int qz = 0;
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const int q = static_cast<int8_t>(qw >> (8 * i));
-      const int s2 = (s2w >> (8 * i)) & 0xff, z = static_cast<int8_t>(zw >> (8 * i));
-      const WeightPlanes w = split_weight(aff ? q * s2 : q);
-      hi |= static_cast<uint32_t>(static_cast<uint8_t>(w.hi)) << (8 * i);
-      lo |= static_cast<uint32_t>(static_cast<uint8_t>(w.lo)) << (8 * i);
-      qz += aff ? q * z : 0;
-    }
-    if (active) {
-      const int pos = 4 * (o % T::kKSteps) + o / T::kKSteps;
-      const int word = (r & 7) * T::kWqRow + 4 * pos + 2 * (wd & 1) + (r >> 3);
-      sm.wq[0][word] = hi;
-      sm.wq[1][word] = lo;
-    }
-    qz = warp_sum(active ? qz : 0);
-    const unsigned mask = __ballot_sync(0xffffffffu, active && !aff);
-    if (lane == 0) {
-      sm.qz[r] = qz;
-      if (r == 0) sm.kmask = mask;
-    }
-  }
-  if (tid >= kThreads - D) {  // V channel c: whole warps
-    const int c = tid - (kThreads - D);
-    const int s2 = vblk[s2_off + c], z = static_cast<int8_t>(vblk[z_off + c]);
-    const bool aff =
-        stage2_affine(Stage2Params{static_cast<uint8_t>(s2), static_cast<int8_t>(z)}, 4);
-    sm.vs2[c] = aff ? s2 : 1;
-    sm.vz[c] = aff ? z : 0;
-    sm.vs2h[c] = half2_bits(__floats2half2_rn(s2, s2));
-    sm.vzh[c] = half2_bits(__floats2half2_rn(z + kStage2Fp16Bias, z + kStage2Fp16Bias));
-    const unsigned mask = __ballot_sync(0xffffffffu, !aff);
-    if ((lane & 7) == 0) sm.vflag[c >> 3] = static_cast<uint8_t>(mask >> lane);
-  } else if (tid >= kThreads - D - D / 2) {  // K half2 pair pi: channels (c0, c0 + 4)
-    const int pi = tid - (kThreads - D - D / 2);
-    const int c0 = (pi / 4) * 8 + pi % 4, c1 = c0 + 4;
-    const int8_t* z = reinterpret_cast<const int8_t*>(kblk + z_off);
-    sm.s2[0][pi] = half2_bits(__floats2half2_rn(kblk[s2_off + c0], kblk[s2_off + c1]));
-    sm.z[0][pi] = half2_bits(__floats2half2_rn(z[c0] + kStage2Fp16Bias, z[c1] + kStage2Fp16Bias));
-  }
-}
-
-// Step "score" on an affine tile: the same integer Q8 . K8 as score_step, from the packed K codes
-// in the ring and the two Q weight planes, then the same score_fp16.
-template <int D, class S>
-__device__ __forceinline__ void score_affine(S& sm, const uint8_t* kblk, int rows, float tau) {
-  using T = Traits<D>;
-  constexpr int K = T::kKSteps;
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
-  int vis[2], qz[2];
-  float c_row[2];
-#pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    const int r = g + h * 8;
-    vis[h] = r < rows ? sm.vis[r] : 0;
-    qz[h] = r < rows ? sm.qz[r] : 0;
-    c_row[h] = r < rows ? score_scale(sm.qs[r], sm.ks[0], tau) : 0.0f;
-  }
-  const uint32_t kmask = sm.kmask;
-#pragma unroll
-  for (int i = 0; i < kTile / 8 / kWarps; ++i) {
-    const int n0 = (warp + i * kWarps) * 8;
-    const uint8_t* kr = kblk + (n0 + g) * (D / 2) + 4 * K * q;
-    uint32_t w[4];  // K words used
-    if constexpr (K == 4) {
-      const uint4 v = *reinterpret_cast<const uint4*>(kr);
-      w[0] = v.x;
-      w[1] = v.y;
-      w[2] = v.z;
-      w[3] = v.w;
-    } else {
-      const uint2 v = *reinterpret_cast<const uint2*>(kr);
-      w[0] = v.x;
-      w[1] = v.y;
-    }
-    int hi[4] = {0, 0, 0, 0}, lo[4] = {0, 0, 0, 0};
-#pragma unroll
-    for (int ks = 0; ks < K; ++ks) {
-      const int o = K * q + ks;
-      uint32_t b0 = w[ks] & 0x0f0f0f0fu, b1 = (w[ks] >> 4) & 0x0f0f0f0fu;
-      if ((kmask >> (2 * o)) & 1u) dequant_octet_eo(sm.s2[0] + 4 * o, sm.z[0] + 4 * o, b0, b1);
-        // A fragments of plane hi, then lo (rows past `rows` hold zeros)
-#pragma unroll
-      for (int p = 0; p < 2; ++p) {
-        const uint4 f =
-            *reinterpret_cast<const uint4*>(sm.wq[p] + g * T::kWqRow + 4 * (4 * ks + q));
-        const uint32_t a[4] = {f.x, f.y, f.z, f.w};
-        mma_s8s8(p == 0 ? hi : lo, a, b0, b1);
-      }
-    }
-#pragma unroll
-    for (int h = 0; h < 4; ++h) {
-      const int r = g + (h >> 1) * 8, j = n0 + 2 * q + (h & 1);
-      const float v = score_fp16(128 * hi[h] + lo[h] + qz[h >> 1], c_row[h >> 1]);
-      if (j < vis[h >> 1]) sm.s[r * kTile + j] = v;
-    }
-  }
-}
-
-// V of an affine tile to V^T as raw codes (bytes), one (token quad, octet) unit per thread: a
-// 4 x 4 byte transpose of the packed words, then the nibbles of each byte apart; channels that
-// can clamp dequantized.
-template <int D, class S>
-__device__ __forceinline__ void unpack_v_affine(S& sm, const uint8_t* vblk) {
-  using T = Traits<D>;
-  for (int u = threadIdx.x; u < T::kUnits; u += kThreads) {
-    const int tq = u / T::kOctets, oc = u % T::kOctets;
-    uint32_t raw[4], tr[4], cw[8];
-#pragma unroll
-    for (int i = 0; i < 4; ++i)
-      raw[i] = *reinterpret_cast<const uint32_t*>(vblk + (4 * tq + i) * (D / 2) + 4 * oc);
-    transpose4(raw, tr);  // tr[k] byte i: token i's channels 2k (low nibble), 2k + 1 (high)
-#pragma unroll
-    for (int k = 0; k < 4; ++k) {
-      cw[2 * k] = tr[k] & 0x0f0f0f0fu;
-      cw[2 * k + 1] = (tr[k] >> 4) & 0x0f0f0f0fu;
-    }
-    const uint32_t m = sm.vflag[oc];
-    if (m != 0u) {
-#pragma unroll
-      for (int j = 0; j < 8; ++j)
-        if ((m >> j) & 1u) cw[j] = dequant_word(cw[j], sm.vs2h[8 * oc + j], sm.vzh[8 * oc + j]);
-    }
-#pragma unroll
-    for (int j = 0; j < 8; ++j) sm.vt[vt_word(8 * oc + j, tq)] = cw[j];
-  }
-}
-
 // Stage 1 of the fp16 residual buffer as one tile (SPEC 6), K with its mean subtracted: the
 // same steps as the rows kernel's load_fp16_buffer. Writes K [token][channel] or V^T.
-template <int D, class S>
-__device__ void stage1_buffer_tile(S& sm, const Half* buf, const float* mean, int n, bool is_v) {
+template <int D>
+__device__ void stage1_buffer_tile(Smem<D>& sm, const Half* buf, const float* mean, int n,
+                                   bool is_v) {
   using T = Traits<D>;
   float amax = 0.0f;
   for (int e = threadIdx.x; e < n * D; e += kThreads) {
@@ -421,8 +217,8 @@ __device__ void stage1_buffer_tile(S& sm, const Half* buf, const float* mean, in
   __syncthreads();  // red is reused by the next call
 }
 
-template <int D, class S>
-__device__ void load_buffer_tile(S& sm, const RowsParams& P, int bkv, int n) {
+template <int D>
+__device__ void load_buffer_tile(Smem<D>& sm, const RowsParams& P, int bkv, int n) {
   using T = Traits<D>;
   if (!P.buf_int8) {
     const int64_t base = static_cast<int64_t>(bkv) * kTile * D;
@@ -446,22 +242,11 @@ __device__ void load_buffer_tile(S& sm, const RowsParams& P, int bkv, int n) {
 // Step "score" (SPEC 5.1): S = fp16(clamp((float)(Q8 . K8) * ((s_Q * s_K) * tau))). Warp w takes
 // tokens 8w..8w+7 on the INT8 tensor cores (query rows padded to 16: exact integer
 // sums).
-template <int D, class S>
-__device__ __forceinline__ void score_step(S& sm, int rows, bool k_pt, float tau) {
+template <int D>
+__device__ __forceinline__ void score_step(Smem<D>& sm, const uint32_t (&qa)[Traits<D>::kKSteps][4],
+                                           int rows, bool k_pt, float tau) {
   using T = Traits<D>;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
-  uint32_t qa[T::kKSteps][4];  // Q A-fragments (loaded per tile: no registers held across tiles)
-  {
-    const uint32_t* q0 = reinterpret_cast<const uint32_t*>(sm.q + g * D) + q;
-    const uint32_t* q1 = reinterpret_cast<const uint32_t*>(sm.q + (g + 8) * D) + q;
-#pragma unroll
-    for (int ks = 0; ks < T::kKSteps; ++ks) {
-      qa[ks][0] = q0[ks * 8];
-      qa[ks][1] = q1[ks * 8];
-      qa[ks][2] = q0[ks * 8 + 4];
-      qa[ks][3] = q1[ks * 8 + 4];
-    }
-  }
   // This lane's rows g and g + 8: visible tokens and, for one K scale, the score scale.
   int vis[2];
   float c_row[2];
@@ -490,9 +275,9 @@ __device__ __forceinline__ void score_step(S& sm, int rows, bool k_pt, float tau
 
 // Step "softmax" (SPEC 5.2-5.5 row part): m_new, P = SAS(fp16(m_new - S)) through the memo
 // table, alpha, the P codes and the row sum l. One warp per row; lanes hold tokens j, j + 32.
-template <int D, class S>
-__device__ __forceinline__ void softmax_step(S& sm, int rows, PQuant pq, const uint16_t* table,
-                                             int count) {
+template <int D>
+__device__ __forceinline__ void softmax_step(Smem<D>& sm, int rows, PQuant pq,
+                                             const uint16_t* table, int count) {
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   uint8_t* p8b = reinterpret_cast<uint8_t*>(sm.p8);
   constexpr int kRowBytes = Traits<D>::kP8Stride * 4;
@@ -517,7 +302,7 @@ __device__ __forceinline__ void softmax_step(S& sm, int rows, PQuant pq, const u
       p_j[h] = j < n ? sas_lookup_shared(sub16(m_new, s_j[h]), table, count) : 0.0f;
       p_max = maxf(p_max, p_j[h]);
     }
-    if (pq == PQuant::kU8Row) p_max = warp_max(p_max);  // p_scale reads it for u8_row only
+    p_max = warp_max(p_max);
     const float alpha = sas_rescale(m_old, m_new, sm.sas);
     const PScale ps = p_scale(pq, p_max);
     int sum = 0;
@@ -535,7 +320,6 @@ __device__ __forceinline__ void softmax_step(S& sm, int rows, PQuant pq, const u
       sm.m[r] = m_new;
       sm.alpha[r] = alpha;
       sm.sp[r] = ps.s_p;
-      sm.psum[r] = sum;
     }
   }
 }
@@ -544,9 +328,9 @@ __device__ __forceinline__ void softmax_step(S& sm, int rows, PQuant pq, const u
 // O = fma(O, alpha, acc * (s_P * s_V)) per element; O lives in registers in the mma C layout
 // (warp w owns channels [w * D / 8, (w + 1) * D / 8)). For per-token V scales (an int8 buffer
 // tile of > 1 token) the owner of O[r][c] runs the reference's token-ordered fmaf instead.
-template <int D, class S>
-__device__ __forceinline__ void pv_step(S& sm, float (&o)[Traits<D>::kOTiles][4], int rows,
-                                        bool v_pt, bool affine) {
+template <int D>
+__device__ __forceinline__ void pv_step(Smem<D>& sm, float (&o)[Traits<D>::kOTiles][4], int rows,
+                                        bool v_pt) {
   using T = Traits<D>;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
   uint32_t pa[2][4];
@@ -558,7 +342,7 @@ __device__ __forceinline__ void pv_step(S& sm, float (&o)[Traits<D>::kOTiles][4]
     pa[ks][3] = sm.p8[(g + 8) * T::kP8Stride + ks * 8 + 4 + q];
   }
   // This lane's rows g and g + 8: 0 when padding or skipped (not given a value), alpha, s_P * s_V.
-  int vis[2], psum[2];
+  int vis[2];
   float alpha[2], spv[2];
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
@@ -566,7 +350,6 @@ __device__ __forceinline__ void pv_step(S& sm, float (&o)[Traits<D>::kOTiles][4]
     vis[h] = r < rows ? sm.vis[r] : 0;
     alpha[h] = vis[h] ? sm.alpha[r] : 0.0f;
     spv[h] = vis[h] ? sm.sp[r] * sm.vs[0] : 0.0f;
-    psum[h] = vis[h] ? sm.psum[r] : 0;
   }
 #pragma unroll
   for (int i = 0; i < T::kOTiles; ++i) {
@@ -578,26 +361,13 @@ __device__ __forceinline__ void pv_step(S& sm, float (&o)[Traits<D>::kOTiles][4]
         mma_u8s8(acc, pa[ks], sm.vt[vt_word(c0 + g, ks * 8 + q)],
                  sm.vt[vt_word(c0 + g, ks * 8 + 4 + q)]);
     }
-    if (affine) {  // P . V8 = s2 * (P . C) + z * sum P per channel (exact integers)
-      const int2 s2 = *reinterpret_cast<const int2*>(sm.vs2 + c0 + 2 * q);
-      const int2 z = *reinterpret_cast<const int2*>(sm.vz + c0 + 2 * q);
-#pragma unroll
-      for (int h = 0; h < 4; ++h)
-        acc[h] = acc[h] * ((h & 1) ? s2.y : s2.x) + ((h & 1) ? z.y : z.x) * psum[h >> 1];
-    }
-    if (!v_pt) {
-#pragma unroll
-      for (int h = 0; h < 4; ++h) {  // padding rows and skipped rows (vis 0) are not given a value
-        const float v = update_output(o[i][h], alpha[h >> 1], acc[h], spv[h >> 1]);
-        if (vis[h >> 1] != 0) o[i][h] = v;
-      }
-      continue;
-    }
 #pragma unroll
     for (int h = 0; h < 4; ++h) {
       const int r = g + (h >> 1) * 8, c = c0 + 2 * q + (h & 1);
       if (vis[h >> 1] == 0) continue;  // padding row, or skipped: not given a value
-      {
+      if (!v_pt) {
+        o[i][h] = update_output(o[i][h], alpha[h >> 1], acc[h], spv[h >> 1]);
+      } else {
         const uint8_t* p8b = reinterpret_cast<const uint8_t*>(sm.p8 + r * T::kP8Stride);
         float pv = 0.0f;
         for (int j = 0; j < sm.vis[r]; ++j)
@@ -610,20 +380,15 @@ __device__ __forceinline__ void pv_step(S& sm, float (&o)[Traits<D>::kOTiles][4]
   }
 }
 
-// kBits: the bit width of every kv head (4 or 8) compiled in, so the loop holds only that width's
-// unpack (the other widths' code left the instruction cache); at 4 every block is an affine tile
-// (the dequantizing 4-bit unpack compiled out too: TURBO_DECODE_AFFINE=0 runs kBits = 0). 0: the
-// width read per head (mixed widths, uniform 2-bit caches).
-template <int D, int kMinBlocks, int kBits>
-__global__ void __launch_bounds__(kThreads, kMinBlocks) DecodeKernel(RowsParams P, int affine_on) {
+template <int D, int kMinBlocks>
+__global__ void __launch_bounds__(kThreads, kMinBlocks) DecodeKernel(RowsParams P) {
   using T = Traits<D>;
-  __shared__ Smem<D, kBits != 8> sm;
+  __shared__ Smem<D> sm;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int bkv = blockIdx.x, split = blockIdx.y;
   const int b = bkv / P.hkv, hk = bkv % P.hkv;
   const int rows = P.group * static_cast<int>(P.q_len);
-  const int bits = kBits != 0 ? kBits : P.head_bits[hk];
-  const bool affine = (kBits == 4 || affine_on) && bits == 4;  // blocks run as affine tiles
+  const int bits = P.head_bits[hk];
   if (tid == 0) sm.sas = P.sas;
 
   // Query rows r = hh * q_len + i (query head hk * group + hh, position pos_offset + i).
@@ -649,8 +414,6 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) DecodeKernel(RowsParams 
   }
   for (int e = rows * D + tid; e < kMaxRows * D; e += kThreads) sm.q[e] = 0;  // padding rows
   for (int e = tid; e < kMaxRows * T::kP8Stride; e += kThreads) sm.p8[e] = 0u;
-  if constexpr (kBits != 8)
-    for (int e = tid; e < 2 * T::kWqWords; e += kThreads) sm.wq[0][e] = 0u;  // padding rows
   float o[T::kOTiles][4];
 #pragma unroll
   for (int i = 0; i < T::kOTiles; ++i)
@@ -694,22 +457,29 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) DecodeKernel(RowsParams 
       cp_async16(reinterpret_cast<uint8_t*>(table) + off, src + off, min(16, bytes - off));
   }
   auto issue = [&](int t) {  // one commit group per ring slot, empty past the run's blocks
-    if (t < t_end && t < P.n_blocks) {
-      const uint8_t* const gk = block_ptr(t, 0);
-      const uint8_t* const gv = block_ptr(t, 1);
-      uint8_t* const dk = ring_ptr(t, 0);  // K, then V at + block_stride
-      const int stride = static_cast<int>(P.block_stride);
+    if (t < t_end && t < P.n_blocks)
       for (int e = tid; e < 2 * chunks; e += kThreads) {
-        const bool is_v = e >= chunks;
-        const int off = (is_v ? e - chunks : e) * 16;
-        cp_async16(dk + (is_v ? stride + off : off), (is_v ? gv : gk) + off);
+        const int is_v = e >= chunks, off = (is_v ? e - chunks : e) * 16;
+        cp_async16(ring_ptr(t, is_v) + off, block_ptr(t, is_v) + off);
       }
-    }
     cp_async_commit();
   };
   for (int i = 0; i < kStages - 1; ++i) issue(t_begin + i);
 
-  __syncthreads();  // sas, q, m, l
+  __syncthreads();             // sas, q, m, l
+  uint32_t qa[T::kKSteps][4];  // Q A-fragments, fixed for the run
+  {
+    const int g = lane >> 2, q = lane & 3;
+    const uint32_t* q0 = reinterpret_cast<const uint32_t*>(sm.q + g * D) + q;
+    const uint32_t* q1 = reinterpret_cast<const uint32_t*>(sm.q + (g + 8) * D) + q;
+#pragma unroll
+    for (int ks = 0; ks < T::kKSteps; ++ks) {
+      qa[ks][0] = q0[ks * 8];
+      qa[ks][1] = q1[ks * 8];
+      qa[ks][2] = q0[ks * 8 + 4];
+      qa[ks][3] = q1[ks * 8 + 4];
+    }
+  }
 
   for (int t = t_begin; t < t_end; ++t) {
     const long long pos0 = static_cast<long long>(t) * kTile;
@@ -719,70 +489,55 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) DecodeKernel(RowsParams 
     // load: block t is in the ring; its stage-2 metadata to half2 pairs, the next copy issued
     cp_async_wait<kStages - 2>();
     __syncthreads();  // block t visible to all; the previous tile's pv is done
-    const bool affine_tile = is_block && affine;
-    if (affine_tile) {
-      affine_prepare<D>(sm, ring_ptr(t, 0), ring_ptr(t, 1), s2_off, z_off, rows);
+    if (is_block) {
+      if (bits != 8 && tid < D) {
+        const int is_v = tid >= D / 2, pi = tid % (D / 2);
+        const int c0 = (pi / 4) * 8 + pi % 4, c1 = c0 + 4;
+        const uint8_t* blk = ring_ptr(t, is_v);
+        const uint8_t* s2 = blk + s2_off;
+        const int8_t* z = reinterpret_cast<const int8_t*>(blk + z_off);
+        sm.s2[is_v][pi] = half2_bits(__floats2half2_rn(s2[c0], s2[c1]));
+        sm.z[is_v][pi] =
+            half2_bits(__floats2half2_rn(z[c0] + kStage2Fp16Bias, z[c1] + kStage2Fp16Bias));
+      }
       if (tid == 0) sm.ks[0] = read_f32(ring_ptr(t, 0) + scale_off);
       if (tid == 32) sm.vs[0] = read_f32(ring_ptr(t, 1) + scale_off);
-      issue(t + kStages - 1);
-      for (int r = tid; r < rows; r += kThreads) {
-        const long long visible = P.pos_offset + r % P.q_len - pos0 + 1;
-        sm.vis[r] = visible <= 0 ? 0 : static_cast<int>(visible < nt ? visible : nt);
-      }
-      __syncthreads();  // weight planes, pairs, masks, vis
-      score_affine<D>(sm, ring_ptr(t, 0), rows, P.tau);
-      unpack_v_affine<D>(sm, ring_ptr(t, 1));
-    } else {
-      if (is_block) {
-        if (bits != 8 && tid < D) {
-          const int is_v = tid >= D / 2, pi = tid % (D / 2);
-          const int c0 = (pi / 4) * 8 + pi % 4, c1 = c0 + 4;
-          const uint8_t* blk = ring_ptr(t, is_v);
-          const uint8_t* s2 = blk + s2_off;
-          const int8_t* z = reinterpret_cast<const int8_t*>(blk + z_off);
-          sm.s2[is_v][pi] = half2_bits(__floats2half2_rn(s2[c0], s2[c1]));
-          sm.z[is_v][pi] =
-              half2_bits(__floats2half2_rn(z[c0] + kStage2Fp16Bias, z[c1] + kStage2Fp16Bias));
-        }
-        if (tid == 0) sm.ks[0] = read_f32(ring_ptr(t, 0) + scale_off);
-        if (tid == 32) sm.vs[0] = read_f32(ring_ptr(t, 1) + scale_off);
-      }
-      issue(t + kStages - 1);  // into the slot of block t - 1, consumed before the barrier above
-      __syncthreads();         // s2 / z pairs
-      // unpack
-      if (is_block) {
-#pragma unroll
-        for (int k = 0; k < T::kUnitsPerThread; ++k) {
-          const int u = tid + k * kThreads;
-          const int is_v = u >= T::kUnits, ui = is_v ? u - T::kUnits : u;
-          const int tq = ui / T::kOctets, oc = ui % T::kOctets;
-          const uint8_t* blk = ring_ptr(t, is_v);
-          uint2 raw[4];
-          if (bits == 4) {
-            load_unit<D, 4>(blk, tq, oc, raw);
-            unpack_unit<D, 4>(sm, is_v, tq, oc, raw);
-          } else if (bits == 2) {
-            load_unit<D, 2>(blk, tq, oc, raw);
-            unpack_unit<D, 2>(sm, is_v, tq, oc, raw);
-          } else {
-            load_unit<D, 8>(blk, tq, oc, raw);
-            unpack_unit<D, 8>(sm, is_v, tq, oc, raw);
-          }
-        }
-      } else {
-        load_buffer_tile<D>(sm, P, bkv, nt);
-      }
-      for (int r = tid; r < rows; r += kThreads) {
-        const long long visible = P.pos_offset + r % P.q_len - pos0 + 1;
-        sm.vis[r] = visible <= 0 ? 0 : static_cast<int>(visible < nt ? visible : nt);
-      }
-      __syncthreads();
-      score_step<D>(sm, rows, per_token, P.tau);
     }
+    issue(t + kStages - 1);  // into the slot of block t - 1, consumed before the barrier above
+    __syncthreads();         // s2 / z pairs
+    // unpack
+    if (is_block) {
+#pragma unroll
+      for (int k = 0; k < T::kUnitsPerThread; ++k) {
+        const int u = tid + k * kThreads;
+        const int is_v = u >= T::kUnits, ui = is_v ? u - T::kUnits : u;
+        const int tq = ui / T::kOctets, oc = ui % T::kOctets;
+        const uint8_t* blk = ring_ptr(t, is_v);
+        uint2 raw[4];
+        if (bits == 4) {
+          load_unit<D, 4>(blk, tq, oc, raw);
+          unpack_unit<D, 4>(sm, is_v, tq, oc, raw);
+        } else if (bits == 2) {
+          load_unit<D, 2>(blk, tq, oc, raw);
+          unpack_unit<D, 2>(sm, is_v, tq, oc, raw);
+        } else {
+          load_unit<D, 8>(blk, tq, oc, raw);
+          unpack_unit<D, 8>(sm, is_v, tq, oc, raw);
+        }
+      }
+    } else {
+      load_buffer_tile<D>(sm, P, bkv, nt);
+    }
+    for (int r = tid; r < rows; r += kThreads) {
+      const long long visible = P.pos_offset + r % P.q_len - pos0 + 1;
+      sm.vis[r] = visible <= 0 ? 0 : static_cast<int>(visible < nt ? visible : nt);
+    }
+    __syncthreads();
+    score_step<D>(sm, qa, rows, per_token, P.tau);
     __syncthreads();
     softmax_step<D>(sm, rows, P.p_quant, table, P.sas_table_count);
     __syncthreads();
-    pv_step<D>(sm, o, rows, per_token, affine_tile);
+    pv_step<D>(sm, o, rows, per_token);
   }
   cp_async_wait<0>();  // no copy outlives the kernel (the ring slots past the run are empty)
   // O at the end of the run (fused merge: the runs' l values) over the ring and the SAS table,
@@ -889,13 +644,7 @@ void launch_decode_kernel(const RowsParams& p, cudaStream_t stream) {
   TURBO_CHECK(decode_kernel_supports(p), "decode kernel: unsupported configuration");
   TURBO_CHECK(!p.fused_merge || decode_merge_fusable(p), "decode kernel: merge not fusable");
   // Register budget: 2 CTAs per SM (128 registers) by default, or 3 (80 registers, a few spills)
-  // with TURBO_DECODE_CTAS=3 (tuning; slower on the H200, cuda/TUNING.md; only the instance that
-  // reads the bit widths per head).
-  // TURBO_DECODE_AFFINE=0: every block dequantized before the products (the v6 path; tuning).
-  static const int affine_on = [] {
-    const char* e = std::getenv("TURBO_DECODE_AFFINE");
-    return e != nullptr && std::strcmp(e, "0") == 0 ? 0 : 1;
-  }();
+  // with TURBO_DECODE_CTAS=3 (tuning; slower on the H200, cuda/TUNING.md).
   static const int min_blocks = [] {
     const char* e = std::getenv("TURBO_DECODE_CTAS");
     return e != nullptr && std::atoi(e) == 3 ? 3 : 2;
@@ -908,27 +657,18 @@ void launch_decode_kernel(const RowsParams& p, cudaStream_t stream) {
   TURBO_CHECK(ring <= kMaxDynamicSmem, "decode kernel: block stride "
                                            << p.block_stride << " and a SAS table of "
                                            << p.sas_table_count << " entries exceed shared memory");
-  using Kernel = void (*)(RowsParams, int);
-  // [d 64 / 128][bits: per head, uniform 4, uniform 8, per head at 3 CTAs per SM]
-  static const Kernel kernels[2][4] = {{DecodeKernel<64, 2, 0>, DecodeKernel<64, 2, 4>,
-                                        DecodeKernel<64, 2, 8>, DecodeKernel<64, 3, 0>},
-                                       {DecodeKernel<128, 2, 0>, DecodeKernel<128, 2, 4>,
-                                        DecodeKernel<128, 2, 8>, DecodeKernel<128, 3, 0>}};
   static const bool attr_set = [] {
-    for (const auto& row : kernels)
-      for (Kernel k : row)
-        TURBO_CUDA_CHECK(
-            cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxDynamicSmem));
+    for (auto* k :
+         {DecodeKernel<64, 2>, DecodeKernel<64, 3>, DecodeKernel<128, 2>, DecodeKernel<128, 3>})
+      TURBO_CUDA_CHECK(
+          cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxDynamicSmem));
     return true;
   }();
   (void)attr_set;
   const dim3 grid(static_cast<unsigned>(p.batch * p.hkv), static_cast<unsigned>(p.splits));
-  const int instance = min_blocks == 3                    ? 3
-                       : p.uniform_bits == 4 && affine_on ? 1
-                       : p.uniform_bits == 8              ? 2
-                                                          : 0;
-  const Kernel kernel = kernels[p.d == 64 ? 0 : 1][instance];
-  kernel<<<grid, kThreads, ring, stream>>>(p, affine_on);
+  auto* kernel = p.d == 64 ? (min_blocks == 3 ? DecodeKernel<64, 3> : DecodeKernel<64, 2>)
+                           : (min_blocks == 3 ? DecodeKernel<128, 3> : DecodeKernel<128, 2>);
+  kernel<<<grid, kThreads, ring, stream>>>(p);
   TURBO_CUDA_LAUNCH_CHECK();
 }
 

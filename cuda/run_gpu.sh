@@ -13,8 +13,7 @@
 # cuda_flashq_bench built elsewhere for this card, libraries in <folder>/lib; TUNE=1 needs the build),
 # CLI=0|1 (the turboattn CLI stage; default on when .gpudebs/ exists or CLI_BIN names a prebuilt
 # CLI: see cli_gpu.sh),
-# BENCH_ONLY=decode|prefill|rates (one part of the benchmark), DECODE_TUNE=1 (the decode rows with
-# TURBO_DECODE_AFFINE=0 and 1 in the same run), PROFILE=decode (ncu of the decode kernel only).
+# BENCH_ONLY=decode|prefill|rates (one part of the benchmark), PROFILE=decode (ncu of the decode kernel only).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/turbo_gpu_out}
@@ -114,12 +113,6 @@ if [ "${TUNE:-0}" = 1 ]; then  # prefill and decode variants on the quick shapes
   done; echo " (mma SASS, all instances)"
   cuobjdump -sass build-gpu/cuda/CMakeFiles/turbo_cuda.dir/flashq_decode.cu.o >"$LOG/decode.sass" 2>&1
   echo "decode SASS: $(grep -c STL "$LOG/decode.sass") STL, $(grep -c LDL "$LOG/decode.sass") LDL, $(grep -c HMMA "$LOG/decode.sass") HMMA, $(grep -c IMMA "$LOG/decode.sass") IMMA"
-fi
-if [ "${DECODE_TUNE:-0}" = 1 ]; then  # the decode kernel with and without affine tiles
-  for v in 0 1 0 1; do
-    TURBO_DECODE_AFFINE=$v $B/cuda_flashq_bench --csv /tmp/tune.csv ${QUICK:+--quick} --only decode \
-      2>&1 | grep -E "^decode" | sed "s/^/TURBO_DECODE_AFFINE=$v: /"
-  done
 fi
 if [ "${PROFILE:-0}" = decode ]; then
   ncu --clock-control none --section SpeedOfLight --section ComputeWorkloadAnalysis \
