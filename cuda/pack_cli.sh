@@ -9,8 +9,14 @@ set -euo pipefail
 BIN=${1:?usage: pack_cli.sh <turboattn> <folder>}
 DEST=${2:?usage: pack_cli.sh <turboattn> <folder>}
 [ -x "$BIN" ] || { echo "pack_cli: $BIN is not an executable" >&2; exit 2; }
+# Only a folder this script made (it holds the marker) or an empty one is ever cleared.
+if [ -e "$DEST" ] && { [ ! -d "$DEST" ] || { [ ! -e "$DEST/.turbo_pack_cli" ] && [ -n "$(ls -A "$DEST")" ]; }; }; then
+  echo "pack_cli: $DEST exists and was not made by pack_cli.sh; not touching it" >&2
+  exit 2
+fi
 rm -rf "$DEST"
 mkdir -p "$DEST/lib"
+touch "$DEST/.turbo_pack_cli"
 strip -o "$DEST/turboattn" "$BIN"
 # Every resolved library except the C library's own parts (libc, libm, libdl, libpthread, librt,
 # libresolv) and the dynamic loader, which must be the machine's.
