@@ -114,27 +114,26 @@ if [ "${TUNE:-0}" = 1 ]; then  # prefill and decode variants on the quick shapes
   cuobjdump -sass build-gpu/cuda/CMakeFiles/turbo_cuda.dir/flashq_decode.cu.o >"$LOG/decode.sass" 2>&1
   echo "decode SASS: $(grep -c STL "$LOG/decode.sass") STL, $(grep -c LDL "$LOG/decode.sass") LDL, $(grep -c HMMA "$LOG/decode.sass") HMMA, $(grep -c IMMA "$LOG/decode.sass") IMMA"
 fi
-if [ "${PROFILE:-0}" = decode ]; then
+# ncu's instruction-level sections (issue stalls, pipe use) on one launch of one kernel:
+# ncu_detail <kernel name regex> <launches to skip> <bench part> <log file>
+ncu_detail() {
   ncu --clock-control none --section SpeedOfLight --section ComputeWorkloadAnalysis \
     --section InstructionStats --section Occupancy --section WarpStateStats \
     --metrics "regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio|sm__inst_executed_pipe_.*\.avg\.pct_of_peak_sustained_active" \
-    -k regex:DecodeKernel --launch-skip 40 --launch-count 1 \
-    $B/cuda_flashq_bench --csv /tmp/prof.csv --quick --only decode >"$LOG/ncu.txt" 2>&1
-  grep -E "DecodeKernel|Duration|Throughput|Registers|Occupancy|Executed Ipc|Issue Slots|issue_stalled|pipe_|Cycles Per Issued|Executed Instructions|ERR" \
-    "$LOG/ncu.txt" | grep -vE " 0(\.0+)?$" | head -80
+    -k "regex:$1" --launch-skip "$2" --launch-count 1 \
+    $B/cuda_flashq_bench --csv /tmp/prof.csv --quick --only "$3" >"$4" 2>&1
+  grep -E "$1|Duration|Throughput|Registers|Occupancy|Executed Ipc|Issue Slots|issue_stalled|pipe_|Cycles Per Issued|Executed Instructions|ERR" \
+    "$4" | grep -vE " 0(\.0+)?$" | head -80
+}
+if [ "${PROFILE:-0}" = decode ]; then
+  ncu_detail DecodeKernel 40 decode "$LOG/ncu.txt"
 fi
 if [ "${PROFILE:-0}" = 1 ]; then
   ncu --clock-control none --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy \
     --section WarpStateStats -k regex:DecodeKernel --launch-skip 40 --launch-count 2 \
     $B/cuda_flashq_bench --csv /tmp/prof.csv --quick >"$LOG/ncu.txt" 2>&1
   grep -E "DecodeKernel|Duration|Throughput|Registers|Occupancy|Stall" "$LOG/ncu.txt" | head -60
-  ncu --clock-control none --section SpeedOfLight --section ComputeWorkloadAnalysis \
-    --section InstructionStats --section Occupancy --section WarpStateStats \
-    --metrics "regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio|sm__inst_executed_pipe_.*\.avg\.pct_of_peak_sustained_active" \
-    -k regex:MmaPrefillKernel --launch-skip 3 --launch-count 1 \
-    $B/cuda_flashq_bench --csv /tmp/prof.csv --quick --only prefill >"$LOG/ncu_prefill.txt" 2>&1
-  grep -E "MmaPrefill|Duration|Throughput|Registers|Occupancy|Executed Ipc|Issue Slots|issue_stalled|pipe_|Cycles Per Issued|ERR" \
-    "$LOG/ncu_prefill.txt" | grep -vE " 0(\.0+)?$" | head -80
+  ncu_detail MmaPrefillKernel 3 prefill "$LOG/ncu_prefill.txt"
 fi
 cat "$OUT/$NAME.md" 2>/dev/null | cut -c1-400
 for f in validate.log bench.log cli_gpu.log; do [ -f "$LOG/$f" ] && cp "$LOG/$f" "$OUT/"; done
