@@ -5,7 +5,7 @@ cuda/results/<date>_<card>.json plus the Markdown table generated from it.
 
   python3 cuda/bench_sdpa.py --ours ours.csv --validate validate.log --json out.json --md out.md \
       --commit SHA --command "..." [--sanitizer memcheck=... --sanitizer racecheck=...] \
-      [--cli-validate cli_validate.log --cli-bench cli_bench.log]
+      [--cli-validate cli_validate.log --cli-bench cli_bench.log] [--ncu decode=ncu.txt ...]
 
 Timing as ours: CUDA events after warm-up, the median of many calls, inputs rotated among copies
 that together exceed three times the L2; at B = 1 decode also a CUDA graph replay. A backend with
@@ -20,6 +20,8 @@ import subprocess
 
 import torch
 import torch.nn.functional as F
+
+import result_targets
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 BACKENDS = {
@@ -155,6 +157,9 @@ def main():
     ap.add_argument("--oracle", default=None)
     ap.add_argument("--cli-validate", help="log of `turboattn validate --backend cuda`")
     ap.add_argument("--cli-bench", help="log of `turboattn bench --backend cuda`")
+    ap.add_argument("--ncu", action="append", default=[],
+                    help="KEY=PATH: one kernel launch's ncu log (cuda/run_gpu.sh PROFILE=1), the "
+                         "measured reason of the targets of KEY (decode, prefill, compress, append)")
     args = ap.parse_args()
     torch.manual_seed(0)
     rows = list(csv.DictReader(open(args.ours)))
@@ -222,6 +227,8 @@ def main():
         out["rows"].append(row)
         print(f"{r['op']} B={B} N={N} L={L} D={D} causal={causal} bits={r['kv_bits']}: ours "
               f"{row['ours_ms']:.4f} ms, sdpa {sdpa}, x{row['speedup_vs_best_sdpa']}")
+    out["profiles"] = result_targets.parse_ncu_args(args.ncu)
+    out["targets"] = result_targets.targets(out, out["profiles"])
     json.dump(out, open(args.json, "w"), indent=1)
     open(args.md, "w").write(markdown(out))
     print(markdown(out))
@@ -282,7 +289,7 @@ def markdown(res):
         lines.append("| --- | --- | --- | --- |")
         for r in cb["rows"]:
             lines.append(f"| {r['op']} | {r['shape']} | {r['ms']:.3f} | {r['elements_per_s']:.3g} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n\n" + result_targets.markdown(res)
 
 
 if __name__ == "__main__":

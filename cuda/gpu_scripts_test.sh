@@ -2,7 +2,8 @@
 # The GPU-run scripts' handling of bad arguments, without a GPU (ctest gpu_scripts): pack_cli.sh
 # refuses a folder it did not make and bad arguments, and packs without the C library's parts;
 # cli_gpu.sh refuses a CLI_BIN that is not an executable or comes without CLI_LIBS; run_gpu.sh
-# refuses a PREBUILT folder without the programs. Every refusal must name the problem.
+# refuses a PREBUILT folder without the programs. Every refusal must name the problem. And
+# result_targets.py, which judges a result file against issue 7's targets.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 T=$(mktemp -d)
@@ -40,4 +41,22 @@ expect 2 "needs CLI_LIBS" env CLI_BIN="$T/pack/turboattn" CLI_LIBS="$T/none" LOG
   bash cuda/cli_gpu.sh
 expect 1 "has no cuda_validate" env PREBUILT="$T/pack" OUT="$T/out_dir" LOG="$T/log" \
   bash cuda/run_gpu.sh
+# result_targets.py: issue 7's targets judged on a committed result file, the reason taken from a
+# real ncu log of the decode kernel (cuda/testdata, an H200 run); 3x / (0.0648 / 0.0834) = 3.86.
+R=cuda/results/2026-12-02_NVIDIA_H200.json
+NCU=decode=cuda/testdata/ncu_decode_h200.txt
+expect 0 "| decode 4-bit B=1 L=32k: >= 3x faster than the best SDPA backend | ours 0.0834 ms, best SDPA 0.0648 ms: 0.78x | no | 3.86x | latency-bound (profile \`decode\`) |" \
+  python3 cuda/result_targets.py "$R" --ncu "$NCU"
+expect 0 "| quantize_stage1 [32, 16384, 128]: >= 70% of copy | 0.0686 ms, 2965 GB/s = 70% | yes | - | - |" \
+  python3 cuda/result_targets.py "$R" --ncu "$NCU"
+expect 0 "DRAM 8.7% of peak; issue slots 38% busy (IPC 1.74 of 4); 8.97 cycles between a warp's instructions" \
+  python3 cuda/result_targets.py "$R" --ncu "$NCU"
+expect 0 "largest stalls per issued instruction: wait 2.25, barrier 1.73, no instruction 1.07, short scoreboard 0.83" \
+  python3 cuda/result_targets.py "$R" --ncu "$NCU"
+expect 0 "| ours 9.15 ms, cuDNN 3.59, flash 6.65: 0.39x / 0.73x | no | 2.75x | not profiled in this run |" \
+  python3 cuda/result_targets.py "$R" --ncu "$NCU"
+: >"$T/empty.txt"; echo '{"rows": [' >"$T/broken.json"
+expect 0 "no kernel launch in it" python3 cuda/result_targets.py "$R" --ncu "decode=$T/empty.txt"
+expect 1 "broken.json" python3 cuda/result_targets.py "$T/broken.json"
+expect 1 "none.json" python3 cuda/result_targets.py "$T/none.json"
 [ "$fails" = 0 ] && echo "gpu_scripts: all passed" || { echo "gpu_scripts: $fails failed"; exit 1; }

@@ -7,8 +7,8 @@
 #
 #   OUT=/some/dir cuda/run_gpu.sh
 # Knobs (environment): ARCH (default 90), QUICK=1 (one decode / one prefill shape), SKIP_CHECKS=1
-# (no tests / validation / sanitizers), SKIP_SANITIZER=1, PROFILE=1 (ncu of the decode and prefill
-# kernels), TUNE=1 (leave-one-stage-out prefill variants, decode variants),
+# (no tests / validation / sanitizers), SKIP_SANITIZER=1, PROFILE=1 (ncu of the decode, prefill, compress
+# and append kernels: the measured reasons in the result file), TUNE=1 (leave-one-stage-out prefill variants, decode variants),
 # PREBUILT=<folder> (cuda_validate, cuda_backend_test, cuda_packed_steps_test, cuda_oracle_test,
 # cuda_flashq_bench built elsewhere for this card, libraries in <folder>/lib; TUNE=1 needs the build),
 # CLI=0|1 (the turboattn CLI stage; default on when .gpudebs/ exists or CLI_BIN names a prebuilt
@@ -91,13 +91,41 @@ fi
 cli_args=()
 [ -f "$LOG/cli_validate.log" ] && cli_args+=(--cli-validate "$LOG/cli_validate.log")
 [ -f "$LOG/cli_bench.log" ] && cli_args+=(--cli-bench "$LOG/cli_bench.log")
+# ncu's instruction-level sections (issue stalls, pipe use) on one launch of one kernel, the
+# measured reason of the targets it serves (cuda/result_targets.py reads the log):
+# ncu_detail <key> <kernel name regex> <launches to skip> <bench part>
+ncu_args=()
+ncu_detail() {
+  local log="$LOG/ncu_$1.txt"
+  ncu --clock-control none --section SpeedOfLight --section ComputeWorkloadAnalysis \
+    --section InstructionStats --section Occupancy --section WarpStateStats \
+    --metrics "regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio|sm__inst_executed_pipe_.*\.avg\.pct_of_peak_sustained_active" \
+    -k "regex:$2" --launch-skip "$3" --launch-count 1 \
+    $B/cuda_flashq_bench --csv /tmp/prof.csv --quick --only "$4" >"$log" 2>&1
+  grep -E "$2|Duration|Throughput|Registers|Occupancy|Executed Ipc|Issue Slots|issue_stalled|pipe_|Cycles Per Issued|Executed Instructions|ERR" \
+    "$log" | grep -vE " 0(\.0+)?$" | head -80
+  ncu_args+=(--ncu "$1=$log")
+  stamp "ncu $1"
+}
+# PROFILE=1: the decode kernel (4-bit, B = 1, L = 32k), the prefill kernel (D = 128, N = 16k,
+# causal), the compress kernel and the append's compression kernel (4-bit); PROFILE=decode: the
+# first only. Kernel names can be overridden (NCU_DECODE=regex ...).
+case "${PROFILE:-0}" in
+  1|decode)
+    ncu_detail decode "${NCU_DECODE:-DecodeKernel}" 40 decode
+    if [ "$PROFILE" = 1 ]; then
+      ncu_detail prefill "${NCU_PREFILL:-MmaPrefillKernel}" 3 prefill
+      ncu_detail compress "${NCU_COMPRESS:-CompressChannelKernel}" 3 rates
+      ncu_detail append "${NCU_APPEND:-CompressChunkChannelKernel}" 3 rates
+    fi ;;
+esac
 CARD=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr ' ' '_' | tr -cd 'A-Za-z0-9_-')
 NAME="$(date -u +%Y-%m-%d)_${CARD}"
 ORACLE=$(grep -E "^\[  (PASSED|FAILED) " "$LOG/oracle_cuda.log" 2>/dev/null | tr '\n' ' ')
 LD_LIBRARY_PATH="$SYS_LD" PYTHONUNBUFFERED=1 python3 cuda/bench_sdpa.py --ours "$LOG/ours.csv" --validate "$LOG/validate.log" \
   --json "$OUT/$NAME.json" --md "$OUT/$NAME.md" --commit "$COMMIT" --command "cuda/run_gpu.sh" \
   --oracle "rc=$orc ${ORACLE}" --sanitizer "memcheck=$mc" --sanitizer "racecheck=$rc" \
-  "${cli_args[@]}" >"$LOG/sdpa.log" 2>&1 || tail -20 "$LOG/sdpa.log"
+  "${cli_args[@]}" "${ncu_args[@]}" >"$LOG/sdpa.log" 2>&1 || tail -20 "$LOG/sdpa.log"
 stamp sdpa
 if [ "${TUNE:-0}" = 1 ]; then  # prefill and decode variants on the quick shapes (cuda/TUNING.md)
   for v in full cast_convert two_ctas no_qk no_softmax no_pv quant_only; do  # no_*: one stage left out
@@ -114,31 +142,9 @@ if [ "${TUNE:-0}" = 1 ]; then  # prefill and decode variants on the quick shapes
   cuobjdump -sass build-gpu/cuda/CMakeFiles/turbo_cuda.dir/flashq_decode.cu.o >"$LOG/decode.sass" 2>&1
   echo "decode SASS: $(grep -c STL "$LOG/decode.sass") STL, $(grep -c LDL "$LOG/decode.sass") LDL, $(grep -c HMMA "$LOG/decode.sass") HMMA, $(grep -c IMMA "$LOG/decode.sass") IMMA"
 fi
-# ncu's instruction-level sections (issue stalls, pipe use) on one launch of one kernel:
-# ncu_detail <kernel name regex> <launches to skip> <bench part> <log file>
-ncu_detail() {
-  ncu --clock-control none --section SpeedOfLight --section ComputeWorkloadAnalysis \
-    --section InstructionStats --section Occupancy --section WarpStateStats \
-    --metrics "regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio|sm__inst_executed_pipe_.*\.avg\.pct_of_peak_sustained_active" \
-    -k "regex:$1" --launch-skip "$2" --launch-count 1 \
-    $B/cuda_flashq_bench --csv /tmp/prof.csv --quick --only "$3" >"$4" 2>&1
-  grep -E "$1|Duration|Throughput|Registers|Occupancy|Executed Ipc|Issue Slots|issue_stalled|pipe_|Cycles Per Issued|Executed Instructions|ERR" \
-    "$4" | grep -vE " 0(\.0+)?$" | head -80
-}
-if [ "${PROFILE:-0}" = decode ]; then
-  ncu_detail DecodeKernel 40 decode "$LOG/ncu.txt"
-fi
-if [ "${PROFILE:-0}" = 1 ]; then
-  ncu --clock-control none --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy \
-    --section WarpStateStats -k regex:DecodeKernel --launch-skip 40 --launch-count 2 \
-    $B/cuda_flashq_bench --csv /tmp/prof.csv --quick >"$LOG/ncu.txt" 2>&1
-  grep -E "DecodeKernel|Duration|Throughput|Registers|Occupancy|Stall" "$LOG/ncu.txt" | head -60
-  ncu_detail MmaPrefillKernel 3 prefill "$LOG/ncu_prefill.txt"
-fi
 cat "$OUT/$NAME.md" 2>/dev/null | cut -c1-400
 for f in validate.log bench.log cli_gpu.log; do [ -f "$LOG/$f" ] && cp "$LOG/$f" "$OUT/"; done
 [ -f "$LOG/sanitizer_racecheck.log" ] && head -300 "$LOG/sanitizer_racecheck.log" >"$OUT/racecheck_head.log"
-[ -f "$LOG/ncu.txt" ] && cp "$LOG/ncu.txt" "$OUT/"
-[ -f "$LOG/ncu_prefill.txt" ] && cp "$LOG/ncu_prefill.txt" "$OUT/"
+ls "$LOG"/ncu_*.txt >/dev/null 2>&1 && tar czf "$OUT/ncu.tgz" -C "$LOG" $(cd "$LOG" && ls ncu_*.txt)
 [ -f "$LOG/mma.sass" ] && gzip -c "$LOG/mma.sass" >"$OUT/mma.sass.gz"
 echo "gtest rc=$gt validate rc=$va oracle rc=$orc memcheck $mc racecheck $rc cli rc=$cli"
