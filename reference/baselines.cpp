@@ -705,6 +705,23 @@ void finish_row(const OnlineRow& st, int d, Half* out) {
   for (int c = 0; c < d; ++c) out[c] = float_to_half(st.o[c] / st.l);
 }
 
+// The online-softmax methods' loop: each query row i over its visible keys in tiles of `tile`
+// tokens, in order, with the row's state: tile_fn(i, st, t0, tile_index, n) for each tile,
+// row_end(st) after the last, then O / l into the row's output.
+template <class TileFn, class RowEnd>
+void each_row_tile(const PreparedKv& kv, const QueryRows& r, int64_t tile, TileFn&& tile_fn,
+                   RowEnd&& row_end) {
+  for (int64_t i = 0; i < r.n; ++i) {
+    const int64_t n_keys = visible_keys(r, i, kv.len);
+    OnlineRow st;
+    st.o.assign(kv.d, 0.0f);
+    for (int64_t t0 = 0, index = 0; t0 < n_keys; t0 += tile, ++index)
+      tile_fn(i, st, t0, index, std::min<int64_t>(tile, n_keys - t0));
+    row_end(st);
+    finish_row(st, kv.d, r.o + i * r.o_stride);
+  }
+}
+
 // sage_impl = legacy (file comment).
 void attend_sage(const PreparedKv& kv, const QueryRows& r, const AttentionConfig& config,
                  float tau) {
@@ -717,26 +734,21 @@ void attend_sage(const PreparedKv& kv, const QueryRows& r, const AttentionConfig
   std::vector<float> q_scale(static_cast<size_t>((r.n + br - 1) / br));
   stage1_rows(qf.data(), r.n, d, br, q8.data(), q_scale.data());
   std::vector<float> s(static_cast<size_t>(kv.tile)), p(static_cast<size_t>(kv.tile));
-  for (int64_t i = 0; i < r.n; ++i) {
-    const int64_t n_keys = visible_keys(r, i, kv.len);
-    const int8_t* qi = &q8[i * d];
-    OnlineRow st;
-    st.o.assign(d, 0.0f);
-    for (int64_t t0 = 0, tile = 0; t0 < n_keys; t0 += kv.tile, ++tile) {
-      const int64_t n = std::min<int64_t>(kv.tile, n_keys - t0);
-      const float c_scale = score_scale(q_scale[i / br], kv.k_scale[tile], tau);
-      for (int64_t t = 0; t < n; ++t)
-        s[t] = static_cast<float>(int8_dot(qi, &kv.k8[(t0 + t) * d], d)) * c_scale;
-      const float alpha = softmax_tile(st, s.data(), n, ExpBase::kE);
-      for (int64_t t = 0; t < n; ++t) p[t] = round_half(s[t]);
-      for (int c = 0; c < d; ++c) {
-        float acc = 0.0f;
-        for (int64_t t = 0; t < n; ++t) acc += p[t] * kv.v[(t0 + t) * d + c];
-        st.o[c] = st.o[c] * alpha + acc;
-      }
-    }
-    finish_row(st, d, r.o + i * r.o_stride);
-  }
+  each_row_tile(
+      kv, r, kv.tile,
+      [&](int64_t i, OnlineRow& st, int64_t t0, int64_t tile, int64_t n) {
+        const float c_scale = score_scale(q_scale[i / br], kv.k_scale[tile], tau);
+        for (int64_t t = 0; t < n; ++t)
+          s[t] = static_cast<float>(int8_dot(&q8[i * d], &kv.k8[(t0 + t) * d], d)) * c_scale;
+        const float alpha = softmax_tile(st, s.data(), n, ExpBase::kE);
+        for (int64_t t = 0; t < n; ++t) p[t] = round_half(s[t]);
+        for (int c = 0; c < d; ++c) {
+          float acc = 0.0f;
+          for (int64_t t = 0; t < n; ++t) acc += p[t] * kv.v[(t0 + t) * d + c];
+          st.o[c] = st.o[c] * alpha + acc;
+        }
+      },
+      [](OnlineRow&) {});
 }
 
 // sage_impl = authors: per row, 64-token tiles in order, only keys <= the row's position (causal):
@@ -752,46 +764,41 @@ void attend_sage_authors(const PreparedKv& kv, const QueryRows& r, const Attenti
   const float c_thread = tau * kSageLog2e;
   const SagePv pv = config.quant.sage_pv;
   std::vector<float> s(static_cast<size_t>(kSageBlockK)), p(s.size());
-  for (int64_t i = 0; i < r.n; ++i) {
-    const int64_t n_keys = visible_keys(r, i, kv.len);
+  auto tile_fn = [&](int64_t i, OnlineRow& st, int64_t t0, int64_t, int64_t n) {
     const int8_t* qi = &qc.q8[i * d];
-    OnlineRow st;
-    st.o.assign(d, 0.0f);
-    for (int64_t t0 = 0; t0 < n_keys; t0 += kSageBlockK) {
-      const int64_t n = std::min<int64_t>(kSageBlockK, n_keys - t0);
-      for (int64_t t = 0; t < n; ++t) {
-        const float ds = qc.q_scale[i] * kv.k_scale[t0 + t];
-        s[t] = static_cast<float>(int8_dot(qi, &kv.k8[(t0 + t) * d], d)) *
-               (thread ? c_thread * ds : ds);
-      }
-      const float alpha =
-          softmax_tile(st, s.data(), n, ExpBase::kTwo, pv == SagePv::kFp8 ? kSageFp8Offset : 0.0f);
-      if (pv == SagePv::kFp16) {
-        // An FP16 accumulator per tile (one rounding per product-add), added to the FP32 output.
-        for (int64_t t = 0; t < n; ++t) p[t] = round_half(s[t]);
-        for (int c = 0; c < d; ++c) {
-          float acc = 0.0f;
-          for (int64_t t = 0; t < n; ++t)
-            acc = round_half(static_cast<double>(acc) +
-                             static_cast<double>(p[t]) * kv.v[(t0 + t) * d + c]);
-          st.o[c] = st.o[c] * alpha + acc;
-        }
-      } else {
-        // The FP32 accumulator is the output itself (the mma's C operand): rescaled, then summed
-        // into in token order. FP16 x FP16 and E4M3 x E4M3 products are exact in FP32.
+    for (int64_t t = 0; t < n; ++t) {
+      const float ds = qc.q_scale[i] * kv.k_scale[t0 + t];
+      s[t] =
+          static_cast<float>(int8_dot(qi, &kv.k8[(t0 + t) * d], d)) * (thread ? c_thread * ds : ds);
+    }
+    const float alpha =
+        softmax_tile(st, s.data(), n, ExpBase::kTwo, pv == SagePv::kFp8 ? kSageFp8Offset : 0.0f);
+    if (pv == SagePv::kFp16) {
+      // An FP16 accumulator per tile (one rounding per product-add), added to the FP32 output.
+      for (int64_t t = 0; t < n; ++t) p[t] = round_half(s[t]);
+      for (int c = 0; c < d; ++c) {
+        float acc = 0.0f;
         for (int64_t t = 0; t < n; ++t)
-          p[t] = pv == SagePv::kFp8 ? round_e4m3(s[t]) : round_half(s[t]);
-        for (int c = 0; c < d; ++c) {
-          float o = st.o[c] * alpha;
-          for (int64_t t = 0; t < n; ++t) o += p[t] * kv.v[(t0 + t) * d + c];
-          st.o[c] = o;
-        }
+          acc = round_half(static_cast<double>(acc) +
+                           static_cast<double>(p[t]) * kv.v[(t0 + t) * d + c]);
+        st.o[c] = st.o[c] * alpha + acc;
+      }
+    } else {
+      // The FP32 accumulator is the output itself (the mma's C operand): rescaled, then summed
+      // into in token order. FP16 x FP16 and E4M3 x E4M3 products are exact in FP32.
+      for (int64_t t = 0; t < n; ++t)
+        p[t] = pv == SagePv::kFp8 ? round_e4m3(s[t]) : round_half(s[t]);
+      for (int c = 0; c < d; ++c) {
+        float o = st.o[c] * alpha;
+        for (int64_t t = 0; t < n; ++t) o += p[t] * kv.v[(t0 + t) * d + c];
+        st.o[c] = o;
       }
     }
+  };
+  each_row_tile(kv, r, kSageBlockK, tile_fn, [&](OnlineRow& st) {
     if (pv == SagePv::kFp8)
       for (int c = 0; c < d; ++c) st.o[c] *= kv.v_scale[c];
-    finish_row(st, d, r.o + i * r.o_stride);
-  }
+  });
 }
 
 // Exact dot product of E4M3 (or FP16 x E4M3) values in FP64, rounded once to FP32.
@@ -819,34 +826,28 @@ void attend_fp8(const PreparedKv& kv, const QueryRows& r, const AttentionConfig&
   }
   const PQuant pq = config.p_quant;
   std::vector<float> s(static_cast<size_t>(kv.tile)), p8(static_cast<size_t>(kv.tile));
-  for (int64_t i = 0; i < r.n; ++i) {
-    const int64_t n_keys = visible_keys(r, i, kv.len);
+  auto tile_fn = [&](int64_t i, OnlineRow& st, int64_t t0, int64_t tile, int64_t n) {
     const float* qi = &q8[i * d];
-    OnlineRow st;
-    st.o.assign(d, 0.0f);
-    for (int64_t t0 = 0, tile = 0; t0 < n_keys; t0 += kv.tile, ++tile) {
-      const int64_t n = std::min<int64_t>(kv.tile, n_keys - t0);
-      const float c_scale = score_scale(q_scale[i / br], kv.k_scale[tile], tau);
-      for (int64_t t = 0; t < n; ++t) s[t] = dot_exact(qi, &kv.k[(t0 + t) * d], d, 1) * c_scale;
-      const float alpha = softmax_tile(st, s.data(), n, ExpBase::kE);  // s now holds P (FP32)
-      float rowmax = 0.0f;
-      for (int64_t t = 0; t < n; ++t) rowmax = maxf(rowmax, s[t]);
-      float s_p = 1.0f;
-      if (pq == PQuant::kFp16) {
-        for (int64_t t = 0; t < n; ++t) p8[t] = round_half(s[t]);
-      } else {
-        const Fp8Scale ps = pq == PQuant::kU8Row ? fp8_scale(rowmax) : fp8_scale(1.0f);
-        s_p = ps.scale;
-        for (int64_t t = 0; t < n; ++t) p8[t] = round_e4m3(s[t] * ps.inv);
-      }
-      const float s_pv = s_p * kv.v_scale[tile];
-      for (int c = 0; c < d; ++c) {
-        const float acc = dot_exact(p8.data(), &kv.v[t0 * d + c], n, d);
-        st.o[c] = st.o[c] * alpha + acc * s_pv;
-      }
+    const float c_scale = score_scale(q_scale[i / br], kv.k_scale[tile], tau);
+    for (int64_t t = 0; t < n; ++t) s[t] = dot_exact(qi, &kv.k[(t0 + t) * d], d, 1) * c_scale;
+    const float alpha = softmax_tile(st, s.data(), n, ExpBase::kE);  // s now holds P (FP32)
+    float rowmax = 0.0f;
+    for (int64_t t = 0; t < n; ++t) rowmax = maxf(rowmax, s[t]);
+    float s_p = 1.0f;
+    if (pq == PQuant::kFp16) {
+      for (int64_t t = 0; t < n; ++t) p8[t] = round_half(s[t]);
+    } else {
+      const Fp8Scale ps = pq == PQuant::kU8Row ? fp8_scale(rowmax) : fp8_scale(1.0f);
+      s_p = ps.scale;
+      for (int64_t t = 0; t < n; ++t) p8[t] = round_e4m3(s[t] * ps.inv);
     }
-    finish_row(st, d, r.o + i * r.o_stride);
-  }
+    const float s_pv = s_p * kv.v_scale[tile];
+    for (int c = 0; c < d; ++c) {
+      const float acc = dot_exact(p8.data(), &kv.v[t0 * d + c], n, d);
+      st.o[c] = st.o[c] * alpha + acc * s_pv;
+    }
+  };
+  each_row_tile(kv, r, kv.tile, tile_fn, [](OnlineRow&) {});
 }
 
 // sage and fp8; kivi and int8kv run the FP16 floor over their dequantized cache instead.
