@@ -28,7 +28,7 @@ import tempfile
 import h5py
 import numpy as np
 
-from oracle_report import verdict  # reference/oracle_report.py, beside this script
+from oracle_report import Dump, verdict  # reference/oracle_report.py, beside this script
 
 
 def quantize_last_dim(data, group, bits):
@@ -108,16 +108,9 @@ class AuthorsKivi:
 
 
 def read_state(path, d, g, length):
-    raw = open(path, "rb").read()
-    kq, vq = np.frombuffer(raw[:16], dtype="<i8")
-    off = 16
-
-    def take(dtype, count):
-        nonlocal off
-        a = np.frombuffer(raw, dtype=dtype, count=count, offset=off)
-        off += a.nbytes
-        return a
-
+    dump = Dump(path)
+    kq, vq = dump.take("<i8", 2)
+    take = dump.take
     s = {"k_quant": int(kq), "v_quant": int(vq)}
     s["k_codes"] = take(np.uint8, kq * d).reshape(kq, d)
     s["v_codes"] = take(np.uint8, vq * d).reshape(vq, d)
@@ -127,7 +120,7 @@ def read_state(path, d, g, length):
     s["v_zero"] = take("<f4", vq * (d // g)).reshape(vq, d // g)
     s["k_fp16"] = take("<u2", (length - kq) * d).reshape(length - kq, d)
     s["v_fp16"] = take("<u2", (length - vq) * d).reshape(length - vq, d)
-    assert off == len(raw), f"{path}: {len(raw) - off} bytes left over"
+    dump.done()
     return s
 
 

@@ -36,7 +36,7 @@ import tempfile
 import h5py
 import numpy as np
 
-from oracle_report import verdict  # reference/oracle_report.py, beside this script
+from oracle_report import Dump, verdict  # reference/oracle_report.py, beside this script
 
 F32, F16 = np.float32, np.float16
 LIBM = ctypes.CDLL(ctypes.util.find_library("m"))
@@ -157,22 +157,15 @@ def sage_attention(q, k, v, pos0, causal, gran, pv, smooth, tau):
 
 
 def read_dump(path, nq, nk, d):
-    raw = open(path, "rb").read()
-    off = 0
-
-    def take(dtype, count):
-        nonlocal off
-        a = np.frombuffer(raw, dtype=dtype, count=count, offset=off)
-        off += a.nbytes
-        return a
-
+    dump = Dump(path)
+    take = dump.take
     q8 = take(np.int8, nq * d).reshape(nq, d)
     qs = take("<f4", nq)
     k8 = take(np.int8, nk * d).reshape(nk, d)
     ks = take("<f4", nk)
     km = take("<f4", d)
     o = take("<u2", nq * d).reshape(nq, d)
-    assert off == len(raw), f"{path}: {len(raw) - off} bytes left over"
+    dump.done()
     return (q8, qs, k8, ks, km), o
 
 
