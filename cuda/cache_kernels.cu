@@ -148,7 +148,9 @@ __global__ void CompressChunkKernel(CacheAppendParams P, int kv0) {
   if (threadIdx.x == 0) store_scale(blk + L.scale_offset(), sc.scale);
 }
 
-// The column-scan path of CompressChunkKernel for the common layout (stage2_channel.cuh): grid
+// The column-scan path of CompressChunkKernel for the common layout (stage2_channel.cuh,
+// TURBO_STAGE2_PATH=scan: slower than the register path on the H200, kept for the A/B of
+// cuda/TUNING.md): grid
 // (x, kv_count), y + kv0 = 0 compresses K, 1 V; CTA x takes the blocks x, x + gridDim.x, ... of
 // the n_full * streams (block i: stream i / n_full, block j = i % n_full of the call, its tokens
 // as CompressChunkKernel's). The FP16 rows of the next block (input rows, or the fp16 buffer's)
@@ -288,8 +290,8 @@ __global__ void __launch_bounds__(kChannelTileThreads, kV >= 8 ? 2 : 3)
   cp_async_wait<0>();
 }
 
-// The register path of CompressChunkKernel for the common layout (stage2_channel.cuh,
-// TURBO_STAGE2_PATH=register: the previous version, kept for the A/B of cuda/TUNING.md): grid
+// The register path of CompressChunkKernel for the common layout (stage2_channel.cuh; the
+// default: 1.4x faster than the column scan on the H200, cuda/TUNING.md): grid
 // (n_full * streams, kv_count), y + kv0 = 0 compresses K, 1 V; blocks as CompressChunkKernel's
 // (the buffer's rows from slot 0: no window ring). Thread t holds kV vectors of 8 channels [c0, c0
 // + 8) of the rows r0 + v * rows_per_pass, loaded with 16-byte loads (8 FP16 values; an int8
@@ -409,11 +411,11 @@ void launch_cache_compress(const CacheAppendParams& p, const BlockLayout layouts
   TURBO_CHECK(p.n_full * p.streams <= 0x7fffffff,
               "an append of " << p.n_full << " blocks x " << p.streams << " streams is too large");
   const unsigned grid = static_cast<unsigned>(p.n_full * p.streams);
-  // The column-scan path (or the register path, TURBO_STAGE2_PATH=register) per tensor (K: 0, V:
-  // 1) where its layout allows it, else the general one; K and V in one launch when they take the
+  // The register path (or the column scan, TURBO_STAGE2_PATH=scan) per tensor (K: 0, V: 1) where
+  // its layout allows it, else the general one; K and V in one launch when they take the
   // same path. Both read the buffer's rows from slot 0 on: a window's ring (buf_cap > n_b, whose
   // oldest row may sit anywhere) takes the general path.
-  const Stage2Path path = stage2_path();
+  const Stage2Path path = stage2_path(Stage2Path::kRegister);
   const bool aligned = aligned16(p.k_in) && aligned16(p.v_in) && p.block_stride % 16 == 0;
   const bool plain_buffer = p.buf_cap == p.n_b && p.buf_head == 0;
   int vectors[2];

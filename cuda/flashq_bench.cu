@@ -390,21 +390,23 @@ void bench_decode(Csv& csv, bool quick, bool check) {
 // Compress and append under every stage-2 path (TURBO_STAGE2_PATH, cuda/stage2_channel.cuh) and
 // the compress op's ring depths (TURBO_STAGE2_RING), in two rounds (the second in reverse order:
 // drift between the rounds shows in the pairs), so that one run gives the A/B of cuda/TUNING.md.
-// The default (column scan, ring 2) keeps the kernel names "stage2" and "cache"; a variant's
-// rows say which it is. The environment the program started with is restored after.
+// The defaults (both variables unset: the column scan with a ring of 2 for compress, the register
+// path for the append) keep the kernel names "stage2" and "cache"; a variant's rows say which it
+// is. The environment the program started with is restored after.
 void bench_stage2_variants(Csv& csv) {
   struct Variant {
-    const char* path;  // TURBO_STAGE2_PATH
-    const char* ring;  // TURBO_STAGE2_RING (compress only; nullptr: an append variant)
-    const char* compress;
-    const char* append;
+    const char* path;      // TURBO_STAGE2_PATH (nullptr: unset)
+    const char* ring;      // TURBO_STAGE2_RING (nullptr: unset)
+    const char* compress;  // the compress row's kernel name (nullptr: not timed, as a default)
+    const char* append;    // the append rows' kernel name (nullptr: not timed)
   };
   const Variant variants[] = {
-      {"scan", "2", "stage2", "cache"},
+      {nullptr, nullptr, "stage2", "cache"},
       {"scan", "3", "stage2/scan-ring3", nullptr},
       {"scan", "4", "stage2/scan-ring4", nullptr},
-      {"register", "2", "stage2/register", "cache/register"},
-      {"general", "2", "stage2/general", "cache/general"},
+      {"scan", nullptr, nullptr, "cache/scan"},
+      {"register", nullptr, "stage2/register", nullptr},
+      {"general", nullptr, "stage2/general", "cache/general"},
   };
   auto saved = [](const char* name) -> std::pair<bool, std::string> {
     const char* e = std::getenv(name);
@@ -415,9 +417,13 @@ void bench_stage2_variants(Csv& csv) {
   for (int round = 0; round < 2; ++round)
     for (int k = 0; k < n; ++k) {
       const Variant& v = variants[round == 0 ? k : n - 1 - k];
-      setenv("TURBO_STAGE2_PATH", v.path, 1);
-      setenv("TURBO_STAGE2_RING", v.ring, 1);
-      bench_compress(csv, v.compress);
+      for (const auto& [name, value] : {std::make_pair("TURBO_STAGE2_PATH", v.path),
+                                        std::make_pair("TURBO_STAGE2_RING", v.ring)})
+        if (value)
+          setenv(name, value, 1);
+        else
+          unsetenv(name);
+      if (v.compress) bench_compress(csv, v.compress);
       if (v.append)
         for (const char* bits : {"4", "8"}) bench_append(csv, bits, v.append);
     }

@@ -2,10 +2,11 @@
 // stage-1 scale per block), two kernels' worth of device code, chosen per launch by
 // stage2_path(): the compress op and the cache append call them; every other layout takes the
 // general path (stage2.cuh compress_block_dev). Launchers check the shape with channel_scan_rows
-// (column scan) or channel_tile_vectors (register path).
+// (column scan) or channel_tile_vectors (register path). By default the compress op takes the
+// column scan and the cache append the register path (the faster of the two for each, measured).
 //
-// Column scan (the default; kChannelTileThreads threads, every one calls it), from the block's
-// INT8 codes staged in shared memory (the launchers stream their blocks in with 16-byte
+// Column scan (the compress op's default; kChannelTileThreads threads, every one calls it), from
+// the block's INT8 codes staged in shared memory (the launchers stream their blocks in with 16-byte
 // asynchronous copies: a two-block ring, the next block's copies in flight while this one is
 // computed): thread t takes the 4 channels of word column w = t % (d / 4) over kR rows g, g + G,
 // ... (g = t / (d / 4), G = threads / (d / 4)): one 4-byte shared load per row (a warp reads whole
@@ -15,13 +16,12 @@
 // stage2_mul) from the values already in registers, 4 codes packed per row and stored (2 bytes at
 // 4 bits, 1 at 2 bits).
 //
-// Register path (TURBO_STAGE2_PATH=register; the previous version, kept for the A/B of
-// cuda/TUNING.md), from codes the CTA holds in registers (one CTA per block, 16-byte loads):
-// thread t holds kV vectors of kC consecutive channels [c0, c0 + kC), c0 = (t % tpr) * kC, of the
-// rows r0 + v * (threads / tpr), r0 = t / tpr, tpr = d / kC threads per row. Each channel's scan is
-// split over the kV rows of a thread, the lanes of its warp with the same c0 (shuffles) and the 8
-// warps (shared memory), four channels at a time (per-byte SIMD min / max); the codes by the same
-// multiply-add and shift, packed in registers, one store per vector.
+// Register path (the cache append's default), from codes the CTA holds in registers (one CTA per
+// block, 16-byte loads): thread t holds kV vectors of kC consecutive channels [c0, c0 + kC), c0 =
+// (t % tpr) * kC, of the rows r0 + v * (threads / tpr), r0 = t / tpr, tpr = d / kC threads per row.
+// Each channel's scan is split over the kV rows of a thread, the lanes of its warp with the same c0
+// (shuffles) and the 8 warps (shared memory), four channels at a time (per-byte SIMD min / max);
+// the codes by the same multiply-add and shift, packed in registers, one store per vector.
 #pragma once
 
 #include <algorithm>
@@ -45,17 +45,21 @@ constexpr int kChannelTileThreads = 256;
 constexpr int kChannelTileWarps = kChannelTileThreads / 32;
 
 // The stage-2 path of the common layout, from TURBO_STAGE2_PATH (read at every launch, so that a
-// tuning run can switch it between calls): unset or "scan" the column scan, "register" the
-// register path, "general" the general path for every block (the A/B timings of cuda/TUNING.md).
+// tuning run can switch it between calls): "scan" the column scan, "register" the register path,
+// "general" the general path for every block (the A/B timings of cuda/TUNING.md). Unset: each
+// op's faster one on the H200 (cuda/TUNING.md, run of 724bcf9), the column scan for the compress
+// op (0.057 ms against 0.093, 8,192 blocks of 64 x 128), the register path for the cache append
+// (4-bit 0.060 ms against 0.083, 8-bit 0.044 against 0.063: 2,048 blocks of K and of V).
 enum class Stage2Path { kScan, kRegister, kGeneral };
 
-inline Stage2Path stage2_path() {
+inline Stage2Path stage2_path(Stage2Path unset) {
   const char* e = std::getenv("TURBO_STAGE2_PATH");
-  if (e == nullptr || std::strcmp(e, "scan") == 0) return Stage2Path::kScan;
+  if (e == nullptr) return unset;
+  if (std::strcmp(e, "scan") == 0) return Stage2Path::kScan;
   if (std::strcmp(e, "register") == 0) return Stage2Path::kRegister;
   if (std::strcmp(e, "general") == 0) return Stage2Path::kGeneral;
   TURBO_CHECK(false, "TURBO_STAGE2_PATH=" << e << ": expected scan, register or general");
-  return Stage2Path::kScan;
+  return unset;
 }
 
 // CTAs for a grid-stride kernel: every block when they fit in one wave, else one full wave. The
