@@ -7,8 +7,9 @@
 //
 // Column scan (the compress op's default; kChannelTileThreads threads, every one calls it), from
 // the block's INT8 codes staged in shared memory (the launchers stream their blocks in with 16-byte
-// asynchronous copies: a two-block ring, the next block's copies in flight while this one is
-// computed): thread t takes the 4 channels of word column w = t % (d / 4) over kR rows g, g + G,
+// asynchronous copies: a ring of two blocks, 2-4 for the compress op by TURBO_STAGE2_RING, the
+// next block's copies in flight while this one is computed): thread t takes the 4 channels of word
+// column w = t % (d / 4) over kR rows g, g + G,
 // ... (g = t / (d / 4), G = threads / (d / 4)): one 4-byte shared load per row (a warp reads whole
 // rows: no bank conflict), the codes biased to unsigned (q + 128) and spread to 16-bit pairs, min /
 // max two channels per instruction (min/max.u16x2, native on sm_90), then the G partials of each
