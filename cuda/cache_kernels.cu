@@ -148,7 +148,9 @@ __global__ void CompressChunkKernel(CacheAppendParams P, int kv0) {
   if (threadIdx.x == 0) store_scale(blk + L.scale_offset(), sc.scale);
 }
 
-// The column-scan path of CompressChunkKernel for the common layout (stage2_channel.cuh): grid
+// The column-scan path of CompressChunkKernel for the common layout (stage2_channel.cuh,
+// TURBO_STAGE2_PATH=scan: slower than the register path on the H200, kept for the A/B of
+// cuda/TUNING.md): grid
 // (x, kv_count), y + kv0 = 0 compresses K, 1 V; CTA x takes the blocks x, x + gridDim.x, ... of
 // the n_full * streams (block i: stream i / n_full, block j = i % n_full of the call, its tokens
 // as CompressChunkKernel's). The FP16 rows of the next block (input rows, or the fp16 buffer's)
@@ -288,6 +290,112 @@ __global__ void __launch_bounds__(kChannelTileThreads, kV >= 8 ? 2 : 3)
   cp_async_wait<0>();
 }
 
+// The register path of CompressChunkKernel for the common layout (stage2_channel.cuh; the
+// default: 1.4x faster than the column scan on the H200, cuda/TUNING.md): grid
+// (n_full * streams, kv_count), y + kv0 = 0 compresses K, 1 V; blocks as CompressChunkKernel's
+// (the buffer's rows from slot 0: no window ring). Thread t holds kV vectors of 8 channels [c0, c0
+// + 8) of the rows r0 + v * rows_per_pass, loaded with 16-byte loads (8 FP16 values; an int8
+// buffer row: 8 codes and the row's scale), stage 1 over the block in registers, then
+// channel_tile_compress on the codes.
+template <int kV>
+__global__ void __launch_bounds__(kChannelTileThreads)
+    CompressChunkRegisterKernel(CacheAppendParams P, int kv0) {
+  constexpr int kC = 8;
+  __shared__ ChannelTileSmem sm;
+  __shared__ float red[kChannelTileWarps];
+  const int n = P.n_b, d = P.d;
+  const int64_t s = blockIdx.x / P.n_full, j = blockIdx.x % P.n_full;
+  const bool is_k = blockIdx.y + kv0 == 0;
+  const int tpr = d / kC;
+  const int c0 = (threadIdx.x % tpr) * kC;
+  const int r0 = threadIdx.x / tpr;
+  const int rows_per_pass = kChannelTileThreads / tpr;
+  const bool has_mean = is_k && P.k_mean;
+  float mu[kC];
+#pragma unroll
+  for (int k = 0; k < kC; ++k) mu[k] = has_mean ? P.k_mean[s * d + c0 + k] : 0.0f;
+  const Half* in = (is_k ? P.k_in : P.v_in) + (s * P.t_in + P.t0) * d + c0;
+  // Every FP16 row's 16-byte load first (predicated, no branch between them), then the values.
+  const Half* buf = (is_k ? P.k_buf : P.v_buf) + s * n * d + c0;
+  uint4 raw[kV];
+#pragma unroll
+  for (int v = 0; v < kV; ++v) {
+    const int t = r0 + v * rows_per_pass;
+    const int64_t it = j * n - P.n_buf + t;  // < 0: buffer slot t
+    raw[v] = it < 0 && P.buf_int8
+                 ? make_uint4(0, 0, 0, 0)
+                 : *reinterpret_cast<const uint4*>(it < 0 ? buf + t * d : in + it * d);
+  }
+  float x[kV][kC];
+#pragma unroll
+  for (int v = 0; v < kV; ++v) {
+    const int t = r0 + v * rows_per_pass;
+    const int64_t it = j * n - P.n_buf + t;
+    if (it < 0 && P.buf_int8) {  // stage 1 per token already done: value = code * row scale
+      const uint2 c8 =
+          *reinterpret_cast<const uint2*>((is_k ? P.k_buf8 : P.v_buf8) + (s * n + t) * d + c0);
+      const float sc = (is_k ? P.k_buf_s : P.v_buf_s)[s * n + t];
+#pragma unroll
+      for (int k = 0; k < kC; ++k)
+        x[v][k] = static_cast<float>(code_byte(k < 4 ? c8.x : c8.y, k % 4)) * sc;
+      continue;
+    }
+    const uint32_t h[4] = {raw[v].x, raw[v].y, raw[v].z, raw[v].w};
+#pragma unroll
+    for (int k = 0; k < kC; ++k) {
+      const float f = half_to_float(Half{static_cast<uint16_t>(h[k / 2] >> (16 * (k % 2)))});
+      x[v][k] = has_mean ? f - mu[k] : f;
+    }
+  }
+  if (P.buf_int8) {  // the input rows: per-token stage 1 as AppendKernel's, over tpr lanes
+#pragma unroll
+    for (int v = 0; v < kV; ++v) {
+      const int64_t it = j * n - P.n_buf + r0 + v * rows_per_pass;
+      float amax = 0.0f;
+#pragma unroll
+      for (int k = 0; k < kC; ++k) amax = maxf(amax, absf(x[v][k]));
+      for (int o = 1; o < tpr; o <<= 1) amax = maxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+      if (it < 0) continue;
+      const Stage1Scale sc = stage1_scale(amax);
+#pragma unroll
+      for (int k = 0; k < kC; ++k)
+        x[v][k] = static_cast<float>(stage1_code(x[v][k], sc.inv)) * sc.scale;
+    }
+  }
+  float amax = 0.0f;
+#pragma unroll
+  for (int v = 0; v < kV; ++v)
+#pragma unroll
+    for (int k = 0; k < kC; ++k) amax = maxf(amax, absf(x[v][k]));
+  const Stage1Scale sc = stage1_scale(block_max(amax, red));
+  uint32_t w[kV][kC / 4];
+#pragma unroll
+  for (int v = 0; v < kV; ++v)
+#pragma unroll
+    for (int i = 0; i < kC / 4; ++i) {
+      uint32_t word = 0;
+#pragma unroll
+      for (int k = 0; k < 4; ++k)
+        word |= static_cast<uint32_t>(static_cast<uint8_t>(stage1_code(x[v][4 * i + k], sc.inv)))
+                << (8 * k);
+      w[v][i] = word;
+    }
+  const int hk = static_cast<int>(s % P.hkv);
+  uint8_t* blk =
+      (is_k ? P.k_blocks : P.v_blocks) + (s * P.block_cap + P.block_index + j) * P.block_stride;
+  channel_tile_compress_bits<kC, kV>(P.head_bits[hk], w, d, blk, sm);
+  if (threadIdx.x < 4) {
+    BlockLayout L;
+    L.n_b = n;
+    L.d = d;
+    L.bits = P.head_bits[hk];
+    L.axis = 0;
+    L.group_size = P.group_size;
+    const uint32_t u = __float_as_uint(sc.scale);
+    blk[L.scale_offset() + threadIdx.x] = static_cast<uint8_t>(u >> (8 * threadIdx.x));
+  }
+}
+
 }  // namespace
 
 void launch_cache_append(const CacheAppendParams& p, int rows, cudaStream_t stream) {
@@ -303,16 +411,20 @@ void launch_cache_compress(const CacheAppendParams& p, const BlockLayout layouts
   TURBO_CHECK(p.n_full * p.streams <= 0x7fffffff,
               "an append of " << p.n_full << " blocks x " << p.streams << " streams is too large");
   const unsigned grid = static_cast<unsigned>(p.n_full * p.streams);
-  // The column-scan path per tensor (K: 0, V: 1) where its layout allows it, else the general
-  // one; K and V in one launch when they take the same path.
-  // The column-scan path reads the buffer's rows from slot 0 on: a window's ring (buf_cap > n_b,
-  // whose oldest row may sit anywhere) takes the general path.
+  // The register path (or the column scan, TURBO_STAGE2_PATH=scan) per tensor (K: 0, V: 1) where
+  // its layout allows it, else the general one; K and V in one launch when they take the
+  // same path. Both read the buffer's rows from slot 0 on: a window's ring (buf_cap > n_b, whose
+  // oldest row may sit anywhere) takes the general path.
+  const Stage2Path path = stage2_path(Stage2Path::kRegister);
   const bool aligned = aligned16(p.k_in) && aligned16(p.v_in) && p.block_stride % 16 == 0;
   const bool plain_buffer = p.buf_cap == p.n_b && p.buf_head == 0;
   int vectors[2];
   for (int kv = 0; kv < 2; ++kv) {
-    const int v = aligned && plain_buffer ? channel_tile_vectors(layouts[kv], 8) : 0;
-    vectors[kv] = v > 0 && channel_scan_rows(layouts[kv]) == 2 * v ? v : 0;
+    const int v = aligned && plain_buffer && path != Stage2Path::kGeneral
+                      ? channel_tile_vectors(layouts[kv], 8)
+                      : 0;
+    vectors[kv] =
+        v > 0 && (path == Stage2Path::kRegister || channel_scan_rows(layouts[kv]) == 2 * v) ? v : 0;
   }
   const int64_t total = p.n_full * p.streams;
   auto launch = [&](int kv0, int kv_count) {
@@ -325,7 +437,8 @@ void launch_cache_compress(const CacheAppendParams& p, const BlockLayout layouts
       const dim3 g((wave + kv_count - 1) / kv_count, static_cast<unsigned>(kv_count));
       kernel<<<g, kChannelTileThreads, smem, stream>>>(p, kv0);
     };
-    switch (vectors[kv0]) {
+    const dim3 g(grid, static_cast<unsigned>(kv_count));
+    switch (path == Stage2Path::kRegister ? -vectors[kv0] : vectors[kv0]) {
       case 1:
         channel(CompressChunkChannelKernel<1>);
         break;
@@ -338,6 +451,18 @@ void launch_cache_compress(const CacheAppendParams& p, const BlockLayout layouts
       case 8:
         channel(CompressChunkChannelKernel<8>);
         break;
+      case -1:
+        CompressChunkRegisterKernel<1><<<g, kChannelTileThreads, 0, stream>>>(p, kv0);
+        break;
+      case -2:
+        CompressChunkRegisterKernel<2><<<g, kChannelTileThreads, 0, stream>>>(p, kv0);
+        break;
+      case -4:
+        CompressChunkRegisterKernel<4><<<g, kChannelTileThreads, 0, stream>>>(p, kv0);
+        break;
+      case -8:
+        CompressChunkRegisterKernel<8><<<g, kChannelTileThreads, 0, stream>>>(p, kv0);
+        break;
       default: {
         const size_t codes = (static_cast<size_t>(p.n_b) * p.d + 15) / 16 * 16;
         const size_t smem = codes + (p.buf_int8 ? 8 * static_cast<size_t>(p.n_b) : 0);
@@ -347,8 +472,7 @@ void launch_cache_compress(const CacheAppendParams& p, const BlockLayout layouts
         TURBO_CUDA_CHECK(cudaFuncSetAttribute(CompressChunkKernel,
                                               cudaFuncAttributeMaxDynamicSharedMemorySize,
                                               static_cast<int>(smem)));
-        CompressChunkKernel<<<dim3(grid, static_cast<unsigned>(kv_count)), 256, smem, stream>>>(
-            p, kv0);
+        CompressChunkKernel<<<g, 256, smem, stream>>>(p, kv0);
       }
     }
     TURBO_CUDA_LAUNCH_CHECK();

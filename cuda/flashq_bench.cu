@@ -20,6 +20,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/kv_cache.h"
@@ -150,7 +151,8 @@ void bench_quantize(Csv& csv) {
 
 // Stage 2 (SPEC 2) of INT8 blocks into the cache's block layout (4-bit, channel axis, 64 x 128),
 // the cache compression step: reads 1 byte per element, writes the compressed block.
-void bench_compress(Csv& csv) {
+// `kernel`: the CSV's kernel column (the variant of the stage-2 path timed, set by the caller).
+void bench_compress(Csv& csv, const char* kernel) {
   const BlockLayout layout{64, 128, 4, 0, 128};
   const int64_t n_blocks = 32 * 16384 / 64;  // the [32, 16384, 128] tensor of bench_quantize
   const int64_t stride = (layout.bytes() + 15) / 16 * 16;
@@ -172,16 +174,16 @@ void bench_compress(Csv& csv) {
       },
       3, 30);
   const double bytes = static_cast<double>(in_bytes) + n_blocks * layout.bytes();
-  std::printf("compress stage2 4-bit [%lld blocks of 64 x 128]: %.4f ms, %.0f GB/s\n",
+  std::printf("compress %s 4-bit [%lld blocks of 64 x 128]: %.4f ms, %.0f GB/s\n", kernel,
               static_cast<long long>(n_blocks), ms, bytes / ms / 1e6);
-  csv.row("compress", 1, 32, 32, 16384, 16384, 128, 0, "4", 0, "stage2", ms, 0, bytes, "");
+  csv.row("compress", 1, 32, 32, 16384, 16384, 128, 0, "4", 0, kernel, ms, 0, bytes, "");
 }
 
 // Cache append (SPEC 7-8) from device FP16 rows, B = 16, 8 kv heads, D = 128, 4-bit: chunks of
 // 1024 tokens per call (16 full blocks per stream: stage 1 + stage 2 into the cache). Bytes: the
 // FP16 K and V read plus the cache bytes each call adds (median call; the cache's occasional
 // doubling lands in the tail).
-void bench_append(Csv& csv, const char* bits) {
+void bench_append(Csv& csv, const char* bits, const char* kernel) {
   auto dev = cuda::make_cuda_backend();
   const int B = 16, Hkv = 8, D = 128;
   const int64_t chunk = 1024;
@@ -220,10 +222,11 @@ void bench_append(Csv& csv, const char* bits) {
           1, 8) /
       4;
   std::printf(
-      "append %s-bit B=%d Hkv=%d D=%d, %lld tokens per call: %.4f ms, %.0f GB/s; back to back "
+      "append %s %s-bit B=%d Hkv=%d D=%d, %lld tokens per call: %.4f ms, %.0f GB/s; back to back "
       "(4 calls per timing): %.4f ms per call, %.0f GB/s\n",
-      bits, B, Hkv, D, static_cast<long long>(chunk), ms, bytes / ms / 1e6, ms4, bytes / ms4 / 1e6);
-  csv.row("append", B, Hkv, Hkv, chunk, chunk, D, 0, bits, 0, "cache", ms, 0, bytes, "");
+      kernel, bits, B, Hkv, D, static_cast<long long>(chunk), ms, bytes / ms / 1e6, ms4,
+      bytes / ms4 / 1e6);
+  csv.row("append", B, Hkv, Hkv, chunk, chunk, D, 0, bits, 0, kernel, ms, 0, bytes, "");
 }
 
 void bench_prefill(Csv& csv, bool quick) {
@@ -384,6 +387,55 @@ void bench_decode(Csv& csv, bool quick, bool check) {
   cudaStreamDestroy(stream);
 }
 
+// Compress and append under every stage-2 path (TURBO_STAGE2_PATH, cuda/stage2_channel.cuh) and
+// the compress op's ring depths (TURBO_STAGE2_RING), in two rounds (the second in reverse order:
+// drift between the rounds shows in the pairs), so that one run gives the A/B of cuda/TUNING.md.
+// The defaults (both variables unset: the column scan with a ring of 2 for compress, the register
+// path for the append) keep the kernel names "stage2" and "cache"; a variant's rows say which it
+// is. The environment the program started with is restored after.
+void bench_stage2_variants(Csv& csv) {
+  struct Variant {
+    const char* path;      // TURBO_STAGE2_PATH (nullptr: unset)
+    const char* ring;      // TURBO_STAGE2_RING (nullptr: unset)
+    const char* compress;  // the compress row's kernel name (nullptr: not timed, as a default)
+    const char* append;    // the append rows' kernel name (nullptr: not timed)
+  };
+  const Variant variants[] = {
+      {nullptr, nullptr, "stage2", "cache"},
+      {"scan", "3", "stage2/scan-ring3", nullptr},
+      {"scan", "4", "stage2/scan-ring4", nullptr},
+      {"scan", nullptr, nullptr, "cache/scan"},
+      {"register", nullptr, "stage2/register", nullptr},
+      {"general", nullptr, "stage2/general", "cache/general"},
+  };
+  auto saved = [](const char* name) -> std::pair<bool, std::string> {
+    const char* e = std::getenv(name);
+    return {e != nullptr, e ? e : ""};
+  };
+  const auto path0 = saved("TURBO_STAGE2_PATH"), ring0 = saved("TURBO_STAGE2_RING");
+  const int n = static_cast<int>(sizeof(variants) / sizeof(variants[0]));
+  for (int round = 0; round < 2; ++round)
+    for (int k = 0; k < n; ++k) {
+      const Variant& v = variants[round == 0 ? k : n - 1 - k];
+      for (const auto& [name, value] : {std::make_pair("TURBO_STAGE2_PATH", v.path),
+                                        std::make_pair("TURBO_STAGE2_RING", v.ring)})
+        if (value)
+          setenv(name, value, 1);
+        else
+          unsetenv(name);
+      if (v.compress) bench_compress(csv, v.compress);
+      if (v.append)
+        for (const char* bits : {"4", "8"}) bench_append(csv, bits, v.append);
+    }
+  for (const auto& [name, old] :
+       {std::make_pair("TURBO_STAGE2_PATH", path0), std::make_pair("TURBO_STAGE2_RING", ring0)}) {
+    if (old.first)
+      setenv(name, old.second.c_str(), 1);
+    else
+      unsetenv(name);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -424,8 +476,7 @@ int main(int argc, char** argv) {
     bench_ceilings(csv);
     if (only.empty() || only == "rates") {
       bench_quantize(csv);
-      bench_compress(csv);
-      for (const char* bits : {"4", "8"}) bench_append(csv, bits);
+      bench_stage2_variants(csv);
     }
     if (only.empty() || only == "decode") bench_decode(csv, quick, check);
     if (only.empty() || only == "prefill") bench_prefill(csv, quick);

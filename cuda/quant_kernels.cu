@@ -8,6 +8,7 @@
 // because a stored zero point of -0 and +0 differ in their bits.
 #include <algorithm>
 #include <cfloat>
+#include <cstdlib>
 #include <cstring>
 
 #include "core/fp16.h"
@@ -182,33 +183,66 @@ __global__ void CompressKernel(const int8_t* q_all, BlockLayout L, uint8_t* bloc
 }
 
 // The column-scan path of CompressKernel for the common layout (stage2_channel.cuh): each CTA
-// takes blocks blockIdx.x, + gridDim.x, ..., the next one's 16-byte asynchronous copies in flight
-// while this one is compressed. Dynamic shared memory: a ring of 2 blocks of n_b * d codes.
+// takes blocks blockIdx.x, + gridDim.x, ..., the next depth - 1 ones' 16-byte asynchronous copies
+// in flight while this one is compressed. Dynamic shared memory: a ring of `depth` (2-4) blocks of
+// n_b * d codes.
 template <int kR>
 __global__ void __launch_bounds__(kChannelTileThreads)
     CompressChannelKernel(const int8_t* q_all, BlockLayout L, uint8_t* blocks, int64_t stride,
-                          int64_t n_blocks) {
+                          int64_t n_blocks, int depth) {
   extern __shared__ __align__(16) unsigned char ring[];
   __shared__ ChannelScanSmem sm;
   const int bytes = static_cast<int>(L.elements());
-  auto issue = [&](int64_t b, int slot) {
-    for (int i = threadIdx.x; i < bytes / 16; i += kChannelTileThreads)
-      cp_async16(ring + slot * bytes + 16 * i, q_all + b * bytes + 16 * i);
-  };
-  int64_t b = blockIdx.x;
-  int slot = 0;
-  if (b < n_blocks) issue(b, 0);
-  cp_async_commit();
-  for (; b < n_blocks; b += gridDim.x) {
-    if (b + gridDim.x < n_blocks) issue(b + gridDim.x, slot ^ 1);
+  auto issue = [&](int64_t b, int slot) {  // then one commit per call, empty past the end
+    if (b < n_blocks)
+      for (int i = threadIdx.x; i < bytes / 16; i += kChannelTileThreads)
+        cp_async16(ring + slot * bytes + 16 * i, q_all + b * bytes + 16 * i);
     cp_async_commit();
-    cp_async_wait<1>();  // this thread's copies of block b have landed
-    __syncthreads();     // and every thread's
+  };
+  for (int k = 0; k < depth - 1; ++k) issue(blockIdx.x + k * static_cast<int64_t>(gridDim.x), k);
+  int slot = 0;
+  for (int64_t b = blockIdx.x; b < n_blocks; b += gridDim.x) {
+    // The slot computed last (the scan ends after a barrier) takes block b + (depth - 1) grid.
+    issue(b + (depth - 1) * static_cast<int64_t>(gridDim.x), slot == 0 ? depth - 1 : slot - 1);
+    if (depth == 2)  // this thread's copies of block b have landed
+      cp_async_wait<1>();
+    else if (depth == 3)
+      cp_async_wait<2>();
+    else
+      cp_async_wait<3>();
+    __syncthreads();  // and every thread's
     channel_scan_compress_bits<kR>(L.bits, reinterpret_cast<const int8_t*>(ring + slot * bytes),
                                    L.d, blocks + b * stride, sm);
-    slot ^= 1;
+    slot = slot + 1 == depth ? 0 : slot + 1;
   }
   cp_async_wait<0>();
+}
+
+// The register path of CompressKernel for the common layout (stage2_channel.cuh,
+// TURBO_STAGE2_PATH=register: 1.6x slower than the column scan on the H200, kept for the A/B of
+// cuda/TUNING.md): thread t
+// holds kV vectors of 16 codes (one 16-byte load each). Grid (n_blocks).
+template <int kV>
+__global__ void __launch_bounds__(kChannelTileThreads)
+    CompressRegisterKernel(const int8_t* q_all, BlockLayout L, uint8_t* blocks, int64_t stride) {
+  constexpr int kC = 16;
+  __shared__ ChannelTileSmem sm;
+  const int d = L.d;
+  const int tpr = d / kC;
+  const int c0 = (threadIdx.x % tpr) * kC;
+  const int r0 = threadIdx.x / tpr;
+  const int rows_per_pass = kChannelTileThreads / tpr;
+  const int8_t* q = q_all + blockIdx.x * L.elements();
+  uint32_t w[kV][kC / 4];
+#pragma unroll
+  for (int v = 0; v < kV; ++v) {
+    const uint4 x = *reinterpret_cast<const uint4*>(q + (r0 + v * rows_per_pass) * d + c0);
+    w[v][0] = x.x;
+    w[v][1] = x.y;
+    w[v][2] = x.z;
+    w[v][3] = x.w;
+  }
+  channel_tile_compress_bits<kC, kV>(L.bits, w, d, blocks + blockIdx.x * stride, sm);
 }
 
 __global__ void DecompressKernel(const uint8_t* blocks, BlockLayout L, int64_t stride,
@@ -317,15 +351,36 @@ void launch_channel_mean(const Half* k, int64_t heads, int64_t n_total, int64_t 
   TURBO_CUDA_LAUNCH_CHECK();
 }
 
+namespace {
+
+// The column scan's ring depth of the compress op, from TURBO_STAGE2_RING (2, 3 or 4 blocks;
+// default 2): a tuning knob for cuda/TUNING.md, read at every launch.
+int compress_ring_depth() {
+  const char* e = std::getenv("TURBO_STAGE2_RING");
+  if (e == nullptr) return 2;
+  TURBO_CHECK((!std::strcmp(e, "2") || !std::strcmp(e, "3") || !std::strcmp(e, "4")),
+              "TURBO_STAGE2_RING=" << e << ": expected 2, 3 or 4");
+  return e[0] - '0';
+}
+
+}  // namespace
+
 void launch_compress_blocks(const int8_t* q, const BlockLayout& layout, int64_t n_blocks,
                             uint8_t* blocks, int64_t block_stride, cudaStream_t stream) {
   if (n_blocks == 0) return;
-  const int rows = channel_scan_rows(layout);
-  if (rows > 0 && aligned16(q) && aligned16(blocks) && (n_blocks == 1 || block_stride % 16 == 0)) {
-    const size_t smem = 2 * static_cast<size_t>(layout.elements());
+  const Stage2Path path = stage2_path(Stage2Path::kScan);
+  const bool aligned =
+      aligned16(q) && aligned16(blocks) && (n_blocks == 1 || block_stride % 16 == 0);
+  const int rows = aligned && path == Stage2Path::kScan ? channel_scan_rows(layout) : 0;
+  if (rows > 0) {
+    const int depth = compress_ring_depth();
+    const size_t smem = depth * static_cast<size_t>(layout.elements());
     auto launch = [&](auto kernel) {
+      if (smem > 48 * 1024)
+        TURBO_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                              static_cast<int>(smem)));
       kernel<<<one_wave(kernel, kChannelTileThreads, smem, n_blocks), kChannelTileThreads, smem,
-               stream>>>(q, layout, blocks, block_stride, n_blocks);
+               stream>>>(q, layout, blocks, block_stride, n_blocks, depth);
     };
     switch (rows) {
       case 1:
@@ -343,6 +398,25 @@ void launch_compress_blocks(const int8_t* q, const BlockLayout& layout, int64_t 
       default:
         launch(CompressChannelKernel<16>);
     }
+    TURBO_CUDA_LAUNCH_CHECK();
+    return;
+  }
+  const int vectors =
+      aligned && path == Stage2Path::kRegister ? channel_tile_vectors(layout, 16) : 0;
+  if (vectors > 0) {
+    const unsigned grid = static_cast<unsigned>(n_blocks);
+    if (vectors == 1)
+      CompressRegisterKernel<1>
+          <<<grid, kChannelTileThreads, 0, stream>>>(q, layout, blocks, block_stride);
+    else if (vectors == 2)
+      CompressRegisterKernel<2>
+          <<<grid, kChannelTileThreads, 0, stream>>>(q, layout, blocks, block_stride);
+    else if (vectors == 4)
+      CompressRegisterKernel<4>
+          <<<grid, kChannelTileThreads, 0, stream>>>(q, layout, blocks, block_stride);
+    else
+      CompressRegisterKernel<8>
+          <<<grid, kChannelTileThreads, 0, stream>>>(q, layout, blocks, block_stride);
     TURBO_CUDA_LAUNCH_CHECK();
     return;
   }

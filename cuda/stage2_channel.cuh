@@ -1,23 +1,37 @@
 // SPEC 2 compression of one KV block for the common layout (channel axis, integer step, one
-// stage-1 scale per block), from the block's INT8 codes staged in shared memory: the compress op
-// and the cache append stream their blocks in with 16-byte asynchronous copies (a two-block ring,
-// the next block's copies in flight while this one is computed) and call it. Every other layout
-// takes the general path (stage2.cuh compress_block_dev); launchers choose with
-// channel_scan_rows / channel_tile_vectors.
+// stage-1 scale per block), two kernels' worth of device code, chosen per launch by
+// stage2_path(): the compress op and the cache append call them; every other layout takes the
+// general path (stage2.cuh compress_block_dev). Launchers check the shape with channel_scan_rows
+// (column scan) or channel_tile_vectors (register path). By default the compress op takes the
+// column scan and the cache append the register path (the faster of the two for each, measured).
 //
-// Column scan (kChannelTileThreads threads, every one calls it): thread t takes the 4 channels of
-// word column w = t % (d / 4) over kR rows g, g + G, ... (g = t / (d / 4), G = threads / (d / 4)):
-// one 4-byte shared load per row (a warp reads whole rows: no bank conflict), the codes biased to
-// unsigned (q + 128) and spread to 16-bit pairs, min / max two channels per instruction
-// (min/max.u16x2, native on sm_90), then the G partials of each channel combined by one thread
-// per channel; codes by one multiply-add and a shift (core/quant.h stage2_mul) from the values
-// already in registers, 4 codes packed per row and stored (2 bytes at 4 bits, 1 at 2 bits).
+// Column scan (the compress op's default; kChannelTileThreads threads, every one calls it), from
+// the block's INT8 codes staged in shared memory (the launchers stream their blocks in with 16-byte
+// asynchronous copies: a ring of two blocks, 2-4 for the compress op by TURBO_STAGE2_RING, the
+// next block's copies in flight while this one is computed): thread t takes the 4 channels of word
+// column w = t % (d / 4) over kR rows g, g + G,
+// ... (g = t / (d / 4), G = threads / (d / 4)): one 4-byte shared load per row (a warp reads whole
+// rows: no bank conflict), the codes biased to unsigned (q + 128) and spread to 16-bit pairs, min /
+// max two channels per instruction (min/max.u16x2, native on sm_90), then the G partials of each
+// channel combined by one thread per channel; codes by one multiply-add and a shift (core/quant.h
+// stage2_mul) from the values already in registers, 4 codes packed per row and stored (2 bytes at
+// 4 bits, 1 at 2 bits).
+//
+// Register path (the cache append's default), from codes the CTA holds in registers (one CTA per
+// block, 16-byte loads): thread t holds kV vectors of kC consecutive channels [c0, c0 + kC), c0 =
+// (t % tpr) * kC, of the rows r0 + v * (threads / tpr), r0 = t / tpr, tpr = d / kC threads per row.
+// Each channel's scan is split over the kV rows of a thread, the lanes of its warp with the same c0
+// (shuffles) and the 8 warps (shared memory), four channels at a time (per-byte SIMD min / max);
+// the codes by the same multiply-add and shift, packed in registers, one store per vector.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <mutex>
+#include <utility>
 
 #include "core/kv_layout.h"
 #include "core/quant.h"
@@ -31,24 +45,48 @@ namespace cuda {
 constexpr int kChannelTileThreads = 256;
 constexpr int kChannelTileWarps = kChannelTileThreads / 32;
 
-// TURBO_STAGE2_PATH=general sends every block through the general path (tuning: the A/B of
-// cuda/TUNING.md); the register path otherwise.
-inline bool channel_tile_enabled() {
-  static const bool on = [] {
-    const char* e = std::getenv("TURBO_STAGE2_PATH");
-    return e == nullptr || std::strcmp(e, "general") != 0;
-  }();
-  return on;
+// The stage-2 path of the common layout, from TURBO_STAGE2_PATH (read at every launch, so that a
+// tuning run can switch it between calls): "scan" the column scan, "register" the register path,
+// "general" the general path for every block (the A/B timings of cuda/TUNING.md). Unset: each
+// op's faster one on the H200 (cuda/TUNING.md, run of 724bcf9), the column scan for the compress
+// op (0.057 ms against 0.093, 8,192 blocks of 64 x 128), the register path for the cache append
+// (4-bit 0.060 ms against 0.083, 8-bit 0.044 against 0.063: 2,048 blocks of K and of V).
+enum class Stage2Path { kScan, kRegister, kGeneral };
+
+inline Stage2Path stage2_path(Stage2Path unset) {
+  const char* e = std::getenv("TURBO_STAGE2_PATH");
+  if (e == nullptr) return unset;
+  if (std::strcmp(e, "scan") == 0) return Stage2Path::kScan;
+  if (std::strcmp(e, "register") == 0) return Stage2Path::kRegister;
+  if (std::strcmp(e, "general") == 0) return Stage2Path::kGeneral;
+  TURBO_CHECK(false, "TURBO_STAGE2_PATH=" << e << ": expected scan, register or general");
+  return unset;
 }
 
-// CTAs for a grid-stride kernel: every block when they fit in one wave, else one full wave.
+// CTAs for a grid-stride kernel: every block when they fit in one wave, else one full wave. The
+// occupancy of each (device, kernel, shared memory) is asked once and kept: an append calls this
+// for every launch, and the query is host work on the path of every call.
 template <typename Kernel>
 inline unsigned one_wave(Kernel kernel, int threads, size_t smem, int64_t work) {
-  int dev = 0, sms = 0, per_sm = 0;
+  static std::mutex mu;
+  static std::map<std::pair<int, std::pair<const void*, size_t>>, int64_t> waves;
+  int dev = 0;
   TURBO_CUDA_CHECK(cudaGetDevice(&dev));
-  TURBO_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  TURBO_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem));
-  const int64_t wave = static_cast<int64_t>(sms) * std::max(per_sm, 1);
+  const auto key = std::make_pair(dev, std::make_pair(reinterpret_cast<const void*>(kernel), smem));
+  int64_t wave = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    const auto it = waves.find(key);
+    if (it != waves.end()) wave = it->second;
+  }
+  if (wave == 0) {
+    int sms = 0, per_sm = 0;
+    TURBO_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    TURBO_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem));
+    wave = static_cast<int64_t>(sms) * std::max(per_sm, 1);
+    std::lock_guard<std::mutex> lock(mu);
+    waves[key] = wave;
+  }
   return static_cast<unsigned>(std::min(work, wave));
 }
 
@@ -57,10 +95,8 @@ inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 1
 // Vectors per thread (kV) of the register path for a block of n_b x d with kC channels per
 // vector, or 0 when the layout or shape is not the register path's: channel axis, integer step,
 // one stage-1 scale, d / kC threads per row a power of two <= 32, d <= kMaxChannelGroups, and
-// n_b a multiple of the rows one pass of the CTA covers with 1, 2, 4 or 8 passes (and not
-// switched off by TURBO_STAGE2_PATH=general).
+// n_b a multiple of the rows one pass of the CTA covers with 1, 2, 4 or 8 passes.
 inline int channel_tile_vectors(const BlockLayout& L, int kC) {
-  if (!channel_tile_enabled()) return 0;
   if (L.axis != 0 || L.frac_step || L.token_scales) return 0;
   if (L.d % kC != 0 || L.d > kMaxChannelGroups) return 0;
   const int tpr = L.d / kC;
@@ -74,9 +110,8 @@ inline int channel_tile_vectors(const BlockLayout& L, int kC) {
 // Rows per thread (kR) of the column scan for a block of n_b x d, or 0 when the layout or shape
 // is not the scan's: channel axis, integer step, one stage-1 scale, d a power of two in
 // [16, kMaxChannelGroups], n_b a multiple of G = threads / (d / 4) with kR = n_b / G in
-// {1, 2, 4, 8, 16} (and not switched off by TURBO_STAGE2_PATH=general).
+// {1, 2, 4, 8, 16}.
 inline int channel_scan_rows(const BlockLayout& L) {
-  if (!channel_tile_enabled()) return 0;
   if (L.axis != 0 || L.frac_step || L.token_scales) return 0;
   if (L.d < 16 || L.d > kMaxChannelGroups || (L.d & (L.d - 1)) != 0) return 0;
   const int groups = kChannelTileThreads / (L.d / 4);
@@ -193,6 +228,130 @@ __device__ void channel_scan_compress_bits(int bits, const int8_t* codes, int d,
     channel_scan_compress<2, kR>(codes, d, blk, sm);
   else
     channel_scan_compress<8, kR>(codes, d, blk, sm);
+}
+
+// ---- the register path ----
+
+struct ChannelTileSmem {
+  uint32_t lo[kChannelTileWarps][kMaxChannelGroups / 4];  // 4 channels per word, per warp
+  uint32_t hi[kChannelTileWarps][kMaxChannelGroups / 4];
+  Stage2Mul mul[kMaxChannelGroups];
+};
+
+// The byte size of a vector's packed codes and its store.
+template <int kBytes>
+__device__ __forceinline__ void store_packed(uint8_t* dst, uint64_t v) {
+  if constexpr (kBytes == 8) {
+    *reinterpret_cast<uint2*>(dst) =
+        make_uint2(static_cast<uint32_t>(v), static_cast<uint32_t>(v >> 32));
+  } else if constexpr (kBytes == 4) {
+    *reinterpret_cast<uint32_t*>(dst) = static_cast<uint32_t>(v);
+  } else {
+    static_assert(kBytes == 2, "packed vector of 2, 4 or 8 bytes");
+    *reinterpret_cast<uint16_t*>(dst) = static_cast<uint16_t>(v);
+  }
+}
+
+__device__ __forceinline__ int code_byte(uint32_t w, int k) {
+  return static_cast<int>(static_cast<int8_t>(w >> (8 * k)));
+}
+
+// w[v][i]: codes of channels c0 + 4 i .. c0 + 4 i + 3 (the first in the low byte) of the thread's
+// row v. Writes the codes and s2/z of `blk` (not the stage-1 scale slot). blk 16-byte aligned.
+template <int kBits, int kC, int kV>
+__device__ void channel_tile_compress(const uint32_t (&w)[kV][kC / 4], int d, uint8_t* blk,
+                                      ChannelTileSmem& sm) {
+  const int tpr = d / kC;
+  const int c0 = (threadIdx.x % tpr) * kC;
+  const int r0 = threadIdx.x / tpr;
+  const int rows_per_pass = kChannelTileThreads / tpr;
+  if constexpr (kBits == 8) {  // the block holds the INT8 codes themselves
+#pragma unroll
+    for (int v = 0; v < kV; ++v) {
+      uint8_t* dst = blk + (r0 + v * rows_per_pass) * d + c0;
+      if constexpr (kC == 16)
+        *reinterpret_cast<uint4*>(dst) = make_uint4(w[v][0], w[v][1], w[v][2], w[v][3]);
+      else
+        *reinterpret_cast<uint2*>(dst) = make_uint2(w[v][0], w[v][1]);
+    }
+    return;
+  } else {
+    const int n_b = kV * rows_per_pass;
+    uint32_t lo[kC / 4], hi[kC / 4];
+#pragma unroll
+    for (int i = 0; i < kC / 4; ++i) {
+      lo[i] = hi[i] = w[0][i];
+#pragma unroll
+      for (int v = 1; v < kV; ++v) {
+        lo[i] = __vmins4(lo[i], w[v][i]);
+        hi[i] = __vmaxs4(hi[i], w[v][i]);
+      }
+    }
+    // Lanes of one warp with the same channels: lane ^ tpr, lane ^ 2 tpr, ...
+    for (int o = tpr; o < 32; o <<= 1) {
+#pragma unroll
+      for (int i = 0; i < kC / 4; ++i) {
+        lo[i] = __vmins4(lo[i], __shfl_xor_sync(0xffffffffu, lo[i], o));
+        hi[i] = __vmaxs4(hi[i], __shfl_xor_sync(0xffffffffu, hi[i], o));
+      }
+    }
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    if (lane < tpr) {
+#pragma unroll
+      for (int i = 0; i < kC / 4; ++i) {
+        sm.lo[warp][c0 / 4 + i] = lo[i];
+        sm.hi[warp][c0 / 4 + i] = hi[i];
+      }
+    }
+    __syncthreads();
+    uint8_t* s2 = blk + static_cast<int64_t>(n_b) * d * kBits / 8;  // BlockLayout::s2_offset
+    int8_t* z = reinterpret_cast<int8_t*>(s2 + d);
+    if (threadIdx.x < d / 4) {
+      const int wi = threadIdx.x;
+      uint32_t l = 0x7f7f7f7fu, h = 0x81818181u;  // the reference's initial values, 127 / -127
+#pragma unroll
+      for (int k = 0; k < kChannelTileWarps; ++k) {
+        l = __vmins4(l, sm.lo[k][wi]);
+        h = __vmaxs4(h, sm.hi[k][wi]);
+      }
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        const int c = 4 * wi + k;
+        const Stage2Params p = stage2_params(code_byte(l, k), code_byte(h, k), kBits);
+        s2[c] = p.s2;
+        z[c] = p.z;
+        sm.mul[c] = stage2_mul(p);
+      }
+    }
+    __syncthreads();
+    constexpr int kBytes = kC * kBits / 8;
+    uint64_t packed[kV];
+#pragma unroll
+    for (int v = 0; v < kV; ++v) packed[v] = 0;
+#pragma unroll
+    for (int k = 0; k < kC; ++k) {
+      const Stage2Mul m = sm.mul[c0 + k];
+#pragma unroll
+      for (int v = 0; v < kV; ++v)
+        packed[v] |= static_cast<uint64_t>(stage2_code_mul(code_byte(w[v][k / 4], k % 4), m, kBits))
+                     << (k * kBits);
+    }
+#pragma unroll
+    for (int v = 0; v < kV; ++v)
+      store_packed<kBytes>(blk + ((r0 + v * rows_per_pass) * d + c0) * kBits / 8, packed[v]);
+  }
+}
+
+// The bits of a head, dispatched to the register path's instantiations.
+template <int kC, int kV>
+__device__ void channel_tile_compress_bits(int bits, const uint32_t (&w)[kV][kC / 4], int d,
+                                           uint8_t* blk, ChannelTileSmem& sm) {
+  if (bits == 4)
+    channel_tile_compress<4, kC, kV>(w, d, blk, sm);
+  else if (bits == 2)
+    channel_tile_compress<2, kC, kV>(w, d, blk, sm);
+  else
+    channel_tile_compress<8, kC, kV>(w, d, blk, sm);
 }
 
 }  // namespace cuda
