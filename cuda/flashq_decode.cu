@@ -1,8 +1,8 @@
 // The decode kernel (SPEC 5, 6 over the compressed cache): one CTA per (batch, kv head, split run)
 // holding every query row of the GQA group (up to kMaxRows), so the K/V codes of a block are read
 // from memory once and serve all of them. Per block of kTile tokens:
-//   load:   whole compressed blocks (codes, s2/z, scale) stream into a 2- or 3-deep ring in
-//           shared memory by cp.async, 1 or 2 tiles ahead of the math;
+//   load:   whole compressed blocks (codes, s2/z, scale) stream into a kStages-deep ring in
+//           shared memory by cp.async, kStages - 1 blocks ahead of the math;
 //   unpack: stage-2 dequantization on packed half2 pairs (core stage2_dequant_fp16, proven equal
 //           to the integer recipe), K to [token][channel], V straight to V^T [channel][token];
 //           each thread builds the (s2, z) pairs of its octets from the block's bytes itself;
@@ -42,8 +42,8 @@ constexpr int kWarps = kThreads / 32;
 constexpr int kTile = 64;                      // tokens per cache block (n_b)
 constexpr int kMaxRows = 16;                   // query rows per CTA (group * q_len)
 constexpr int kMaxFactors = kMaxRows * kTile;  // fused merge: rows * splits factors in s_tile
-constexpr int kMaxStages = 3;                  // blocks in the cp.async ring: 2 or 3 (launch)
-constexpr int kMaxDynamicSmem = 160 * 1024;    // the ring: stages x (K, V) x block_stride
+constexpr int kStages = 3;                     // blocks in the cp.async ring
+constexpr int kMaxDynamicSmem = 160 * 1024;    // the ring: kStages x (K, V) x block_stride
 
 template <int D>
 struct Traits {
@@ -56,13 +56,14 @@ struct Traits {
   static constexpr int kOTiles = D / 8 / kWarps;      // 8-channel mma n-tiles of P . V per warp
   static constexpr int kOctets = D / 8;               // channel octets per token
   static constexpr int kUnits = kTile / 4 * kOctets;  // (token quad, octet) units per tensor
+  static constexpr int kUnitsPerThread = 2 * kUnits / kThreads;  // K and V units of one thread
+  static_assert(2 * kUnits % kThreads == 0, "units must divide evenly");
 };
 
 template <int D>
 struct Smem {
-  // Two tiles of each (the block loop's phases, DecodeKernel): tile t in buffer t & 1.
-  int8_t k[2][kTile * Traits<D>::kKStride];      // K codes [token][channel]
-  uint32_t vt[2][D * kTile / 4];                 // V codes transposed [channel][token], vt_word()
+  int8_t k[kTile * Traits<D>::kKStride];         // K codes [token][channel]
+  uint32_t vt[D * kTile / 4];                    // V codes transposed [channel][token], vt_word()
   int8_t q[kMaxRows * D];                        // Q codes [row][channel] (rows past `rows`: 0)
   float s[kMaxRows * kTile];                     // scores of the tile (fused merge: factors)
   uint32_t p8[kMaxRows * Traits<D>::kP8Stride];  // P codes (u8, 4 per word) [row][token]
@@ -173,7 +174,7 @@ __device__ __forceinline__ void load_unit(const uint8_t* blk, int tq, int oc, ui
 // built here from the block's s2 / z bytes (no separate metadata phase, no barrier for it). The
 // channel-axis layout (BlockLayout, axis 0): codes, then s2 and z, one byte per channel.
 template <int D, int BITS>
-__device__ __forceinline__ void unpack_unit(Smem<D>& sm, int buf, bool is_v, int tq, int oc,
+__device__ __forceinline__ void unpack_unit(Smem<D>& sm, bool is_v, int tq, int oc,
                                             const uint2 (&raw)[4], const uint8_t* blk) {
   using T = Traits<D>;
   constexpr int kS2Off = kTile * D * BITS / 8, kZOff = kS2Off + D;
@@ -187,7 +188,7 @@ __device__ __forceinline__ void unpack_unit(Smem<D>& sm, int buf, bool is_v, int
   if (!is_v) {
 #pragma unroll
     for (int i = 0; i < 4; ++i)
-      *reinterpret_cast<uint2*>(sm.k[buf] + (4 * tq + i) * T::kKStride + 8 * oc) =
+      *reinterpret_cast<uint2*>(sm.k + (4 * tq + i) * T::kKStride + 8 * oc) =
           make_uint2(lo[i], hi[i]);
   } else {
     uint32_t tl[4], th[4];
@@ -195,8 +196,8 @@ __device__ __forceinline__ void unpack_unit(Smem<D>& sm, int buf, bool is_v, int
     transpose4(hi, th);
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-      sm.vt[buf][vt_word(8 * oc + j, tq)] = tl[j];
-      sm.vt[buf][vt_word(8 * oc + 4 + j, tq)] = th[j];
+      sm.vt[vt_word(8 * oc + j, tq)] = tl[j];
+      sm.vt[vt_word(8 * oc + 4 + j, tq)] = th[j];
     }
   }
 }
@@ -204,7 +205,7 @@ __device__ __forceinline__ void unpack_unit(Smem<D>& sm, int buf, bool is_v, int
 // Stage 1 of the fp16 residual buffer as one tile (SPEC 6), K with its mean subtracted: the
 // same steps as the rows kernel's load_fp16_buffer. Writes K [token][channel] or V^T.
 template <int D>
-__device__ void stage1_buffer_tile(Smem<D>& sm, int tb, const Half* buf, const float* mean, int n,
+__device__ void stage1_buffer_tile(Smem<D>& sm, const Half* buf, const float* mean, int n,
                                    bool is_v) {
   using T = Traits<D>;
   float amax = 0.0f;
@@ -226,29 +227,29 @@ __device__ void stage1_buffer_tile(Smem<D>& sm, int tb, const Half* buf, const f
       q = stage1_code(mean ? x - mean[c] : x, s.inv);
     }
     if (is_v)
-      vt_byte(sm.vt[tb], c, t) = q;
+      vt_byte(sm.vt, c, t) = q;
     else
-      sm.k[tb][t * T::kKStride + c] = q;
+      sm.k[t * T::kKStride + c] = q;
   }
   if (threadIdx.x == 0) (is_v ? sm.vs : sm.ks)[0] = s.scale;
   __syncthreads();  // red is reused by the next call
 }
 
 template <int D>
-__device__ void load_buffer_tile(Smem<D>& sm, int tb, const RowsParams& P, int bkv, int n) {
+__device__ void load_buffer_tile(Smem<D>& sm, const RowsParams& P, int bkv, int n) {
   using T = Traits<D>;
   if (!P.buf_int8) {
     const int64_t base = static_cast<int64_t>(bkv) * kTile * D;
-    stage1_buffer_tile<D>(sm, tb, P.k_buf + base, P.k_mean ? P.k_mean + int64_t{bkv} * D : nullptr,
-                          n, false);
-    stage1_buffer_tile<D>(sm, tb, P.v_buf + base, nullptr, n, true);
+    stage1_buffer_tile<D>(sm, P.k_buf + base, P.k_mean ? P.k_mean + int64_t{bkv} * D : nullptr, n,
+                          false);
+    stage1_buffer_tile<D>(sm, P.v_buf + base, nullptr, n, true);
     return;
   }
   const int64_t base = static_cast<int64_t>(bkv) * kTile;
   for (int e = threadIdx.x; e < kTile * D; e += kThreads) {
     const int t = e / D, c = e % D;
-    sm.k[tb][t * T::kKStride + c] = t < n ? P.k_buf8[(base + t) * D + c] : int8_t{0};
-    vt_byte(sm.vt[tb], c, t) = t < n ? P.v_buf8[(base + t) * D + c] : int8_t{0};
+    sm.k[t * T::kKStride + c] = t < n ? P.k_buf8[(base + t) * D + c] : int8_t{0};
+    vt_byte(sm.vt, c, t) = t < n ? P.v_buf8[(base + t) * D + c] : int8_t{0};
   }
   for (int t = threadIdx.x; t < n; t += kThreads) {
     sm.ks[t] = P.k_buf_s[base + t];
@@ -261,8 +262,7 @@ __device__ void load_buffer_tile(Smem<D>& sm, int tb, const RowsParams& P, int b
 // sums). kRows <= 8: the C-fragment rows g + 8 are padding, their epilogue is not compiled.
 // vis: visible tokens of this lane's rows g, g + 8; ks0: the block's K scale.
 template <int D, int kRows>
-__device__ __forceinline__ void score_step(Smem<D>& sm, int buf,
-                                           const uint32_t (&qa)[Traits<D>::kKSteps][4],
+__device__ __forceinline__ void score_step(Smem<D>& sm, const uint32_t (&qa)[Traits<D>::kKSteps][4],
                                            const int (&vis)[2], bool k_pt, float ks0, float tau) {
   using T = Traits<D>;
   constexpr int kHalves = kRows > 8 ? 2 : 1;
@@ -276,7 +276,7 @@ __device__ __forceinline__ void score_step(Smem<D>& sm, int buf,
   for (int i = 0; i < kTile / 8 / kWarps; ++i) {
     const int n0 = (warp + i * kWarps) * 8;
     int acc[4] = {0, 0, 0, 0};
-    const uint32_t* kr = reinterpret_cast<const uint32_t*>(sm.k[buf] + (n0 + g) * T::kKStride) + q;
+    const uint32_t* kr = reinterpret_cast<const uint32_t*>(sm.k + (n0 + g) * T::kKStride) + q;
 #pragma unroll
     for (int ks = 0; ks < T::kKSteps; ++ks) mma_s8s8(acc, qa[ks], kr[ks * 8], kr[ks * 8 + 4]);
 #pragma unroll
@@ -347,7 +347,7 @@ __device__ __forceinline__ void softmax_step(Smem<D>& sm, int rows, PQuant pq,
 // tile of > 1 token) the owner of O[r][c] runs the reference's token-ordered fmaf instead.
 // vis: visible tokens of this lane's rows g, g + 8 (0: padding or skipped); vs0: the V scale.
 template <int D, int kRows>
-__device__ __forceinline__ void pv_step(Smem<D>& sm, int buf, float (&o)[Traits<D>::kOTiles][4],
+__device__ __forceinline__ void pv_step(Smem<D>& sm, float (&o)[Traits<D>::kOTiles][4],
                                         const int (&vis)[2], bool v_pt, float vs0) {
   using T = Traits<D>;
   constexpr int kHalves = kRows > 8 ? 2 : 1;
@@ -375,8 +375,8 @@ __device__ __forceinline__ void pv_step(Smem<D>& sm, int buf, float (&o)[Traits<
     if (!v_pt) {
 #pragma unroll
       for (int ks = 0; ks < 2; ++ks)
-        mma_u8s8(acc, pa[ks], sm.vt[buf][vt_word(c0 + g, ks * 8 + q)],
-                 sm.vt[buf][vt_word(c0 + g, ks * 8 + 4 + q)]);
+        mma_u8s8(acc, pa[ks], sm.vt[vt_word(c0 + g, ks * 8 + q)],
+                 sm.vt[vt_word(c0 + g, ks * 8 + 4 + q)]);
     }
 #pragma unroll
     for (int h = 0; h < 2 * kHalves; ++h) {
@@ -388,9 +388,9 @@ __device__ __forceinline__ void pv_step(Smem<D>& sm, int buf, float (&o)[Traits<
         const uint8_t* p8b = reinterpret_cast<const uint8_t*>(sm.p8 + r * T::kP8Stride);
         float pv = 0.0f;
         for (int j = 0; j < vis[h >> 1]; ++j)
-          pv = fmaf_rn(static_cast<float>(static_cast<int>(p8b[j]) *
-                                          static_cast<int>(vt_byte(sm.vt[buf], c, j))),
-                       sm.vs[j], pv);
+          pv = fmaf_rn(
+              static_cast<float>(static_cast<int>(p8b[j]) * static_cast<int>(vt_byte(sm.vt, c, j))),
+              sm.vs[j], pv);
         o[i][h] = fmaf_rn(o[i][h], sm.alpha[r], pv * sm.sp[r]);
       }
     }
@@ -399,10 +399,8 @@ __device__ __forceinline__ void pv_step(Smem<D>& sm, int buf, float (&o)[Traits<
 
 // kRows: a compile-time bound on the query rows (8 or kMaxRows); at <= 8 the mma rows g + 8 are
 // padding and their fragments and epilogues are not compiled.
-// stages: blocks in the cp.async ring (2 or 3, launch_decode_kernel: 3 where 2 CTAs per SM still
-// fit in shared memory).
 template <int D, int kMinBlocks, int kRows>
-__global__ void __launch_bounds__(kThreads, kMinBlocks) DecodeKernel(RowsParams P, int stages) {
+__global__ void __launch_bounds__(kThreads, kMinBlocks) DecodeKernel(RowsParams P) {
   using T = Traits<D>;
   static_assert(kRows == 8 || kRows == kMaxRows, "decode kernel: 8 or kMaxRows rows");
   constexpr int kHalves = kRows > 8 ? 2 : 1;
@@ -467,11 +465,11 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) DecodeKernel(RowsParams 
            (static_cast<int64_t>(bkv) * P.block_cap + t) * P.block_stride;
   };
   auto ring_ptr = [&](int t, int is_v) {
-    return ring + (static_cast<int64_t>(t % stages) * 2 + is_v) * P.block_stride;
+    return ring + (static_cast<int64_t>(t % kStages) * 2 + is_v) * P.block_stride;
   };
   // The SAS memo table joins the first copy group: shared-memory lookups in the softmax step.
   uint16_t* table =
-      reinterpret_cast<uint16_t*>(ring + static_cast<int64_t>(stages) * 2 * P.block_stride);
+      reinterpret_cast<uint16_t*>(ring + static_cast<int64_t>(kStages) * 2 * P.block_stride);
   {
     const int bytes = 2 * P.sas_table_count;
     const uint8_t* src = reinterpret_cast<const uint8_t*>(P.sas_table);
@@ -486,15 +484,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) DecodeKernel(RowsParams 
       }
     cp_async_commit();
   };
-  auto wait_groups = [](int pending) {  // this thread's copies but the newest `pending` groups
-    if (pending >= 2)
-      cp_async_wait<2>();
-    else if (pending == 1)
-      cp_async_wait<1>();
-    else
-      cp_async_wait<0>();
-  };
-  for (int i = 0; i < stages; ++i) issue(t_begin + i);
+  for (int i = 0; i < kStages - 1; ++i) issue(t_begin + i);
 
   __syncthreads();             // sas, q, m, l
   uint32_t qa[T::kKSteps][4];  // Q A-fragments, fixed for the run
@@ -524,122 +514,58 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) DecodeKernel(RowsParams 
   const int lane_row[2] = {row_part(lane >> 2), row_part((lane >> 2) + 8)};
   const int warp_row0 = row_part(warp), warp_row1 = row_part(warp + kWarps);  // softmax rows
 
-  // Tile u: tokens, per-token scales (the int8 buffer tile of > 1 token: k_pt = v_pt, SPEC 6),
-  // this lane's rows' visible counts.
-  auto tile_nt = [&](int u) { return u < P.n_blocks ? kTile : P.n_buf; };
-  auto tile_pt = [&](int u) { return u >= P.n_blocks && P.buf_int8 && P.n_buf > 1; };
-  auto tile_part = [&](int u) {
-    const long long rel = P.pos_offset - static_cast<long long>(u) * kTile;
-    return rel < -kTile ? -kTile : (rel > kTile ? kTile : static_cast<int>(rel));
-  };
-  auto lane_vis = [&](int u, int(&vis)[2]) {
-    const int tp = tile_part(u), nt = tile_nt(u);
-#pragma unroll
-    for (int h = 0; h < 2; ++h) vis[h] = visible(tp, lane_row[h], nt);
-  };
-  // Unpacks K (is_v 0) or V (1) of block u from its ring slot into buffer u & 1.
-  auto unpack_tensor = [&](int u, int is_v) {
-    const uint8_t* blk = ring_ptr(u, is_v);
-#pragma unroll
-    for (int k = 0; k < (T::kUnits + kThreads - 1) / kThreads; ++k) {
-      const int ui = tid + k * kThreads;
-      if (T::kUnits % kThreads != 0 && ui >= T::kUnits) break;
-      const int tq = ui / T::kOctets, oc = ui % T::kOctets;
-      uint2 raw[4];
-      if (bits == 4) {
-        load_unit<D, 4>(blk, tq, oc, raw);
-        unpack_unit<D, 4>(sm, u & 1, is_v, tq, oc, raw, blk);
-      } else if (bits == 2) {
-        load_unit<D, 2>(blk, tq, oc, raw);
-        unpack_unit<D, 2>(sm, u & 1, is_v, tq, oc, raw, blk);
-      } else {
-        load_unit<D, 8>(blk, tq, oc, raw);
-        unpack_unit<D, 8>(sm, u & 1, is_v, tq, oc, raw, blk);
-      }
-    }
-  };
-  // The stage-1 scales of the tile loaded last: a block's from its ring slot while the slot is
-  // still its own (read in the phase that unpacks it), kept in registers.
-  float ks_next = 0.0f, vs_next = 0.0f;
-  auto load_k = [&](int u) {  // a block's K; the buffer tile comes whole with load_v
-    if (u < P.n_blocks) {
-      unpack_tensor(u, 0);
-      ks_next = *reinterpret_cast<const float*>(ring_ptr(u, 0) + scale_off);
-    }
-  };
-  auto load_v = [&](int u) {
-    if (u < P.n_blocks) {
-      unpack_tensor(u, 1);
-      vs_next = *reinterpret_cast<const float*>(ring_ptr(u, 1) + scale_off);
-    } else {
-      load_buffer_tile<D>(sm, u & 1, P, bkv, P.n_buf);  // K and V (uniform: its own barriers)
-    }
-  };
-
-  // The block loop, software-pipelined: two barriers per tile instead of five.
-  //   phase A(t): P.V of tile t - 1, K unpack of tile t + 1, score of tile t   | barrier
-  //   phase B(t): softmax of tile t, V unpack of tile t + 1 (or the buffer tile |
-  //               whole), wait for block t + 2's copy                          | barrier
-  // Every shared array's writer and readers (each pair sits in different phases, a barrier
-  // between them):
-  //   k[b]:  written A(t) (or B(t), buffer tile) for tile t + 1, b = (t + 1) & 1; read by score
-  //          in A(t + 1); its previous tile (t - 1) was read by score in A(t - 1). Two suffice.
-  //   vt[b]: written B(t) for tile t + 1; read by P.V in A(t + 2); its previous tile (t - 1) was
-  //          read by P.V in A(t), before B(t)'s writes. Two suffice (V is unpacked in phase B,
-  //          not A: there, P.V of t - 1 in the same phase would still read the buffer).
-  //   s:     written by score A(t), read by softmax B(t), rewritten A(t + 1).
-  //   p8, alpha, sp: written by softmax B(t) (the reference's order: alpha(t), s_P(t) of tile t),
-  //          read by P.V of tile t in A(t + 1), rewritten by softmax B(t + 1). m, l: softmax only.
-  //   ks / vs (buffer tile): written B(t) (or the prologue), read A(t + 1) / A(t + 2) (last tile).
-  //   ring slot of block u: its copy issued in A(u - stages) (or the prologue), waited for at the
-  //          end of B(u - 2) (pending: the newer stages - 2 groups), read by A(u - 1) and B(u - 1)
-  //          (units and scales), refilled by A(u)'s issue of block u + stages.
-  //   red (buffer stage 1): within load_v, which has its own barriers; softmax does not use it.
-  // So O = fma(O, alpha(t), acc(t) * (s_P(t) * s_V(t))) still runs tile by tile in order, with the
-  // reference's alpha / s_P of each tile: only independent work shares a phase.
-  if (t_begin < t_end) {  // prologue: tile t_begin whole, block t_begin + 1 landed
-    wait_groups(stages - 1);
-    __syncthreads();
-    load_k(t_begin);
-    load_v(t_begin);
-    wait_groups(stages - 2);
-    __syncthreads();
-  }
-  float vs_cur = 0.0f;
   for (int t = t_begin; t < t_end; ++t) {
+    const long long pos0 = static_cast<long long>(t) * kTile;
     const bool is_block = t < P.n_blocks;
-    // phase A
-    const float ks_cur = is_block ? ks_next : sm.ks[0];
-    const float vs_prev = vs_cur;
-    vs_cur = is_block ? vs_next : sm.vs[0];
-    issue(t + stages);  // into block t's slot, last read in B(t - 1) (or the prologue)
-    if (t > t_begin) {
-      int vis[2];
-      lane_vis(t - 1, vis);
-      pv_step<D, kRows>(sm, (t - 1) & 1, o, vis, tile_pt(t - 1), vs_prev);
+    const int nt = is_block ? kTile : P.n_buf;
+    const bool per_token = !is_block && P.buf_int8 && nt > 1;  // k_pt = v_pt (SPEC 6 buffer)
+    const long long rel = P.pos_offset - pos0;
+    const int tile_part = rel < -kTile ? -kTile : (rel > kTile ? kTile : static_cast<int>(rel));
+    // load: block t is in the ring, the next copy issued
+    cp_async_wait<kStages - 2>();
+    __syncthreads();  // block t visible to all; the previous tile's score / pv reads are done
+    issue(t + kStages - 1);  // into the slot of block t - 1, consumed before the barrier above
+    // unpack (each unit's stage-2 pairs from the ring bytes of its octet)
+    if (is_block) {
+#pragma unroll
+      for (int k = 0; k < T::kUnitsPerThread; ++k) {
+        const int u = tid + k * kThreads;
+        const int is_v = u >= T::kUnits, ui = is_v ? u - T::kUnits : u;
+        const int tq = ui / T::kOctets, oc = ui % T::kOctets;
+        const uint8_t* blk = ring_ptr(t, is_v);
+        uint2 raw[4];
+        if (bits == 4) {
+          load_unit<D, 4>(blk, tq, oc, raw);
+          unpack_unit<D, 4>(sm, is_v, tq, oc, raw, blk);
+        } else if (bits == 2) {
+          load_unit<D, 2>(blk, tq, oc, raw);
+          unpack_unit<D, 2>(sm, is_v, tq, oc, raw, blk);
+        } else {
+          load_unit<D, 8>(blk, tq, oc, raw);
+          unpack_unit<D, 8>(sm, is_v, tq, oc, raw, blk);
+        }
+      }
+    } else {
+      load_buffer_tile<D>(sm, P, bkv, nt);
     }
-    if (t + 1 < t_end) load_k(t + 1);
-    {
-      int vis[2];
-      lane_vis(t, vis);
-      score_step<D, kRows>(sm, t & 1, qa, vis, tile_pt(t), ks_cur, P.tau);
-    }
-    __syncthreads();
-    // phase B
-    {
-      const int tp = tile_part(t), nt = tile_nt(t);
-      softmax_step<D>(sm, rows, P.p_quant, table, P.sas_table_count, [&](int r) {
-        return visible(tp, r < warp + kWarps ? warp_row0 : warp_row1, nt);
-      });
-    }
-    if (t + 1 < t_end) load_v(t + 1);
-    wait_groups(stages - 2);  // block t + 2
-    __syncthreads();
-  }
-  if (t_end > t_begin) {  // P.V of the last tile
     int vis[2];
-    lane_vis(t_end - 1, vis);
-    pv_step<D, kRows>(sm, (t_end - 1) & 1, o, vis, tile_pt(t_end - 1), vs_cur);
+#pragma unroll
+    for (int h = 0; h < 2; ++h) vis[h] = visible(tile_part, lane_row[h], nt);
+    __syncthreads();
+    // The blocks' stage-1 scales straight from the ring slot (valid through this iteration: the
+    // slot is refilled only after the next iteration's first barrier); the buffer's from sm
+    // (written before the barrier above).
+    const float ks0 =
+        is_block ? *reinterpret_cast<const float*>(ring_ptr(t, 0) + scale_off) : sm.ks[0];
+    const float vs0 =
+        is_block ? *reinterpret_cast<const float*>(ring_ptr(t, 1) + scale_off) : sm.vs[0];
+    score_step<D, kRows>(sm, qa, vis, per_token, ks0, P.tau);
+    __syncthreads();
+    softmax_step<D>(sm, rows, P.p_quant, table, P.sas_table_count, [&](int r) {
+      return visible(tile_part, r < warp + kWarps ? warp_row0 : warp_row1, nt);
+    });
+    __syncthreads();
+    pv_step<D, kRows>(sm, o, vis, per_token, vs0);
   }
   cp_async_wait<0>();  // no copy outlives the kernel (the ring slots past the run are empty)
   // O at the end of the run (fused merge: the runs' l values) over the ring and the SAS table,
@@ -752,11 +678,13 @@ void launch_decode_kernel(const RowsParams& p, cudaStream_t stream) {
     return e != nullptr && std::atoi(e) == 3 ? 3 : 2;
   }();
   // Dynamic shared memory: the ring, then the SAS table; after the loop, O over both.
-  auto ring_bytes = [&](int stages) {
-    return std::max<size_t>(static_cast<size_t>(stages) * 2 * p.block_stride +
-                                (2 * static_cast<size_t>(p.sas_table_count) + 15) / 16 * 16,
-                            sizeof(float) * kMaxRows * p.d);
-  };
+  const size_t ring =
+      std::max<size_t>(static_cast<size_t>(kStages) * 2 * p.block_stride +
+                           (2 * static_cast<size_t>(p.sas_table_count) + 15) / 16 * 16,
+                       sizeof(float) * kMaxRows * p.d);
+  TURBO_CHECK(ring <= kMaxDynamicSmem, "decode kernel: block stride "
+                                           << p.block_stride << " and a SAS table of "
+                                           << p.sas_table_count << " entries exceed shared memory");
   static const bool attr_set = [] {
     for (auto* k :
          {DecodeKernel<64, 2, 8>, DecodeKernel<64, 3, 8>, DecodeKernel<128, 2, 8>,
@@ -776,27 +704,7 @@ void launch_decode_kernel(const RowsParams& p, cudaStream_t stream) {
                              : (small ? DecodeKernel<64, 2, 8> : DecodeKernel<64, 2, kMaxRows>))
           : (min_blocks == 3 ? (small ? DecodeKernel<128, 3, 8> : DecodeKernel<128, 3, kMaxRows>)
                              : (small ? DecodeKernel<128, 2, 8> : DecodeKernel<128, 2, kMaxRows>));
-  // A 3-block ring where it still leaves min_blocks CTAs per SM (the 4-bit cache with the SAS
-  // table), else 2 (the 8-bit one): the occupancy of the last (kernel, size) asked, remembered.
-  static thread_local const void* last_kernel = nullptr;
-  static thread_local size_t last_bytes = 0;
-  static thread_local int last_stages = kMaxStages;
-  const size_t bytes3 = ring_bytes(kMaxStages);
-  if (last_kernel != reinterpret_cast<const void*>(kernel) || last_bytes != bytes3) {
-    int per_sm = 0;
-    if (bytes3 <= kMaxDynamicSmem)
-      TURBO_CUDA_CHECK(
-          cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, bytes3));
-    last_kernel = reinterpret_cast<const void*>(kernel);
-    last_bytes = bytes3;
-    last_stages = per_sm >= min_blocks ? kMaxStages : 2;
-  }
-  const int stages = last_stages;
-  const size_t ring = ring_bytes(stages);
-  TURBO_CHECK(ring <= kMaxDynamicSmem, "decode kernel: block stride "
-                                           << p.block_stride << " and a SAS table of "
-                                           << p.sas_table_count << " entries exceed shared memory");
-  kernel<<<grid, kThreads, ring, stream>>>(p, stages);
+  kernel<<<grid, kThreads, ring, stream>>>(p);
   TURBO_CUDA_LAUNCH_CHECK();
 }
 
