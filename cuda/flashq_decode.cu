@@ -5,6 +5,7 @@
 //           shared memory by cp.async, kStages - 1 blocks ahead of the math;
 //   unpack: stage-2 dequantization on packed half2 pairs (core stage2_dequant_fp16, proven equal
 //           to the integer recipe), K to [token][channel], V straight to V^T [channel][token];
+//           each thread builds the (s2, z) pairs of its octets from the block's bytes itself;
 //   score / softmax / pv: the same named steps as reference/flashq.cpp process_tile, on the same
 //           core functions: integer dot products (dp4a, exact in any order), then per row on one
 //           warp in the reference's per-element order.
@@ -14,7 +15,8 @@
 //
 // What it covers (decode_kernel_supports): d in {64, 128}, n_b = 64, channel-axis stage-2 groups
 // for K and V, p_quant u8 / s8 / u8_row, the SAS memo table (fp16 precision, exp_mode sas), no
-// AttentionStats, group * q_len <= 16; the residual buffer tile (fp16 or int8) included. Anything
+// AttentionStats, group * q_len <= 16 (an instance for <= 8 rows, whose padding mma rows are not
+// computed, beside the 16-row one); the residual buffer tile (fp16 or int8) included. Anything
 // else runs on the rows kernel (flashq_rows.cu).
 #include <cuda_fp16.h>
 
@@ -65,20 +67,12 @@ struct Smem {
   int8_t q[kMaxRows * D];                        // Q codes [row][channel] (rows past `rows`: 0)
   float s[kMaxRows * kTile];                     // scores of the tile (fused merge: factors)
   uint32_t p8[kMaxRows * Traits<D>::kP8Stride];  // P codes (u8, 4 per word) [row][token]
-  float ks[kTile], vs[kTile];                    // K / V stage-1 scales (one, or per token)
-  uint32_t s2[2][D / 2], z[2][D / 2];  // stage-2 half2 pairs (c, c + 4) per octet; [0] K, [1] V
+  float ks[kTile], vs[kTile];  // buffer tile's K / V stage-1 scales (blocks: read from the ring)
   float qs[kMaxRows], m[kMaxRows], l[kMaxRows], alpha[kMaxRows], sp[kMaxRows];
-  int vis[kMaxRows];  // visible tokens of the tile per row (0: the row skips the tile)
   float red[kWarps];
   SasParams sas;
   int last;
 };
-
-__device__ __forceinline__ float read_f32(const uint8_t* p) {
-  uint32_t u = static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) |
-               (static_cast<uint32_t>(p[2]) << 16) | (static_cast<uint32_t>(p[3]) << 24);
-  return __uint_as_float(u);
-}
 
 // Stage-2 dequantization of one packed half2 pair of codes (the low half is channel c, the high
 // half channel c + 4), core stage2_dequant_fp16 on both lanes: returns the 32 bits of the two
@@ -96,6 +90,24 @@ __device__ __forceinline__ uint32_t dequant_pair(uint32_t codes_0x6400, uint32_t
   __half2 v = __hfma2(c, as_half2(s2), as_half2(z));
   v = __hmin2(v, top);
   return half2_bits(v);
+}
+
+// The stage-2 half2 pairs of one channel octet (pair k: channels k and k + 4) from the block's
+// s2 (u8) and z (s8) bytes of the octet, w0 = channels 0-3, w1 = 4-7: the exact FP16 values
+// half2(s2[c], s2[c + 4]) and half2(z[c] + kStage2Fp16Bias, z[c + 4] + kStage2Fp16Bias) built from
+// the bits (0x6400 | b is 1024 + b; 0x6580 + (z ^ 0x80) is 1408 + z + 128 = 1536 + z, both
+// exact FP16 integers below 2048), as the conversions of the reference's integers would give.
+__device__ __forceinline__ void stage2_pairs(uint2 s2w, uint2 zw, uint32_t (&s2)[4],
+                                             uint32_t (&z)[4]) {
+  static_assert(kStage2Fp16Bias == 1536.0f, "stage2_pairs builds z + 1536 from the bits");
+  const __half2 bias = __floats2half2_rn(1024.0f, 1024.0f);
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    const uint32_t sel = static_cast<uint32_t>(k | ((k + 4) << 8));  // bytes k of w0, w1
+    const uint32_t sp = (__byte_perm(s2w.x, s2w.y, sel) & 0x00ff00ffu) | 0x64006400u;
+    s2[k] = half2_bits(__hsub2(as_half2(sp), bias));
+    z[k] = ((__byte_perm(zw.x, zw.y, sel) ^ 0x00800080u) & 0x00ff00ffu) + 0x65806580u;
+  }
 }
 
 // The 8 int8 codes of one token octet (lo: channels 0-3, hi: 4-7) from its packed codes.
@@ -158,12 +170,18 @@ __device__ __forceinline__ void load_unit(const uint8_t* blk, int tq, int oc, ui
   }
 }
 
+// Unpacks one unit of block `blk` (the ring slot) into K or V^T; the octet's stage-2 pairs are
+// built here from the block's s2 / z bytes (no separate metadata phase, no barrier for it). The
+// channel-axis layout (BlockLayout, axis 0): codes, then s2 and z, one byte per channel.
 template <int D, int BITS>
 __device__ __forceinline__ void unpack_unit(Smem<D>& sm, bool is_v, int tq, int oc,
-                                            const uint2 (&raw)[4]) {
+                                            const uint2 (&raw)[4], const uint8_t* blk) {
   using T = Traits<D>;
-  const uint32_t* s2 = sm.s2[is_v] + oc * 4;
-  const uint32_t* z = sm.z[is_v] + oc * 4;
+  constexpr int kS2Off = kTile * D * BITS / 8, kZOff = kS2Off + D;
+  uint32_t s2[4] = {0u, 0u, 0u, 0u}, z[4] = {0u, 0u, 0u, 0u};
+  if (BITS != 8)
+    stage2_pairs(*reinterpret_cast<const uint2*>(blk + kS2Off + 8 * oc),
+                 *reinterpret_cast<const uint2*>(blk + kZOff + 8 * oc), s2, z);
   uint32_t lo[4], hi[4];
 #pragma unroll
   for (int i = 0; i < 4; ++i) unpack_octet<BITS>(raw[i], s2, z, lo[i], hi[i]);
@@ -241,21 +259,19 @@ __device__ void load_buffer_tile(Smem<D>& sm, const RowsParams& P, int bkv, int 
 
 // Step "score" (SPEC 5.1): S = fp16(clamp((float)(Q8 . K8) * ((s_Q * s_K) * tau))). Warp w takes
 // tokens 8w..8w+7 on the INT8 tensor cores (query rows padded to 16: exact integer
-// sums).
-template <int D>
+// sums). kRows <= 8: the C-fragment rows g + 8 are padding, their epilogue is not compiled.
+// vis: visible tokens of this lane's rows g, g + 8; ks0: the block's K scale.
+template <int D, int kRows>
 __device__ __forceinline__ void score_step(Smem<D>& sm, const uint32_t (&qa)[Traits<D>::kKSteps][4],
-                                           int rows, bool k_pt, float tau) {
+                                           const int (&vis)[2], bool k_pt, float ks0, float tau) {
   using T = Traits<D>;
+  constexpr int kHalves = kRows > 8 ? 2 : 1;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
-  // This lane's rows g and g + 8: visible tokens and, for one K scale, the score scale.
-  int vis[2];
+  // For one K scale, the score scale of this lane's rows (not read for rows with vis 0).
   float c_row[2];
 #pragma unroll
-  for (int h = 0; h < 2; ++h) {
-    const int r = g + h * 8;
-    vis[h] = r < rows ? sm.vis[r] : 0;
-    c_row[h] = r < rows ? score_scale(sm.qs[r], sm.ks[0], tau) : 0.0f;
-  }
+  for (int h = 0; h < kHalves; ++h)
+    c_row[h] = vis[h] ? score_scale(sm.qs[g + h * 8], ks0, tau) : 0.0f;
 #pragma unroll
   for (int i = 0; i < kTile / 8 / kWarps; ++i) {
     const int n0 = (warp + i * kWarps) * 8;
@@ -264,7 +280,7 @@ __device__ __forceinline__ void score_step(Smem<D>& sm, const uint32_t (&qa)[Tra
 #pragma unroll
     for (int ks = 0; ks < T::kKSteps; ++ks) mma_s8s8(acc, qa[ks], kr[ks * 8], kr[ks * 8 + 4]);
 #pragma unroll
-    for (int h = 0; h < 4; ++h) {
+    for (int h = 0; h < 2 * kHalves; ++h) {
       const int r = g + (h >> 1) * 8, j = n0 + 2 * q + (h & 1);
       if (j < vis[h >> 1])
         sm.s[r * kTile + j] =
@@ -275,14 +291,15 @@ __device__ __forceinline__ void score_step(Smem<D>& sm, const uint32_t (&qa)[Tra
 
 // Step "softmax" (SPEC 5.2-5.5 row part): m_new, P = SAS(fp16(m_new - S)) through the memo
 // table, alpha, the P codes and the row sum l. One warp per row; lanes hold tokens j, j + 32.
-template <int D>
+// vis_of(r): the visible tokens of row r.
+template <int D, typename Vis>
 __device__ __forceinline__ void softmax_step(Smem<D>& sm, int rows, PQuant pq,
-                                             const uint16_t* table, int count) {
+                                             const uint16_t* table, int count, Vis vis_of) {
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   uint8_t* p8b = reinterpret_cast<uint8_t*>(sm.p8);
   constexpr int kRowBytes = Traits<D>::kP8Stride * 4;
   for (int r = warp; r < rows; r += kWarps) {
-    const int n = sm.vis[r];
+    const int n = vis_of(r);
     if (n == 0) continue;  // fully masked: skipped, not given a value
     float s_j[2], p_j[2];
     float m_tile = -INFINITY;
@@ -328,28 +345,28 @@ __device__ __forceinline__ void softmax_step(Smem<D>& sm, int rows, PQuant pq,
 // O = fma(O, alpha, acc * (s_P * s_V)) per element; O lives in registers in the mma C layout
 // (warp w owns channels [w * D / 8, (w + 1) * D / 8)). For per-token V scales (an int8 buffer
 // tile of > 1 token) the owner of O[r][c] runs the reference's token-ordered fmaf instead.
-template <int D>
-__device__ __forceinline__ void pv_step(Smem<D>& sm, float (&o)[Traits<D>::kOTiles][4], int rows,
-                                        bool v_pt) {
+// vis: visible tokens of this lane's rows g, g + 8 (0: padding or skipped); vs0: the V scale.
+template <int D, int kRows>
+__device__ __forceinline__ void pv_step(Smem<D>& sm, float (&o)[Traits<D>::kOTiles][4],
+                                        const int (&vis)[2], bool v_pt, float vs0) {
   using T = Traits<D>;
+  constexpr int kHalves = kRows > 8 ? 2 : 1;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
   uint32_t pa[2][4];
 #pragma unroll
   for (int ks = 0; ks < 2; ++ks) {
     pa[ks][0] = sm.p8[g * T::kP8Stride + ks * 8 + q];
-    pa[ks][1] = sm.p8[(g + 8) * T::kP8Stride + ks * 8 + q];
+    pa[ks][1] = kRows > 8 ? sm.p8[(g + 8) * T::kP8Stride + ks * 8 + q] : 0u;
     pa[ks][2] = sm.p8[g * T::kP8Stride + ks * 8 + 4 + q];
-    pa[ks][3] = sm.p8[(g + 8) * T::kP8Stride + ks * 8 + 4 + q];
+    pa[ks][3] = kRows > 8 ? sm.p8[(g + 8) * T::kP8Stride + ks * 8 + 4 + q] : 0u;
   }
-  // This lane's rows g and g + 8: 0 when padding or skipped (not given a value), alpha, s_P * s_V.
-  int vis[2];
+  // This lane's rows g and g + 8: alpha, s_P * s_V (not read when the row is not given a value).
   float alpha[2], spv[2];
 #pragma unroll
-  for (int h = 0; h < 2; ++h) {
+  for (int h = 0; h < kHalves; ++h) {
     const int r = g + h * 8;
-    vis[h] = r < rows ? sm.vis[r] : 0;
     alpha[h] = vis[h] ? sm.alpha[r] : 0.0f;
-    spv[h] = vis[h] ? sm.sp[r] * sm.vs[0] : 0.0f;
+    spv[h] = vis[h] ? sm.sp[r] * vs0 : 0.0f;
   }
 #pragma unroll
   for (int i = 0; i < T::kOTiles; ++i) {
@@ -362,7 +379,7 @@ __device__ __forceinline__ void pv_step(Smem<D>& sm, float (&o)[Traits<D>::kOTil
                  sm.vt[vt_word(c0 + g, ks * 8 + 4 + q)]);
     }
 #pragma unroll
-    for (int h = 0; h < 4; ++h) {
+    for (int h = 0; h < 2 * kHalves; ++h) {
       const int r = g + (h >> 1) * 8, c = c0 + 2 * q + (h & 1);
       if (vis[h >> 1] == 0) continue;  // padding row, or skipped: not given a value
       if (!v_pt) {
@@ -370,7 +387,7 @@ __device__ __forceinline__ void pv_step(Smem<D>& sm, float (&o)[Traits<D>::kOTil
       } else {
         const uint8_t* p8b = reinterpret_cast<const uint8_t*>(sm.p8 + r * T::kP8Stride);
         float pv = 0.0f;
-        for (int j = 0; j < sm.vis[r]; ++j)
+        for (int j = 0; j < vis[h >> 1]; ++j)
           pv = fmaf_rn(
               static_cast<float>(static_cast<int>(p8b[j]) * static_cast<int>(vt_byte(sm.vt, c, j))),
               sm.vs[j], pv);
@@ -380,9 +397,13 @@ __device__ __forceinline__ void pv_step(Smem<D>& sm, float (&o)[Traits<D>::kOTil
   }
 }
 
-template <int D, int kMinBlocks>
+// kRows: a compile-time bound on the query rows (8 or kMaxRows); at <= 8 the mma rows g + 8 are
+// padding and their fragments and epilogues are not compiled.
+template <int D, int kMinBlocks, int kRows>
 __global__ void __launch_bounds__(kThreads, kMinBlocks) DecodeKernel(RowsParams P) {
   using T = Traits<D>;
+  static_assert(kRows == 8 || kRows == kMaxRows, "decode kernel: 8 or kMaxRows rows");
+  constexpr int kHalves = kRows > 8 ? 2 : 1;
   __shared__ Smem<D> sm;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int bkv = blockIdx.x, split = blockIdx.y;
@@ -438,7 +459,6 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) DecodeKernel(RowsParams 
   L.group_size = P.group_size;
   // Layout offsets once (their 64-bit divisions stay out of the loop).
   const int chunks = static_cast<int>((L.bytes() + 15) / 16);  // 16-byte pieces of one block
-  const int s2_off = static_cast<int>(L.s2_offset()), z_off = static_cast<int>(L.z_offset());
   const int scale_off = static_cast<int>(L.scale_offset());
   auto block_ptr = [&](int t, int is_v) {
     return (is_v ? P.v_blocks : P.k_blocks) +
@@ -475,37 +495,37 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) DecodeKernel(RowsParams 
 #pragma unroll
     for (int ks = 0; ks < T::kKSteps; ++ks) {
       qa[ks][0] = q0[ks * 8];
-      qa[ks][1] = q1[ks * 8];
+      qa[ks][1] = kRows > 8 ? q1[ks * 8] : 0u;
       qa[ks][2] = q0[ks * 8 + 4];
-      qa[ks][3] = q1[ks * 8 + 4];
+      qa[ks][3] = kRows > 8 ? q1[ks * 8 + 4] : 0u;
     }
   }
+  // Visible tokens of query row r in the tile at pos0: (pos_offset - pos0) + (r % q_len + 1),
+  // clamped to [0, nt] (0: the row skips the tile), computed where needed (no shared array, no
+  // barrier). The row part once: this lane's mma rows g, g + 8 (score / pv) and this warp's
+  // softmax rows; a padding row gets a part that never sees a token. The tile part is clamped to
+  // [-kTile, kTile] first (int arithmetic; row parts are 1..kMaxRows, nt <= kTile, so the clamp
+  // changes no result).
+  auto row_part = [&](int r) { return r < rows ? r % static_cast<int>(P.q_len) + 1 : -4 * kTile; };
+  auto visible = [](int tile_part, int row, int nt) {
+    const int v = tile_part + row;
+    return v <= 0 ? 0 : (v < nt ? v : nt);
+  };
+  const int lane_row[2] = {row_part(lane >> 2), row_part((lane >> 2) + 8)};
+  const int warp_row0 = row_part(warp), warp_row1 = row_part(warp + kWarps);  // softmax rows
 
   for (int t = t_begin; t < t_end; ++t) {
     const long long pos0 = static_cast<long long>(t) * kTile;
     const bool is_block = t < P.n_blocks;
     const int nt = is_block ? kTile : P.n_buf;
     const bool per_token = !is_block && P.buf_int8 && nt > 1;  // k_pt = v_pt (SPEC 6 buffer)
-    // load: block t is in the ring; its stage-2 metadata to half2 pairs, the next copy issued
+    const long long rel = P.pos_offset - pos0;
+    const int tile_part = rel < -kTile ? -kTile : (rel > kTile ? kTile : static_cast<int>(rel));
+    // load: block t is in the ring, the next copy issued
     cp_async_wait<kStages - 2>();
-    __syncthreads();  // block t visible to all; the previous tile's pv is done
-    if (is_block) {
-      if (bits != 8 && tid < D) {
-        const int is_v = tid >= D / 2, pi = tid % (D / 2);
-        const int c0 = (pi / 4) * 8 + pi % 4, c1 = c0 + 4;
-        const uint8_t* blk = ring_ptr(t, is_v);
-        const uint8_t* s2 = blk + s2_off;
-        const int8_t* z = reinterpret_cast<const int8_t*>(blk + z_off);
-        sm.s2[is_v][pi] = half2_bits(__floats2half2_rn(s2[c0], s2[c1]));
-        sm.z[is_v][pi] =
-            half2_bits(__floats2half2_rn(z[c0] + kStage2Fp16Bias, z[c1] + kStage2Fp16Bias));
-      }
-      if (tid == 0) sm.ks[0] = read_f32(ring_ptr(t, 0) + scale_off);
-      if (tid == 32) sm.vs[0] = read_f32(ring_ptr(t, 1) + scale_off);
-    }
+    __syncthreads();  // block t visible to all; the previous tile's score / pv reads are done
     issue(t + kStages - 1);  // into the slot of block t - 1, consumed before the barrier above
-    __syncthreads();         // s2 / z pairs
-    // unpack
+    // unpack (each unit's stage-2 pairs from the ring bytes of its octet)
     if (is_block) {
 #pragma unroll
       for (int k = 0; k < T::kUnitsPerThread; ++k) {
@@ -516,28 +536,36 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) DecodeKernel(RowsParams 
         uint2 raw[4];
         if (bits == 4) {
           load_unit<D, 4>(blk, tq, oc, raw);
-          unpack_unit<D, 4>(sm, is_v, tq, oc, raw);
+          unpack_unit<D, 4>(sm, is_v, tq, oc, raw, blk);
         } else if (bits == 2) {
           load_unit<D, 2>(blk, tq, oc, raw);
-          unpack_unit<D, 2>(sm, is_v, tq, oc, raw);
+          unpack_unit<D, 2>(sm, is_v, tq, oc, raw, blk);
         } else {
           load_unit<D, 8>(blk, tq, oc, raw);
-          unpack_unit<D, 8>(sm, is_v, tq, oc, raw);
+          unpack_unit<D, 8>(sm, is_v, tq, oc, raw, blk);
         }
       }
     } else {
       load_buffer_tile<D>(sm, P, bkv, nt);
     }
-    for (int r = tid; r < rows; r += kThreads) {
-      const long long visible = P.pos_offset + r % P.q_len - pos0 + 1;
-      sm.vis[r] = visible <= 0 ? 0 : static_cast<int>(visible < nt ? visible : nt);
-    }
+    int vis[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) vis[h] = visible(tile_part, lane_row[h], nt);
     __syncthreads();
-    score_step<D>(sm, qa, rows, per_token, P.tau);
+    // The blocks' stage-1 scales straight from the ring slot (valid through this iteration: the
+    // slot is refilled only after the next iteration's first barrier); the buffer's from sm
+    // (written before the barrier above).
+    const float ks0 =
+        is_block ? *reinterpret_cast<const float*>(ring_ptr(t, 0) + scale_off) : sm.ks[0];
+    const float vs0 =
+        is_block ? *reinterpret_cast<const float*>(ring_ptr(t, 1) + scale_off) : sm.vs[0];
+    score_step<D, kRows>(sm, qa, vis, per_token, ks0, P.tau);
     __syncthreads();
-    softmax_step<D>(sm, rows, P.p_quant, table, P.sas_table_count);
+    softmax_step<D>(sm, rows, P.p_quant, table, P.sas_table_count, [&](int r) {
+      return visible(tile_part, r < warp + kWarps ? warp_row0 : warp_row1, nt);
+    });
     __syncthreads();
-    pv_step<D>(sm, o, rows, per_token);
+    pv_step<D, kRows>(sm, o, vis, per_token, vs0);
   }
   cp_async_wait<0>();  // no copy outlives the kernel (the ring slots past the run are empty)
   // O at the end of the run (fused merge: the runs' l values) over the ring and the SAS table,
@@ -552,7 +580,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) DecodeKernel(RowsParams 
 #pragma unroll
     for (int i = 0; i < T::kOTiles; ++i)
 #pragma unroll
-      for (int h = 0; h < 4; ++h) {
+      for (int h = 0; h < 2 * kHalves; ++h) {
         const int r = g + (h >> 1) * 8, c = (warp * T::kOTiles + i) * 8 + 2 * q + (h & 1);
         if (r < rows) sm_o[r * D + c] = o[i][h];
       }
@@ -659,15 +687,23 @@ void launch_decode_kernel(const RowsParams& p, cudaStream_t stream) {
                                            << p.sas_table_count << " entries exceed shared memory");
   static const bool attr_set = [] {
     for (auto* k :
-         {DecodeKernel<64, 2>, DecodeKernel<64, 3>, DecodeKernel<128, 2>, DecodeKernel<128, 3>})
+         {DecodeKernel<64, 2, 8>, DecodeKernel<64, 3, 8>, DecodeKernel<128, 2, 8>,
+          DecodeKernel<128, 3, 8>, DecodeKernel<64, 2, kMaxRows>, DecodeKernel<64, 3, kMaxRows>,
+          DecodeKernel<128, 2, kMaxRows>, DecodeKernel<128, 3, kMaxRows>})
       TURBO_CUDA_CHECK(
           cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxDynamicSmem));
     return true;
   }();
   (void)attr_set;
   const dim3 grid(static_cast<unsigned>(p.batch * p.hkv), static_cast<unsigned>(p.splits));
-  auto* kernel = p.d == 64 ? (min_blocks == 3 ? DecodeKernel<64, 3> : DecodeKernel<64, 2>)
-                           : (min_blocks == 3 ? DecodeKernel<128, 3> : DecodeKernel<128, 2>);
+  // The query rows' compile-time bound: 8 (GQA up to 8 at q_len 1) or kMaxRows.
+  const bool small = p.group * p.q_len <= 8;
+  auto* kernel =
+      p.d == 64
+          ? (min_blocks == 3 ? (small ? DecodeKernel<64, 3, 8> : DecodeKernel<64, 3, kMaxRows>)
+                             : (small ? DecodeKernel<64, 2, 8> : DecodeKernel<64, 2, kMaxRows>))
+          : (min_blocks == 3 ? (small ? DecodeKernel<128, 3, 8> : DecodeKernel<128, 3, kMaxRows>)
+                             : (small ? DecodeKernel<128, 2, 8> : DecodeKernel<128, 2, kMaxRows>));
   kernel<<<grid, kThreads, ring, stream>>>(p);
   TURBO_CUDA_LAUNCH_CHECK();
 }
