@@ -123,7 +123,7 @@ inline int channel_scan_rows(const BlockLayout& L) {
 struct ChannelScanSmem {
   uint8_t lo[kChannelTileThreads * 4];  // [G][d] biased (q + 128) partial minima
   uint8_t hi[kChannelTileThreads * 4];  // [G][d] partial maxima
-  Stage2Mul mul[kMaxChannelGroups];
+  Stage2Top top[kMaxChannelGroups];
 };
 
 // Per 16-bit lane min / max of two pairs of unsigned 16-bit values.
@@ -146,74 +146,95 @@ __device__ __forceinline__ uint32_t max_u16x2(uint32_t a, uint32_t b) {
 #endif
 }
 
+// stage2_recip (core/quant.h) of every s2 at 4 and 2 bits, built at compile time, in global
+// memory read through the read-only cache: one load per channel where a division was. Not
+// __constant__: the threads of a warp index different entries, which the constant cache would
+// serialize.
+__device__ const Stage2RecipTable kStage2Recip4 = stage2_recip_table(4);
+__device__ const Stage2RecipTable kStage2Recip2 = stage2_recip_table(2);
+
+template <int kBits>
+__device__ __forceinline__ Stage2Top stage2_top_of(Stage2Params p) {
+  static_assert(kBits == 4 || kBits == 2, "stage 2 at 4 or 2 bits");
+  const Stage2RecipTable& t = kBits == 4 ? kStage2Recip4 : kStage2Recip2;
+  return stage2_top(p, __ldg(&t.M[p.s2]));
+}
+
 // codes: the block's n_b x d INT8 codes in shared memory (16-byte aligned), n_b = kR * G. Writes
 // the codes and s2/z of `blk` (not the stage-1 scale slot); blk 16-byte aligned. Ends after a
-// barrier: the caller may overwrite `codes` and `sm` right after.
+// barrier: the caller may overwrite `codes` and `sm` right after. d = 4 cols with cols a power of
+// two, so G cols = kChannelTileThreads: thread t's word of row g + r G is word t + r
+// kChannelTileThreads of the block (g cols + w = t), its packed codes sit at the same index in
+// units of 4 codes, and the block holds n_b d = 1024 kR codes: every offset but the column's is a
+// compile-time constant.
 template <int kBits, int kR>
 __device__ void channel_scan_compress(const int8_t* codes, int d, uint8_t* blk,
                                       ChannelScanSmem& sm) {
-  const int cols = d / 4;
-  const int n_b = kR * (kChannelTileThreads / cols);
+  constexpr int kT = kChannelTileThreads;
+  static_assert(kT * 4 == 1024, "G cols = kChannelTileThreads words per pass of kR");
   if constexpr (kBits == 8) {  // the block holds the INT8 codes themselves
-    for (int i = threadIdx.x; i < n_b * d / 16; i += kChannelTileThreads)
+    for (int i = threadIdx.x; i < kR * kT / 4; i += kT)
       reinterpret_cast<uint4*>(blk)[i] = reinterpret_cast<const uint4*>(codes)[i];
     __syncthreads();
     return;
   } else {
-    const int w = threadIdx.x % cols, g = threadIdx.x / cols;
-    const int groups = kChannelTileThreads / cols;
-    // pair[r][0]: channels 4w, 4w + 1 of row g + r G as (q + 128) | (q' + 128) << 16; [1]: 4w + 2,
-    // 3
-    uint32_t pair[kR][2];
+    const int log_cols = __ffs(d) - 3;  // d = 4 << log_cols
+    const int w = threadIdx.x & ((1 << log_cols) - 1);
+    // x[r]: channels 4w .. 4w + 3 of row g + r G, biased to unsigned (q + 128), one per byte.
+    uint32_t x[kR];
 #pragma unroll
-    for (int r = 0; r < kR; ++r) {
-      const uint32_t x =
-          reinterpret_cast<const uint32_t*>(codes)[(g + r * groups) * cols + w] ^ 0x80808080u;
-      pair[r][0] = __byte_perm(x, 0, 0x7170);  // bytes 0, 1 -> low bytes of the halves
-      pair[r][1] = __byte_perm(x, 0, 0x7372);  // bytes 2, 3
+    for (int r = 0; r < kR; ++r)
+      x[r] = reinterpret_cast<const uint32_t*>(codes)[threadIdx.x + r * kT] ^ 0x80808080u;
+    // Spread to 16-bit pairs: [0] channels 4w, 4w + 1, [1] 4w + 2, 4w + 3.
+    uint32_t lo[2], hi[2];
+    lo[0] = hi[0] = __byte_perm(x[0], 0, 0x7170);
+    lo[1] = hi[1] = __byte_perm(x[0], 0, 0x7372);
+#pragma unroll
+    for (int r = 1; r < kR; ++r) {
+      const uint32_t p0 = __byte_perm(x[r], 0, 0x7170), p1 = __byte_perm(x[r], 0, 0x7372);
+      lo[0] = min_u16x2(lo[0], p0);
+      hi[0] = max_u16x2(hi[0], p0);
+      lo[1] = min_u16x2(lo[1], p1);
+      hi[1] = max_u16x2(hi[1], p1);
     }
-    uint32_t lo[2] = {pair[0][0], pair[0][1]}, hi[2] = {pair[0][0], pair[0][1]};
-#pragma unroll
-    for (int r = 1; r < kR; ++r)
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        lo[h] = min_u16x2(lo[h], pair[r][h]);
-        hi[h] = max_u16x2(hi[h], pair[r][h]);
-      }
-    // The four channels' partials as bytes at [g][4w .. 4w + 3].
-    reinterpret_cast<uint32_t*>(sm.lo)[g * cols + w] = __byte_perm(lo[0], lo[1], 0x6420);
-    reinterpret_cast<uint32_t*>(sm.hi)[g * cols + w] = __byte_perm(hi[0], hi[1], 0x6420);
+    // The four channels' partials as bytes at [g][4w .. 4w + 3] = word t.
+    reinterpret_cast<uint32_t*>(sm.lo)[threadIdx.x] = __byte_perm(lo[0], lo[1], 0x6420);
+    reinterpret_cast<uint32_t*>(sm.hi)[threadIdx.x] = __byte_perm(hi[0], hi[1], 0x6420);
     __syncthreads();
-    uint8_t* s2 = blk + static_cast<int64_t>(n_b) * d * kBits / 8;  // BlockLayout::s2_offset
+    uint8_t* s2 = blk + kR * 1024 * kBits / 8;  // BlockLayout::s2_offset
     int8_t* z = reinterpret_cast<int8_t*>(s2 + d);
-    for (int c = threadIdx.x; c < d; c += kChannelTileThreads) {
+    if (threadIdx.x < d) {  // d <= kMaxChannelGroups = kT
+      const int c = threadIdx.x;
+      const int groups = kT >> log_cols;  // >= 4 (d <= 256), a power of two
       int l = 127 + 128, h = -127 + 128;  // the reference's initial values, biased
-      for (int k = 0; k < groups; ++k) {
-        l = min(l, static_cast<int>(sm.lo[k * d + c]));
-        h = max(h, static_cast<int>(sm.hi[k * d + c]));
-      }
+      for (int k = 0; k < groups; k += 4)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          l = min(l, static_cast<int>(sm.lo[(k + i) * d + c]));
+          h = max(h, static_cast<int>(sm.hi[(k + i) * d + c]));
+        }
       const Stage2Params p = stage2_params(l - 128, h - 128, kBits);
       s2[c] = p.s2;
       z[c] = p.z;
-      sm.mul[c] = stage2_mul(p);
+      sm.top[c] = stage2_top_of<kBits>(p);
     }
     __syncthreads();
-    Stage2Mul m[4];
+    Stage2Top m[4];
 #pragma unroll
-    for (int k = 0; k < 4; ++k) m[k] = sm.mul[4 * w + k];
+    for (int k = 0; k < 4; ++k) m[k] = sm.top[4 * w + k];
 #pragma unroll
     for (int r = 0; r < kR; ++r) {
-      uint32_t packed = 0;  // the first code in the low bits
+      // Every code lies in its channel's [l, h]: the code is the top kBits bits of v (stage2_top),
+      // packed by one funnel shift each, the last code first so that the first ends lowest.
+      uint32_t packed = 0;
 #pragma unroll
-      for (int k = 0; k < 4; ++k) {
-        const int q = static_cast<int>((pair[r][k / 2] >> (16 * (k % 2))) & 0xffffu) - 128;
-        packed |= static_cast<uint32_t>(stage2_code_mul(q, m[k], kBits)) << (k * kBits);
-      }
-      const int e = (g + r * groups) * d + 4 * w;  // element index of the row's first code
+      for (int k = 3; k >= 0; --k)
+        packed = __funnelshift_l(stage2_top_value(__byte_perm(x[r], 0, 0x4440 + k), m[k]), packed,
+                                 kBits);  // byte k of x[r], zero-extended: one PRMT
       if constexpr (kBits == 4)
-        reinterpret_cast<uint16_t*>(blk)[e / 4] = static_cast<uint16_t>(packed);
+        reinterpret_cast<uint16_t*>(blk)[threadIdx.x + r * kT] = static_cast<uint16_t>(packed);
       else
-        blk[e / 4] = static_cast<uint8_t>(packed);
+        blk[threadIdx.x + r * kT] = static_cast<uint8_t>(packed);
     }
     __syncthreads();
   }
