@@ -304,12 +304,15 @@ __global__ void __launch_bounds__(kChannelTileThreads)
   __shared__ ChannelTileSmem sm;
   __shared__ float red[kChannelTileWarps];
   const int n = P.n_b, d = P.d;
-  const int64_t s = blockIdx.x / P.n_full, j = blockIdx.x % P.n_full;
+  // 32-bit: the launcher checks n_full * streams < 2^31.
+  const uint32_t n_full = static_cast<uint32_t>(P.n_full);
+  const int64_t s = blockIdx.x / n_full, j = blockIdx.x % n_full;
   const bool is_k = blockIdx.y + kv0 == 0;
-  const int tpr = d / kC;
-  const int c0 = (threadIdx.x % tpr) * kC;
-  const int r0 = threadIdx.x / tpr;
-  const int rows_per_pass = kChannelTileThreads / tpr;
+  const int log_tpr = __ffs(static_cast<unsigned>(d) / kC) - 1;  // tpr = d / kC: a power of two
+  const int tpr = 1 << log_tpr;
+  const int c0 = (threadIdx.x & (tpr - 1)) * kC;
+  const int r0 = threadIdx.x >> log_tpr;
+  const int rows_per_pass = kChannelTileThreads >> log_tpr;
   const bool has_mean = is_k && P.k_mean;
   float mu[kC];
 #pragma unroll

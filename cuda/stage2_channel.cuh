@@ -254,9 +254,11 @@ __device__ void channel_scan_compress_bits(int bits, const int8_t* codes, int d,
 // ---- the register path ----
 
 struct ChannelTileSmem {
-  uint32_t lo[kChannelTileWarps][kMaxChannelGroups / 4];  // 4 channels per word, per warp
+  // Biased (q + 128) partial minima / maxima, 4 channels per word (the first in the low byte),
+  // per warp.
+  uint32_t lo[kChannelTileWarps][kMaxChannelGroups / 4];
   uint32_t hi[kChannelTileWarps][kMaxChannelGroups / 4];
-  Stage2Mul mul[kMaxChannelGroups];
+  Stage2Top top[kMaxChannelGroups];
 };
 
 // The byte size of a vector's packed codes and its store.
@@ -279,17 +281,21 @@ __device__ __forceinline__ int code_byte(uint32_t w, int k) {
 
 // w[v][i]: codes of channels c0 + 4 i .. c0 + 4 i + 3 (the first in the low byte) of the thread's
 // row v. Writes the codes and s2/z of `blk` (not the stage-1 scale slot). blk 16-byte aligned.
+// tpr = d / kC is a power of two and (kChannelTileThreads / tpr) d = kChannelTileThreads kC, so
+// the thread's vector v starts at element kC (t + kChannelTileThreads v) of the block (r0 d + c0 =
+// kC t) and the block holds kV kChannelTileThreads kC codes: compile-time offsets but the
+// thread's. The scan as the column scan's: codes biased to unsigned and spread to 16-bit pairs,
+// min / max two channels per instruction (no per-byte SIMD emulation), the codes by stage2_top.
 template <int kBits, int kC, int kV>
 __device__ void channel_tile_compress(const uint32_t (&w)[kV][kC / 4], int d, uint8_t* blk,
                                       ChannelTileSmem& sm) {
-  const int tpr = d / kC;
-  const int c0 = (threadIdx.x % tpr) * kC;
-  const int r0 = threadIdx.x / tpr;
-  const int rows_per_pass = kChannelTileThreads / tpr;
+  constexpr int kT = kChannelTileThreads;
+  const int log_tpr = __ffs(static_cast<unsigned>(d) / kC) - 1;
+  const int c0 = (threadIdx.x & ((1 << log_tpr) - 1)) * kC;
   if constexpr (kBits == 8) {  // the block holds the INT8 codes themselves
 #pragma unroll
     for (int v = 0; v < kV; ++v) {
-      uint8_t* dst = blk + (r0 + v * rows_per_pass) * d + c0;
+      uint8_t* dst = blk + kC * (threadIdx.x + kT * v);
       if constexpr (kC == 16)
         *reinterpret_cast<uint4*>(dst) = make_uint4(w[v][0], w[v][1], w[v][2], w[v][3]);
       else
@@ -297,69 +303,98 @@ __device__ void channel_tile_compress(const uint32_t (&w)[kV][kC / 4], int d, ui
     }
     return;
   } else {
-    const int n_b = kV * rows_per_pass;
-    uint32_t lo[kC / 4], hi[kC / 4];
+    const int tpr = 1 << log_tpr;
+    uint32_t x[kV][kC / 4];  // biased: q + 128 per byte
+#pragma unroll
+    for (int v = 0; v < kV; ++v)
+#pragma unroll
+      for (int i = 0; i < kC / 4; ++i) x[v][i] = w[v][i] ^ 0x80808080u;
+    // [i][0]: channels c0 + 4 i, + 1 as 16-bit pairs; [i][1]: c0 + 4 i + 2, + 3.
+    uint32_t lo[kC / 4][2], hi[kC / 4][2];
 #pragma unroll
     for (int i = 0; i < kC / 4; ++i) {
-      lo[i] = hi[i] = w[0][i];
+      lo[i][0] = hi[i][0] = __byte_perm(x[0][i], 0, 0x7170);
+      lo[i][1] = hi[i][1] = __byte_perm(x[0][i], 0, 0x7372);
 #pragma unroll
       for (int v = 1; v < kV; ++v) {
-        lo[i] = __vmins4(lo[i], w[v][i]);
-        hi[i] = __vmaxs4(hi[i], w[v][i]);
+        const uint32_t p0 = __byte_perm(x[v][i], 0, 0x7170), p1 = __byte_perm(x[v][i], 0, 0x7372);
+        lo[i][0] = min_u16x2(lo[i][0], p0);
+        hi[i][0] = max_u16x2(hi[i][0], p0);
+        lo[i][1] = min_u16x2(lo[i][1], p1);
+        hi[i][1] = max_u16x2(hi[i][1], p1);
       }
     }
     // Lanes of one warp with the same channels: lane ^ tpr, lane ^ 2 tpr, ...
     for (int o = tpr; o < 32; o <<= 1) {
 #pragma unroll
-      for (int i = 0; i < kC / 4; ++i) {
-        lo[i] = __vmins4(lo[i], __shfl_xor_sync(0xffffffffu, lo[i], o));
-        hi[i] = __vmaxs4(hi[i], __shfl_xor_sync(0xffffffffu, hi[i], o));
-      }
+      for (int i = 0; i < kC / 4; ++i)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          lo[i][h] = min_u16x2(lo[i][h], __shfl_xor_sync(0xffffffffu, lo[i][h], o));
+          hi[i][h] = max_u16x2(hi[i][h], __shfl_xor_sync(0xffffffffu, hi[i][h], o));
+        }
     }
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     if (lane < tpr) {
 #pragma unroll
       for (int i = 0; i < kC / 4; ++i) {
-        sm.lo[warp][c0 / 4 + i] = lo[i];
-        sm.hi[warp][c0 / 4 + i] = hi[i];
+        sm.lo[warp][c0 / 4 + i] = __byte_perm(lo[i][0], lo[i][1], 0x6420);
+        sm.hi[warp][c0 / 4 + i] = __byte_perm(hi[i][0], hi[i][1], 0x6420);
       }
     }
     __syncthreads();
-    uint8_t* s2 = blk + static_cast<int64_t>(n_b) * d * kBits / 8;  // BlockLayout::s2_offset
+    uint8_t* s2 = blk + kV * kT * kC * kBits / 8;  // BlockLayout::s2_offset
     int8_t* z = reinterpret_cast<int8_t*>(s2 + d);
     if (threadIdx.x < d / 4) {
       const int wi = threadIdx.x;
-      uint32_t l = 0x7f7f7f7fu, h = 0x81818181u;  // the reference's initial values, 127 / -127
+      // The reference's initial values 127 / -127, biased, as pairs.
+      uint32_t l[2] = {0x00ff00ffu, 0x00ff00ffu}, h[2] = {0x00010001u, 0x00010001u};
 #pragma unroll
       for (int k = 0; k < kChannelTileWarps; ++k) {
-        l = __vmins4(l, sm.lo[k][wi]);
-        h = __vmaxs4(h, sm.hi[k][wi]);
+        const uint32_t a = sm.lo[k][wi], b = sm.hi[k][wi];
+        l[0] = min_u16x2(l[0], __byte_perm(a, 0, 0x7170));
+        l[1] = min_u16x2(l[1], __byte_perm(a, 0, 0x7372));
+        h[0] = max_u16x2(h[0], __byte_perm(b, 0, 0x7170));
+        h[1] = max_u16x2(h[1], __byte_perm(b, 0, 0x7372));
       }
 #pragma unroll
       for (int k = 0; k < 4; ++k) {
         const int c = 4 * wi + k;
-        const Stage2Params p = stage2_params(code_byte(l, k), code_byte(h, k), kBits);
+        const int lk = static_cast<int>((l[k / 2] >> (16 * (k % 2))) & 0xffffu) - 128;
+        const int hk = static_cast<int>((h[k / 2] >> (16 * (k % 2))) & 0xffffu) - 128;
+        const Stage2Params p = stage2_params(lk, hk, kBits);
         s2[c] = p.s2;
         z[c] = p.z;
-        sm.mul[c] = stage2_mul(p);
+        sm.top[c] = stage2_top_of<kBits>(p);
       }
     }
     __syncthreads();
-    constexpr int kBytes = kC * kBits / 8;
-    uint64_t packed[kV];
-#pragma unroll
-    for (int v = 0; v < kV; ++v) packed[v] = 0;
-#pragma unroll
-    for (int k = 0; k < kC; ++k) {
-      const Stage2Mul m = sm.mul[c0 + k];
-#pragma unroll
-      for (int v = 0; v < kV; ++v)
-        packed[v] |= static_cast<uint64_t>(stage2_code_mul(code_byte(w[v][k / 4], k % 4), m, kBits))
-                     << (k * kBits);
-    }
+    // Every code lies in its channel's [l, h]: the code is the top kBits bits of v (stage2_top),
+    // packed by one funnel shift each into 32-bit words of 32 / kBits codes, the last code of a
+    // word first so that its first ends lowest.
+    constexpr int kPer = 32 / kBits;
+    constexpr int kWords = (kC + kPer - 1) / kPer;
+    uint32_t acc[kV][kWords];
 #pragma unroll
     for (int v = 0; v < kV; ++v)
-      store_packed<kBytes>(blk + ((r0 + v * rows_per_pass) * d + c0) * kBits / 8, packed[v]);
+#pragma unroll
+      for (int j = 0; j < kWords; ++j) acc[v][j] = 0;
+#pragma unroll
+    for (int k = kC - 1; k >= 0; --k) {
+      const Stage2Top m = sm.top[c0 + k];
+#pragma unroll
+      for (int v = 0; v < kV; ++v)
+        acc[v][k / kPer] =
+            __funnelshift_l(stage2_top_value(__byte_perm(x[v][k / 4], 0, 0x4440 + k % 4), m),
+                            acc[v][k / kPer], kBits);
+    }
+    constexpr int kBytes = kC * kBits / 8;
+#pragma unroll
+    for (int v = 0; v < kV; ++v) {
+      const uint64_t packed =
+          kWords > 1 ? (acc[v][0] | static_cast<uint64_t>(acc[v][kWords - 1]) << 32) : acc[v][0];
+      store_packed<kBytes>(blk + kC * (threadIdx.x + kT * v) * kBits / 8, packed);
+    }
   }
 }
 
