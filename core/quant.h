@@ -118,44 +118,21 @@ TURBO_HD uint8_t stage2_code(int q, Stage2Params p, int bits) {
   return static_cast<uint8_t>(c < levels ? c : levels);
 }
 
-// stage2_code by one multiply-add and a shift: an exact transformation that the kernels run per
-// code after computing the group's two constants once. With n = 2 (q - z) + s2 in [1, 763]
-// (q - z in [0, 254]) and m = 2 s2 in [2, 510], M = ceil(2^20 / m) gives M m = 2^20 + e with
-// e in [0, m), so n M / 2^20 = n / m + n e / (m 2^20), and n e < 763 * 510 < 2^20 keeps the
-// excess below 1 / m: floor(n M / 2^20) = floor(n / m) (the fraction of n / m is at most
-// (m - 1) / m). n M = q (2 M) + (s2 - 2 z) M < 2^29: no int32 overflow. quant_test proves it equal
-// to stage2_code for every (q, s2, z) with q >= z.
-constexpr int kStage2MulShift = 20;
-struct Stage2Mul {
-  int32_t a;  // 2 M
-  int32_t b;  // (s2 - 2 z) M
-};
-
-TURBO_HD Stage2Mul stage2_mul(Stage2Params p) {
-  const int32_t m = 2 * static_cast<int32_t>(p.s2);
-  const int32_t M = ((int32_t{1} << kStage2MulShift) + m - 1) / m;
-  return Stage2Mul{2 * M, (static_cast<int32_t>(p.s2) - 2 * static_cast<int32_t>(p.z)) * M};
-}
-
-TURBO_HD uint8_t stage2_code_mul(int q, Stage2Mul m, int bits) {
-  const int levels = (1 << bits) - 1;
-  const int c = (q * m.a + m.b) >> kStage2MulShift;
-  return static_cast<uint8_t>(c < levels ? c : levels);
-}
-
 // The kernels' in-group form of stage2_code: for a code q that lies in the [lo, hi] its group's
 // parameters were computed from (p = stage2_params(lo, hi, bits): every code of the group does),
 // with u = q + 128 (the code biased to unsigned, u in [0, 255]), K = 32 - bits,
 // M = ceil(2^K / (2 s2)) (stage2_recip, a 255-entry table per width), and
 //   v = u (2 M) + (s2 - 2 z - 256) M   (mod 2^32),
 // the code is the top `bits` bits of v: c = v >> K, and the bits below are the fraction. Why: v
-// = n M with n = 2 (q - z) + s2 (the bias is folded into the constant: 2 (u - 128) = 2 q), and as
-// for stage2_mul floor(n M / 2^K) = floor(n / 2 s2) while n e < 765 * 510 < 2^K. No clamp: q - z
-// <= hi - lo <= L s2 (s2 = ceil((hi - lo) / L)) gives n / (2 s2) <= L + 1/2, so the code is at most
-// L and n M < (L + 1) 2^K = 2^32: v fits in 32 bits, and unsigned arithmetic mod 2^32 is exact
-// even where u (2 M) alone wraps. A kernel packs the code of v with one funnel shift (acc << bits
-// | v >> K). quant_test proves it equal to stage2_code for every (lo, hi, q in [lo, hi]) at 4 and
-// 2 bits, lo from -128, through the table.
+// = n M with n = 2 (q - z) + s2 in [1, 765] (the bias is folded into the constant: 2 (u - 128) =
+// 2 q). With m = 2 s2 in [2, 510], M m = 2^K + e with e in [0, m), so n M / 2^K = n / m + n e /
+// (m 2^K), and n e < 765 * 510 < 2^K keeps the excess below 1 / m: floor(n M / 2^K) = floor(n / m)
+// (the fraction of n / m is at most (m - 1) / m). No clamp: q - z <= hi - lo <= L s2 (s2 = ceil((hi
+// - lo) / L)) gives n / m <= L + 1/2, so the code is at most L and n M < (L + 1/2) 2^K + n < 2^32:
+// v fits in 32 bits, and unsigned arithmetic mod 2^32 is exact even where u (2 M) alone wraps. A
+// kernel packs the code of v with one funnel shift (acc << bits | v >> K). quant_test proves it
+// equal to stage2_code for every (lo, hi, q in [lo, hi]) at 4 and 2 bits, lo from -128, through
+// the table.
 TURBO_HD constexpr uint32_t stage2_recip(int s2, int bits) {
   return ((uint32_t{1} << (32 - bits)) + 2 * static_cast<uint32_t>(s2) - 1) /
          (2 * static_cast<uint32_t>(s2));

@@ -363,27 +363,6 @@ TEST(Stage2, Fp16DequantEqualsIntegerRecipeExhaustive) {
   EXPECT_GT(clamped, checked / 4);  // the clamp branch is exercised, far past 2048 too
 }
 
-// The kernels' multiply-shift form of stage2_code (core/quant.h stage2_mul), on every code q of
-// every group (s2, z) it can meet (q >= z, the group minimum), at 4 and 2 bits.
-TEST(Stage2, MultiplyShiftCodeEqualsDivisionExhaustive) {
-  int64_t checked = 0, saturated = 0;
-  for (int bits : {4, 2})
-    for (int s2 = 1; s2 <= 255; ++s2)
-      for (int z = -127; z <= 127; ++z) {
-        const turbo::Stage2Params p{static_cast<uint8_t>(s2), static_cast<int8_t>(z)};
-        const turbo::Stage2Mul m = turbo::stage2_mul(p);
-        for (int q = z; q <= 127; ++q) {
-          const int want = std::min((1 << bits) - 1, (2 * (q - z) + s2) / (2 * s2));
-          ASSERT_EQ(turbo::stage2_code(q, p, bits), want);
-          ASSERT_EQ(turbo::stage2_code_mul(q, m, bits), want) << q << " " << s2 << " " << z;
-          ++checked;
-          saturated += (2 * (q - z) + s2) / (2 * s2) > (1 << bits) - 1;
-        }
-      }
-  EXPECT_EQ(checked, 2 * 255 * (255 * 256 / 2));
-  EXPECT_GT(saturated, 0);
-}
-
 // The kernels' in-group form (core/quant.h stage2_top: M from the compile-time table, the +128
 // bias folded into b, no clamp, the code in the top bits of a 32-bit value) on every code q of
 // every group [lo, hi] with lo from -128, at 4 and 2 bits, against stage2_code of the group's
