@@ -291,7 +291,7 @@ __global__ void __launch_bounds__(kChannelTileThreads, kV >= 8 ? 2 : 3)
 }
 
 // The register path of CompressChunkKernel for the common layout (stage2_channel.cuh; the
-// default: 1.4x faster than the column scan on the H200, cuda/TUNING.md): grid
+// default: 1.5x faster than the column scan on the H200, cuda/TUNING.md): grid
 // (n_full * streams, kv_count), y + kv0 = 0 compresses K, 1 V; blocks as CompressChunkKernel's
 // (the buffer's rows from slot 0: no window ring). Thread t holds kV vectors of 8 channels [c0, c0
 // + 8) of the rows r0 + v * rows_per_pass, loaded with 16-byte loads (8 FP16 values; an int8

@@ -13,16 +13,17 @@
 // ... (g = t / (d / 4), G = threads / (d / 4)): one 4-byte shared load per row (a warp reads whole
 // rows: no bank conflict), the codes biased to unsigned (q + 128) and spread to 16-bit pairs, min /
 // max two channels per instruction (min/max.u16x2, native on sm_90), then the G partials of each
-// channel combined by one thread per channel; codes by one multiply-add and a shift (core/quant.h
-// stage2_mul) from the values already in registers, 4 codes packed per row and stored (2 bytes at
+// channel combined by one thread per channel; codes by one multiply-add whose top bits are the code
+// (core/quant.h stage2_top: M from a compile-time table, the bias folded in, no clamp) from the
+// values already in registers, packed by one funnel shift each, 4 codes per row stored (2 bytes at
 // 4 bits, 1 at 2 bits).
 //
 // Register path (the cache append's default), from codes the CTA holds in registers (one CTA per
 // block, 16-byte loads): thread t holds kV vectors of kC consecutive channels [c0, c0 + kC), c0 =
 // (t % tpr) * kC, of the rows r0 + v * (threads / tpr), r0 = t / tpr, tpr = d / kC threads per row.
 // Each channel's scan is split over the kV rows of a thread, the lanes of its warp with the same c0
-// (shuffles) and the 8 warps (shared memory), four channels at a time (per-byte SIMD min / max);
-// the codes by the same multiply-add and shift, packed in registers, one store per vector.
+// (shuffles) and the 8 warps (shared memory), on biased 16-bit pairs as the column scan's; the
+// codes by the same multiply-add and funnel shift, packed in registers, one store per vector.
 #pragma once
 
 #include <algorithm>
@@ -48,9 +49,10 @@ constexpr int kChannelTileWarps = kChannelTileThreads / 32;
 // The stage-2 path of the common layout, from TURBO_STAGE2_PATH (read at every launch, so that a
 // tuning run can switch it between calls): "scan" the column scan, "register" the register path,
 // "general" the general path for every block (the A/B timings of cuda/TUNING.md). Unset: each
-// op's faster one on the H200 (cuda/TUNING.md, run of 724bcf9), the column scan for the compress
-// op (0.057 ms against 0.093, 8,192 blocks of 64 x 128), the register path for the cache append
-// (4-bit 0.060 ms against 0.083, 8-bit 0.044 against 0.063: 2,048 blocks of K and of V).
+// op's faster one on the H200 (cuda/TUNING.md, run of 502f6bf), the column scan for the compress
+// op (0.039-0.040 ms against 0.091-0.093, 8,192 blocks of 64 x 128), the register path for the
+// cache append (4-bit 0.051-0.052 ms against 0.074-0.077, 8-bit 0.041-0.043 against 0.064-0.066:
+// 2,048 blocks of K and of V).
 enum class Stage2Path { kScan, kRegister, kGeneral };
 
 inline Stage2Path stage2_path(Stage2Path unset) {
