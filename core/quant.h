@@ -118,30 +118,49 @@ TURBO_HD uint8_t stage2_code(int q, Stage2Params p, int bits) {
   return static_cast<uint8_t>(c < levels ? c : levels);
 }
 
-// stage2_code by one multiply-add and a shift: an exact transformation that the kernels run per
-// code after computing the group's two constants once. With n = 2 (q - z) + s2 in [1, 763]
-// (q - z in [0, 254]) and m = 2 s2 in [2, 510], M = ceil(2^20 / m) gives M m = 2^20 + e with
-// e in [0, m), so n M / 2^20 = n / m + n e / (m 2^20), and n e < 763 * 510 < 2^20 keeps the
-// excess below 1 / m: floor(n M / 2^20) = floor(n / m) (the fraction of n / m is at most
-// (m - 1) / m). n M = q (2 M) + (s2 - 2 z) M < 2^29: no int32 overflow. quant_test proves it equal
-// to stage2_code for every (q, s2, z) with q >= z.
-constexpr int kStage2MulShift = 20;
-struct Stage2Mul {
-  int32_t a;  // 2 M
-  int32_t b;  // (s2 - 2 z) M
+// The kernels' in-group form of stage2_code: for a code q that lies in the [lo, hi] its group's
+// parameters were computed from (p = stage2_params(lo, hi, bits): every code of the group does),
+// with u = q + 128 (the code biased to unsigned, u in [0, 255]), K = 32 - bits,
+// M = ceil(2^K / (2 s2)) (stage2_recip, a 255-entry table per width), and
+//   v = u (2 M) + (s2 - 2 z - 256) M   (mod 2^32),
+// the code is the top `bits` bits of v: c = v >> K, and the bits below are the fraction. Why: v
+// = n M with n = 2 (q - z) + s2 in [1, 765] (the bias is folded into the constant: 2 (u - 128) =
+// 2 q). With m = 2 s2 in [2, 510], M m = 2^K + e with e in [0, m), so n M / 2^K = n / m + n e /
+// (m 2^K), and n e < 765 * 510 < 2^K keeps the excess below 1 / m: floor(n M / 2^K) = floor(n / m)
+// (the fraction of n / m is at most (m - 1) / m). No clamp: q - z <= hi - lo <= L s2 (s2 = ceil((hi
+// - lo) / L)) gives n / m <= L + 1/2, so the code is at most L and n M < (L + 1/2) 2^K + n < 2^32:
+// v fits in 32 bits, and unsigned arithmetic mod 2^32 is exact even where u (2 M) alone wraps. A
+// kernel packs the code of v with one funnel shift (acc << bits | v >> K). quant_test proves it
+// equal to stage2_code for every (lo, hi, q in [lo, hi]) at 4 and 2 bits, lo from -128, through
+// the table.
+TURBO_HD constexpr uint32_t stage2_recip(int s2, int bits) {
+  return ((uint32_t{1} << (32 - bits)) + 2 * static_cast<uint32_t>(s2) - 1) /
+         (2 * static_cast<uint32_t>(s2));
+}
+
+// stage2_recip for every s2 in [1, 255] (entry 0 unused) of one width, built at compile time.
+struct Stage2RecipTable {
+  uint32_t M[256];
+};
+constexpr Stage2RecipTable stage2_recip_table(int bits) {
+  Stage2RecipTable t{};
+  for (int s2 = 1; s2 < 256; ++s2) t.M[s2] = stage2_recip(s2, bits);
+  return t;
+}
+
+struct Stage2Top {
+  uint32_t a;  // 2 M
+  uint32_t b;  // (s2 - 2 z - 256) M mod 2^32
 };
 
-TURBO_HD Stage2Mul stage2_mul(Stage2Params p) {
-  const int32_t m = 2 * static_cast<int32_t>(p.s2);
-  const int32_t M = ((int32_t{1} << kStage2MulShift) + m - 1) / m;
-  return Stage2Mul{2 * M, (static_cast<int32_t>(p.s2) - 2 * static_cast<int32_t>(p.z)) * M};
+// The group's constants from its parameters and M = stage2_recip(p.s2, bits) (a table entry).
+TURBO_HD Stage2Top stage2_top(Stage2Params p, uint32_t M) {
+  const int32_t k = static_cast<int32_t>(p.s2) - 2 * static_cast<int32_t>(p.z) - 256;
+  return Stage2Top{2 * M, static_cast<uint32_t>(k) * M};
 }
 
-TURBO_HD uint8_t stage2_code_mul(int q, Stage2Mul m, int bits) {
-  const int levels = (1 << bits) - 1;
-  const int c = (q * m.a + m.b) >> kStage2MulShift;
-  return static_cast<uint8_t>(c < levels ? c : levels);
-}
+// v of the comment above for the biased code u; the code is v >> (32 - bits).
+TURBO_HD uint32_t stage2_top_value(uint32_t u, Stage2Top t) { return u * t.a + t.b; }
 
 TURBO_HD int8_t stage2_dequant(int c, Stage2Params p) {
   return static_cast<int8_t>(clampi(c * static_cast<int>(p.s2) + p.z, -127, 127));

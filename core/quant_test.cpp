@@ -363,25 +363,40 @@ TEST(Stage2, Fp16DequantEqualsIntegerRecipeExhaustive) {
   EXPECT_GT(clamped, checked / 4);  // the clamp branch is exercised, far past 2048 too
 }
 
-// The kernels' multiply-shift form of stage2_code (core/quant.h stage2_mul), on every code q of
-// every group (s2, z) it can meet (q >= z, the group minimum), at 4 and 2 bits.
-TEST(Stage2, MultiplyShiftCodeEqualsDivisionExhaustive) {
-  int64_t checked = 0, saturated = 0;
-  for (int bits : {4, 2})
-    for (int s2 = 1; s2 <= 255; ++s2)
-      for (int z = -127; z <= 127; ++z) {
-        const turbo::Stage2Params p{static_cast<uint8_t>(s2), static_cast<int8_t>(z)};
-        const turbo::Stage2Mul m = turbo::stage2_mul(p);
-        for (int q = z; q <= 127; ++q) {
-          const int want = std::min((1 << bits) - 1, (2 * (q - z) + s2) / (2 * s2));
+// The kernels' in-group form (core/quant.h stage2_top: M from the compile-time table, the +128
+// bias folded into b, no clamp, the code in the top bits of a 32-bit value) on every code q of
+// every group [lo, hi] with lo from -128, at 4 and 2 bits, against stage2_code of the group's
+// parameters and against the SPEC formula written out here.
+TEST(Stage2, InGroupTopBitsCodeEqualsDivisionExhaustive) {
+  constexpr turbo::Stage2RecipTable kTable4 = turbo::stage2_recip_table(4);
+  constexpr turbo::Stage2RecipTable kTable2 = turbo::stage2_recip_table(2);
+  int64_t checked = 0, top_code = 0;
+  for (int bits : {4, 2}) {
+    const turbo::Stage2RecipTable& table = bits == 4 ? kTable4 : kTable2;
+    const int levels = (1 << bits) - 1;
+    for (int s2 = 1; s2 <= 255; ++s2) {
+      // Independent: the smallest M with M * 2 s2 >= 2^(32 - bits).
+      const uint64_t m = 2 * static_cast<uint64_t>(s2);
+      const uint64_t M = table.M[s2];
+      ASSERT_GE(M * m, uint64_t{1} << (32 - bits)) << s2;
+      ASSERT_LT((M - 1) * m, uint64_t{1} << (32 - bits)) << s2;
+    }
+    for (int lo = -128; lo <= 127; ++lo)
+      for (int hi = lo; hi <= 127; ++hi) {
+        const turbo::Stage2Params p = turbo::stage2_params(lo, hi, bits);
+        const turbo::Stage2Top t = turbo::stage2_top(p, table.M[p.s2]);
+        for (int q = lo; q <= hi; ++q) {
+          const int want = std::min(levels, (2 * (q - lo) + p.s2) / (2 * p.s2));
           ASSERT_EQ(turbo::stage2_code(q, p, bits), want);
-          ASSERT_EQ(turbo::stage2_code_mul(q, m, bits), want) << q << " " << s2 << " " << z;
+          const uint32_t v = turbo::stage2_top_value(static_cast<uint32_t>(q + 128), t);
+          ASSERT_EQ(static_cast<int>(v >> (32 - bits)), want) << q << " " << lo << " " << hi;
           ++checked;
-          saturated += (2 * (q - z) + s2) / (2 * s2) > (1 << bits) - 1;
+          top_code += want == levels;
         }
       }
-  EXPECT_EQ(checked, 2 * 255 * (255 * 256 / 2));
-  EXPECT_GT(saturated, 0);
+  }
+  EXPECT_EQ(checked, 2 * (256 * 257 * 258 / 6));  // sum over lo <= hi of hi - lo + 1
+  EXPECT_GT(top_code, checked / 100);             // the top code, where a clamp would act
 }
 
 TEST(Pack, RoundTripAndLayout) {

@@ -291,7 +291,7 @@ __global__ void __launch_bounds__(kChannelTileThreads, kV >= 8 ? 2 : 3)
 }
 
 // The register path of CompressChunkKernel for the common layout (stage2_channel.cuh; the
-// default: 1.4x faster than the column scan on the H200, cuda/TUNING.md): grid
+// default: 1.5x faster than the column scan on the H200, cuda/TUNING.md): grid
 // (n_full * streams, kv_count), y + kv0 = 0 compresses K, 1 V; blocks as CompressChunkKernel's
 // (the buffer's rows from slot 0: no window ring). Thread t holds kV vectors of 8 channels [c0, c0
 // + 8) of the rows r0 + v * rows_per_pass, loaded with 16-byte loads (8 FP16 values; an int8
@@ -304,12 +304,15 @@ __global__ void __launch_bounds__(kChannelTileThreads)
   __shared__ ChannelTileSmem sm;
   __shared__ float red[kChannelTileWarps];
   const int n = P.n_b, d = P.d;
-  const int64_t s = blockIdx.x / P.n_full, j = blockIdx.x % P.n_full;
+  // 32-bit: the launcher checks n_full * streams < 2^31.
+  const uint32_t n_full = static_cast<uint32_t>(P.n_full);
+  const int64_t s = blockIdx.x / n_full, j = blockIdx.x % n_full;
   const bool is_k = blockIdx.y + kv0 == 0;
-  const int tpr = d / kC;
-  const int c0 = (threadIdx.x % tpr) * kC;
-  const int r0 = threadIdx.x / tpr;
-  const int rows_per_pass = kChannelTileThreads / tpr;
+  const int log_tpr = __ffs(static_cast<unsigned>(d) / kC) - 1;  // tpr = d / kC: a power of two
+  const int tpr = 1 << log_tpr;
+  const int c0 = (threadIdx.x & (tpr - 1)) * kC;
+  const int r0 = threadIdx.x >> log_tpr;
+  const int rows_per_pass = kChannelTileThreads >> log_tpr;
   const bool has_mean = is_k && P.k_mean;
   float mu[kC];
 #pragma unroll

@@ -219,7 +219,7 @@ __global__ void __launch_bounds__(kChannelTileThreads)
 }
 
 // The register path of CompressKernel for the common layout (stage2_channel.cuh,
-// TURBO_STAGE2_PATH=register: 1.6x slower than the column scan on the H200, kept for the A/B of
+// TURBO_STAGE2_PATH=register: 2.3x slower than the column scan on the H200, kept for the A/B of
 // cuda/TUNING.md): thread t
 // holds kV vectors of 16 codes (one 16-byte load each). Grid (n_blocks).
 template <int kV>

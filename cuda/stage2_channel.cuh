@@ -13,16 +13,17 @@
 // ... (g = t / (d / 4), G = threads / (d / 4)): one 4-byte shared load per row (a warp reads whole
 // rows: no bank conflict), the codes biased to unsigned (q + 128) and spread to 16-bit pairs, min /
 // max two channels per instruction (min/max.u16x2, native on sm_90), then the G partials of each
-// channel combined by one thread per channel; codes by one multiply-add and a shift (core/quant.h
-// stage2_mul) from the values already in registers, 4 codes packed per row and stored (2 bytes at
+// channel combined by one thread per channel; codes by one multiply-add whose top bits are the code
+// (core/quant.h stage2_top: M from a compile-time table, the bias folded in, no clamp) from the
+// values already in registers, packed by one funnel shift each, 4 codes per row stored (2 bytes at
 // 4 bits, 1 at 2 bits).
 //
 // Register path (the cache append's default), from codes the CTA holds in registers (one CTA per
 // block, 16-byte loads): thread t holds kV vectors of kC consecutive channels [c0, c0 + kC), c0 =
 // (t % tpr) * kC, of the rows r0 + v * (threads / tpr), r0 = t / tpr, tpr = d / kC threads per row.
 // Each channel's scan is split over the kV rows of a thread, the lanes of its warp with the same c0
-// (shuffles) and the 8 warps (shared memory), four channels at a time (per-byte SIMD min / max);
-// the codes by the same multiply-add and shift, packed in registers, one store per vector.
+// (shuffles) and the 8 warps (shared memory), on biased 16-bit pairs as the column scan's; the
+// codes by the same multiply-add and funnel shift, packed in registers, one store per vector.
 #pragma once
 
 #include <algorithm>
@@ -48,9 +49,10 @@ constexpr int kChannelTileWarps = kChannelTileThreads / 32;
 // The stage-2 path of the common layout, from TURBO_STAGE2_PATH (read at every launch, so that a
 // tuning run can switch it between calls): "scan" the column scan, "register" the register path,
 // "general" the general path for every block (the A/B timings of cuda/TUNING.md). Unset: each
-// op's faster one on the H200 (cuda/TUNING.md, run of 724bcf9), the column scan for the compress
-// op (0.057 ms against 0.093, 8,192 blocks of 64 x 128), the register path for the cache append
-// (4-bit 0.060 ms against 0.083, 8-bit 0.044 against 0.063: 2,048 blocks of K and of V).
+// op's faster one on the H200 (cuda/TUNING.md, run of 502f6bf), the column scan for the compress
+// op (0.039-0.040 ms against 0.091-0.093, 8,192 blocks of 64 x 128), the register path for the
+// cache append (4-bit 0.051-0.052 ms against 0.074-0.077, 8-bit 0.041-0.043 against 0.064-0.066:
+// 2,048 blocks of K and of V).
 enum class Stage2Path { kScan, kRegister, kGeneral };
 
 inline Stage2Path stage2_path(Stage2Path unset) {
@@ -123,7 +125,7 @@ inline int channel_scan_rows(const BlockLayout& L) {
 struct ChannelScanSmem {
   uint8_t lo[kChannelTileThreads * 4];  // [G][d] biased (q + 128) partial minima
   uint8_t hi[kChannelTileThreads * 4];  // [G][d] partial maxima
-  Stage2Mul mul[kMaxChannelGroups];
+  Stage2Top top[kMaxChannelGroups];
 };
 
 // Per 16-bit lane min / max of two pairs of unsigned 16-bit values.
@@ -146,74 +148,95 @@ __device__ __forceinline__ uint32_t max_u16x2(uint32_t a, uint32_t b) {
 #endif
 }
 
+// stage2_recip (core/quant.h) of every s2 at 4 and 2 bits, built at compile time, in global
+// memory read through the read-only cache: one load per channel where a division was. Not
+// __constant__: the threads of a warp index different entries, which the constant cache would
+// serialize.
+__device__ const Stage2RecipTable kStage2Recip4 = stage2_recip_table(4);
+__device__ const Stage2RecipTable kStage2Recip2 = stage2_recip_table(2);
+
+template <int kBits>
+__device__ __forceinline__ Stage2Top stage2_top_of(Stage2Params p) {
+  static_assert(kBits == 4 || kBits == 2, "stage 2 at 4 or 2 bits");
+  const Stage2RecipTable& t = kBits == 4 ? kStage2Recip4 : kStage2Recip2;
+  return stage2_top(p, __ldg(&t.M[p.s2]));
+}
+
 // codes: the block's n_b x d INT8 codes in shared memory (16-byte aligned), n_b = kR * G. Writes
 // the codes and s2/z of `blk` (not the stage-1 scale slot); blk 16-byte aligned. Ends after a
-// barrier: the caller may overwrite `codes` and `sm` right after.
+// barrier: the caller may overwrite `codes` and `sm` right after. d = 4 cols with cols a power of
+// two, so G cols = kChannelTileThreads: thread t's word of row g + r G is word t + r
+// kChannelTileThreads of the block (g cols + w = t), its packed codes sit at the same index in
+// units of 4 codes, and the block holds n_b d = 1024 kR codes: every offset but the column's is a
+// compile-time constant.
 template <int kBits, int kR>
 __device__ void channel_scan_compress(const int8_t* codes, int d, uint8_t* blk,
                                       ChannelScanSmem& sm) {
-  const int cols = d / 4;
-  const int n_b = kR * (kChannelTileThreads / cols);
+  constexpr int kT = kChannelTileThreads;
+  static_assert(kT * 4 == 1024, "G cols = kChannelTileThreads words per pass of kR");
   if constexpr (kBits == 8) {  // the block holds the INT8 codes themselves
-    for (int i = threadIdx.x; i < n_b * d / 16; i += kChannelTileThreads)
+    for (int i = threadIdx.x; i < kR * kT / 4; i += kT)
       reinterpret_cast<uint4*>(blk)[i] = reinterpret_cast<const uint4*>(codes)[i];
     __syncthreads();
     return;
   } else {
-    const int w = threadIdx.x % cols, g = threadIdx.x / cols;
-    const int groups = kChannelTileThreads / cols;
-    // pair[r][0]: channels 4w, 4w + 1 of row g + r G as (q + 128) | (q' + 128) << 16; [1]: 4w + 2,
-    // 3
-    uint32_t pair[kR][2];
+    const int log_cols = __ffs(d) - 3;  // d = 4 << log_cols
+    const int w = threadIdx.x & ((1 << log_cols) - 1);
+    // x[r]: channels 4w .. 4w + 3 of row g + r G, biased to unsigned (q + 128), one per byte.
+    uint32_t x[kR];
 #pragma unroll
-    for (int r = 0; r < kR; ++r) {
-      const uint32_t x =
-          reinterpret_cast<const uint32_t*>(codes)[(g + r * groups) * cols + w] ^ 0x80808080u;
-      pair[r][0] = __byte_perm(x, 0, 0x7170);  // bytes 0, 1 -> low bytes of the halves
-      pair[r][1] = __byte_perm(x, 0, 0x7372);  // bytes 2, 3
+    for (int r = 0; r < kR; ++r)
+      x[r] = reinterpret_cast<const uint32_t*>(codes)[threadIdx.x + r * kT] ^ 0x80808080u;
+    // Spread to 16-bit pairs: [0] channels 4w, 4w + 1, [1] 4w + 2, 4w + 3.
+    uint32_t lo[2], hi[2];
+    lo[0] = hi[0] = __byte_perm(x[0], 0, 0x7170);
+    lo[1] = hi[1] = __byte_perm(x[0], 0, 0x7372);
+#pragma unroll
+    for (int r = 1; r < kR; ++r) {
+      const uint32_t p0 = __byte_perm(x[r], 0, 0x7170), p1 = __byte_perm(x[r], 0, 0x7372);
+      lo[0] = min_u16x2(lo[0], p0);
+      hi[0] = max_u16x2(hi[0], p0);
+      lo[1] = min_u16x2(lo[1], p1);
+      hi[1] = max_u16x2(hi[1], p1);
     }
-    uint32_t lo[2] = {pair[0][0], pair[0][1]}, hi[2] = {pair[0][0], pair[0][1]};
-#pragma unroll
-    for (int r = 1; r < kR; ++r)
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        lo[h] = min_u16x2(lo[h], pair[r][h]);
-        hi[h] = max_u16x2(hi[h], pair[r][h]);
-      }
-    // The four channels' partials as bytes at [g][4w .. 4w + 3].
-    reinterpret_cast<uint32_t*>(sm.lo)[g * cols + w] = __byte_perm(lo[0], lo[1], 0x6420);
-    reinterpret_cast<uint32_t*>(sm.hi)[g * cols + w] = __byte_perm(hi[0], hi[1], 0x6420);
+    // The four channels' partials as bytes at [g][4w .. 4w + 3] = word t.
+    reinterpret_cast<uint32_t*>(sm.lo)[threadIdx.x] = __byte_perm(lo[0], lo[1], 0x6420);
+    reinterpret_cast<uint32_t*>(sm.hi)[threadIdx.x] = __byte_perm(hi[0], hi[1], 0x6420);
     __syncthreads();
-    uint8_t* s2 = blk + static_cast<int64_t>(n_b) * d * kBits / 8;  // BlockLayout::s2_offset
+    uint8_t* s2 = blk + kR * 1024 * kBits / 8;  // BlockLayout::s2_offset
     int8_t* z = reinterpret_cast<int8_t*>(s2 + d);
-    for (int c = threadIdx.x; c < d; c += kChannelTileThreads) {
+    if (threadIdx.x < d) {  // d <= kMaxChannelGroups = kT
+      const int c = threadIdx.x;
+      const int groups = kT >> log_cols;  // >= 4 (d <= 256), a power of two
       int l = 127 + 128, h = -127 + 128;  // the reference's initial values, biased
-      for (int k = 0; k < groups; ++k) {
-        l = min(l, static_cast<int>(sm.lo[k * d + c]));
-        h = max(h, static_cast<int>(sm.hi[k * d + c]));
-      }
+      for (int k = 0; k < groups; k += 4)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          l = min(l, static_cast<int>(sm.lo[(k + i) * d + c]));
+          h = max(h, static_cast<int>(sm.hi[(k + i) * d + c]));
+        }
       const Stage2Params p = stage2_params(l - 128, h - 128, kBits);
       s2[c] = p.s2;
       z[c] = p.z;
-      sm.mul[c] = stage2_mul(p);
+      sm.top[c] = stage2_top_of<kBits>(p);
     }
     __syncthreads();
-    Stage2Mul m[4];
+    Stage2Top m[4];
 #pragma unroll
-    for (int k = 0; k < 4; ++k) m[k] = sm.mul[4 * w + k];
+    for (int k = 0; k < 4; ++k) m[k] = sm.top[4 * w + k];
 #pragma unroll
     for (int r = 0; r < kR; ++r) {
-      uint32_t packed = 0;  // the first code in the low bits
+      // Every code lies in its channel's [l, h]: the code is the top kBits bits of v (stage2_top),
+      // packed by one funnel shift each, the last code first so that the first ends lowest.
+      uint32_t packed = 0;
 #pragma unroll
-      for (int k = 0; k < 4; ++k) {
-        const int q = static_cast<int>((pair[r][k / 2] >> (16 * (k % 2))) & 0xffffu) - 128;
-        packed |= static_cast<uint32_t>(stage2_code_mul(q, m[k], kBits)) << (k * kBits);
-      }
-      const int e = (g + r * groups) * d + 4 * w;  // element index of the row's first code
+      for (int k = 3; k >= 0; --k)
+        packed = __funnelshift_l(stage2_top_value(__byte_perm(x[r], 0, 0x4440 + k), m[k]), packed,
+                                 kBits);  // byte k of x[r], zero-extended: one PRMT
       if constexpr (kBits == 4)
-        reinterpret_cast<uint16_t*>(blk)[e / 4] = static_cast<uint16_t>(packed);
+        reinterpret_cast<uint16_t*>(blk)[threadIdx.x + r * kT] = static_cast<uint16_t>(packed);
       else
-        blk[e / 4] = static_cast<uint8_t>(packed);
+        blk[threadIdx.x + r * kT] = static_cast<uint8_t>(packed);
     }
     __syncthreads();
   }
@@ -233,9 +256,11 @@ __device__ void channel_scan_compress_bits(int bits, const int8_t* codes, int d,
 // ---- the register path ----
 
 struct ChannelTileSmem {
-  uint32_t lo[kChannelTileWarps][kMaxChannelGroups / 4];  // 4 channels per word, per warp
+  // Biased (q + 128) partial minima / maxima, 4 channels per word (the first in the low byte),
+  // per warp.
+  uint32_t lo[kChannelTileWarps][kMaxChannelGroups / 4];
   uint32_t hi[kChannelTileWarps][kMaxChannelGroups / 4];
-  Stage2Mul mul[kMaxChannelGroups];
+  Stage2Top top[kMaxChannelGroups];
 };
 
 // The byte size of a vector's packed codes and its store.
@@ -258,17 +283,21 @@ __device__ __forceinline__ int code_byte(uint32_t w, int k) {
 
 // w[v][i]: codes of channels c0 + 4 i .. c0 + 4 i + 3 (the first in the low byte) of the thread's
 // row v. Writes the codes and s2/z of `blk` (not the stage-1 scale slot). blk 16-byte aligned.
+// tpr = d / kC is a power of two and (kChannelTileThreads / tpr) d = kChannelTileThreads kC, so
+// the thread's vector v starts at element kC (t + kChannelTileThreads v) of the block (r0 d + c0 =
+// kC t) and the block holds kV kChannelTileThreads kC codes: compile-time offsets but the
+// thread's. The scan as the column scan's: codes biased to unsigned and spread to 16-bit pairs,
+// min / max two channels per instruction (no per-byte SIMD emulation), the codes by stage2_top.
 template <int kBits, int kC, int kV>
 __device__ void channel_tile_compress(const uint32_t (&w)[kV][kC / 4], int d, uint8_t* blk,
                                       ChannelTileSmem& sm) {
-  const int tpr = d / kC;
-  const int c0 = (threadIdx.x % tpr) * kC;
-  const int r0 = threadIdx.x / tpr;
-  const int rows_per_pass = kChannelTileThreads / tpr;
+  constexpr int kT = kChannelTileThreads;
+  const int log_tpr = __ffs(static_cast<unsigned>(d) / kC) - 1;
+  const int c0 = (threadIdx.x & ((1 << log_tpr) - 1)) * kC;
   if constexpr (kBits == 8) {  // the block holds the INT8 codes themselves
 #pragma unroll
     for (int v = 0; v < kV; ++v) {
-      uint8_t* dst = blk + (r0 + v * rows_per_pass) * d + c0;
+      uint8_t* dst = blk + kC * (threadIdx.x + kT * v);
       if constexpr (kC == 16)
         *reinterpret_cast<uint4*>(dst) = make_uint4(w[v][0], w[v][1], w[v][2], w[v][3]);
       else
@@ -276,69 +305,98 @@ __device__ void channel_tile_compress(const uint32_t (&w)[kV][kC / 4], int d, ui
     }
     return;
   } else {
-    const int n_b = kV * rows_per_pass;
-    uint32_t lo[kC / 4], hi[kC / 4];
+    const int tpr = 1 << log_tpr;
+    uint32_t x[kV][kC / 4];  // biased: q + 128 per byte
+#pragma unroll
+    for (int v = 0; v < kV; ++v)
+#pragma unroll
+      for (int i = 0; i < kC / 4; ++i) x[v][i] = w[v][i] ^ 0x80808080u;
+    // [i][0]: channels c0 + 4 i, + 1 as 16-bit pairs; [i][1]: c0 + 4 i + 2, + 3.
+    uint32_t lo[kC / 4][2], hi[kC / 4][2];
 #pragma unroll
     for (int i = 0; i < kC / 4; ++i) {
-      lo[i] = hi[i] = w[0][i];
+      lo[i][0] = hi[i][0] = __byte_perm(x[0][i], 0, 0x7170);
+      lo[i][1] = hi[i][1] = __byte_perm(x[0][i], 0, 0x7372);
 #pragma unroll
       for (int v = 1; v < kV; ++v) {
-        lo[i] = __vmins4(lo[i], w[v][i]);
-        hi[i] = __vmaxs4(hi[i], w[v][i]);
+        const uint32_t p0 = __byte_perm(x[v][i], 0, 0x7170), p1 = __byte_perm(x[v][i], 0, 0x7372);
+        lo[i][0] = min_u16x2(lo[i][0], p0);
+        hi[i][0] = max_u16x2(hi[i][0], p0);
+        lo[i][1] = min_u16x2(lo[i][1], p1);
+        hi[i][1] = max_u16x2(hi[i][1], p1);
       }
     }
     // Lanes of one warp with the same channels: lane ^ tpr, lane ^ 2 tpr, ...
     for (int o = tpr; o < 32; o <<= 1) {
 #pragma unroll
-      for (int i = 0; i < kC / 4; ++i) {
-        lo[i] = __vmins4(lo[i], __shfl_xor_sync(0xffffffffu, lo[i], o));
-        hi[i] = __vmaxs4(hi[i], __shfl_xor_sync(0xffffffffu, hi[i], o));
-      }
+      for (int i = 0; i < kC / 4; ++i)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          lo[i][h] = min_u16x2(lo[i][h], __shfl_xor_sync(0xffffffffu, lo[i][h], o));
+          hi[i][h] = max_u16x2(hi[i][h], __shfl_xor_sync(0xffffffffu, hi[i][h], o));
+        }
     }
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     if (lane < tpr) {
 #pragma unroll
       for (int i = 0; i < kC / 4; ++i) {
-        sm.lo[warp][c0 / 4 + i] = lo[i];
-        sm.hi[warp][c0 / 4 + i] = hi[i];
+        sm.lo[warp][c0 / 4 + i] = __byte_perm(lo[i][0], lo[i][1], 0x6420);
+        sm.hi[warp][c0 / 4 + i] = __byte_perm(hi[i][0], hi[i][1], 0x6420);
       }
     }
     __syncthreads();
-    uint8_t* s2 = blk + static_cast<int64_t>(n_b) * d * kBits / 8;  // BlockLayout::s2_offset
+    uint8_t* s2 = blk + kV * kT * kC * kBits / 8;  // BlockLayout::s2_offset
     int8_t* z = reinterpret_cast<int8_t*>(s2 + d);
     if (threadIdx.x < d / 4) {
       const int wi = threadIdx.x;
-      uint32_t l = 0x7f7f7f7fu, h = 0x81818181u;  // the reference's initial values, 127 / -127
+      // The reference's initial values 127 / -127, biased, as pairs.
+      uint32_t l[2] = {0x00ff00ffu, 0x00ff00ffu}, h[2] = {0x00010001u, 0x00010001u};
 #pragma unroll
       for (int k = 0; k < kChannelTileWarps; ++k) {
-        l = __vmins4(l, sm.lo[k][wi]);
-        h = __vmaxs4(h, sm.hi[k][wi]);
+        const uint32_t a = sm.lo[k][wi], b = sm.hi[k][wi];
+        l[0] = min_u16x2(l[0], __byte_perm(a, 0, 0x7170));
+        l[1] = min_u16x2(l[1], __byte_perm(a, 0, 0x7372));
+        h[0] = max_u16x2(h[0], __byte_perm(b, 0, 0x7170));
+        h[1] = max_u16x2(h[1], __byte_perm(b, 0, 0x7372));
       }
 #pragma unroll
       for (int k = 0; k < 4; ++k) {
         const int c = 4 * wi + k;
-        const Stage2Params p = stage2_params(code_byte(l, k), code_byte(h, k), kBits);
+        const int lk = static_cast<int>((l[k / 2] >> (16 * (k % 2))) & 0xffffu) - 128;
+        const int hk = static_cast<int>((h[k / 2] >> (16 * (k % 2))) & 0xffffu) - 128;
+        const Stage2Params p = stage2_params(lk, hk, kBits);
         s2[c] = p.s2;
         z[c] = p.z;
-        sm.mul[c] = stage2_mul(p);
+        sm.top[c] = stage2_top_of<kBits>(p);
       }
     }
     __syncthreads();
-    constexpr int kBytes = kC * kBits / 8;
-    uint64_t packed[kV];
-#pragma unroll
-    for (int v = 0; v < kV; ++v) packed[v] = 0;
-#pragma unroll
-    for (int k = 0; k < kC; ++k) {
-      const Stage2Mul m = sm.mul[c0 + k];
-#pragma unroll
-      for (int v = 0; v < kV; ++v)
-        packed[v] |= static_cast<uint64_t>(stage2_code_mul(code_byte(w[v][k / 4], k % 4), m, kBits))
-                     << (k * kBits);
-    }
+    // Every code lies in its channel's [l, h]: the code is the top kBits bits of v (stage2_top),
+    // packed by one funnel shift each into 32-bit words of 32 / kBits codes, the last code of a
+    // word first so that its first ends lowest.
+    constexpr int kPer = 32 / kBits;
+    constexpr int kWords = (kC + kPer - 1) / kPer;
+    uint32_t acc[kV][kWords];
 #pragma unroll
     for (int v = 0; v < kV; ++v)
-      store_packed<kBytes>(blk + ((r0 + v * rows_per_pass) * d + c0) * kBits / 8, packed[v]);
+#pragma unroll
+      for (int j = 0; j < kWords; ++j) acc[v][j] = 0;
+#pragma unroll
+    for (int k = kC - 1; k >= 0; --k) {
+      const Stage2Top m = sm.top[c0 + k];
+#pragma unroll
+      for (int v = 0; v < kV; ++v)
+        acc[v][k / kPer] =
+            __funnelshift_l(stage2_top_value(__byte_perm(x[v][k / 4], 0, 0x4440 + k % 4), m),
+                            acc[v][k / kPer], kBits);
+    }
+    constexpr int kBytes = kC * kBits / 8;
+#pragma unroll
+    for (int v = 0; v < kV; ++v) {
+      const uint64_t packed =
+          kWords > 1 ? (acc[v][0] | static_cast<uint64_t>(acc[v][kWords - 1]) << 32) : acc[v][0];
+      store_packed<kBytes>(blk + kC * (threadIdx.x + kT * v) * kBits / 8, packed);
+    }
   }
 }
 
