@@ -151,15 +151,21 @@ def targets(res, profiles):
             f"prefill D=128 N=16k {kind}: >= 1.0x cuDNN and 2x flash, quantization included",
             f"ours {ours:.2f} ms, cuDNN {cudnn:.2f}, flash {flash:.2f}: "
             f"{cudnn / ours:.2f}x / {flash / ours:.2f}x", "1.0x / 2x", ratio, "prefill", profiles))
+    # The defaults' rows (cuda_flashq_bench times each default once per round; the stage-2
+    # variants of its A/B carry other kernel names and are not targets), judged on their mean.
+    groups = {}
     for k in res.get("kernels", []):
-        frac = k.get("copy_fraction")
-        if frac is None:
-            continue
-        key = k["op"].split("_")[0]  # quantize | compress | append
-        bits = f" {k['kv_bits']}-bit" if k.get("kv_bits") else ""
-        out.append(_target(f"{k['op']}{bits} {k['shape']}: >= 70% of copy",
-                           f"{k['ms']:.4f} ms, {k['gbps']:.0f} GB/s = {frac:.0%}", "70%",
-                           frac / 0.7, key, profiles))
+        if k["op"] in ("quantize_stage1", "compress_stage2", "append_cache") and \
+                k.get("copy_fraction") is not None:
+            groups.setdefault((k["op"], k.get("kv_bits")), []).append(k)
+    for (op, bits), ks in groups.items():
+        frac = sum(k["copy_fraction"] for k in ks) / len(ks)
+        gbps = sum(k["gbps"] for k in ks) / len(ks)
+        times = " / ".join(f"{k['ms']:.4f}" for k in ks)
+        label = f" {bits}-bit" if bits else ""
+        out.append(_target(f"{op}{label} {ks[0]['shape']}: >= 70% of copy",
+                           f"{times} ms, {gbps:.0f} GB/s = {frac:.0%}", "70%", frac / 0.7,
+                           op.split("_")[0], profiles))
     return out
 
 

@@ -116,7 +116,7 @@ case "${PROFILE:-0}" in
     if [ "$PROFILE" = 1 ]; then
       ncu_detail prefill "${NCU_PREFILL:-MmaPrefillKernel}" 3 prefill
       ncu_detail compress "${NCU_COMPRESS:-CompressChannelKernel}" 3 rates
-      ncu_detail append "${NCU_APPEND:-CompressChunkChannelKernel}" 3 rates
+      ncu_detail append "${NCU_APPEND:-CompressChunkRegisterKernel}" 3 rates
     fi ;;
 esac
 CARD=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr ' ' '_' | tr -cd 'A-Za-z0-9_-')
