@@ -155,18 +155,22 @@ __device__ __forceinline__ int8_t& vt_byte(uint32_t* vt, int c, int t) {
 }
 
 // The packed codes of one unit (token quad tq, octet oc) of a block in the shared-memory ring:
-// 8, 4 or 2 bytes per token.
+// 8, 4 or 2 bytes per token. The unit's first byte once (an octet is BITS bytes), the 4 tokens at
+// constant offsets from it: immediate offsets of the shared-memory loads, so no per-token address
+// is kept across the loop (v10a kept them and spilled them: 8 of its 10 LDL per block).
 template <int D, int BITS>
 __device__ __forceinline__ void load_unit(const uint8_t* blk, int tq, int oc, uint2 (&raw)[4]) {
+  constexpr int kTokenBytes = D * BITS / 8;
+  const uint8_t* base = blk + tq * (4 * kTokenBytes) + oc * BITS;
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
-    const int e = (4 * tq + i) * D + 8 * oc;
+    const uint8_t* a = base + i * kTokenBytes;
     if (BITS == 8)
-      raw[i] = *reinterpret_cast<const uint2*>(blk + e);
+      raw[i] = *reinterpret_cast<const uint2*>(a);
     else if (BITS == 4)
-      raw[i].x = *reinterpret_cast<const unsigned int*>(blk + e / 2);
+      raw[i].x = *reinterpret_cast<const unsigned int*>(a);
     else
-      raw[i].x = *reinterpret_cast<const unsigned short*>(blk + e / 4);
+      raw[i].x = *reinterpret_cast<const unsigned short*>(a);
   }
 }
 
@@ -476,12 +480,21 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) DecodeKernel(RowsParams 
     for (int off = tid * 16; off < bytes; off += kThreads * 16)
       cp_async16(reinterpret_cast<uint8_t*>(table) + off, src + off, min(16, bytes - off));
   }
-  auto issue = [&](int t) {  // one commit group per ring slot, empty past the run's blocks
-    if (t < t_end && t < P.n_blocks)
+  // One commit group per ring slot, empty past the run's blocks. Piece e of 2 * chunks: K's
+  // chunks, then V's; the block's four addresses (global / ring, K / V) once per block, one
+  // select per piece (v10a built both 64-bit addresses per piece: ~22 instructions each).
+  auto issue = [&](int t) {
+    if (t < t_end && t < P.n_blocks) {
+      const uint8_t* const kg = block_ptr(t, 0);
+      const uint8_t* const vg = block_ptr(t, 1);
+      uint8_t* const ks = ring_ptr(t, 0);
+      uint8_t* const vs = ring_ptr(t, 1);
       for (int e = tid; e < 2 * chunks; e += kThreads) {
-        const int is_v = e >= chunks, off = (is_v ? e - chunks : e) * 16;
-        cp_async16(ring_ptr(t, is_v) + off, block_ptr(t, is_v) + off);
+        const bool is_v = e >= chunks;
+        const int off = 16 * (is_v ? e - chunks : e);
+        cp_async16((is_v ? vs : ks) + off, (is_v ? vg : kg) + off);
       }
+    }
     cp_async_commit();
   };
   for (int i = 0; i < kStages - 1; ++i) issue(t_begin + i);
