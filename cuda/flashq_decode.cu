@@ -527,6 +527,32 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) DecodeKernel(RowsParams 
   const int lane_row[2] = {row_part(lane >> 2), row_part((lane >> 2) + 8)};
   const int warp_row0 = row_part(warp), warp_row1 = row_part(warp + kWarps);  // softmax rows
 
+  // Unit ui (token quad, octet) of block t's K (is_v 0) or V (1), from the ring slot, at the
+  // cache's bit width.
+  auto unpack_one = [&](int t, int is_v, int ui) {
+    const int tq = ui / T::kOctets, oc = ui % T::kOctets;
+    const uint8_t* blk = ring_ptr(t, is_v);
+    uint2 raw[4];
+    if (bits == 4) {
+      load_unit<D, 4>(blk, tq, oc, raw);
+      unpack_unit<D, 4>(sm, is_v, tq, oc, raw, blk);
+    } else if (bits == 2) {
+      load_unit<D, 2>(blk, tq, oc, raw);
+      unpack_unit<D, 2>(sm, is_v, tq, oc, raw, blk);
+    } else {
+      load_unit<D, 8>(blk, tq, oc, raw);
+      unpack_unit<D, 8>(sm, is_v, tq, oc, raw, blk);
+    }
+  };
+  // Warps with a softmax row (softmax_step: warp w takes rows w, w + kWarps). When some warp has
+  // none (rows < kWarps), the blocks' V is unpacked by those warps during the softmax (v_late)
+  // rather than by all warps before the score, so the softmax warps' share of the unpack leaves
+  // the path to the barrier after the softmax (ncu of v10a at GQA 4: warps 4-7 waiting there
+  // held 13% of the kernel's stall samples, the V unpack 11%).
+  // (The 16-row instance runs 9..16 rows: no warp is free there, and v_late is not compiled.)
+  const int soft_warps = rows < kWarps ? rows : kWarps;
+  const bool v_late_ok = kRows <= 8 && soft_warps < kWarps;
+
   for (int t = t_begin; t < t_end; ++t) {
     const long long pos0 = static_cast<long long>(t) * kTile;
     const bool is_block = t < P.n_blocks;
@@ -538,25 +564,16 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) DecodeKernel(RowsParams 
     cp_async_wait<kStages - 2>();
     __syncthreads();  // block t visible to all; the previous tile's score / pv reads are done
     issue(t + kStages - 1);  // into the slot of block t - 1, consumed before the barrier above
-    // unpack (each unit's stage-2 pairs from the ring bytes of its octet)
+    // unpack (each unit's stage-2 pairs from the ring bytes of its octet): K here; V here too
+    // unless some warp holds no softmax row (v_late: V on those warps during the softmax).
+    const bool v_late = is_block && v_late_ok;
     if (is_block) {
 #pragma unroll
       for (int k = 0; k < T::kUnitsPerThread; ++k) {
         const int u = tid + k * kThreads;
         const int is_v = u >= T::kUnits, ui = is_v ? u - T::kUnits : u;
-        const int tq = ui / T::kOctets, oc = ui % T::kOctets;
-        const uint8_t* blk = ring_ptr(t, is_v);
-        uint2 raw[4];
-        if (bits == 4) {
-          load_unit<D, 4>(blk, tq, oc, raw);
-          unpack_unit<D, 4>(sm, is_v, tq, oc, raw, blk);
-        } else if (bits == 2) {
-          load_unit<D, 2>(blk, tq, oc, raw);
-          unpack_unit<D, 2>(sm, is_v, tq, oc, raw, blk);
-        } else {
-          load_unit<D, 8>(blk, tq, oc, raw);
-          unpack_unit<D, 8>(sm, is_v, tq, oc, raw, blk);
-        }
+        if (v_late && is_v) continue;  // warp-uniform: kUnits is a multiple of 32
+        unpack_one(t, is_v, ui);
       }
     } else {
       load_buffer_tile<D>(sm, P, bkv, nt);
@@ -577,6 +594,18 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) DecodeKernel(RowsParams 
     softmax_step<D>(sm, rows, P.p_quant, table, P.sas_table_count, [&](int r) {
       return visible(tile_part, r < warp + kWarps ? warp_row0 : warp_row1, nt);
     });
+    // v_late: V of block t on the warps without a softmax row, beside the softmax. Shared phases:
+    // sm.vt is written here and read by pv_step after the barrier below; its previous reader,
+    // pv_step of tile t - 1, finished before this iteration's first barrier; the buffer tile
+    // (its only other writer) fills it before the second barrier and is never late. The softmax
+    // reads s / m / l and writes p8 / m / l / alpha / sp, all disjoint from vt. The ring slot of
+    // block t is read here and refilled only by issue(t + kStages) after the next iteration's
+    // first barrier.
+    if (v_late && warp >= soft_warps) {
+#pragma unroll 1
+      for (int ui = tid - soft_warps * 32; ui < T::kUnits; ui += (kWarps - soft_warps) * 32)
+        unpack_one(t, 1, ui);
+    }
     __syncthreads();
     pv_step<D, kRows>(sm, o, vis, per_token, vs0);
   }
