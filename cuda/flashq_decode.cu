@@ -92,25 +92,45 @@ __device__ __forceinline__ uint32_t dequant_pair(uint32_t codes_0x6400, uint32_t
   return half2_bits(v);
 }
 
+// (a & mask) | bits and (a & mask) ^ bits, each in one LOP3 (the second constant in a register
+// rather than a second immediate, which LOP3 does not take).
+__device__ __forceinline__ uint32_t and_or(uint32_t a, uint32_t mask, uint32_t bits) {
+  uint32_t d;
+  asm("lop3.b32 %0, %1, %2, %3, 0xea;" : "=r"(d) : "r"(a), "r"(mask), "r"(bits));
+  return d;
+}
+__device__ __forceinline__ uint32_t and_xor(uint32_t a, uint32_t mask, uint32_t bits) {
+  uint32_t d;
+  asm("lop3.b32 %0, %1, %2, %3, 0x6a;" : "=r"(d) : "r"(a), "r"(mask), "r"(bits));
+  return d;
+}
+
 // The stage-2 half2 pairs of one channel octet (pair k: channels k and k + 4) from the block's
 // s2 (u8) and z (s8) bytes of the octet, w0 = channels 0-3, w1 = 4-7: the exact FP16 values
 // half2(s2[c], s2[c + 4]) and half2(z[c] + kStage2Fp16Bias, z[c + 4] + kStage2Fp16Bias) built from
 // the bits (0x6400 | b is 1024 + b; 0x6580 + (z ^ 0x80) is 1408 + z + 128 = 1536 + z, both
 // exact FP16 integers below 2048), as the conversions of the reference's integers would give.
+// BITS == 4 (unpack_octet<4>): pairs 1 and 3 hold s2 / 16 instead, built the same way from
+// 0x5400 | b = 64 + b / 16 (ulp 1/16 in [64, 128)), exact.
+template <int BITS>
 __device__ __forceinline__ void stage2_pairs(uint2 s2w, uint2 zw, uint32_t (&s2)[4],
                                              uint32_t (&z)[4]) {
   static_assert(kStage2Fp16Bias == 1536.0f, "stage2_pairs builds z + 1536 from the bits");
   const __half2 bias = __floats2half2_rn(1024.0f, 1024.0f);
+  const __half2 bias16 = __floats2half2_rn(64.0f, 64.0f);
 #pragma unroll
   for (int k = 0; k < 4; ++k) {
     const uint32_t sel = static_cast<uint32_t>(k | ((k + 4) << 8));  // bytes k of w0, w1
-    const uint32_t sp = (__byte_perm(s2w.x, s2w.y, sel) & 0x00ff00ffu) | 0x64006400u;
-    s2[k] = half2_bits(__hsub2(as_half2(sp), bias));
-    z[k] = ((__byte_perm(zw.x, zw.y, sel) ^ 0x00800080u) & 0x00ff00ffu) + 0x65806580u;
+    const bool sixteenth = BITS == 4 && (k & 1);
+    const uint32_t sp =
+        and_or(__byte_perm(s2w.x, s2w.y, sel), 0x00ff00ffu, sixteenth ? 0x54005400u : 0x64006400u);
+    s2[k] = half2_bits(__hsub2(as_half2(sp), sixteenth ? bias16 : bias));
+    z[k] = and_xor(__byte_perm(zw.x, zw.y, sel), 0x00ff00ffu, 0x00800080u) + 0x65806580u;
   }
 }
 
-// The 8 int8 codes of one token octet (lo: channels 0-3, hi: 4-7) from its packed codes.
+// The 8 int8 codes of one token octet (lo: channels 0-3, hi: 4-7) from its packed codes. For
+// BITS == 4, s2[1] and s2[3] hold s2 / 16 (stage2_pairs<4>).
 template <int BITS>
 __device__ __forceinline__ void unpack_octet(uint2 raw, const uint32_t* s2, const uint32_t* z,
                                              uint32_t& lo, uint32_t& hi) {
@@ -122,11 +142,19 @@ __device__ __forceinline__ void unpack_octet(uint2 raw, const uint32_t* s2, cons
   uint32_t u = raw.x;  // BITS == 4: code k at bits 4k; BITS == 2: code k at bits 2k
   if (BITS == 2) u = (u & 0xffu) | ((u & 0xff00u) << 8);  // codes 4-7 to bits 16-23
   uint32_t r[4];
+  if (BITS == 4) {
+    // Pairs 1 and 3 stay at bits 4-7 of each half: 0x6400 | 16 c, i.e. 16 c after the bias, with
+    // s2 / 16 (stage2_pairs<4>): the FMA's exact product 16 c * (s2 / 16) = c * s2, so the one
+    // rounding and the result are those of stage2_dequant_fp16. One shift per token, not three.
+    const uint32_t u8 = u >> 8;
+    r[0] = dequant_pair(and_or(u, 0x000f000fu, 0x64006400u), s2[0], z[0]);
+    r[1] = dequant_pair(and_or(u, 0x00f000f0u, 0x64006400u), s2[1], z[1]);
+    r[2] = dequant_pair(and_or(u8, 0x000f000fu, 0x64006400u), s2[2], z[2]);
+    r[3] = dequant_pair(and_or(u8, 0x00f000f0u, 0x64006400u), s2[3], z[3]);
+  } else {
 #pragma unroll
-  for (int k = 0; k < 4; ++k) {
-    const uint32_t pair =
-        ((u >> (BITS * k)) & (BITS == 4 ? 0x000f000fu : 0x00030003u)) | 0x64006400u;
-    r[k] = dequant_pair(pair, s2[k], z[k]);
+    for (int k = 0; k < 4; ++k)
+      r[k] = dequant_pair(((u >> (2 * k)) & 0x00030003u) | 0x64006400u, s2[k], z[k]);
   }
   const uint32_t t01 = __byte_perm(r[0], r[1], 0x6240);  // q0 q1 q4 q5
   const uint32_t t23 = __byte_perm(r[2], r[3], 0x6240);  // q2 q3 q6 q7
@@ -184,8 +212,8 @@ __device__ __forceinline__ void unpack_unit(Smem<D>& sm, bool is_v, int tq, int 
   constexpr int kS2Off = kTile * D * BITS / 8, kZOff = kS2Off + D;
   uint32_t s2[4] = {0u, 0u, 0u, 0u}, z[4] = {0u, 0u, 0u, 0u};
   if (BITS != 8)
-    stage2_pairs(*reinterpret_cast<const uint2*>(blk + kS2Off + 8 * oc),
-                 *reinterpret_cast<const uint2*>(blk + kZOff + 8 * oc), s2, z);
+    stage2_pairs<BITS>(*reinterpret_cast<const uint2*>(blk + kS2Off + 8 * oc),
+                       *reinterpret_cast<const uint2*>(blk + kZOff + 8 * oc), s2, z);
   uint32_t lo[4], hi[4];
 #pragma unroll
   for (int i = 0; i < 4; ++i) unpack_octet<BITS>(raw[i], s2, z, lo[i], hi[i]);
