@@ -351,7 +351,9 @@ __device__ __forceinline__ void softmax_step(Smem<D>& sm, int rows, PQuant pq,
       p_j[h] = j < n ? sas_lookup_shared(sub16(m_new, s_j[h]), table, count) : 0.0f;
       p_max = maxf(p_max, p_j[h]);
     }
-    p_max = warp_max(p_max);
+    // The row's P max is read only by p_scale of u8_row: the other modes skip its reduction (one
+    // 5-step shuffle chain off the softmax warps' path; pq is uniform).
+    if (pq == PQuant::kU8Row) p_max = warp_max(p_max);
     const float alpha = sas_rescale(m_old, m_new, sm.sas);
     const PScale ps = p_scale(pq, p_max);
     int sum = 0;
