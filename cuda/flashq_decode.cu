@@ -323,17 +323,23 @@ __device__ __forceinline__ void score_step(Smem<D>& sm, const uint32_t (&qa)[Tra
 
 // Step "softmax" (SPEC 5.2-5.5 row part): m_new, P = SAS(fp16(m_new - S)) through the memo
 // table, alpha, the P codes and the row sum l. One warp per row; lanes hold tokens j, j + 32.
-// vis_of(r): the visible tokens of row r.
+// vis_of(r): the visible tokens of row r. p_codes (p_quant u8 / s8, core p_code_table_applies):
+// the P-code table in shared memory instead, one lookup per score for SAS, the scaling and the
+// rint (core's exhaustive test checks table[p_code_table_index(bits(x), count)] against
+// p_code(sas_eval(x), p_scale(mode, .)), the codes the memo-table path gives); `table` then points
+// at it.
 template <int D, typename Vis>
 __device__ __forceinline__ void softmax_step(Smem<D>& sm, int rows, PQuant pq,
-                                             const uint16_t* table, int count, Vis vis_of) {
+                                             const uint16_t* table, bool p_codes, int count,
+                                             Vis vis_of) {
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   uint8_t* p8b = reinterpret_cast<uint8_t*>(sm.p8);
+  const uint8_t* code_table = reinterpret_cast<const uint8_t*>(table);
   constexpr int kRowBytes = Traits<D>::kP8Stride * 4;
   for (int r = warp; r < rows; r += kWarps) {
     const int n = vis_of(r);
     if (n == 0) continue;  // fully masked: skipped, not given a value
-    float s_j[2], p_j[2];
+    float s_j[2];
     float m_tile = -INFINITY;
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
@@ -344,25 +350,38 @@ __device__ __forceinline__ void softmax_step(Smem<D>& sm, int rows, PQuant pq,
     m_tile = warp_max(m_tile);
     const float m_old = sm.m[r];
     const float m_new = maxf(m_old, m_tile);
-    float p_max = 0.0f;
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int j = lane + 32 * h;
-      p_j[h] = j < n ? sas_lookup_shared(sub16(m_new, s_j[h]), table, count) : 0.0f;
-      p_max = maxf(p_max, p_j[h]);
-    }
-    // The row's P max is read only by p_scale of u8_row: the other modes skip its reduction (one
-    // 5-step shuffle chain off the softmax warps' path; pq is uniform).
-    if (pq == PQuant::kU8Row) p_max = warp_max(p_max);
     const float alpha = sas_rescale(m_old, m_new, sm.sas);
-    const PScale ps = p_scale(pq, p_max);
+    int c8[2];
+    PScale ps;
+    if (p_codes) {             // uniform
+      ps = p_scale(pq, 0.0f);  // u8 / s8: row-independent
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int j = lane + 32 * h;
+        c8[h] =
+            j < n ? code_table[p_code_table_index(float_to_half(sub16(m_new, s_j[h])).bits, count)]
+                  : 0;
+      }
+    } else {
+      float p_j[2], p_max = 0.0f;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int j = lane + 32 * h;
+        p_j[h] = j < n ? sas_lookup_shared(sub16(m_new, s_j[h]), table, count) : 0.0f;
+        p_max = maxf(p_max, p_j[h]);
+      }
+      // The row's P max is read only by p_scale of u8_row: the other modes skip its reduction
+      // (one 5-step shuffle chain off the softmax warps' path; pq is uniform).
+      if (pq == PQuant::kU8Row) p_max = warp_max(p_max);
+      ps = p_scale(pq, p_max);
+#pragma unroll
+      for (int h = 0; h < 2; ++h) c8[h] = lane + 32 * h < n ? p_code(p_j[h], ps) : 0;
+    }
     int sum = 0;
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      const int j = lane + 32 * h;
-      const int c8 = j < n ? p_code(p_j[h], ps) : 0;
-      p8b[r * kRowBytes + j] = static_cast<uint8_t>(c8);
-      sum += c8;
+      p8b[r * kRowBytes + lane + 32 * h] = static_cast<uint8_t>(c8[h]);
+      sum += c8[h];
     }
     sum = warp_sum(sum);
     __syncwarp();  // every lane has read m[r] before lane 0 updates it
@@ -434,7 +453,8 @@ __device__ __forceinline__ void pv_step(Smem<D>& sm, float (&o)[Traits<D>::kOTil
 // kRows: a compile-time bound on the query rows (8 or kMaxRows); at <= 8 the mma rows g + 8 are
 // padding and their fragments and epilogues are not compiled.
 template <int D, int kMinBlocks, int kRows>
-__global__ void __launch_bounds__(kThreads, kMinBlocks) DecodeKernel(RowsParams P) {
+__global__ void __launch_bounds__(kThreads, kMinBlocks)
+    DecodeKernel(RowsParams P, const uint8_t* p_codes) {
   using T = Traits<D>;
   static_assert(kRows == 8 || kRows == kMaxRows, "decode kernel: 8 or kMaxRows rows");
   constexpr int kHalves = kRows > 8 ? 2 : 1;
@@ -501,12 +521,13 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) DecodeKernel(RowsParams 
   auto ring_ptr = [&](int t, int is_v) {
     return ring + (static_cast<int64_t>(t % kStages) * 2 + is_v) * P.block_stride;
   };
-  // The SAS memo table joins the first copy group: shared-memory lookups in the softmax step.
+  // The SAS memo table (u16, count entries) or, for p_quant u8 / s8, the P-code table (u8,
+  // count + 1 entries) joins the first copy group: shared-memory lookups in the softmax step.
   uint16_t* table =
       reinterpret_cast<uint16_t*>(ring + static_cast<int64_t>(kStages) * 2 * P.block_stride);
   {
-    const int bytes = 2 * P.sas_table_count;
-    const uint8_t* src = reinterpret_cast<const uint8_t*>(P.sas_table);
+    const int bytes = p_codes ? P.sas_table_count + 1 : 2 * P.sas_table_count;
+    const uint8_t* src = p_codes ? p_codes : reinterpret_cast<const uint8_t*>(P.sas_table);
     for (int off = tid * 16; off < bytes; off += kThreads * 16)
       cp_async16(reinterpret_cast<uint8_t*>(table) + off, src + off, min(16, bytes - off));
   }
@@ -621,7 +642,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) DecodeKernel(RowsParams 
         is_block ? *reinterpret_cast<const float*>(ring_ptr(t, 1) + scale_off) : sm.vs[0];
     score_step<D, kRows>(sm, qa, vis, per_token, ks0, P.tau);
     __syncthreads();
-    softmax_step<D>(sm, rows, P.p_quant, table, P.sas_table_count, [&](int r) {
+    softmax_step<D>(sm, rows, P.p_quant, table, p_codes != nullptr, P.sas_table_count, [&](int r) {
       return visible(tile_part, r < warp + kWarps ? warp_row0 : warp_row1, nt);
     });
     // v_late: V of block t on the warps without a softmax row, beside the softmax. Shared phases:
@@ -749,11 +770,16 @@ void launch_decode_kernel(const RowsParams& p, cudaStream_t stream) {
     const char* e = std::getenv("TURBO_DECODE_CTAS");
     return e != nullptr && std::atoi(e) == 3 ? 3 : 2;
   }();
-  // Dynamic shared memory: the ring, then the SAS table; after the loop, O over both.
-  const size_t ring =
-      std::max<size_t>(static_cast<size_t>(kStages) * 2 * p.block_stride +
-                           (2 * static_cast<size_t>(p.sas_table_count) + 15) / 16 * 16,
-                       sizeof(float) * kMaxRows * p.d);
+  // The P-code table where it applies (u8 / s8), else the SAS memo table in the softmax.
+  const uint8_t* p_codes = p_code_table_applies(p.sas, p.p_quant)
+                               ? cached_p_code_table(p.sas, p.p_quant, stream)
+                               : nullptr;
+  const size_t table_bytes = p_codes ? static_cast<size_t>(p.sas_table_count) + 1
+                                     : 2 * static_cast<size_t>(p.sas_table_count);
+  // Dynamic shared memory: the ring, then the table; after the loop, O over both.
+  const size_t ring = std::max<size_t>(
+      static_cast<size_t>(kStages) * 2 * p.block_stride + (table_bytes + 15) / 16 * 16,
+      sizeof(float) * kMaxRows * p.d);
   TURBO_CHECK(ring <= kMaxDynamicSmem, "decode kernel: block stride "
                                            << p.block_stride << " and a SAS table of "
                                            << p.sas_table_count << " entries exceed shared memory");
@@ -776,7 +802,7 @@ void launch_decode_kernel(const RowsParams& p, cudaStream_t stream) {
                              : (small ? DecodeKernel<64, 2, 8> : DecodeKernel<64, 2, kMaxRows>))
           : (min_blocks == 3 ? (small ? DecodeKernel<128, 3, 8> : DecodeKernel<128, 3, kMaxRows>)
                              : (small ? DecodeKernel<128, 2, 8> : DecodeKernel<128, 2, kMaxRows>));
-  kernel<<<grid, kThreads, ring, stream>>>(p);
+  kernel<<<grid, kThreads, ring, stream>>>(p, p_codes);
   TURBO_CUDA_LAUNCH_CHECK();
 }
 
