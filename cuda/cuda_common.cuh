@@ -112,6 +112,11 @@ void launch_sas_table(const SasParams& p, uint16_t* table, int count, cudaStream
 // sas_table_count(p) == 0.
 const uint16_t* cached_sas_table(const SasParams& p, cudaStream_t stream);
 
+// The P-code table of (sas, p_quant) (core fill_p_code_table, filled on the host: count + 1
+// entries, count = sas_table_count(sas), padded to 16 bytes), cached per thread; only where core
+// p_code_table_applies(sas, mode). Used by the mma prefill and the decode kernel.
+const uint8_t* cached_p_code_table(const SasParams& sas, PQuant mode, cudaStream_t stream);
+
 // ---- KV cache append (SPEC 6) ---------------------------------------------------------------
 
 struct CacheAppendParams {

@@ -92,25 +92,45 @@ __device__ __forceinline__ uint32_t dequant_pair(uint32_t codes_0x6400, uint32_t
   return half2_bits(v);
 }
 
+// (a & mask) | bits and (a & mask) ^ bits, each in one LOP3 (the second constant in a register
+// rather than a second immediate, which LOP3 does not take).
+__device__ __forceinline__ uint32_t and_or(uint32_t a, uint32_t mask, uint32_t bits) {
+  uint32_t d;
+  asm("lop3.b32 %0, %1, %2, %3, 0xea;" : "=r"(d) : "r"(a), "r"(mask), "r"(bits));
+  return d;
+}
+__device__ __forceinline__ uint32_t and_xor(uint32_t a, uint32_t mask, uint32_t bits) {
+  uint32_t d;
+  asm("lop3.b32 %0, %1, %2, %3, 0x6a;" : "=r"(d) : "r"(a), "r"(mask), "r"(bits));
+  return d;
+}
+
 // The stage-2 half2 pairs of one channel octet (pair k: channels k and k + 4) from the block's
 // s2 (u8) and z (s8) bytes of the octet, w0 = channels 0-3, w1 = 4-7: the exact FP16 values
 // half2(s2[c], s2[c + 4]) and half2(z[c] + kStage2Fp16Bias, z[c + 4] + kStage2Fp16Bias) built from
 // the bits (0x6400 | b is 1024 + b; 0x6580 + (z ^ 0x80) is 1408 + z + 128 = 1536 + z, both
 // exact FP16 integers below 2048), as the conversions of the reference's integers would give.
+// BITS == 4 (unpack_octet<4>): pairs 1 and 3 hold s2 / 16 instead, built the same way from
+// 0x5400 | b = 64 + b / 16 (ulp 1/16 in [64, 128)), exact.
+template <int BITS>
 __device__ __forceinline__ void stage2_pairs(uint2 s2w, uint2 zw, uint32_t (&s2)[4],
                                              uint32_t (&z)[4]) {
   static_assert(kStage2Fp16Bias == 1536.0f, "stage2_pairs builds z + 1536 from the bits");
   const __half2 bias = __floats2half2_rn(1024.0f, 1024.0f);
+  const __half2 bias16 = __floats2half2_rn(64.0f, 64.0f);
 #pragma unroll
   for (int k = 0; k < 4; ++k) {
     const uint32_t sel = static_cast<uint32_t>(k | ((k + 4) << 8));  // bytes k of w0, w1
-    const uint32_t sp = (__byte_perm(s2w.x, s2w.y, sel) & 0x00ff00ffu) | 0x64006400u;
-    s2[k] = half2_bits(__hsub2(as_half2(sp), bias));
-    z[k] = ((__byte_perm(zw.x, zw.y, sel) ^ 0x00800080u) & 0x00ff00ffu) + 0x65806580u;
+    const bool sixteenth = BITS == 4 && (k & 1);
+    const uint32_t sp =
+        and_or(__byte_perm(s2w.x, s2w.y, sel), 0x00ff00ffu, sixteenth ? 0x54005400u : 0x64006400u);
+    s2[k] = half2_bits(__hsub2(as_half2(sp), sixteenth ? bias16 : bias));
+    z[k] = and_xor(__byte_perm(zw.x, zw.y, sel), 0x00ff00ffu, 0x00800080u) + 0x65806580u;
   }
 }
 
-// The 8 int8 codes of one token octet (lo: channels 0-3, hi: 4-7) from its packed codes.
+// The 8 int8 codes of one token octet (lo: channels 0-3, hi: 4-7) from its packed codes. For
+// BITS == 4, s2[1] and s2[3] hold s2 / 16 (stage2_pairs<4>).
 template <int BITS>
 __device__ __forceinline__ void unpack_octet(uint2 raw, const uint32_t* s2, const uint32_t* z,
                                              uint32_t& lo, uint32_t& hi) {
@@ -122,11 +142,19 @@ __device__ __forceinline__ void unpack_octet(uint2 raw, const uint32_t* s2, cons
   uint32_t u = raw.x;  // BITS == 4: code k at bits 4k; BITS == 2: code k at bits 2k
   if (BITS == 2) u = (u & 0xffu) | ((u & 0xff00u) << 8);  // codes 4-7 to bits 16-23
   uint32_t r[4];
+  if (BITS == 4) {
+    // Pairs 1 and 3 stay at bits 4-7 of each half: 0x6400 | 16 c, i.e. 16 c after the bias, with
+    // s2 / 16 (stage2_pairs<4>): the FMA's exact product 16 c * (s2 / 16) = c * s2, so the one
+    // rounding and the result are those of stage2_dequant_fp16. One shift per token, not three.
+    const uint32_t u8 = u >> 8;
+    r[0] = dequant_pair(and_or(u, 0x000f000fu, 0x64006400u), s2[0], z[0]);
+    r[1] = dequant_pair(and_or(u, 0x00f000f0u, 0x64006400u), s2[1], z[1]);
+    r[2] = dequant_pair(and_or(u8, 0x000f000fu, 0x64006400u), s2[2], z[2]);
+    r[3] = dequant_pair(and_or(u8, 0x00f000f0u, 0x64006400u), s2[3], z[3]);
+  } else {
 #pragma unroll
-  for (int k = 0; k < 4; ++k) {
-    const uint32_t pair =
-        ((u >> (BITS * k)) & (BITS == 4 ? 0x000f000fu : 0x00030003u)) | 0x64006400u;
-    r[k] = dequant_pair(pair, s2[k], z[k]);
+    for (int k = 0; k < 4; ++k)
+      r[k] = dequant_pair(((u >> (2 * k)) & 0x00030003u) | 0x64006400u, s2[k], z[k]);
   }
   const uint32_t t01 = __byte_perm(r[0], r[1], 0x6240);  // q0 q1 q4 q5
   const uint32_t t23 = __byte_perm(r[2], r[3], 0x6240);  // q2 q3 q6 q7
@@ -155,18 +183,22 @@ __device__ __forceinline__ int8_t& vt_byte(uint32_t* vt, int c, int t) {
 }
 
 // The packed codes of one unit (token quad tq, octet oc) of a block in the shared-memory ring:
-// 8, 4 or 2 bytes per token.
+// 8, 4 or 2 bytes per token. The unit's first byte once (an octet is BITS bytes), the 4 tokens at
+// constant offsets from it: immediate offsets of the shared-memory loads, so no per-token address
+// is kept across the loop (v10a kept them and spilled them: 8 of its 10 LDL per block).
 template <int D, int BITS>
 __device__ __forceinline__ void load_unit(const uint8_t* blk, int tq, int oc, uint2 (&raw)[4]) {
+  constexpr int kTokenBytes = D * BITS / 8;
+  const uint8_t* base = blk + tq * (4 * kTokenBytes) + oc * BITS;
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
-    const int e = (4 * tq + i) * D + 8 * oc;
+    const uint8_t* a = base + i * kTokenBytes;
     if (BITS == 8)
-      raw[i] = *reinterpret_cast<const uint2*>(blk + e);
+      raw[i] = *reinterpret_cast<const uint2*>(a);
     else if (BITS == 4)
-      raw[i].x = *reinterpret_cast<const unsigned int*>(blk + e / 2);
+      raw[i].x = *reinterpret_cast<const unsigned int*>(a);
     else
-      raw[i].x = *reinterpret_cast<const unsigned short*>(blk + e / 4);
+      raw[i].x = *reinterpret_cast<const unsigned short*>(a);
   }
 }
 
@@ -180,8 +212,8 @@ __device__ __forceinline__ void unpack_unit(Smem<D>& sm, bool is_v, int tq, int 
   constexpr int kS2Off = kTile * D * BITS / 8, kZOff = kS2Off + D;
   uint32_t s2[4] = {0u, 0u, 0u, 0u}, z[4] = {0u, 0u, 0u, 0u};
   if (BITS != 8)
-    stage2_pairs(*reinterpret_cast<const uint2*>(blk + kS2Off + 8 * oc),
-                 *reinterpret_cast<const uint2*>(blk + kZOff + 8 * oc), s2, z);
+    stage2_pairs<BITS>(*reinterpret_cast<const uint2*>(blk + kS2Off + 8 * oc),
+                       *reinterpret_cast<const uint2*>(blk + kZOff + 8 * oc), s2, z);
   uint32_t lo[4], hi[4];
 #pragma unroll
   for (int i = 0; i < 4; ++i) unpack_octet<BITS>(raw[i], s2, z, lo[i], hi[i]);
@@ -291,17 +323,23 @@ __device__ __forceinline__ void score_step(Smem<D>& sm, const uint32_t (&qa)[Tra
 
 // Step "softmax" (SPEC 5.2-5.5 row part): m_new, P = SAS(fp16(m_new - S)) through the memo
 // table, alpha, the P codes and the row sum l. One warp per row; lanes hold tokens j, j + 32.
-// vis_of(r): the visible tokens of row r.
+// vis_of(r): the visible tokens of row r. p_codes (p_quant u8 / s8, core p_code_table_applies):
+// the P-code table in shared memory instead, one lookup per score for SAS, the scaling and the
+// rint (core's exhaustive test checks table[p_code_table_index(bits(x), count)] against
+// p_code(sas_eval(x), p_scale(mode, .)), the codes the memo-table path gives); `table` then points
+// at it.
 template <int D, typename Vis>
 __device__ __forceinline__ void softmax_step(Smem<D>& sm, int rows, PQuant pq,
-                                             const uint16_t* table, int count, Vis vis_of) {
+                                             const uint16_t* table, bool p_codes, int count,
+                                             Vis vis_of) {
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   uint8_t* p8b = reinterpret_cast<uint8_t*>(sm.p8);
+  const uint8_t* code_table = reinterpret_cast<const uint8_t*>(table);
   constexpr int kRowBytes = Traits<D>::kP8Stride * 4;
   for (int r = warp; r < rows; r += kWarps) {
     const int n = vis_of(r);
     if (n == 0) continue;  // fully masked: skipped, not given a value
-    float s_j[2], p_j[2];
+    float s_j[2];
     float m_tile = -INFINITY;
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
@@ -312,23 +350,38 @@ __device__ __forceinline__ void softmax_step(Smem<D>& sm, int rows, PQuant pq,
     m_tile = warp_max(m_tile);
     const float m_old = sm.m[r];
     const float m_new = maxf(m_old, m_tile);
-    float p_max = 0.0f;
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int j = lane + 32 * h;
-      p_j[h] = j < n ? sas_lookup_shared(sub16(m_new, s_j[h]), table, count) : 0.0f;
-      p_max = maxf(p_max, p_j[h]);
-    }
-    p_max = warp_max(p_max);
     const float alpha = sas_rescale(m_old, m_new, sm.sas);
-    const PScale ps = p_scale(pq, p_max);
+    int c8[2];
+    PScale ps;
+    if (p_codes) {             // uniform
+      ps = p_scale(pq, 0.0f);  // u8 / s8: row-independent
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int j = lane + 32 * h;
+        c8[h] =
+            j < n ? code_table[p_code_table_index(float_to_half(sub16(m_new, s_j[h])).bits, count)]
+                  : 0;
+      }
+    } else {
+      float p_j[2], p_max = 0.0f;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int j = lane + 32 * h;
+        p_j[h] = j < n ? sas_lookup_shared(sub16(m_new, s_j[h]), table, count) : 0.0f;
+        p_max = maxf(p_max, p_j[h]);
+      }
+      // The row's P max is read only by p_scale of u8_row: the other modes skip its reduction
+      // (one 5-step shuffle chain off the softmax warps' path; pq is uniform).
+      if (pq == PQuant::kU8Row) p_max = warp_max(p_max);
+      ps = p_scale(pq, p_max);
+#pragma unroll
+      for (int h = 0; h < 2; ++h) c8[h] = lane + 32 * h < n ? p_code(p_j[h], ps) : 0;
+    }
     int sum = 0;
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      const int j = lane + 32 * h;
-      const int c8 = j < n ? p_code(p_j[h], ps) : 0;
-      p8b[r * kRowBytes + j] = static_cast<uint8_t>(c8);
-      sum += c8;
+      p8b[r * kRowBytes + lane + 32 * h] = static_cast<uint8_t>(c8[h]);
+      sum += c8[h];
     }
     sum = warp_sum(sum);
     __syncwarp();  // every lane has read m[r] before lane 0 updates it
@@ -400,7 +453,8 @@ __device__ __forceinline__ void pv_step(Smem<D>& sm, float (&o)[Traits<D>::kOTil
 // kRows: a compile-time bound on the query rows (8 or kMaxRows); at <= 8 the mma rows g + 8 are
 // padding and their fragments and epilogues are not compiled.
 template <int D, int kMinBlocks, int kRows>
-__global__ void __launch_bounds__(kThreads, kMinBlocks) DecodeKernel(RowsParams P) {
+__global__ void __launch_bounds__(kThreads, kMinBlocks)
+    DecodeKernel(RowsParams P, const uint8_t* p_codes) {
   using T = Traits<D>;
   static_assert(kRows == 8 || kRows == kMaxRows, "decode kernel: 8 or kMaxRows rows");
   constexpr int kHalves = kRows > 8 ? 2 : 1;
@@ -467,21 +521,31 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) DecodeKernel(RowsParams 
   auto ring_ptr = [&](int t, int is_v) {
     return ring + (static_cast<int64_t>(t % kStages) * 2 + is_v) * P.block_stride;
   };
-  // The SAS memo table joins the first copy group: shared-memory lookups in the softmax step.
+  // The SAS memo table (u16, count entries) or, for p_quant u8 / s8, the P-code table (u8,
+  // count + 1 entries) joins the first copy group: shared-memory lookups in the softmax step.
   uint16_t* table =
       reinterpret_cast<uint16_t*>(ring + static_cast<int64_t>(kStages) * 2 * P.block_stride);
   {
-    const int bytes = 2 * P.sas_table_count;
-    const uint8_t* src = reinterpret_cast<const uint8_t*>(P.sas_table);
+    const int bytes = p_codes ? P.sas_table_count + 1 : 2 * P.sas_table_count;
+    const uint8_t* src = p_codes ? p_codes : reinterpret_cast<const uint8_t*>(P.sas_table);
     for (int off = tid * 16; off < bytes; off += kThreads * 16)
       cp_async16(reinterpret_cast<uint8_t*>(table) + off, src + off, min(16, bytes - off));
   }
-  auto issue = [&](int t) {  // one commit group per ring slot, empty past the run's blocks
-    if (t < t_end && t < P.n_blocks)
+  // One commit group per ring slot, empty past the run's blocks. Piece e of 2 * chunks: K's
+  // chunks, then V's; the block's four addresses (global / ring, K / V) once per block, one
+  // select per piece (v10a built both 64-bit addresses per piece: ~22 instructions each).
+  auto issue = [&](int t) {
+    if (t < t_end && t < P.n_blocks) {
+      const uint8_t* const kg = block_ptr(t, 0);
+      const uint8_t* const vg = block_ptr(t, 1);
+      uint8_t* const ks = ring_ptr(t, 0);
+      uint8_t* const vs = ring_ptr(t, 1);
       for (int e = tid; e < 2 * chunks; e += kThreads) {
-        const int is_v = e >= chunks, off = (is_v ? e - chunks : e) * 16;
-        cp_async16(ring_ptr(t, is_v) + off, block_ptr(t, is_v) + off);
+        const bool is_v = e >= chunks;
+        const int off = 16 * (is_v ? e - chunks : e);
+        cp_async16((is_v ? vs : ks) + off, (is_v ? vg : kg) + off);
       }
+    }
     cp_async_commit();
   };
   for (int i = 0; i < kStages - 1; ++i) issue(t_begin + i);
@@ -514,6 +578,32 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) DecodeKernel(RowsParams 
   const int lane_row[2] = {row_part(lane >> 2), row_part((lane >> 2) + 8)};
   const int warp_row0 = row_part(warp), warp_row1 = row_part(warp + kWarps);  // softmax rows
 
+  // Unit ui (token quad, octet) of block t's K (is_v 0) or V (1), from the ring slot, at the
+  // cache's bit width.
+  auto unpack_one = [&](int t, int is_v, int ui) {
+    const int tq = ui / T::kOctets, oc = ui % T::kOctets;
+    const uint8_t* blk = ring_ptr(t, is_v);
+    uint2 raw[4];
+    if (bits == 4) {
+      load_unit<D, 4>(blk, tq, oc, raw);
+      unpack_unit<D, 4>(sm, is_v, tq, oc, raw, blk);
+    } else if (bits == 2) {
+      load_unit<D, 2>(blk, tq, oc, raw);
+      unpack_unit<D, 2>(sm, is_v, tq, oc, raw, blk);
+    } else {
+      load_unit<D, 8>(blk, tq, oc, raw);
+      unpack_unit<D, 8>(sm, is_v, tq, oc, raw, blk);
+    }
+  };
+  // Warps with a softmax row (softmax_step: warp w takes rows w, w + kWarps). When some warp has
+  // none (rows < kWarps), the blocks' V is unpacked by those warps during the softmax (v_late)
+  // rather than by all warps before the score, so the softmax warps' share of the unpack leaves
+  // the path to the barrier after the softmax (ncu of v10a at GQA 4: warps 4-7 waiting there
+  // held 13% of the kernel's stall samples, the V unpack 11%).
+  // (The 16-row instance runs 9..16 rows: no warp is free there, and v_late is not compiled.)
+  const int soft_warps = rows < kWarps ? rows : kWarps;
+  const bool v_late_ok = kRows <= 8 && soft_warps < kWarps;
+
   for (int t = t_begin; t < t_end; ++t) {
     const long long pos0 = static_cast<long long>(t) * kTile;
     const bool is_block = t < P.n_blocks;
@@ -525,25 +615,16 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) DecodeKernel(RowsParams 
     cp_async_wait<kStages - 2>();
     __syncthreads();  // block t visible to all; the previous tile's score / pv reads are done
     issue(t + kStages - 1);  // into the slot of block t - 1, consumed before the barrier above
-    // unpack (each unit's stage-2 pairs from the ring bytes of its octet)
+    // unpack (each unit's stage-2 pairs from the ring bytes of its octet): K here; V here too
+    // unless some warp holds no softmax row (v_late: V on those warps during the softmax).
+    const bool v_late = is_block && v_late_ok;
     if (is_block) {
 #pragma unroll
       for (int k = 0; k < T::kUnitsPerThread; ++k) {
         const int u = tid + k * kThreads;
         const int is_v = u >= T::kUnits, ui = is_v ? u - T::kUnits : u;
-        const int tq = ui / T::kOctets, oc = ui % T::kOctets;
-        const uint8_t* blk = ring_ptr(t, is_v);
-        uint2 raw[4];
-        if (bits == 4) {
-          load_unit<D, 4>(blk, tq, oc, raw);
-          unpack_unit<D, 4>(sm, is_v, tq, oc, raw, blk);
-        } else if (bits == 2) {
-          load_unit<D, 2>(blk, tq, oc, raw);
-          unpack_unit<D, 2>(sm, is_v, tq, oc, raw, blk);
-        } else {
-          load_unit<D, 8>(blk, tq, oc, raw);
-          unpack_unit<D, 8>(sm, is_v, tq, oc, raw, blk);
-        }
+        if (v_late && is_v) continue;  // warp-uniform: kUnits is a multiple of 32
+        unpack_one(t, is_v, ui);
       }
     } else {
       load_buffer_tile<D>(sm, P, bkv, nt);
@@ -561,9 +642,21 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) DecodeKernel(RowsParams 
         is_block ? *reinterpret_cast<const float*>(ring_ptr(t, 1) + scale_off) : sm.vs[0];
     score_step<D, kRows>(sm, qa, vis, per_token, ks0, P.tau);
     __syncthreads();
-    softmax_step<D>(sm, rows, P.p_quant, table, P.sas_table_count, [&](int r) {
+    softmax_step<D>(sm, rows, P.p_quant, table, p_codes != nullptr, P.sas_table_count, [&](int r) {
       return visible(tile_part, r < warp + kWarps ? warp_row0 : warp_row1, nt);
     });
+    // v_late: V of block t on the warps without a softmax row, beside the softmax. Shared phases:
+    // sm.vt is written here and read by pv_step after the barrier below; its previous reader,
+    // pv_step of tile t - 1, finished before this iteration's first barrier; the buffer tile
+    // (its only other writer) fills it before the second barrier and is never late. The softmax
+    // reads s / m / l and writes p8 / m / l / alpha / sp, all disjoint from vt. The ring slot of
+    // block t is read here and refilled only by issue(t + kStages) after the next iteration's
+    // first barrier.
+    if (v_late && warp >= soft_warps) {
+#pragma unroll 1
+      for (int ui = tid - soft_warps * 32; ui < T::kUnits; ui += (kWarps - soft_warps) * 32)
+        unpack_one(t, 1, ui);
+    }
     __syncthreads();
     pv_step<D, kRows>(sm, o, vis, per_token, vs0);
   }
@@ -677,11 +770,16 @@ void launch_decode_kernel(const RowsParams& p, cudaStream_t stream) {
     const char* e = std::getenv("TURBO_DECODE_CTAS");
     return e != nullptr && std::atoi(e) == 3 ? 3 : 2;
   }();
-  // Dynamic shared memory: the ring, then the SAS table; after the loop, O over both.
-  const size_t ring =
-      std::max<size_t>(static_cast<size_t>(kStages) * 2 * p.block_stride +
-                           (2 * static_cast<size_t>(p.sas_table_count) + 15) / 16 * 16,
-                       sizeof(float) * kMaxRows * p.d);
+  // The P-code table where it applies (u8 / s8), else the SAS memo table in the softmax.
+  const uint8_t* p_codes = p_code_table_applies(p.sas, p.p_quant)
+                               ? cached_p_code_table(p.sas, p.p_quant, stream)
+                               : nullptr;
+  const size_t table_bytes = p_codes ? static_cast<size_t>(p.sas_table_count) + 1
+                                     : 2 * static_cast<size_t>(p.sas_table_count);
+  // Dynamic shared memory: the ring, then the table; after the loop, O over both.
+  const size_t ring = std::max<size_t>(
+      static_cast<size_t>(kStages) * 2 * p.block_stride + (table_bytes + 15) / 16 * 16,
+      sizeof(float) * kMaxRows * p.d);
   TURBO_CHECK(ring <= kMaxDynamicSmem, "decode kernel: block stride "
                                            << p.block_stride << " and a SAS table of "
                                            << p.sas_table_count << " entries exceed shared memory");
@@ -704,7 +802,7 @@ void launch_decode_kernel(const RowsParams& p, cudaStream_t stream) {
                              : (small ? DecodeKernel<64, 2, 8> : DecodeKernel<64, 2, kMaxRows>))
           : (min_blocks == 3 ? (small ? DecodeKernel<128, 3, 8> : DecodeKernel<128, 3, kMaxRows>)
                              : (small ? DecodeKernel<128, 2, 8> : DecodeKernel<128, 2, kMaxRows>));
-  kernel<<<grid, kThreads, ring, stream>>>(p);
+  kernel<<<grid, kThreads, ring, stream>>>(p, p_codes);
   TURBO_CUDA_LAUNCH_CHECK();
 }
 

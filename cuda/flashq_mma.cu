@@ -464,8 +464,10 @@ DeviceBuffer& vt_buffer() {
   return buf;
 }
 
-// The P-code table of (sas, p_quant), filled on the host by core's fill_p_code_table (the function
-// core's exhaustive test checks) and copied to the device; cached per thread.
+}  // namespace
+
+// Filled on the host by core's fill_p_code_table (the function core's exhaustive test checks)
+// and copied to the device.
 const uint8_t* cached_p_code_table(const SasParams& sas, PQuant mode, cudaStream_t stream) {
   thread_local DeviceBuffer buf;
   thread_local SasParams key_sas{};
@@ -484,8 +486,6 @@ const uint8_t* cached_p_code_table(const SasParams& sas, PQuant mode, cudaStream
   }
   return buf.as<uint8_t>();
 }
-
-}  // namespace
 
 bool mma_supports(const AttentionConfig& c, int d, bool want_stats) {
   return c.method == Method::kFlashQ && !want_stats && d <= 128 &&

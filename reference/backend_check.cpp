@@ -614,6 +614,7 @@ std::vector<Case> all_cases(bool quick, uint64_t seed,
       "block=32,splits=5,q_gran=token",
       "block=17,kv_bits=2,splits=2",
       "p_quant=u8_row,n_r=4,splits=3",
+      "p_quant=s8,splits=2",
       "sas_precision=fp32,splits=6",
       "p_quant=fp16,splits=2",
   };
