@@ -55,6 +55,13 @@ expect 0 "largest stalls per issued instruction: wait 2.25, barrier 1.73, no ins
   python3 cuda/result_targets.py "$R" --ncu "$NCU"
 expect 0 "| ours 9.15 ms, cuDNN 3.59, flash 6.65: 0.39x / 0.73x | no | 2.75x | not profiled in this run |" \
   python3 cuda/result_targets.py "$R" --ncu "$NCU"
+# ncu prints a duration in the unit its size calls for: the prefill kernel's in ms (8.91 ms).
+expect 0 "one launch of MmaPrefillKernel<128, 1, 0>(MmaParams, const signed char *, int, const unsigned char *) (256, 32, 1)x(128, 1, 1); 8.91 ms; DRAM 0.8% of peak" \
+  python3 cuda/result_targets.py "$R" --ncu prefill=cuda/testdata/ncu_prefill_h200.txt
+cp "$R" "$T/r.json"; printf '# head\n\ntable\n' >"$T/r.md"
+expect 0 "latency-bound (profile" python3 cuda/result_targets.py "$T/r.json" --ncu "$NCU" --write
+grep -q '"targets"' "$T/r.json" && head -3 "$T/r.md" | grep -q table && grep -q "^- \`decode\`: latency-bound" "$T/r.md" ||
+  { echo "FAIL: --write did not update the JSON and the Markdown"; fails=$((fails + 1)); }
 : >"$T/empty.txt"; echo '{"rows": [' >"$T/broken.json"
 expect 0 "no kernel launch in it" python3 cuda/result_targets.py "$R" --ncu "decode=$T/empty.txt"
 expect 1 "broken.json" python3 cuda/result_targets.py "$T/broken.json"

@@ -5,7 +5,7 @@ Used by cuda/bench_sdpa.py when it writes a run's result file (the `targets` and
 fields and the Markdown section made from them); run alone it reads a result JSON and prints the
 section, for results written before these fields existed:
 
-  python3 cuda/result_targets.py cuda/results/<date>_<card>.json [--ncu decode=ncu.txt ...]
+  python3 cuda/result_targets.py cuda/results/<date>_<card>.json [--ncu decode=ncu.txt ...] [--write]
 
 The targets (same card, same run, ratios):
   decode, 4-bit / mixed 2+4-bit / 8-bit caches, B = 1 and 16, L = 32k: at least 3x faster than
@@ -42,6 +42,8 @@ NCU_METRICS = {
     "Theoretical Occupancy": "theoretical_occupancy_pct",
     "Executed Instructions": "instructions",
 }
+TIME_UNITS_US = {"ns": 1e-3, "us": 1.0, "usecond": 1.0, "ms": 1e3, "msecond": 1e3, "s": 1e6,
+                 "second": 1e6}
 STALL = re.compile(r"smsp__average_warps_issue_stalled_(\w+?)_per_issue_active\.ratio\s+\S+\s+([\d.]+)")
 # stall reasons that are not waiting: an issued warp counts as "selected"
 NOT_A_STALL = {"selected"}
@@ -67,7 +69,10 @@ def parse_ncu(path):
         for name, key in NCU_METRICS.items():
             m = re.match(re.escape(name) + r"\s+(\S+)\s+([\d,.]+)$", s)
             if m and key not in prof:
-                prof[key] = float(m.group(2).replace(",", ""))
+                value = float(m.group(2).replace(",", ""))
+                if key == "duration_us":  # ncu picks the unit by the magnitude
+                    value *= TIME_UNITS_US.get(m.group(1), float("nan"))
+                prof[key] = value
     if prof["kernel"] is None:
         return None
     return prof
@@ -87,7 +92,8 @@ def describe(prof):
     stalls = ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in top)
     parts = [f"{classify(prof)}: one launch of {prof['kernel']} {prof.get('grid_block', '')}"]
     if "duration_us" in prof:
-        parts.append(f"{prof['duration_us']:.1f} us")
+        us = prof["duration_us"]
+        parts.append(f"{us / 1e3:.2f} ms" if us >= 1e3 else f"{us:.1f} us")
     if "dram_pct" in prof:
         parts.append(f"DRAM {prof['dram_pct']:.1f}% of peak")
     if "issue_slots_pct" in prof:
@@ -210,6 +216,8 @@ def main():
     ap.add_argument("json", help="a run's result JSON (cuda/results/)")
     ap.add_argument("--ncu", action="append", default=[],
                     help="KEY=PATH: a kernel's ncu log (KEY: decode, prefill, compress, append)")
+    ap.add_argument("--write", action="store_true",
+                    help="write the profiles and targets into the JSON and its .md beside it")
     args = ap.parse_args()
     try:
         res = json.load(open(args.json))
@@ -219,7 +227,20 @@ def main():
     profiles.update(parse_ncu_args(args.ncu))
     res["profiles"] = profiles
     res["targets"] = targets(res, profiles)
-    print(markdown(res), end="")
+    section = markdown(res)
+    if args.write:
+        # The result file and its Markdown (same name, .md) re-judged in place: the JSON's
+        # profiles and targets fields, the Markdown's section from its heading to the end.
+        json.dump(res, open(args.json, "w"), indent=1)
+        md = args.json[:-len(".json")] + ".md" if args.json.endswith(".json") else None
+        if md:
+            try:
+                text = open(md).read()
+            except OSError as e:
+                sys.exit(f"{md}: {e}")
+            head = text.split("## Issue 7's targets")[0].rstrip("\n")
+            open(md, "w").write(head + "\n\n" + section)
+    print(section, end="")
 
 
 if __name__ == "__main__":
