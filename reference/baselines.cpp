@@ -114,6 +114,16 @@ struct PreparedKv {
   std::vector<float> k_scale, v_scale;  // per tile (legacy sage: K; fp8: K and V); authors sage:
                                         // K per token (its group's), V per channel (sage_pv=fp8)
   int tile = 1;                         // tokens per tile (sage, fp8)
+
+  // len x d rows of K and V values, zero, to be filled.
+  static PreparedKv rows(int64_t len, int d) {
+    PreparedKv p;
+    p.len = len;
+    p.d = d;
+    p.k.resize(static_cast<size_t>(len * d));
+    p.v.resize(static_cast<size_t>(len * d));
+    return p;
+  }
 };
 
 // SageAttention's blocks (its kernels' BLKQ, BLKK / CTA_K, WARPQ) and per-thread groups.
@@ -191,11 +201,7 @@ class KiviStream final : public Stream {
   }
 
   PreparedKv prepare(const AttentionConfig&) const override {
-    PreparedKv p;
-    p.len = len_;
-    p.d = d_;
-    p.k.resize(static_cast<size_t>(len_ * d_));
-    p.v.resize(static_cast<size_t>(len_ * d_));
+    PreparedKv p = PreparedKv::rows(len_, d_);
     for (int64_t t = 0; t < k_quant_; ++t)
       for (int c = 0; c < d_; ++c) {
         const int64_t s = (t / g_) * d_ + c;
@@ -330,11 +336,7 @@ class Int8Stream final : public Stream {
   }
 
   PreparedKv prepare(const AttentionConfig&) const override {
-    PreparedKv p;
-    p.len = len_;
-    p.d = d_;
-    p.k.resize(static_cast<size_t>(len_ * d_));
-    p.v.resize(static_cast<size_t>(len_ * d_));
+    PreparedKv p = PreparedKv::rows(len_, d_);
     for (int64_t t = 0; t < len_; ++t)
       for (int c = 0; c < d_; ++c) {
         p.k[t * d_ + c] = round_half(static_cast<float>(k_codes_[t * d_ + c]) * k_scale_[t]);
@@ -376,11 +378,7 @@ class Fp16Stream final : public Stream {
   }
 
   PreparedKv prepare(const AttentionConfig&) const override {
-    PreparedKv p;
-    p.len = len_;
-    p.d = d_;
-    p.k.resize(k_.size());
-    p.v.resize(v_.size());
+    PreparedKv p = PreparedKv::rows(len_, d_);  // k_, v_: len_ x d_ FP16 values
     for (size_t i = 0; i < k_.size(); ++i) {
       p.k[i] = half_to_float(k_[i]);
       p.v[i] = half_to_float(v_[i]);
@@ -416,12 +414,8 @@ class Fp8Stream final : public Stream {
   }
 
   PreparedKv prepare(const AttentionConfig&) const override {
-    PreparedKv p;
-    p.len = len_;
-    p.d = d_;
+    PreparedKv p = PreparedKv::rows(len_, d_);
     p.tile = tile_;
-    p.k.resize(static_cast<size_t>(len_ * d_));
-    p.v.resize(static_cast<size_t>(len_ * d_));
     for (size_t i = 0; i < k_codes_.size(); ++i) {
       p.k[i] = e4m3_to_float(k_codes_[i]);
       p.v[i] = e4m3_to_float(v_codes_[i]);
