@@ -257,12 +257,15 @@ void bench_prefill(Csv& csv, bool quick) {
       }
 }
 
-// Splits that fill the card in one wave: the decode kernel's 2 CTAs per SM, each run at least 2
-// blocks. The benchmark also times half and twice that and keeps the best (reported).
+// Splits that fill the card in one wave: the decode kernel's CTAs per SM (2, or 3 with
+// TURBO_DECODE_CTAS=3, flashq_decode.cu), each run at least 2 blocks. The benchmark also times
+// half and twice that and keeps the best (reported).
 int default_splits(int64_t streams, int64_t tiles) {
   int sms = 0;
   cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
-  const int64_t want = (2 * sms + streams - 1) / streams;
+  const char* e = std::getenv("TURBO_DECODE_CTAS");
+  const int per_sm = e != nullptr && std::atoi(e) == 3 ? 3 : 2;
+  const int64_t want = (per_sm * sms + streams - 1) / streams;
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({want, tiles / 2, 256})));
 }
 
