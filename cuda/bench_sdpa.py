@@ -159,7 +159,7 @@ def main():
     ap.add_argument("--cli-bench", help="log of `turboattn bench --backend cuda`")
     ap.add_argument("--ncu", action="append", default=[],
                     help="KEY=PATH: one kernel launch's ncu log (cuda/run_gpu.sh PROFILE=1), the "
-                         "measured reason of the targets of KEY (decode, prefill, compress, append)")
+                         "measured reason of the targets of KEY (decode, prefill, quantize, compress, append)")
     args = ap.parse_args()
     torch.manual_seed(0)
     rows = list(csv.DictReader(open(args.ours)))

@@ -215,7 +215,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("json", help="a run's result JSON (cuda/results/)")
     ap.add_argument("--ncu", action="append", default=[],
-                    help="KEY=PATH: a kernel's ncu log (KEY: decode, prefill, compress, append)")
+                    help="KEY=PATH: a kernel's ncu log (KEY: decode, prefill, quantize, compress, append)")
     ap.add_argument("--write", action="store_true",
                     help="write the profiles and targets into the JSON and its .md beside it")
     args = ap.parse_args()

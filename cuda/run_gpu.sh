@@ -108,13 +108,14 @@ ncu_detail() {
   stamp "ncu $1"
 }
 # PROFILE=1: the decode kernel (4-bit, B = 1, L = 32k), the prefill kernel (D = 128, N = 16k,
-# causal), the compress kernel and the append's compression kernel (4-bit); PROFILE=decode: the
+# causal), the stage-1 quantize kernel, the compress kernel and the append's compression kernel (4-bit); PROFILE=decode: the
 # first only. Kernel names can be overridden (NCU_DECODE=regex ...).
 case "${PROFILE:-0}" in
   1|decode)
     ncu_detail decode "${NCU_DECODE:-DecodeKernel}" 40 decode
     if [ "$PROFILE" = 1 ]; then
       ncu_detail prefill "${NCU_PREFILL:-MmaPrefillKernel}" 3 prefill
+      ncu_detail quantize "${NCU_QUANTIZE:-Stage1Vec8Kernel}" 3 rates
       ncu_detail compress "${NCU_COMPRESS:-CompressChannelKernel}" 3 rates
       ncu_detail append "${NCU_APPEND:-CompressChunkRegisterKernel}" 3 rates
     fi ;;
