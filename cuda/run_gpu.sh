@@ -25,7 +25,9 @@ stamp() { echo "[$(( $(date +%s) - START ))s] $*"; }
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader | tee "$LOG/card.txt"
 # The device copy of the checkout may carry a stale .git: write the commit to .commit before a run
 # (echo $(git rev-parse --short HEAD) > .commit); else git is asked.
-COMMIT=$(cat .commit 2>/dev/null || git rev-parse --short HEAD 2>/dev/null || echo unknown)
+# (COMMIT=<sha> names it outright, e.g. from a file inside a carried folder: a git-ignored .commit
+# does not travel.)
+COMMIT=${COMMIT:-$(cat .commit 2>/dev/null || git rev-parse --short HEAD 2>/dev/null || echo unknown)}
 SYS_LD=${LD_LIBRARY_PATH-}  # the machine's own, for Python (torch) below
 if [ -n "${PREBUILT:-}" ]; then
   # Programs built elsewhere for this card (cuda/pack_cli.sh's note: same architecture, a glibc as
