@@ -26,6 +26,19 @@ struct BlockLayout {
   int frac_step = 0;     // 1: stage 2 with the fractional step (core/quant.h stage2f_*)
   int token_scales = 0;  // 1: one FP32 stage-1 scale per token instead of one per block
 
+  // The channel-axis layout with the integer step and one stage-1 scale per block: the layout the
+  // kernels' fast paths (the decode kernel, the register path and column scan of stage 2) take.
+  // group_size is not read on the channel axis.
+  TURBO_HD static BlockLayout channel_axis(int n_b, int d, int bits) {
+    BlockLayout L;
+    L.n_b = n_b;
+    L.d = d;
+    L.bits = bits;
+    L.axis = 0;
+    L.group_size = d;
+    return L;
+  }
+
   TURBO_HD int64_t elements() const { return static_cast<int64_t>(n_b) * d; }
   TURBO_HD int64_t groups() const {
     if (bits == 8) return 0;

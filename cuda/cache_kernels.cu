@@ -53,6 +53,16 @@ __device__ __forceinline__ void store_scale(uint8_t* at, float v) {
   for (int b = 0; b < 4; ++b) at[b] = static_cast<uint8_t>(u >> (8 * b));
 }
 
+// store_scale spread over threads 0-3, one byte each (the stage-2 append kernels' form), for the
+// channel-axis block of n x d codes at `bits`.
+__device__ __forceinline__ void store_scale_by_4(uint8_t* blk, int n, int d, int bits, float v) {
+  if (threadIdx.x < 4) {
+    const uint32_t u = __float_as_uint(v);
+    blk[BlockLayout::channel_axis(n, d, bits).scale_offset() + threadIdx.x] =
+        static_cast<uint8_t>(u >> (8 * threadIdx.x));
+  }
+}
+
 // grid (n_full * streams, kv_count): x = j + n_full * s, y + kv0 = 0 compresses K, 1 V. Block j of
 // stream s
 // holds the rows [j * n_b, (j + 1) * n_b) of the buffer's n_buf rows followed by the input rows
@@ -150,16 +160,16 @@ __global__ void CompressChunkKernel(CacheAppendParams P, int kv0) {
 
 // The column-scan path of CompressChunkKernel for the common layout (stage2_channel.cuh,
 // TURBO_STAGE2_PATH=scan: slower than the register path on the H200, kept for the A/B of
-// cuda/TUNING.md): grid
-// (x, kv_count), y + kv0 = 0 compresses K, 1 V; CTA x takes the blocks x, x + gridDim.x, ... of
-// the n_full * streams (block i: stream i / n_full, block j = i % n_full of the call, its tokens
-// as CompressChunkKernel's). The FP16 rows of the next block (input rows, or the fp16 buffer's)
-// stream into a two-block ring with 16-byte asynchronous copies while this one is compressed; an
-// int8 buffer's rows are read directly. Stage 1 in registers: thread t holds kV vectors of 8
-// channels [c0, c0 + 8) of the rows r0 + v * rows_per_pass (the per-token scale of an int8
-// buffer over the tpr lanes of a row); the codes go to shared memory for channel_scan_compress.
-// Dynamic shared memory: the ring (2 x n_b x d FP16), then the codes (n_b x d). kV = 8 (16,384
-// codes: 80 KB of it) fits at most 2 CTAs per SM, so it gets the registers of 2 (no spill).
+// cuda/TUNING.md): grid (x, kv_count), y + kv0 = 0 compresses K, 1 V; CTA x takes the blocks x, x +
+// gridDim.x, ... of the n_full * streams (block i: stream i / n_full, block j = i % n_full of the
+// call, its tokens as CompressChunkKernel's). The FP16 rows of the next block (input rows, or the
+// fp16 buffer's) stream into a two-block ring with 16-byte asynchronous copies while this one is
+// compressed; an int8 buffer's rows are read directly. Stage 1 in registers: thread t holds kV
+// vectors of 8 channels [c0, c0 + 8) of the rows r0 + v * rows_per_pass (the per-token scale of an
+// int8 buffer over the tpr lanes of a row); the codes go to shared memory for
+// channel_scan_compress. Dynamic shared memory: the ring (2 x n_b x d FP16), then the codes (n_b x
+// d). kV = 8 (16,384 codes: 80 KB of it) fits at most 2 CTAs per SM, so it gets the registers of 2
+// (no spill).
 template <int kV>
 __global__ void __launch_bounds__(kChannelTileThreads, kV >= 8 ? 2 : 3)
     CompressChunkChannelKernel(CacheAppendParams P, int kv0) {
@@ -275,16 +285,7 @@ __global__ void __launch_bounds__(kChannelTileThreads, kV >= 8 ? 2 : 3)
     uint8_t* blk =
         (is_k ? P.k_blocks : P.v_blocks) + (s * P.block_cap + P.block_index + j) * P.block_stride;
     channel_scan_compress_bits<2 * kV>(bits, codes, d, blk, sm);
-    if (threadIdx.x < 4) {
-      BlockLayout L;
-      L.n_b = n;
-      L.d = d;
-      L.bits = bits;
-      L.axis = 0;
-      L.group_size = P.group_size;
-      const uint32_t u = __float_as_uint(sc.scale);
-      blk[L.scale_offset() + threadIdx.x] = static_cast<uint8_t>(u >> (8 * threadIdx.x));
-    }
+    store_scale_by_4(blk, n, d, bits, sc.scale);
     slot ^= 1;
   }
   cp_async_wait<0>();
@@ -387,16 +388,7 @@ __global__ void __launch_bounds__(kChannelTileThreads)
   uint8_t* blk =
       (is_k ? P.k_blocks : P.v_blocks) + (s * P.block_cap + P.block_index + j) * P.block_stride;
   channel_tile_compress_bits<kC, kV>(P.head_bits[hk], w, d, blk, sm);
-  if (threadIdx.x < 4) {
-    BlockLayout L;
-    L.n_b = n;
-    L.d = d;
-    L.bits = P.head_bits[hk];
-    L.axis = 0;
-    L.group_size = P.group_size;
-    const uint32_t u = __float_as_uint(sc.scale);
-    blk[L.scale_offset() + threadIdx.x] = static_cast<uint8_t>(u >> (8 * threadIdx.x));
-  }
+  store_scale_by_4(blk, n, d, P.head_bits[hk], sc.scale);
 }
 
 }  // namespace

@@ -505,12 +505,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
 
   // Block t of this stream, K (0) or V (1), in global memory and in the ring.
   extern __shared__ __align__(16) uint8_t ring[];
-  BlockLayout L;
-  L.n_b = kTile;
-  L.d = D;
-  L.bits = bits;
-  L.axis = 0;
-  L.group_size = P.group_size;
+  const BlockLayout L = BlockLayout::channel_axis(kTile, D, bits);
   // Layout offsets once (their 64-bit divisions stay out of the loop).
   const int chunks = static_cast<int>((L.bytes() + 15) / 16);  // 16-byte pieces of one block
   const int scale_off = static_cast<int>(L.scale_offset());
