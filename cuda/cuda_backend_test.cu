@@ -1,10 +1,15 @@
 // cuda backend vs the reference on the case list every backend is checked with
 // (reference/backend_check.h: exact ops bit for bit, approximate ops within their bound; LABELS
-// gpu). Without a CUDA device every test reports SKIPPED with the reason; CI has no GPU,
-// so these run on the lent device through cuda/run_gpu.sh.
+// gpu). Without a CUDA device every backend test reports SKIPPED with the reason; CI has no GPU,
+// so these run on the lent device through cuda/run_gpu.sh. The stage-2 knob tests are host-only.
 #include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <functional>
+#include <string>
 
 #include "cuda/cuda_backend.h"
+#include "cuda/stage2_channel.cuh"
 #include "reference/backend_check.h"
 #include "reference/reference.h"
 
@@ -81,6 +86,60 @@ TEST_F(CudaBackendTest, RejectsNonFinite) {
   HostTensor<Half> q(1, 1, 4, 64), o(1, 1, 4, 64);
   q.storage[5] = Half{0x7c00};
   EXPECT_THROW(dev_->attention_prefill(c, q.view(), q.view(), q.view(), o.view(), nullptr), Error);
+}
+
+// The stage-2 tuning knobs (host side: no device needed, so these run in CI too). A bad value is an
+// error naming the variable and what it accepts, never a silent default.
+class Stage2KnobTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    unsetenv("TURBO_STAGE2_PATH");
+    unsetenv("TURBO_STAGE2_RING");
+  }
+  static std::string error_of(const std::function<void()>& f) {
+    try {
+      f();
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "";
+  }
+};
+
+TEST_F(Stage2KnobTest, PathValuesAndBadOnes) {
+  unsetenv("TURBO_STAGE2_PATH");
+  EXPECT_EQ(stage2_path(Stage2Path::kRegister), Stage2Path::kRegister);
+  EXPECT_EQ(stage2_path(Stage2Path::kScan), Stage2Path::kScan);
+  setenv("TURBO_STAGE2_PATH", "scan", 1);
+  EXPECT_EQ(stage2_path(Stage2Path::kRegister), Stage2Path::kScan);
+  setenv("TURBO_STAGE2_PATH", "register", 1);
+  EXPECT_EQ(stage2_path(Stage2Path::kScan), Stage2Path::kRegister);
+  setenv("TURBO_STAGE2_PATH", "general", 1);
+  EXPECT_EQ(stage2_path(Stage2Path::kScan), Stage2Path::kGeneral);
+  for (const char* bad : {"", "Scan", "registers", "scan "}) {
+    setenv("TURBO_STAGE2_PATH", bad, 1);
+    const std::string e = error_of([] { stage2_path(Stage2Path::kScan); });
+    EXPECT_NE(
+        e.find(std::string("TURBO_STAGE2_PATH=") + bad + ": expected scan, register or general"),
+        std::string::npos)
+        << "'" << bad << "': " << e;
+  }
+}
+
+TEST_F(Stage2KnobTest, RingDepthValuesAndBadOnes) {
+  unsetenv("TURBO_STAGE2_RING");
+  EXPECT_EQ(stage2_ring_depth(), 2);
+  for (int depth : {2, 3, 4}) {
+    setenv("TURBO_STAGE2_RING", std::to_string(depth).c_str(), 1);
+    EXPECT_EQ(stage2_ring_depth(), depth);
+  }
+  for (const char* bad : {"", "1", "5", "22", "3x", "-2"}) {
+    setenv("TURBO_STAGE2_RING", bad, 1);
+    const std::string e = error_of([] { stage2_ring_depth(); });
+    EXPECT_NE(e.find(std::string("TURBO_STAGE2_RING=") + bad + ": expected 2, 3 or 4"),
+              std::string::npos)
+        << "'" << bad << "': " << e;
+  }
 }
 
 }  // namespace

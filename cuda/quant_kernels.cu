@@ -8,7 +8,6 @@
 // because a stored zero point of -0 and +0 differ in their bits.
 #include <algorithm>
 #include <cfloat>
-#include <cstdlib>
 #include <cstring>
 
 #include "core/fp16.h"
@@ -220,8 +219,7 @@ __global__ void __launch_bounds__(kChannelTileThreads)
 
 // The register path of CompressKernel for the common layout (stage2_channel.cuh,
 // TURBO_STAGE2_PATH=register: 2.3x slower than the column scan on the H200, kept for the A/B of
-// cuda/TUNING.md): thread t
-// holds kV vectors of 16 codes (one 16-byte load each). Grid (n_blocks).
+// cuda/TUNING.md): thread t holds kV vectors of 16 codes (one 16-byte load each). Grid (n_blocks).
 template <int kV>
 __global__ void __launch_bounds__(kChannelTileThreads)
     CompressRegisterKernel(const int8_t* q_all, BlockLayout L, uint8_t* blocks, int64_t stride) {
@@ -351,20 +349,6 @@ void launch_channel_mean(const Half* k, int64_t heads, int64_t n_total, int64_t 
   TURBO_CUDA_LAUNCH_CHECK();
 }
 
-namespace {
-
-// The column scan's ring depth of the compress op, from TURBO_STAGE2_RING (2, 3 or 4 blocks;
-// default 2): a tuning knob for cuda/TUNING.md, read at every launch.
-int compress_ring_depth() {
-  const char* e = std::getenv("TURBO_STAGE2_RING");
-  if (e == nullptr) return 2;
-  TURBO_CHECK((!std::strcmp(e, "2") || !std::strcmp(e, "3") || !std::strcmp(e, "4")),
-              "TURBO_STAGE2_RING=" << e << ": expected 2, 3 or 4");
-  return e[0] - '0';
-}
-
-}  // namespace
-
 void launch_compress_blocks(const int8_t* q, const BlockLayout& layout, int64_t n_blocks,
                             uint8_t* blocks, int64_t block_stride, cudaStream_t stream) {
   if (n_blocks == 0) return;
@@ -373,7 +357,7 @@ void launch_compress_blocks(const int8_t* q, const BlockLayout& layout, int64_t 
       aligned16(q) && aligned16(blocks) && (n_blocks == 1 || block_stride % 16 == 0);
   const int rows = aligned && path == Stage2Path::kScan ? channel_scan_rows(layout) : 0;
   if (rows > 0) {
-    const int depth = compress_ring_depth();
+    const int depth = stage2_ring_depth();
     const size_t smem = depth * static_cast<size_t>(layout.elements());
     auto launch = [&](auto kernel) {
       if (smem > 48 * 1024)

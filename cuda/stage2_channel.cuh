@@ -65,6 +65,16 @@ inline Stage2Path stage2_path(Stage2Path unset) {
   return unset;
 }
 
+// The column scan's ring depth of the compress op, from TURBO_STAGE2_RING (2, 3 or 4 blocks;
+// default 2): a tuning knob for cuda/TUNING.md, read at every launch.
+inline int stage2_ring_depth() {
+  const char* e = std::getenv("TURBO_STAGE2_RING");
+  if (e == nullptr) return 2;
+  TURBO_CHECK((!std::strcmp(e, "2") || !std::strcmp(e, "3") || !std::strcmp(e, "4")),
+              "TURBO_STAGE2_RING=" << e << ": expected 2, 3 or 4");
+  return e[0] - '0';
+}
+
 // CTAs for a grid-stride kernel: every block when they fit in one wave, else one full wave. The
 // occupancy of each (device, kernel, shared memory) is asked once and kept: an append calls this
 // for every launch, and the query is host work on the path of every call.
