@@ -66,4 +66,11 @@ grep -q '"targets"' "$T/r.json" && head -3 "$T/r.md" | grep -q table && grep -q 
 expect 0 "no kernel launch in it" python3 cuda/result_targets.py "$R" --ncu "decode=$T/empty.txt"
 expect 1 "broken.json" python3 cuda/result_targets.py "$T/broken.json"
 expect 1 "none.json" python3 cuda/result_targets.py "$T/none.json"
+expect 1 "Is a directory" python3 cuda/result_targets.py "$T"
+expect 0 "Is a directory" python3 cuda/result_targets.py "$R" --ncu "decode=$T"
+cp "$R" "$T/lone.json"; cp "$T/lone.json" "$T/lone.before"
+expect 1 "lone.md" python3 cuda/result_targets.py "$T/lone.json" --ncu "$NCU" --write
+cmp -s "$T/lone.json" "$T/lone.before" ||
+  { echo "FAIL: --write changed the JSON although its .md was missing"; fails=$((fails + 1)); }
+expect 1 "needs a result file named *.json" python3 cuda/result_targets.py "$T/lone.before" --write
 [ "$fails" = 0 ] && echo "gpu_scripts: all passed" || { echo "gpu_scripts: $fails failed"; exit 1; }

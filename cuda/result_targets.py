@@ -231,15 +231,17 @@ def main():
     if args.write:
         # The result file and its Markdown (same name, .md) re-judged in place: the JSON's
         # profiles and targets fields, the Markdown's section from its heading to the end.
+        # The Markdown is read before either file is written: a missing one changes nothing.
+        if not args.json.endswith(".json"):
+            sys.exit(f"{args.json}: --write needs a result file named *.json (its .md beside it)")
+        md = args.json[:-len(".json")] + ".md"
+        try:
+            text = open(md).read()
+        except OSError as e:
+            sys.exit(f"{md}: {e} (nothing written)")
+        head = text.split("## Issue 7's targets")[0].rstrip("\n")
         json.dump(res, open(args.json, "w"), indent=1)
-        md = args.json[:-len(".json")] + ".md" if args.json.endswith(".json") else None
-        if md:
-            try:
-                text = open(md).read()
-            except OSError as e:
-                sys.exit(f"{md}: {e}")
-            head = text.split("## Issue 7's targets")[0].rstrip("\n")
-            open(md, "w").write(head + "\n\n" + section)
+        open(md, "w").write(head + "\n\n" + section)
     print(section, end="")
 
 
