@@ -5,9 +5,9 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
-#include <functional>
 #include <string>
 
+#include "core/error_test_util.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/stage2_channel.cuh"
 #include "reference/backend_check.h"
@@ -95,14 +95,6 @@ class Stage2KnobTest : public ::testing::Test {
   void TearDown() override {
     unsetenv("TURBO_STAGE2_PATH");
     unsetenv("TURBO_STAGE2_RING");
-  }
-  static std::string error_of(const std::function<void()>& f) {
-    try {
-      f();
-    } catch (const Error& e) {
-      return e.what();
-    }
-    return "";
   }
 };
 
